@@ -1,0 +1,253 @@
+"""The draft on disk: read it strictly, write it atomically, notice when
+another program changed it.
+
+The draft file is the writer's, not ours: we read it only as UTF-8 text,
+replace it only whole (a temporary file in the same folder, flushed and
+fsynced, then renamed over it, so a reader or a crash sees the old file or
+the new one and never half of one), and never overwrite a change someone
+else made since we last read or wrote it.
+
+Change detection compares what ``os.stat`` says (inode, size, mtime) with
+what we saw last; when they differ we hash the file before calling it a
+change, so a ``touch`` or a rewrite with identical bytes is not a conflict.
+An in-place rewrite of the same size inside one mtime tick would go
+unnoticed; every editor we know of either changes the size, lands in a later
+tick, or replaces the file (a new inode).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+# Mode of a draft we create, before the umask (what `open(..., "w")` uses).
+_NEW_FILE_MODE = 0o666
+
+
+class DraftError(Exception):
+    """The draft cannot be read or written; ``str()`` is one line naming the
+    file and the problem."""
+
+
+class DraftChanged(DraftError):
+    """Another program changed the draft since we last read or wrote it."""
+
+
+class DraftReadOnly(DraftError):
+    """The draft is read-only: it can be read, not edited."""
+
+
+@dataclass(frozen=True)
+class DiskStamp:
+    """What we last saw on disk; ``None`` fields mean the file did not exist."""
+
+    inode: int | None
+    size: int | None
+    mtime_ns: int | None
+    digest: str | None
+
+    @classmethod
+    def missing(cls) -> DiskStamp:
+        return cls(None, None, None, None)
+
+    def same_stat(self, st: os.stat_result | None) -> bool:
+        if st is None:
+            return self.inode is None
+        return (self.inode, self.size, self.mtime_ns) == (
+            st.st_ino, st.st_size, st.st_mtime_ns
+        )
+
+
+def digest_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def decode_draft(path: Path, data: bytes) -> str:
+    """The text of a draft's bytes, or a DraftError saying why it is not
+    text."""
+    if b"\0" in data:
+        raise DraftError(f"{path}: binary file (contains NUL bytes), not a text draft")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DraftError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+        ) from None
+
+
+def _describe(path: Path, exc: OSError, doing: str) -> DraftError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EACCES:
+        reason = "permission denied"
+    return DraftError(f"{path}: cannot {doing}: {reason}")
+
+
+class DraftFile:
+    """One draft on disk and what we last knew about it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._stamp: DiskStamp | None = None  # None until the first read
+
+    # --- reading ----------------------------------------------------------
+
+    def read(self) -> str:
+        """The draft's text ('' for a draft that does not exist yet, whose
+        folder does); remembers what it saw for change detection."""
+        data = self._read_bytes()
+        if data is None:
+            self._stamp = DiskStamp.missing()
+            return ""
+        text = decode_draft(self.path, data)
+        self._stamp = self._stamp_for(data)
+        return text
+
+    def _read_bytes(self) -> bytes | None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise DraftError(f"{self.path}: folder {folder} does not exist")
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise DraftError(f"{self.path}: is a directory, not a draft") from None
+        except OSError as exc:
+            raise _describe(self.path, exc, "read") from None
+
+    def _stat(self) -> os.stat_result | None:
+        try:
+            return os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _describe(self.path, exc, "stat") from None
+
+    def _stamp_for(self, data: bytes) -> DiskStamp:
+        st = self._stat()
+        if st is None:  # deleted between the read and the stat
+            return DiskStamp.missing()
+        return DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, digest_of(data))
+
+    # --- state ------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def read_only(self) -> bool:
+        """True when the writer marked the draft read-only (no write bit at
+        all) or its folder cannot take our temporary file. Mode bits rather
+        than ``os.access``, because as root ``os.access`` says yes to
+        everything and we would overwrite a file the writer protected."""
+        st = self._stat()
+        if st is not None and not st.st_mode & _WRITE_BITS:
+            return True
+        return not os.access(self.path.parent, os.W_OK | os.X_OK)
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file differs from what we last read or wrote."""
+        if self._stamp is None:
+            raise RuntimeError("changed_on_disk() before read()")
+        st = self._stat()
+        if self._stamp.same_stat(st):
+            return False
+        if st is None or self._stamp.inode is None:
+            return True  # appeared or disappeared
+        data = self._read_bytes()
+        if data is None:
+            return True
+        if digest_of(data) != self._stamp.digest:
+            return True
+        # Same bytes, new stat (touched, or rewritten identically): adopt it
+        # so the next check is cheap again.
+        self._stamp = self._stamp_for(data)
+        return False
+
+    def check_unchanged(self) -> None:
+        """Raise DraftChanged if another program changed the draft."""
+        if self.changed_on_disk():
+            raise DraftChanged(
+                f"{self.path}: changed on disk by another program since it was "
+                "loaded; not overwriting it (reopen the draft to record the file "
+                "as it is now as a new version)"
+            )
+
+    # --- writing ----------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Replace the draft with ``text`` atomically, keeping its mode.
+        Refuses (DraftChanged) if someone else changed it first, and
+        (DraftReadOnly) if it is read-only."""
+        self.check_unchanged()
+        if self.read_only:
+            raise DraftReadOnly(f"{self.path}: the draft is read-only; not writing it")
+        data = text.encode("utf-8")
+        st = self._stat()
+        mode = stat.S_IMODE(st.st_mode) if st is not None else _NEW_FILE_MODE & ~_UMASK
+        self._replace_with(data, mode)
+        self._stamp = self._stamp_for(data)
+
+    def _replace_with(self, data: bytes, mode: int) -> None:
+        folder = self.path.parent
+        try:
+            fd, temp_name = tempfile.mkstemp(
+                dir=folder, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            raise _describe(self.path, exc, "write") from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), mode)
+                os.fsync(handle.fileno())
+            os.replace(temp_name, self.path)
+        except OSError as exc:
+            _remove_quietly(temp_name)
+            raise _describe(self.path, exc, "write") from None
+        except BaseException:
+            _remove_quietly(temp_name)
+            raise
+        _fsync_folder(folder)
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; do that once, at import, rather
+    # than on every write while other threads may be creating files.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _current_umask()
+
+
+def _remove_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (the new directory entry)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the data is safe
+    finally:
+        os.close(fd)
