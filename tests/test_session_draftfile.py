@@ -167,3 +167,13 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path):
+    path = tmp_path / "draft.md"
+    path.write_text("text\n")
+    (tmp_path / ".draft.md.abc123.tmp").write_text("half a wri")
+    (tmp_path / ".other.md.abc123.tmp").write_text("not ours")
+    removed = DraftFile(path).remove_stale_temporaries()
+    assert [p.name for p in removed] == [".draft.md.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.md.abc123.tmp", "draft.md"]

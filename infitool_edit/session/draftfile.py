@@ -18,6 +18,7 @@ tick, or replaces the file (a new inode).
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import os
 import stat
@@ -25,14 +26,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+_TEMP_SUFFIX = ".tmp"
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Mode of a draft we create, before the umask (what `open(..., "w")` uses).
 _NEW_FILE_MODE = 0o666
 
 
-class DraftError(Exception):
+class DraftError(ValueError):
     """The draft cannot be read or written; ``str()`` is one line naming the
-    file and the problem."""
+    file and the problem. A ValueError like the command language's and the
+    document's errors, so a caller can treat every refusal alike."""
 
 
 class DraftChanged(DraftError):
@@ -197,11 +200,24 @@ class DraftFile:
         self._replace_with(data, mode)
         self._stamp = self._stamp_for(data)
 
+    @property
+    def _temporary_prefix(self) -> str:
+        return f".{self.path.name}."
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary files a killed write left beside the draft. Only
+        safe while holding the draft's lock (no other write is under way)."""
+        removed = []
+        for candidate in self.path.parent.glob(f"{glob.escape(self._temporary_prefix)}*{_TEMP_SUFFIX}"):
+            _remove_quietly(str(candidate))
+            removed.append(candidate)
+        return removed
+
     def _replace_with(self, data: bytes, mode: int) -> None:
         folder = self.path.parent
         try:
             fd, temp_name = tempfile.mkstemp(
-                dir=folder, prefix=f".{self.path.name}.", suffix=".tmp"
+                dir=folder, prefix=self._temporary_prefix, suffix=_TEMP_SUFFIX
             )
         except OSError as exc:
             raise _describe(self.path, exc, "write") from None
