@@ -1,0 +1,88 @@
+"""The shape of a Mamba model, with the field names of HuggingFace's `MambaConfig`.
+
+The same names mean a `config.json` written by `transformers` (for
+`state-spaces/mamba-130m-hf`, `tiiuae/falcon-mamba-7b`, ...) loads straight
+into this dataclass, and one we write loads straight into `transformers`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class MambaConfig:
+    vocab_size: int = 50280  # rows of the embedding (already padded, as HF stores it)
+    hidden_size: int = 768  # d_model: width of the residual stream
+    state_size: int = 16  # n: size of each channel's SSM state
+    num_hidden_layers: int = 24
+    expand: int = 2  # d_in = expand * hidden_size channels inside the mixer
+    conv_kernel: int = 4  # k: width of the causal depthwise convolution
+    time_step_rank: int | str = "auto"  # R: rank of the Δ projection; "auto" = ceil(d_model / 16)
+    use_bias: bool = False  # bias on in_proj and out_proj
+    use_conv_bias: bool = True
+    layer_norm_epsilon: float = 1e-5
+    residual_in_fp32: bool = True  # keep the residual stream in fp32 when the weights are not
+    tie_word_embeddings: bool = True  # the LM head reuses the embedding matrix
+    pad_vocab_size_multiple: int = 1  # round vocab_size up to a multiple of this when building
+    # FalconMamba: weightless RMS norms on Δ (before dt_proj), B and C, with this epsilon.
+    falcon: bool = False
+    mixer_rms_eps: float = 1e-6
+    # Only used to initialise fresh weights; a checkpoint overrides them.
+    time_step_min: float = 0.001
+    time_step_max: float = 0.1
+    time_step_floor: float = 1e-4
+    initializer_range: float = 0.02
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 0
+    pad_token_id: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.time_step_rank == "auto":
+            self.time_step_rank = math.ceil(self.hidden_size / 16)
+        multiple = self.pad_vocab_size_multiple
+        if multiple > 1 and self.vocab_size % multiple:
+            self.vocab_size += multiple - self.vocab_size % multiple
+
+    @property
+    def intermediate_size(self) -> int:
+        """d_in: the number of channels the selective scan runs over."""
+        return self.expand * self.hidden_size
+
+    @property
+    def model_type(self) -> str:
+        return "falcon_mamba" if self.falcon else "mamba"
+
+    def to_hf_dict(self) -> dict:
+        """The `config.json` contents `transformers` expects for this model."""
+        values = asdict(self)
+        del values["falcon"]
+        if not self.falcon:
+            del values["mixer_rms_eps"]
+        architecture = "FalconMambaForCausalLM" if self.falcon else "MambaForCausalLM"
+        return {
+            "model_type": self.model_type,
+            "architectures": [architecture],
+            **values,
+            "intermediate_size": self.intermediate_size,
+            "hidden_act": "silu",
+        }
+
+    @classmethod
+    def from_hf_dict(cls, values: dict) -> MambaConfig:
+        """Build from a `config.json` dict, ignoring keys that do not shape the model.
+
+        Raises `ValueError` / `TypeError` naming the first bad field."""
+        known = {f.name: f for f in fields(cls)} | {"falcon": None}
+        kwargs = {key: value for key, value in values.items() if key in known}
+        kwargs["falcon"] = values.get("model_type") == "falcon_mamba"
+        for name in ("vocab_size", "hidden_size", "state_size", "num_hidden_layers", "expand", "conv_kernel"):
+            if name in kwargs and (not isinstance(kwargs[name], int) or isinstance(kwargs[name], bool) or kwargs[name] < 1):
+                raise ValueError(f"{name} must be a positive integer, not {kwargs[name]!r}")
+        rank = kwargs.get("time_step_rank", "auto")
+        if rank != "auto" and (not isinstance(rank, int) or rank < 1):
+            raise ValueError(f"time_step_rank must be a positive integer or 'auto', not {rank!r}")
+        if values.get("hidden_act", "silu") != "silu":
+            raise ValueError(f"hidden_act {values['hidden_act']!r} is not supported (only silu)")
+        return cls(**kwargs)

@@ -1,0 +1,265 @@
+"""Mamba, the selective state-space model (Gu & Dao, 2023), in plain PyTorch.
+
+Each module has `forward` (a whole sequence: prompts and training) and `step`
+(one token, recurrent, updating the state in place) side by side; both compute
+the same numbers, and tests hold them to it.
+
+Glossary (code name: paper symbol, meaning)
+  b       batch size
+  l       sequence length
+  d       hidden_size, the width of the residual stream (d_model)
+  d_in    intermediate_size = expand * d, the channels the SSM runs over (ED)
+  n       state_size, the SSM state per channel (N)
+  k       conv_kernel, the width of the causal depthwise convolution
+  R       time_step_rank, the rank of the Δ projection
+  dt      Δ, the input-dependent step size (b, l, d_in)
+  A       A = -exp(A_log), the (diagonal) state matrix (d_in, n)
+  B, C    B and C, input-dependent input and output matrices (b, l, n)
+  D       D, the skip connection (d_in,)
+  h       the hidden state of the SSM (b, d_in, n)
+
+The selective scan, per channel and state entry:
+  h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t        y_t = C_t · h_t + D x_t
+
+Parameter names follow HuggingFace's `MambaForCausalLM` (minus its `backbone.`
+prefix), so checkpoints map onto this model one to one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MambaConfig
+from .state import State
+
+# Tokens per block of the PyTorch scan: bounds the (b, chunk, d_in, n) temporaries.
+SCAN_CHUNK = 128
+
+
+def _cuda_kernels():
+    """`infitool_edit.kernels.dispatch` for CUDA tensors, or None when it is not there."""
+    try:
+        from infitool_edit.kernels import dispatch
+    except ImportError:
+        return None
+    return dispatch
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """x / rms(x) over the last dimension, in fp32, times `weight` if there is one."""
+    x32 = x.float()
+    normed = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    return normed if weight is None else normed * weight
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
+
+
+def selective_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t over a sequence; return (C_t · h_t, last h).
+
+    x, dt: (b, l, d_in); B, C: (b, l, n); A: (d_in, n); h: (b, d_in, n) the state before x.
+    The recurrence is sequential in t; everything else is batched over a chunk
+    of SCAN_CHUNK tokens at a time, so temporaries stay a few MB.
+    """
+    length = x.shape[1]
+    ys = []
+    for start in range(0, length, SCAN_CHUNK):
+        chunk = slice(start, start + SCAN_CHUNK)
+        dt_c = dt[:, chunk, :, None]  # (b, t, d_in, 1)
+        decay = torch.exp(dt_c * A)  # exp(ΔA): (b, t, d_in, n)
+        drive = dt_c * x[:, chunk, :, None] * B[:, chunk, None, :]  # ΔBx: (b, t, d_in, n)
+        hs = []
+        for t in range(decay.shape[1]):
+            h = torch.addcmul(drive[:, t], decay[:, t], h)
+            hs.append(h)
+        hs = torch.stack(hs, dim=1)  # (b, t, d_in, n)
+        ys.append(torch.einsum("btdn,btn->btd", hs, C[:, chunk].to(hs.dtype)))
+    return torch.cat(ys, dim=1), h
+
+
+class MambaMixer(nn.Module):
+    """in_proj → causal conv → SiLU → selective SSM, gated by SiLU(z) → out_proj."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        d, d_in, n, R = config.hidden_size, config.intermediate_size, config.state_size, config.time_step_rank
+        self.d_in, self.n, self.R = d_in, n, R
+        self.falcon, self.mixer_rms_eps = config.falcon, config.mixer_rms_eps
+        self.in_proj = nn.Linear(d, 2 * d_in, bias=config.use_bias)  # x and the gate z
+        self.conv1d = nn.Conv1d(d_in, d_in, config.conv_kernel, groups=d_in, bias=config.use_conv_bias)
+        self.x_proj = nn.Linear(d_in, R + 2 * n, bias=False)  # Δ (low rank), B, C
+        self.dt_proj = nn.Linear(R, d_in, bias=True)
+        self.A_log = nn.Parameter(torch.empty(d_in, n))
+        self.D = nn.Parameter(torch.empty(d_in))
+        self.out_proj = nn.Linear(d_in, d, bias=config.use_bias)
+
+    def _dt_B_C(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The input-dependent SSM parameters for x (..., d_in): Δ (..., d_in), B and C (..., n)."""
+        dt, B, C = self.x_proj(x).split([self.R, self.n, self.n], dim=-1)
+        if self.falcon:
+            dt = rms_norm(dt, None, self.mixer_rms_eps)
+            B = rms_norm(B, None, self.mixer_rms_eps)
+            C = rms_norm(C, None, self.mixer_rms_eps)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def forward(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
+        """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
+        k = conv_state.shape[-1]
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, l, d_in) each
+        # The convolution sees the last k-1 inputs before this sequence as its left context.
+        window = torch.cat([conv_state[..., 1:], x.transpose(1, 2).to(conv_state.dtype)], dim=-1)  # (b, d_in, k-1+l)
+        x = F.silu(F.conv1d(window.to(x.dtype), self.conv1d.weight, self.conv1d.bias, groups=self.d_in))
+        x = x.transpose(1, 2)  # (b, l, d_in)
+        dt, B, C = self._dt_B_C(x)
+        A = -torch.exp(self.A_log.float())
+        kernels = _cuda_kernels() if hidden.is_cuda else None
+        if kernels is not None and not ssm_state.any():
+            y, h = kernels.selective_scan_fn(
+                x.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), return_last_state=True
+            )
+            y = y.transpose(1, 2)
+        else:
+            y, h = selective_scan(x.float(), dt.float(), A, B.float(), C.float(), ssm_state.float())
+        y = (y + x * self.D).to(x.dtype) * F.silu(z)
+        conv_state.copy_(window[..., -k:])
+        ssm_state.copy_(h)
+        return self.out_proj(y)
+
+    def step(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
+        """hidden (b, d) for one token → (b, d); updates conv_state and ssm_state in place."""
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, d_in) each
+        conv_state.copy_(conv_state.roll(-1, dims=-1))  # slide the window left by one
+        conv_state[..., -1] = x
+        x = torch.sum(conv_state * self.conv1d.weight[:, 0], dim=-1)  # (b, d_in)
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        dt, B, C = self._dt_B_C(x)
+        A = -torch.exp(self.A_log.float())
+        kernels = _cuda_kernels() if hidden.is_cuda else None
+        if kernels is not None:
+            y = kernels.selective_state_update(ssm_state, x, dt, A, B, C)
+        else:
+            # h ← exp(ΔA) h + Δ B x, in place; then y = C · h
+            ssm_state.mul_(torch.exp(dt.unsqueeze(-1) * A)).addcmul_((dt * x).unsqueeze(-1), B.unsqueeze(1))
+            y = torch.bmm(ssm_state, C.unsqueeze(-1).to(ssm_state.dtype)).squeeze(-1).to(x.dtype)
+        y = torch.addcmul(y, x, self.D) * F.silu(z)
+        return self.out_proj(y)
+
+
+class MambaBlock(nn.Module):
+    """Pre-norm residual block: x + mixer(norm(x))."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        self.residual_in_fp32 = config.residual_in_fp32
+        self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
+        self.mixer = MambaMixer(config)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() if self.residual_in_fp32 else x
+
+    def forward(self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
+        mixed = self.mixer(self.norm(x.to(self.norm.weight.dtype)), conv_state, ssm_state)
+        return self._residual(x) + mixed
+
+    def step(self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
+        mixed = self.mixer.step(self.norm(x.to(self.norm.weight.dtype)), conv_state, ssm_state)
+        return self._residual(x) + mixed
+
+
+class MambaLM(nn.Module):
+    """Embedding → blocks → final RMS norm → LM head (tied to the embedding by default)."""
+
+    def __init__(self, config: MambaConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(MambaBlock(config) for _ in range(config.num_hidden_layers))
+        self.norm_f = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.embeddings.weight
+        self.reset_parameters()
+
+    def new_state(self, batch: int = 1) -> State:
+        """The zero state (nothing read yet), on this model's device."""
+        weight = self.embeddings.weight
+        return State.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)
+
+    def forward(
+        self, ids: torch.Tensor, state: State | None = None, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]:
+        """Read ids (b, l) after `state` (default: from scratch) → (logits, state).
+
+        logits are (b, l, vocab) fp32, or (b, vocab) for the last token only with
+        `last_only` (what a prompt needs; it skips the LM head for the rest).
+        A given state is advanced in place and returned; snapshot it first
+        with `state.copy()` to keep the old one.
+        """
+        if ids.dim() != 2:
+            raise ValueError(f"ids must be (batch, length), not {tuple(ids.shape)}")
+        if ids.shape[1] == 0:
+            raise ValueError("ids must hold at least one token")
+        state = self.new_state(ids.shape[0]) if state is None else state
+        x = self.embeddings(ids)  # (b, l, d)
+        for layer, block in enumerate(self.layers):
+            x = block(x, state.conv[layer], state.ssm[layer])
+        if last_only:
+            x = x[:, -1]
+        return self._logits(x), state
+
+    def step(self, token: torch.Tensor | int, state: State) -> torch.Tensor:
+        """Read one token per batch row (b,) (or a plain int) → logits (b, vocab); advances `state` in place."""
+        if isinstance(token, int):
+            token = torch.tensor([token], device=self.embeddings.weight.device)
+        x = self.embeddings(token)  # (b, d)
+        for layer, block in enumerate(self.layers):
+            x = block.step(x, state.conv[layer], state.ssm[layer])
+        return self._logits(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_f(x.to(self.norm_f.weight.dtype))
+        return self.lm_head(x).float()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fresh weights as Mamba initialises them (S4D-real A, Δ in [dt_min, dt_max])."""
+        config = self.config
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=config.initializer_range)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=config.initializer_range)
+        for block in self.layers:
+            mixer = block.mixer
+            mixer.conv1d.reset_parameters()
+            A = torch.arange(1, mixer.n + 1, dtype=torch.float32).expand(mixer.d_in, -1)
+            mixer.A_log.copy_(torch.log(A))
+            mixer.D.fill_(1.0)
+            nn.init.uniform_(mixer.dt_proj.weight, -(mixer.R**-0.5), mixer.R**-0.5)
+            log_min, log_max = math.log(config.time_step_min), math.log(config.time_step_max)
+            dt = torch.exp(torch.rand(mixer.d_in) * (log_max - log_min) + log_min).clamp(min=config.time_step_floor)
+            mixer.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
+            nn.init.normal_(mixer.out_proj.weight, std=config.initializer_range / math.sqrt(config.num_hidden_layers))
