@@ -1,0 +1,183 @@
+"""The command line: `infitool-edit DRAFT` opens the editor; the subcommands
+apply scripts, show the history and move through it headlessly.
+
+This module only translates arguments into calls on the core and the core's
+errors into one line on stderr with exit code 1; the logic lives in
+``infitool_edit.session`` and ``infitool_edit.history``. It is the only
+module that imports Typer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import pkgutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Iterator
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infitool_edit import bench
+from infitool_edit.commands import CommandError, parse_script
+from infitool_edit.document import ApplyError
+from infitool_edit.history import DraftLocked, History, UnknownVersion
+from infitool_edit.session.draftfile import DraftError
+from infitool_edit.session.editing import EditingSession
+
+app = typer.Typer(
+    name="infitool-edit",
+    help="A terminal editor for writers in which a local model edits only through commands.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Errors a user can cause; each becomes one line and exit code 1.
+USER_ERRORS = (CommandError, ApplyError, DraftError, DraftLocked, UnknownVersion, OSError)
+
+DraftArg = Annotated[Path, typer.Argument(help="The markdown draft.", show_default=False)]
+VersionArg = Annotated[
+    str, typer.Argument(help="A version: 17, v17, or a checkpoint's name.", show_default=False)
+]
+AuthorOption = Annotated[str, typer.Option(help="Who the new versions are by.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"infitool-edit: {message}", err=True)
+    return typer.Exit(1)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except USER_ERRORS as exc:
+        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def version_number(history: History, ref: str) -> int:
+    """`17` and `v17` name a version; anything else, a checkpoint."""
+    digits = ref[1:] if ref[:1] in ("v", "V") else ref
+    if digits.isdigit():
+        return int(digits)
+    return history.find_checkpoint(ref)
+
+
+@app.command()
+def edit(draft: DraftArg) -> None:
+    """Open the editor on DRAFT (also: `infitool-edit DRAFT`)."""
+    try:
+        from infitool_edit.ui.app import run_editor
+    except ModuleNotFoundError as exc:
+        if exc.name != "infitool_edit.ui.app":
+            raise
+        raise fail("the editor (TUI) is not installed yet; `apply`, `log` and `show` work") from None
+    with user_errors():
+        run_editor(draft)
+
+
+@app.command()
+def apply(
+    draft: DraftArg,
+    script: Annotated[Path, typer.Argument(help="A file of commands, one per line.", show_default=False)],
+    author: AuthorOption = "writer",
+) -> None:
+    """Apply a file of commands to DRAFT, one version each, printing the observations."""
+    with user_errors():
+        try:
+            text = script.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise fail(f"{script}: not UTF-8 text") from None
+        commands = parse_script(text)
+        with EditingSession.open(draft, author=author) as session:
+            for command in commands:
+                typer.echo(session.execute(command).observation)
+
+
+@app.command()
+def log(
+    draft: DraftArg,
+    limit: Annotated[int, typer.Option(help="How many of the newest versions to list.", min=1)] = 50,
+) -> None:
+    """List DRAFT's versions, newest first."""
+    with user_errors(), History.open(draft) as history:
+        versions = history.log(limit=limit)
+    table = Table("version", "author", "command", "time", "line")
+    for info in versions:
+        name = f"v{info.number}" + (f" [{info.checkpoint}]" if info.checkpoint else "")
+        when = datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(name, info.author, info.message, when, info.line_name)
+    Console().print(table)
+
+
+@app.command()
+def show(draft: DraftArg, version: VersionArg) -> None:
+    """Print DRAFT as it was at VERSION."""
+    with user_errors(), History.open(draft) as history:
+        snapshot = history.read(version_number(history, version))
+    sys.stdout.write(snapshot.draft)
+
+
+@app.command()
+def diff(draft: DraftArg, a: VersionArg, b: VersionArg) -> None:
+    """Show how DRAFT changed from version A to version B (unified diff)."""
+    with user_errors(), History.open(draft) as history:
+        text = history.diff(version_number(history, a), version_number(history, b))
+    sys.stdout.write(text)
+
+
+@app.command()
+def rewind(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") -> None:
+    """Make DRAFT what it was at VERSION, as a new version (nothing is lost)."""
+    with user_errors(), EditingSession.open(draft, author=author) as session:
+        number = version_number(session.history, version)
+        typer.echo(session.execute(f"rewind v{number}").observation)
+
+
+@app.command()
+def fork(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") -> None:
+    """Start a new line of DRAFT's history from VERSION."""
+    with user_errors(), EditingSession.open(draft, author=author) as session:
+        typer.echo(session.fork(version_number(session.history, version)).observation)
+
+
+def bench_suites() -> list[str]:
+    return sorted(module.name for module in pkgutil.iter_modules(bench.__path__))
+
+
+@app.command(name="bench")
+def run_bench(
+    suite: Annotated[str, typer.Argument(help="Which suite, e.g. core.", show_default=False)],
+) -> None:
+    """Run a benchmark suite; its last output line is one JSON object of figures."""
+    suites = bench_suites()
+    module = importlib.import_module(f"{bench.__name__}.{suite}") if suite in suites else None
+    if module is None or not callable(getattr(module, "main", None)):
+        raise fail(f"unknown benchmark suite {suite!r} (available: {', '.join(suites) or 'none'})")
+    typer.echo(json.dumps(module.main()))
+
+
+def _route_bare_draft(args: list[str]) -> list[str]:
+    """`infitool-edit DRAFT` means `infitool-edit edit DRAFT` (a draft named like
+    a subcommand still opens with `infitool-edit edit NAME`)."""
+    commands = {command.name or command.callback.__name__ for command in app.registered_commands}
+    if args and not args[0].startswith("-") and args[0] not in commands:
+        return ["edit", *args]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _route_bare_draft(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="infitool-edit")
+    except KeyboardInterrupt:
+        typer.echo("infitool-edit: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not the user's fault: still one line, never a traceback
+        typer.echo(f"infitool-edit: internal error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+        sys.exit(1)

@@ -1,0 +1,247 @@
+"""The editing session: one draft, its history, and the commands applied to it.
+
+Every command, the model's or the writer's, goes through ``execute``:
+parse, apply to the workspace, record a version, write the draft. The order
+is what keeps a crash harmless: the version is recorded before the file is
+written, so a process killed at any instant leaves the file equal to the
+newest version or to the one before it, and ``open`` finishes the
+interrupted write on the next start.
+
+Errors are checked before anything changes (the command parses, the address
+resolves, the file was not changed by someone else, the draft is writable),
+so a failing command leaves the draft, the notes and the history as they
+were.
+
+When another program changes the draft during a session, ``execute``
+refuses with DraftChanged. The explicit way on is to reopen the draft (or
+call ``adopt_disk``): the file as it is on disk becomes a new version
+authored ``disk``, so neither their text nor any earlier version is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infitool_edit.commands import parse, serialize
+from infitool_edit.commands import ast
+from infitool_edit.document import Outcome, Workspace
+from infitool_edit.document.edits import TextEdit
+from infitool_edit.history import History, VersionInfo
+from infitool_edit.session.draftfile import DraftFile, DraftReadOnly
+
+# Author and message of the versions the session records on its own.
+DISK_AUTHOR = "disk"
+OPEN_MESSAGE = "open"
+RELOAD_MESSAGE = "reload"
+
+# How many versions the `history` command lists, and how much of each
+# command line it shows: observations stay bounded however long the history.
+HISTORY_LINES = 20
+HISTORY_MESSAGE_CHARS = 120
+
+# Commands that change the file on disk, refused on a read-only draft.
+_CHANGES_FILE = (*ast.EDITING, ast.Rewind)
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What one command did. ``version`` is the number of the version it
+    recorded, or None for commands that only look (read, find, goal…)."""
+
+    line: str  # the command, serialized as the history stores it
+    author: str
+    version: int | None
+    outcome: Outcome | None  # None for the session's own commands
+    observation: str
+    edit: TextEdit | None  # what changed in the draft, for incremental views
+
+    @property
+    def done(self) -> bool:
+        return self.line.startswith("done")
+
+
+class EditingSession:
+    """An open draft. Use ``EditingSession.open``; close it (or use it as a
+    context manager) to release the history's lock."""
+
+    def __init__(self, draft: DraftFile, history: History, author: str):
+        self.draft = draft
+        self.history = history
+        self.author = author
+        self.goal: str | None = None
+        self.workspace = Workspace("")
+        self.read_only = draft.read_only
+
+    @property
+    def draft_path(self) -> Path:
+        return self.draft.path
+
+    @classmethod
+    def open(cls, draft_path: Path | str, *, author: str) -> EditingSession:
+        """Lock the draft's history, load the draft and reconcile the two.
+        Raises DraftError (unreadable, binary, not UTF-8…) before taking the
+        lock, and DraftLocked when another session holds it."""
+        draft = DraftFile(Path(draft_path))
+        draft.read()  # refuse a file we cannot edit before touching history
+        history = History.open(draft.path)
+        draft.remove_stale_temporaries()
+        session = cls(draft, history, author)
+        try:
+            session._reconcile()
+        except BaseException:
+            history.close()
+            raise
+        return session
+
+    def close(self) -> None:
+        self.history.close()
+
+    def __enter__(self) -> EditingSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- opening ----------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Make the workspace, the history head and the file agree."""
+        on_disk = self.draft.read()
+        head = self.history.head()
+        if head is None:
+            self._load(on_disk, "")
+            self.history.record(on_disk, "", OPEN_MESSAGE, DISK_AUTHOR)
+            return
+        snapshot = self.history.read(head.number)
+        self._load(snapshot.draft, snapshot.notes)
+        if on_disk == snapshot.draft:
+            return
+        if not self.draft.exists:
+            return  # deleted outside: the head is the draft; saved on the next edit
+        if not self.read_only and self._is_interrupted_write(head, on_disk):
+            self.draft.write(snapshot.draft)
+            return
+        self._record_disk(on_disk)
+
+    def _is_interrupted_write(self, head: VersionInfo, on_disk: str) -> bool:
+        """A crash between recording the head and writing the file leaves the
+        file equal to the version before the head."""
+        return head.parent is not None and self.history.read(head.parent).draft == on_disk
+
+    def _record_disk(self, on_disk: str) -> VersionInfo:
+        info = self.history.record(on_disk, self.workspace.notes, RELOAD_MESSAGE, DISK_AUTHOR)
+        self._load(on_disk, self.workspace.notes)
+        return info
+
+    def _load(self, draft: str, notes: str) -> None:
+        self.workspace = Workspace(draft, notes)
+
+    def adopt_disk(self) -> int | None:
+        """Take the file as another program left it: record it as a version
+        authored ``disk`` (nothing is overwritten). Returns that version, or
+        None when the file had not changed."""
+        if not self.draft.changed_on_disk():
+            return None
+        on_disk = self.draft.read()
+        if on_disk == self.workspace.text:
+            return None
+        return self._record_disk(on_disk).number
+
+    # --- executing --------------------------------------------------------
+
+    def execute(self, line_or_command: str | ast.Command, *, author: str | None = None) -> Executed:
+        """Apply one command. Raises CommandError, ApplyError, DraftChanged,
+        DraftReadOnly or UnknownVersion with everything left as it was."""
+        command = (
+            parse(line_or_command) if isinstance(line_or_command, str) else line_or_command
+        )
+        line = serialize(command)
+        author = author or self.author
+        if isinstance(command, _CHANGES_FILE) and self.read_only:
+            raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; `{line}` not applied")
+        self.draft.check_unchanged()
+
+        if isinstance(command, ast.Goal):
+            return self._look(line, author, f"@goal {self.goal or '(no goal was given)'}")
+        if isinstance(command, ast.History):
+            return self._look(line, author, self._history_observation())
+        if isinstance(command, ast.Done):
+            return self._look(line, author, "@done")
+        if isinstance(command, ast.Checkpoint):
+            return self._checkpoint(command, line, author)
+        if isinstance(command, ast.Rewind):
+            return self._rewind(command, line, author)
+        return self._apply(command, line, author)
+
+    def _look(self, line: str, author: str, observation: str) -> Executed:
+        return Executed(line, author, None, None, observation, None)
+
+    def _apply(self, command: ast.Command, line: str, author: str) -> Executed:
+        before = (self.workspace.text, self.workspace.notes)
+        outcome = self.workspace.apply(command, author=author)
+        if outcome.edit is None and not outcome.notes_changed:
+            return Executed(line, author, None, outcome, outcome.render(None), None)
+        try:
+            info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
+        except BaseException:
+            # The version was not recorded: neither may the change be.
+            self._load(*before)
+            raise
+        if outcome.edit is not None:
+            self.draft.write(self.workspace.text)
+        return Executed(line, author, info.number, outcome, outcome.render(info.number), outcome.edit)
+
+    def _checkpoint(self, command: ast.Checkpoint, line: str, author: str) -> Executed:
+        info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
+        self.history.checkpoint(command.name)
+        return Executed(line, author, info.number, None, f"@ok v{info.number}", None)
+
+    def _rewind(self, command: ast.Rewind, line: str, author: str) -> Executed:
+        number = self._resolve(command.to)
+        info = self.history.restore(number, author)
+        return self._after_restore(info, line, author)
+
+    def fork(self, number: int, *, author: str | None = None) -> Executed:
+        """Start a new line of history from version ``number``; the draft
+        becomes that version's text."""
+        if self.read_only:
+            raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; not forking")
+        self.draft.check_unchanged()
+        author = author or self.author
+        info = self.history.fork(number, author)
+        return self._after_restore(info, f"fork v{number}", author)
+
+    def _after_restore(self, info: VersionInfo, line: str, author: str) -> Executed:
+        old_text = self.workspace.text
+        snapshot = self.history.read(info.number)
+        self._load(snapshot.draft, snapshot.notes)
+        edit = None
+        if snapshot.draft != old_text:
+            edit = TextEdit((0, 0), _end_of(old_text), snapshot.draft)
+            self.draft.write(snapshot.draft)
+        return Executed(line, author, info.number, None, f"@ok v{info.number} restored", edit)
+
+    def _resolve(self, ref: ast.VersionRef | ast.CheckpointRef) -> int:
+        if isinstance(ref, ast.CheckpointRef):
+            return self.history.find_checkpoint(ref.name)
+        self.history.read(ref.number)  # UnknownVersion before anything changes
+        return ref.number
+
+    def _history_observation(self) -> str:
+        versions = self.history.log(limit=HISTORY_LINES)
+        if not versions:
+            return "@history (empty)"
+        lines = [f"@history v{versions[0].number}-v{versions[-1].number} of {self.history.count()}"]
+        for info in versions:
+            message = info.message.splitlines()[0] if info.message else ""
+            if len(message) > HISTORY_MESSAGE_CHARS:
+                message = message[: HISTORY_MESSAGE_CHARS - 1] + "…"
+            lines.append(f"v{info.number} {info.author} {message}")
+        return "\n".join(lines)
+
+
+def _end_of(text: str) -> tuple[int, int]:
+    """The 0-based (line, column) just past the last character."""
+    last_newline = text.rfind("\n")
+    return (text.count("\n"), len(text) - last_newline - 1)
