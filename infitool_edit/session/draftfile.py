@@ -114,8 +114,11 @@ class DraftFile:
 
     def _read_bytes(self) -> bytes | None:
         folder = self.path.parent
-        if not folder.is_dir():
-            raise DraftError(f"{self.path}: folder {folder} does not exist")
+        try:
+            if not folder.is_dir():
+                raise DraftError(f"{self.path}: folder {folder} does not exist")
+        except OSError as exc:
+            raise _describe(self.path, exc, "read") from None
         try:
             with open(self.path, "rb") as handle:
                 return handle.read()
