@@ -1,0 +1,66 @@
+"""Writing commands back as lines: ``serialize``.
+
+The canonical spelling of a command, the one the history stores as a
+commit message: ``parse(serialize(c)) == c`` for every command that can be
+written at all. A command that cannot (line 0, an empty search string, a
+raw control character other than newline and tab in a string, a heading
+slug with a space) raises ``ValueError`` instead of producing a line that
+would not read back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from infitool_edit.commands import grammar
+from infitool_edit.commands.ast import Command
+from infitool_edit.commands.regular import to_regex
+
+_KIND_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _kind_pattern(kind: grammar.TokenKind) -> re.Pattern[str]:
+    pattern = _KIND_PATTERNS.get(kind.name)
+    if pattern is None:
+        pattern = _KIND_PATTERNS[kind.name] = re.compile(to_regex(kind.shape))
+    return pattern
+
+
+def _encode(kind: grammar.TokenKind, value: object) -> str | None:
+    """The token for ``value`` as ``kind``, or None when it is not one."""
+    if type(value) is not kind.value_type:
+        return None
+    try:
+        token = kind.encode(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return token if _kind_pattern(kind).fullmatch(token) else None
+
+
+def _write(form: grammar.Form, command: Command) -> str | None:
+    filled = {slot.field for slot in form.slots}
+    for field in dataclasses.fields(command):
+        if field.name not in filled and getattr(command, field.name) != field.default:
+            return None
+    tokens = [form.verb]
+    for slot in form.slots:
+        value = getattr(command, slot.field)
+        token = next((t for kind in slot.kinds if (t := _encode(kind, value)) is not None), None)
+        if token is None:
+            return None
+        tokens.append(token)
+    return " ".join(tokens)
+
+
+def serialize(command: Command) -> str:
+    """The one line that ``parse`` reads back as ``command``."""
+    forms = grammar.FORMS_BY_COMMAND.get(type(command))
+    if forms is None:
+        raise ValueError(f"not a command: {command!r}")
+    for form in forms:
+        line = _write(form, command)
+        if line is not None:
+            return line
+    usages = " or ".join(form.usage for form in forms)
+    raise ValueError(f"cannot write {command!r} as a command line ({usages})")
