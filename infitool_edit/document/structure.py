@@ -1,0 +1,271 @@
+"""The draft's markdown structure, from tree-sitter, kept current edit by edit.
+
+What the editor needs from the markdown tree is small: the headings (for
+``outline`` and ``#intro/method`` addresses) and, to know where a partial
+reparse may safely start and stop, the blocks that swallow everything up to a
+closing line (fenced code, HTML blocks, front matter). A heading inside a
+fenced code block is code, not a heading; tree-sitter knows that, a regex
+would not.
+
+Only top-level headings count: a ``# heading`` inside a block quote or a
+list item is part of that quote or item, not of the outline.
+
+Speed. A full tree-sitter parse of a 1 MB draft takes hundreds of
+milliseconds, so after an edit only a bounded region is reparsed: from the
+last *restart line* at or before the edit to the first one after it. A
+restart line is a line where the block parser is at the top level with
+nothing open, whatever came before it: a line that does not start with
+whitespace and either follows a blank line or is an ATX heading, and that
+is not inside an opaque block. The region is extended while the reparse
+ends inside an unclosed fence or HTML block (opening a fence turns the rest
+of the draft into code, so that region reaches the end of the draft).
+Line numbers of headings and blocks below the edit shift by a numpy slice
+add, so an edit costs the same near the top of a long draft as at its end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import tree_sitter_markdown
+from tree_sitter import Language, Node, Parser
+
+from infitool_edit.document.slug import slugify
+
+_LANGUAGE = Language(tree_sitter_markdown.language())
+
+# Nodes that may span blank lines and lines that look like headings.
+_OPAQUE_BLOCKS = frozenset({"fenced_code_block", "html_block", "minus_metadata", "plus_metadata"})
+_HEADINGS = frozenset({"atx_heading", "setext_heading"})
+_ATX_LEVELS = {f"atx_h{n}_marker": n for n in range(1, 7)}
+_SETEXT_LEVELS = {"setext_h1_underline": 1, "setext_h2_underline": 2}
+# An ATX heading may start a region: it interrupts a paragraph, closes any
+# list or quote when not indented, and is never a setext underline.
+_ATX_LINE = re.compile(r"#{1,6}(?:[ \t]|$)")
+_ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+
+
+@dataclass(frozen=True)
+class HeadingInfo:
+    """One heading of the outline. ``line`` is 1-based; ``path`` holds the
+    slugs of the heading and of the headings it sits under, outermost first."""
+
+    line: int
+    level: int
+    title: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What a reparse of lines [start, stop) found, in absolute 0-based lines."""
+
+    heading_lines: list[int]
+    heading_levels: list[int]
+    heading_titles: list[str]
+    block_starts: list[int]
+    block_stops: list[int]
+    open_at_end: bool  # an opaque block runs into the line after the region
+
+
+class MarkdownStructure:
+    """Headings and opaque blocks of a draft held as a list of lines (the
+    text split on ``\\n``). The owner calls ``update`` after every edit."""
+
+    def __init__(self, lines: list[str]):
+        self._parser = Parser(_LANGUAGE)
+        parsed = self._parse(lines, 0, len(lines))
+        self._heading_lines = np.array(parsed.heading_lines, dtype=np.int64)
+        self._heading_levels = parsed.heading_levels
+        self._heading_titles = parsed.heading_titles
+        self._heading_slugs = [slugify(title) for title in parsed.heading_titles]
+        self._block_starts = np.array(parsed.block_starts, dtype=np.int64)
+        self._block_stops = np.array(parsed.block_stops, dtype=np.int64)
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def heading_count(self) -> int:
+        return len(self._heading_levels)
+
+    def headings_in(self, first: int, stop: int) -> int:
+        """How many headings start on lines [first, stop) (0-based)."""
+        lines = self._heading_lines
+        return int(np.searchsorted(lines, stop) - np.searchsorted(lines, first))
+
+    def outline(self) -> list[HeadingInfo]:
+        result: list[HeadingInfo] = []
+        parents: list[tuple[int, str]] = []  # (level, slug) of enclosing headings
+        for line, level, title, slug in zip(
+            self._heading_lines.tolist(), self._heading_levels, self._heading_titles, self._heading_slugs
+        ):
+            while parents and parents[-1][0] >= level:
+                parents.pop()
+            parents.append((level, slug))
+            result.append(HeadingInfo(line + 1, level, title, tuple(s for _, s in parents)))
+        return result
+
+    def find_section(self, path: tuple[str, ...]) -> tuple[int, int | None] | None:
+        """The section a ``#a/b`` path names, as (heading line, line of the next
+        heading of the same or a higher level, or None for the end of the
+        draft), 0-based. The first part may name a heading at any level; each
+        later part names the first matching heading inside the section found
+        so far. None when no heading matches."""
+        levels, slugs = self._heading_levels, self._heading_slugs
+        lo, hi, found = 0, len(levels), -1
+        for part in path:
+            found = next((i for i in range(lo, hi) if slugs[i] == part), -1)
+            if found < 0:
+                return None
+            lo, hi = found + 1, self._section_end_index(found)
+        if found < 0:
+            return None
+        end_index = self._section_end_index(found)
+        stop = int(self._heading_lines[end_index]) if end_index < len(levels) else None
+        return int(self._heading_lines[found]), stop
+
+    def _section_end_index(self, index: int) -> int:
+        level = self._heading_levels[index]
+        for later in range(index + 1, len(self._heading_levels)):
+            if self._heading_levels[later] <= level:
+                return later
+        return len(self._heading_levels)
+
+    # --- keeping up with edits ---------------------------------------------
+
+    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int) -> None:
+        """Lines [first, old_stop) of the previous draft became lines
+        [first, new_stop) of ``lines``; everything else is unchanged.
+
+        The stored structure stays in the previous draft's line numbers until
+        the splice: a line ``n`` at or after ``new_stop`` was line
+        ``n - delta`` before, which is where its old parser state is looked up."""
+        delta = new_stop - old_stop
+        start = first
+        # The edited line may only start the region after a blank line: had
+        # it been a setext underline before, the heading above would change.
+        while not self._is_restart(lines, start, start, after_atx=start < first):
+            block_start = self._inside_block(start)
+            start = block_start if block_start is not None else start - 1
+        stop = self._restart_after(lines, max(new_stop, start + 1), new_stop, delta)
+        while True:
+            parsed = self._parse(lines, start, stop)
+            if not parsed.open_at_end:
+                break
+            # Grow geometrically so an unclosed fence costs O(n) once, not O(n²).
+            stop = self._restart_after(lines, max(stop + 1, start + 2 * (stop - start)), new_stop, delta)
+        self._splice(start, stop - delta, delta, parsed)
+
+    def _inside_block(self, old_line: int) -> int | None:
+        """The start of the opaque block holding ``old_line`` past its first line."""
+        index = int(np.searchsorted(self._block_starts, old_line, side="left")) - 1
+        if index >= 0 and self._block_stops[index] > old_line:
+            return int(self._block_starts[index])
+        return None
+
+    def _is_restart(self, lines: list[str], line: int, old_line: int, *, after_atx: bool) -> bool:
+        """Whether the block parser is at the top level with nothing open at
+        the start of ``line`` (which was ``old_line`` before the edit):
+        after a blank line, or (when ``after_atx``) on an ATX heading."""
+        if line == 0 or line >= len(lines):
+            return True
+        text = lines[line]
+        if not text or text[0] in " \t" or not text.strip():
+            return False
+        if lines[line - 1].strip() and not (after_atx and _ATX_LINE.match(text)):
+            return False
+        return self._inside_block(old_line) is None
+
+    def _restart_after(self, lines: list[str], line: int, new_stop: int, delta: int) -> int:
+        """The first restart line at or after ``line`` (>= new_stop) where the
+        old parse was also clean, so the old structure below it still holds.
+        A blank line that was itself edited does not count: what followed it
+        may have continued a paragraph before the edit."""
+        while line < len(lines):
+            if self._is_restart(lines, line, line - delta, after_atx=True) and (
+                line - 1 >= new_stop or _ATX_LINE.match(lines[line])
+            ):
+                return line
+            line += 1
+        return len(lines)
+
+    def _splice(self, start: int, old_stop: int, delta: int, parsed: _Parsed) -> None:
+        """Replace what was known of old lines [start, old_stop) by ``parsed``
+        and move everything below by ``delta`` lines."""
+        self._heading_lines, lo, hi = _spliced(self._heading_lines, start, old_stop, delta, parsed.heading_lines)
+        self._heading_levels[lo:hi] = parsed.heading_levels
+        self._heading_titles[lo:hi] = parsed.heading_titles
+        self._heading_slugs[lo:hi] = [slugify(title) for title in parsed.heading_titles]
+        # Blocks never straddle a restart line, so their starts locate them.
+        starts, lo, hi = _spliced(self._block_starts, start, old_stop, delta, parsed.block_starts)
+        stops = self._block_stops
+        self._block_stops = np.concatenate((stops[:lo], np.array(parsed.block_stops, dtype=np.int64), stops[hi:] + delta))
+        self._block_starts = starts
+
+    # --- tree-sitter ----------------------------------------------------------
+
+    def _parse(self, lines: list[str], start: int, stop: int) -> _Parsed:
+        text = "\n".join(lines[start:stop])
+        if stop < len(lines):
+            text += "\n"
+        tree = self._parser.parse(text.encode("utf-8"))
+        parsed = _Parsed([], [], [], [], [], False)
+        region_rows = stop - start
+        self._collect(tree.root_node, start, region_rows, stop < len(lines), parsed)
+        return parsed
+
+    def _collect(self, node: Node, offset: int, region_rows: int, bounded: bool, parsed: _Parsed) -> None:
+        for child in node.children:
+            kind = child.type
+            if kind == "section":
+                self._collect(child, offset, region_rows, bounded, parsed)
+            elif kind in _HEADINGS:
+                level, title = _heading(child)
+                parsed.heading_lines.append(offset + child.start_point.row)
+                parsed.heading_levels.append(level)
+                parsed.heading_titles.append(title)
+            elif kind in _OPAQUE_BLOCKS:
+                end = child.end_point
+                stop_row = end.row if end.column == 0 else end.row + 1
+                parsed.block_starts.append(offset + child.start_point.row)
+                parsed.block_stops.append(offset + min(stop_row, region_rows))
+                if bounded and stop_row >= region_rows and _may_continue(child):
+                    parsed.open_at_end = True
+
+
+def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, replacement: list[int]):
+    lo = int(np.searchsorted(sorted_lines, start))
+    hi = int(np.searchsorted(sorted_lines, old_stop))
+    spliced = np.concatenate((sorted_lines[:lo], np.array(replacement, dtype=np.int64), sorted_lines[hi:] + delta))
+    return spliced, lo, hi
+
+
+def _may_continue(block: Node) -> bool:
+    """Whether a block that reaches the end of a region could run on past it.
+    A fence with its closing line cannot; an HTML block might (a blank line
+    ends some kinds but not others), so the region grows once to be sure."""
+    if block.type == "fenced_code_block":
+        delimiters = sum(1 for child in block.children if child.type == "fenced_code_block_delimiter")
+        return delimiters < 2
+    return block.type == "html_block"
+
+
+def _heading(node: Node) -> tuple[int, str]:
+    level, title = 1, ""
+    for child in node.children:
+        kind = child.type
+        if kind in _ATX_LEVELS:
+            level = _ATX_LEVELS[kind]
+        elif kind in _SETEXT_LEVELS:
+            level = _SETEXT_LEVELS[kind]
+        elif kind == "inline":  # ATX: the text after the marker
+            title = _ATX_CLOSING.sub("", _text(child).strip())
+        elif kind == "paragraph":  # setext: the lines above the underline
+            title = " ".join(line.strip() for line in _text(child).splitlines() if line.strip())
+    return level, title
+
+
+def _text(node: Node) -> str:
+    return node.text.decode("utf-8", errors="replace") if node.text else ""

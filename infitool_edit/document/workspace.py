@@ -1,0 +1,293 @@
+"""The workspace: a draft, the model's notes and two cursors, changed only by
+commands.
+
+``Workspace.apply`` resolves a command's address against the current text,
+applies it, and answers with an ``Outcome``: the observation, the primitive
+``TextEdit``, and the inverse command. An address that does not resolve
+raises ``ApplyError`` before anything is touched, so a failed command never
+leaves a half-applied edit, moved cursor or changed notes behind.
+
+Line endings: CRLF and lone CR are normalised to LF on load and in every
+text a command brings in (tree-sitter ends lines at CR too, and line numbers
+must agree). ``Workspace.newline`` remembers whether the draft came with
+CRLF, for whoever writes it back to disk.
+"""
+
+from __future__ import annotations
+
+import re
+
+from infitool_edit.commands import ast
+from infitool_edit.document.buffer import LineBuffer, Position, normalize_newlines
+from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.observation import (
+    MAX_FOUND,
+    MAX_READ_LINES,
+    Outcome,
+    found_observation,
+    format_position,
+    notes_observation,
+    outline_observation,
+    text_window,
+)
+from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
+
+# Lines shown above the cursor by a bare ``read`` or a ``jump``.
+CONTEXT_ABOVE = 5
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?:\s|$)")
+
+Range = tuple[Position, Position]
+
+
+class ApplyError(ValueError):
+    """A command that cannot be applied to this draft; nothing was changed.
+    ``str()`` is one line, meant for the writer and the model alike."""
+
+
+class Workspace:
+    def __init__(self, draft: str, notes: str = ""):
+        self.newline = "\r\n" if "\r\n" in draft else "\n"
+        self._buffer = LineBuffer(normalize_newlines(draft))
+        self._structure = MarkdownStructure(self._buffer.lines)
+        self.notes = normalize_newlines(notes)
+        self.model_cursor: Position = (0, 0)
+        self.writer_cursor: Position = (0, 0)
+
+    @property
+    def text(self) -> str:
+        return self._buffer.text
+
+    @property
+    def lines(self) -> list[str]:
+        """The draft split on ``\\n`` (read only: edit through ``apply``)."""
+        return self._buffer.lines
+
+    @property
+    def line_count(self) -> int:
+        return self._buffer.line_count
+
+    def outline(self) -> list[HeadingInfo]:
+        return self._structure.outline()
+
+    # --- applying commands ----------------------------------------------------
+
+    def apply(self, cmd: ast.Command, *, author: str = "model") -> Outcome:
+        """Apply one command for ``author`` (``model`` or ``model:<name>`` moves
+        the model's cursor; anyone else is the writer).
+
+        ``Outcome.scale`` grades an edit by what it touched, largest first:
+        ``structure`` when a heading line is touched, a heading appears or
+        disappears, or a line break is added or removed next to a blank line
+        (a paragraph boundary); ``paragraph`` when the removed or inserted text
+        spans lines or holds two or more sentence ends; ``sentence`` when it
+        holds a sentence end or several words; ``word`` otherwise."""
+        is_model = author == "model" or author.startswith("model:")
+        if isinstance(cmd, ast.Insert):
+            if not cmd.text:
+                raise ApplyError("insert needs some text")
+            at = self._point(cmd.at)
+            return self._edit(at, at, normalize_newlines(cmd.text), is_model)
+        if isinstance(cmd, ast.Delete):
+            start, end = self._range(cmd.target)
+            if start == end:
+                raise ApplyError("nothing to delete there")
+            return self._edit(start, end, "", is_model)
+        if isinstance(cmd, ast.Replace):
+            start, end = self._range(cmd.target)
+            if cmd.old is not None:
+                start, end = self._find_inside(normalize_newlines(cmd.old), start, end)
+            return self._edit(start, end, normalize_newlines(cmd.new), is_model)
+        if isinstance(cmd, ast.Jump):
+            # Jumping to a section lands on its heading, not past its end.
+            cursor = (self._section(cmd.to)[0], 0) if isinstance(cmd.to, ast.Heading) else self._point(cmd.to)
+            self._set_cursor(cursor, is_model)
+            return self._look("text", self._window_around(cursor, f", cursor {format_position(cursor)}"))
+        if isinstance(cmd, ast.Read):
+            return self._look("text", self._read(cmd.target, is_model))
+        if isinstance(cmd, ast.Find):
+            needle = normalize_newlines(cmd.text)
+            if not needle:
+                raise ApplyError("find needs some text")
+            return self._look("found", found_observation(*self._buffer.find_all(needle, MAX_FOUND)))
+        if isinstance(cmd, ast.Outline):
+            return self._look("outline", outline_observation(self.outline()))
+        if isinstance(cmd, ast.Note):
+            text = normalize_newlines(cmd.text)
+            if not text:
+                raise ApplyError("note needs some text")
+            self.notes += text if text.endswith("\n") else text + "\n"
+            return Outcome("ok", notes_changed=True)
+        if isinstance(cmd, ast.Notes):
+            return self._look("notes", notes_observation(self.notes))
+        name = type(cmd).__name__.lower()
+        raise ApplyError(f"{name} is the session's command, not the document's")
+
+    def _look(self, kind: str, body: str) -> Outcome:
+        return Outcome(kind, cursor=self.model_cursor, body=body)
+
+    def _set_cursor(self, cursor: Position, is_model: bool) -> None:
+        if is_model:
+            self.model_cursor = cursor
+        else:
+            self.writer_cursor = cursor
+
+    def _edit(self, start: Position, end: Position, text: str, is_model: bool) -> Outcome:
+        buffer, structure = self._buffer, self._structure
+        old_text = buffer.slice(start, end)
+        headings_before = structure.heading_count
+        headings_touched = structure.headings_in(start[0], end[0] + 1)
+        blank_touched = any(not line.strip() for line in buffer.lines[start[0] : end[0] + 1])
+
+        new_end = buffer.replace(start, end, text)
+        structure.update(buffer.lines, start[0], end[0] + 1, new_end[0] + 1)
+
+        headings_touched += structure.headings_in(start[0], new_end[0] + 1)
+        blank_touched = blank_touched or any(not line.strip() for line in buffer.lines[start[0] : new_end[0] + 1])
+        structural = headings_touched > 0 or structure.heading_count != headings_before or (
+            blank_touched and ("\n" in old_text or "\n" in text)
+        )
+        scale = "structure" if structural else _prose_scale(old_text, text)
+
+        other = self.writer_cursor if is_model else self.model_cursor
+        other = _shifted(other, start, end, new_end)
+        self.model_cursor, self.writer_cursor = (new_end, other) if is_model else (other, new_end)
+        return Outcome(
+            "ok",
+            edit=TextEdit(start, end, text),
+            inverse=_inverse(start, new_end, old_text, text),
+            scale=scale,
+            cursor=self.model_cursor,
+        )
+
+    # --- reading ------------------------------------------------------------
+
+    def _read(self, target: ast.RangeAddress | None, is_model: bool) -> str:
+        if target is None:
+            return self._window_around(self.model_cursor if is_model else self.writer_cursor, "")
+        start, end = self._range(target)
+        last = end[0] - 1 if end[1] == 0 and end[0] > start[0] else end[0]
+        first_col = start[1] if isinstance(target, ast.Span) else 0
+        return text_window(self._buffer, start[0], last, first_col=first_col)
+
+    def _window_around(self, cursor: Position, suffix: str) -> str:
+        first = max(0, cursor[0] - CONTEXT_ABOVE)
+        return text_window(self._buffer, first, first + MAX_READ_LINES - 1, suffix=suffix)
+
+    # --- addresses ------------------------------------------------------------
+
+    def _point(self, address: ast.PointAddress) -> Position:
+        buffer = self._buffer
+        if isinstance(address, ast.Line):
+            if not 1 <= address.line <= buffer.line_count + 1:
+                raise ApplyError(self._no_line(address.line, insertion=True))
+            return (address.line - 1, 0) if address.line <= len(buffer.lines) else buffer.end
+        if isinstance(address, ast.Point):
+            return self._position(address)
+        if isinstance(address, ast.Heading):
+            _, stop = self._section(address)
+            return (stop, 0) if stop is not None else buffer.end
+        if isinstance(address, ast.Search):
+            return self._search(address)[1]
+        if isinstance(address, ast.End):
+            return buffer.end
+        raise ApplyError(f"{type(address).__name__} is not a place in the draft")
+
+    def _range(self, address: ast.RangeAddress) -> Range:
+        buffer = self._buffer
+        if isinstance(address, ast.Line):
+            return self._lines(address.line, address.line)
+        if isinstance(address, ast.LineRange):
+            if address.start > address.end:
+                raise ApplyError(f"line range {address.start}-{address.end} runs backwards")
+            return self._lines(address.start, address.end)
+        if isinstance(address, ast.Span):
+            start, end = self._position(address.start), self._position(address.end)
+            if end < start:
+                raise ApplyError(f"span {format_position(start)}-{format_position(end)} runs backwards")
+            return start, end
+        if isinstance(address, ast.Heading):
+            heading, stop = self._section(address)
+            return (heading, 0), ((stop, 0) if stop is not None else buffer.end)
+        if isinstance(address, ast.Search):
+            return self._search(address)
+        raise ApplyError(f"{type(address).__name__} is not a stretch of the draft")
+
+    def _lines(self, first: int, last: int) -> Range:
+        """Whole lines ``first..last`` (1-based), with the last one's newline."""
+        buffer = self._buffer
+        for line in (first, last):
+            if not 1 <= line <= buffer.line_count:
+                raise ApplyError(self._no_line(line, insertion=False))
+        end = (last, 0) if last < len(buffer.lines) else buffer.end
+        return (first - 1, 0), end
+
+    def _position(self, point: ast.Point) -> Position:
+        line, col = point.line - 1, point.col - 1
+        if not 0 <= line < len(self._buffer.lines):
+            raise ApplyError(self._no_line(point.line, insertion=True))
+        if not self._buffer.is_position(line, col):
+            width = len(self._buffer.lines[line])
+            raise ApplyError(f"line {point.line} has no column {point.col} (it has {width} characters)")
+        return line, col
+
+    def _section(self, address: ast.Heading) -> tuple[int, int | None]:
+        section = self._structure.find_section(address.path)
+        if section is None:
+            raise ApplyError(f"no heading #{'/'.join(address.path)} in the draft")
+        return section
+
+    def _search(self, address: ast.Search) -> Range:
+        needle = normalize_newlines(address.text)
+        found = self._buffer.find(needle) if needle else None
+        if found is None:
+            raise ApplyError(f"{_short(needle)} does not occur in the draft")
+        return found
+
+    def _find_inside(self, needle: str, start: Position, end: Position) -> Range:
+        found = self._buffer.find(needle, start, end) if needle else None
+        if found is None:
+            raise ApplyError(f"{_short(needle)} does not occur in {format_position(start)}-{format_position(end)}")
+        return found
+
+    def _no_line(self, line: int, *, insertion: bool) -> str:
+        count = self._buffer.line_count
+        valid = f"1-{count + 1}" if insertion else (f"1-{count}" if count else "none: the draft is empty")
+        return f"there is no line {line} (lines: {valid})"
+
+
+def _short(text: str) -> str:
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    return '"' + shown.replace("\n", "\\n") + '"'
+
+
+def _inverse(start: Position, new_end: Position, old_text: str, new_text: str) -> ast.Command:
+    """The command that turns the edited draft back into the one before."""
+    at = ast.Point(start[0] + 1, start[1] + 1)
+    span = ast.Span(at, ast.Point(new_end[0] + 1, new_end[1] + 1))
+    if not new_text:
+        return ast.Insert(at, old_text)
+    if not old_text:
+        return ast.Delete(span)
+    return ast.Replace(span, old_text)
+
+
+def _shifted(cursor: Position, start: Position, end: Position, new_end: Position) -> Position:
+    """Where another author's cursor goes when [start, end) became text ending
+    at ``new_end``: unmoved before the edit, to the edit's start inside the
+    replaced text, and along with the text after it."""
+    if cursor <= start:
+        return cursor
+    if cursor < end:
+        return start
+    if cursor[0] == end[0]:
+        return new_end[0], new_end[1] + cursor[1] - end[1]
+    return cursor[0] + new_end[0] - end[0], cursor[1]
+
+
+def _prose_scale(old_text: str, new_text: str) -> str:
+    sentence_ends = max(len(_SENTENCE_END.findall(text)) for text in (old_text, new_text))
+    if "\n" in old_text or "\n" in new_text or sentence_ends >= 2:
+        return "paragraph"
+    if sentence_ends == 1 or max(len(old_text.split()), len(new_text.split())) > 1:
+        return "sentence"
+    return "word"
