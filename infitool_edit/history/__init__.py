@@ -1,0 +1,17 @@
+"""Every version of a draft as a git commit: record, list, read, restore, fork.
+
+See ``docs/history.md`` for where the history lives and how it stays whole.
+"""
+
+from .errors import CheckpointExists, DraftLocked, HistoryError, UnknownVersion
+from .store import History, Snapshot, VersionInfo
+
+__all__ = [
+    "CheckpointExists",
+    "DraftLocked",
+    "History",
+    "HistoryError",
+    "Snapshot",
+    "UnknownVersion",
+    "VersionInfo",
+]

@@ -1,0 +1,462 @@
+"""The history of one draft: every version a git commit.
+
+A version's commit holds three files at most: the draft under its own name,
+the notes (``<stem>.notes<suffix>``) and, when given, the model's state
+(``<name>.state``). Its message is the command line, followed by two
+trailers that let the index be rebuilt from git alone::
+
+    replace 13 "Teh" "The"
+
+    Infitool-Version: 17
+    Infitool-Line: main
+
+Lines of history are refs ``refs/infitool-edit/<draft>/lines/<line>``;
+checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
+one counter across all lines. The line that receives new versions is the
+line of the newest version, so it survives restarts without extra state.
+
+Every change is written in the order objects → ref → index, each step
+atomic, so a kill at any moment leaves git consistent and an index that
+claims nothing git lacks; ``open`` brings a lagging index up to the refs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import git
+
+from .errors import CheckpointExists, HistoryError, UnknownVersion
+from .location import DraftLock, Location, locate
+from .objects import Identity, ObjectStore
+from .refnames import decode_component
+from .refs import RefWriter
+from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
+
+MAIN_LINE = "main"
+_TRAILERS = re.compile(r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n\Z")
+_COMMITTER_NAME = "infitool-edit"
+_COMMITTER_EMAIL = "infitool-edit@infitool-edit.invalid"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    number: int
+    parent: int | None
+    line_name: str
+    author: str
+    message: str
+    time: float  # unix seconds, whole (git keeps seconds)
+    commit: str
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    draft: str
+    notes: str
+
+
+class History:
+    """Record, list, read, restore and fork the versions of one draft."""
+
+    def __init__(self, location: Location, lock: DraftLock):
+        self._location = location
+        self._lock = lock
+        self._mutex = threading.RLock()
+        self._objects = ObjectStore(location.repo)
+        self._refs = RefWriter(location.repo.common_dir)
+        name = location.draft_path.name
+        self._draft_file = name
+        self._notes_file = f"{location.draft_path.stem}.notes{location.draft_path.suffix}"
+        self._state_file = f"{name}.state"
+        self._identities = _writer_identities(location.repo)
+        self._tips: dict[str, str] = {}  # line name → newest commit
+        self._checkpoints: dict[str, int] = {}  # name → version number
+        self._index: VersionIndex | None = None
+        self._closed = False
+
+    # --- opening and closing -------------------------------------------------
+
+    @classmethod
+    def open(cls, draft_path: Path | str) -> History:
+        location = locate(Path(draft_path))
+        try:
+            lock = DraftLock(location.folder, location.draft_path)
+        except BaseException:
+            location.repo.close()
+            raise
+        history = cls(location, lock)
+        try:
+            history._load()
+        except BaseException:
+            history.close()
+            raise
+        return history
+
+    def _load(self) -> None:
+        self._refs.clear_stale_locks(self._location.ref_prefix)
+        tips = self._read_refs("lines")
+        self._tips = {decode_component(name): sha for name, sha in tips.items()}
+        try:
+            self._index = VersionIndex(self._location.folder)
+            self._catch_up_with_refs()
+        except IndexCorrupt:
+            self._rebuild_index()
+        self._checkpoints = {
+            decode_component(name): self._version_of_commit(sha)[0]
+            for name, sha in self._read_refs("checkpoints").items()
+        }
+
+    def _read_refs(self, kind: str) -> dict[str, str]:
+        """``{last ref component: commit sha}`` under our prefix, loose or packed."""
+        prefix = f"{self._location.ref_prefix}/{kind}/"
+        found = {}
+        for ref in git.Reference.iter_items(self._location.repo, common_path=prefix):
+            if ref.path.endswith(".lock") or not ref.path.startswith(prefix):
+                continue
+            try:
+                found[ref.path[len(prefix) :]] = ref.object.hexsha
+            except ValueError as error:
+                raise HistoryError(f"the history ref {ref.path} is broken: {error}") from None
+        return found
+
+    def _catch_up_with_refs(self) -> None:
+        """Make the index agree with the refs, which git trusts.
+
+        After a kill between writing a ref and its index entry, the tip of
+        one line is one version ahead of the index: that entry is added
+        back. Any other disagreement means the index is damaged.
+        """
+        index = self._require_index()
+        newest_tip = 0
+        missing: list[IndexEntry] = []
+        for line_name, tip in self._tips.items():
+            version, _ = self._version_of_commit(tip)
+            newest_tip = max(newest_tip, version)
+            if version <= index.count:
+                if index.commit_of(version) != tip:
+                    raise IndexCorrupt(f"line {line_name} ends at a commit the index lacks")
+                continue
+            missing += self._walk_line(line_name, tip, stop_at=index.count)
+        if index.count > newest_tip:
+            raise IndexCorrupt("the index holds versions no ref reaches")
+        missing.sort(key=lambda entry: entry.number)
+        for entry in missing:
+            index.append(entry)
+        if index.count != max(newest_tip, 0):
+            raise IndexCorrupt("the index and the refs disagree")
+        if index.count:
+            newest = index.entry(index.count)
+            if self._tips.get(newest.line_name) != newest.commit:
+                raise IndexCorrupt("the newest version is not the tip of its line")
+
+    def _rebuild_index(self) -> None:
+        """Rebuild the index from the commits the line refs reach."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        entries: list[IndexEntry] = []
+        for line_name, tip in self._tips.items():
+            entries += self._walk_line(line_name, tip, stop_at=0)
+        entries.sort(key=lambda entry: entry.number)
+        if [entry.number for entry in entries] != list(range(1, len(entries) + 1)):
+            raise HistoryError(
+                f"the history of {self._location.draft_path} has gaps in its version numbers"
+            )
+        write_index(self._location.folder, entries)
+        self._index = VersionIndex(self._location.folder)
+
+    def _walk_line(self, line_name: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
+        """Versions above ``stop_at`` on one line, from its tip back to where it began."""
+        entries: list[IndexEntry] = []
+        sha: str | None = tip
+        while sha is not None:
+            commit = self._objects.read_commit(sha)
+            version, line = _parse_trailers(commit.message, sha)
+            if line != line_name or version <= stop_at:
+                break
+            parent_sha = commit.parents[0] if commit.parents else None
+            parent = self._version_of_commit(parent_sha)[0] if parent_sha else None
+            message = commit.message[: _TRAILERS.search(commit.message).start()]
+            entries.append(
+                IndexEntry(
+                    version, sha, parent, line, commit.author_name, message,
+                    float(commit.author_time),
+                )
+            )
+            sha = parent_sha
+        return entries
+
+    def _version_of_commit(self, sha: str) -> tuple[int, str]:
+        return _parse_trailers(self._objects.read_commit(sha).message, sha)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            if self._index is not None:
+                self._index.close()
+            self._lock.release()
+            self._location.repo.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- where it lives ------------------------------------------------------
+
+    @property
+    def git_dir(self) -> Path:
+        """The repository that holds the history (the writer's or a hidden one)."""
+        return Path(self._location.repo.common_dir)
+
+    @property
+    def ref_prefix(self) -> str:
+        return self._location.ref_prefix
+
+    def line_ref(self, line_name: str) -> str:
+        return self._location.line_ref(line_name)
+
+    @property
+    def current_line(self) -> str:
+        head = self.head()
+        return head.line_name if head else MAIN_LINE
+
+    # --- recording -----------------------------------------------------------
+
+    def record(
+        self,
+        draft: str,
+        notes: str,
+        message: str,
+        author: str,
+        *,
+        state: bytes | None = None,
+    ) -> VersionInfo:
+        """One new version on the current line; one commit."""
+        with self._mutex:
+            self._check_open()
+            files = {
+                self._draft_file: self._objects.write_blob(draft.encode("utf-8")),
+                self._notes_file: self._objects.write_blob(notes.encode("utf-8")),
+            }
+            if state is not None:
+                files[self._state_file] = self._objects.write_blob(bytes(state))
+            tree = self._objects.write_tree(files)
+            head = self.head()
+            line_name = head.line_name if head else MAIN_LINE
+            return self._commit(tree, line_name, head, message, author)
+
+    def restore(self, number: int, author: str) -> VersionInfo:
+        """A new version on the current line with version ``number``'s draft,
+        notes and state: rewinding never destroys what came after."""
+        with self._mutex:
+            source = self._info(number)
+            tree = self._objects.read_commit(source.commit).tree
+            head = self.head()
+            return self._commit(tree, head.line_name, head, f"rewind v{number}", author)
+
+    def fork(self, number: int, author: str) -> VersionInfo:
+        """A new line of history whose first version copies version ``number``;
+        later records continue the new line."""
+        with self._mutex:
+            source = self._info(number)
+            tree = self._objects.read_commit(source.commit).tree
+            return self._commit(tree, self._new_line_name(), source, f"fork v{number}", author)
+
+    def _new_line_name(self) -> str:
+        suffix = len(self._tips)
+        while f"fork-{suffix}" in self._tips:
+            suffix += 1
+        return f"fork-{suffix}"
+
+    def _commit(
+        self, tree: str, line_name: str, parent: VersionInfo | None, message: str, author: str
+    ) -> VersionInfo:
+        index = self._require_index()
+        number = index.count + 1
+        now = time.time()
+        when = int(now)
+        offset = time.localtime(when).tm_gmtoff // 60
+        name, email = self._identity(author)
+        commit = self._objects.write_commit(
+            tree,
+            [parent.commit] if parent else [],
+            Identity(name, email, when, offset),
+            Identity(_COMMITTER_NAME, _COMMITTER_EMAIL, when, offset),
+            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {line_name}\n",
+        )
+        # Objects, then the ref, then the index: see the module docstring.
+        self._refs.update(self._location.line_ref(line_name), commit)
+        self._tips[line_name] = commit
+        entry = IndexEntry(
+            number, commit, parent.number if parent else None, line_name, author, message,
+            float(when),
+        )
+        index.append(entry)
+        return self._to_info(entry)
+
+    def _identity(self, author: str) -> tuple[str, str]:
+        name = _clean_ident(author) or "unknown"
+        if author in self._identities:
+            return name, self._identities[author]
+        if author.startswith("model:"):
+            return name, f"model-{_slug(author[6:])}@infitool-edit.invalid"
+        return name, f"{_slug(author)}@infitool-edit.invalid"
+
+    # --- checkpoints ---------------------------------------------------------
+
+    def checkpoint(self, name: str) -> VersionInfo:
+        """Name the newest version; each name may be used once."""
+        with self._mutex:
+            head = self.head()
+            if head is None:
+                raise UnknownVersion("there is no version to checkpoint yet")
+            if name in self._checkpoints:
+                raise CheckpointExists(
+                    f'checkpoint "{name}" already names v{self._checkpoints[name]}'
+                )
+            try:
+                ref = self._location.checkpoint_ref(name)
+            except ValueError as error:
+                raise HistoryError(str(error)) from None
+            self._refs.update(ref, head.commit)
+            self._checkpoints[name] = head.number
+            return replace(head, checkpoint=self._checkpoint_names().get(head.number))
+
+    def find_checkpoint(self, name: str) -> int:
+        with self._mutex:
+            self._check_open()
+            if name not in self._checkpoints:
+                raise UnknownVersion(f'there is no checkpoint "{name}"')
+            return self._checkpoints[name]
+
+    def _checkpoint_names(self) -> dict[int, str]:
+        # A version named twice shows its first name in alphabetical order.
+        names: dict[int, str] = {}
+        for name, number in sorted(self._checkpoints.items()):
+            names.setdefault(number, name)
+        return names
+
+    # --- reading -------------------------------------------------------------
+
+    def count(self) -> int:
+        with self._mutex:
+            return self._require_index().count
+
+    def head(self) -> VersionInfo | None:
+        with self._mutex:
+            count = self._require_index().count
+            return self._info(count) if count else None
+
+    def log(self, limit: int = 1000, before: int | None = None) -> list[VersionInfo]:
+        """Newest first, across all lines; only versions below ``before`` if given."""
+        with self._mutex:
+            index = self._require_index()
+            stop = index.count + 1 if before is None else max(1, min(before, index.count + 1))
+            start = max(1, stop - max(0, limit))
+            entries = self._read_index(lambda current: current.entries(start, stop))
+            return [self._to_info(entry) for entry in reversed(entries)]
+
+    def read(self, number: int) -> Snapshot:
+        with self._mutex:
+            files = self._files_of(number)
+            return Snapshot(
+                draft=self._blob_text(files.get(self._draft_file)),
+                notes=self._blob_text(files.get(self._notes_file)),
+            )
+
+    def state(self, number: int) -> bytes | None:
+        with self._mutex:
+            sha = self._files_of(number).get(self._state_file)
+            return None if sha is None else self._objects.read(sha)[1]
+
+    def diff(self, a: int, b: int) -> str:
+        """A unified diff of the draft from version ``a`` to version ``b``."""
+        before = self.read(a).draft.splitlines(keepends=True)
+        after = self.read(b).draft.splitlines(keepends=True)
+        name = self._draft_file
+        lines = difflib.unified_diff(before, after, f"v{a}/{name}", f"v{b}/{name}")
+        return "".join(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
+        )
+
+    def _files_of(self, number: int) -> dict[str, str]:
+        commit = self._info(number).commit
+        return self._objects.read_tree(self._objects.read_commit(commit).tree)
+
+    def _blob_text(self, sha: str | None) -> str:
+        return "" if sha is None else self._objects.read(sha)[1].decode("utf-8")
+
+    def _info(self, number: int) -> VersionInfo:
+        self._check_open()
+        index = self._require_index()
+        if not isinstance(number, int) or not 1 <= number <= index.count:
+            raise UnknownVersion(f"there is no version {number} (the history has {index.count})")
+        return self._to_info(self._read_index(lambda current: current.entry(number)))
+
+    def _read_index(self, read: Callable[[VersionIndex], _T]) -> _T:
+        """Read the index; a damaged one is rebuilt from git and read again."""
+        try:
+            return read(self._require_index())
+        except IndexCorrupt:
+            self._rebuild_index()
+            return read(self._require_index())
+
+    def _to_info(self, entry: IndexEntry) -> VersionInfo:
+        return VersionInfo(
+            number=entry.number,
+            parent=entry.parent,
+            line_name=entry.line_name,
+            author=entry.author,
+            message=entry.message,
+            time=entry.time,
+            commit=entry.commit,
+            checkpoint=self._checkpoint_names().get(entry.number),
+        )
+
+    def _require_index(self) -> VersionIndex:
+        self._check_open()
+        assert self._index is not None
+        return self._index
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HistoryError(f"the history of {self._location.draft_path} is closed")
+
+
+def _parse_trailers(message: str, sha: str) -> tuple[int, str]:
+    found = _TRAILERS.search(message)
+    if found is None:
+        raise HistoryError(f"commit {sha[:12]} is not an infitool-edit version")
+    return int(found.group(1)), found.group(2)
+
+
+def _clean_ident(text: str) -> str:
+    # git refuses <, > and newlines inside a name or an email.
+    return re.sub(r"[<>\n\r\0]", "", text).strip()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "writer"
+
+
+def _writer_identities(repo: git.Repo) -> dict[str, str]:
+    """The configured ``user.name`` → ``user.email``, so a writer's versions
+    carry the same identity as the writer's own commits."""
+    reader = repo.config_reader()
+    name = reader.get_value("user", "name", default="")
+    email = reader.get_value("user", "email", default="")
+    return {str(name): str(email)} if name and email else {}
