@@ -71,7 +71,9 @@ def _load_step_size(delta_ptr, bias, offs_t, t_mask, d_mask,
                   mask=d_mask[:, None] & t_mask[None, :], other=0.0).to(tl.float32)
     if HAS_DELTA_BIAS:
         raw += bias[:, None]
-    dt = _softplus(raw) if DELTA_SOFTPLUS else raw
+    dt = raw
+    if DELTA_SOFTPLUS:
+        dt = _softplus(raw)
     return dt, raw
 
 
@@ -114,7 +116,8 @@ def _selective_scan_fwd_kernel(
     delta_ptr += batch * stride_delta_b + offs_d[:, None] * stride_delta_d
     B_ptr += batch * stride_B_b + group * stride_B_g + offs_n[:, None] * stride_B_n
     C_ptr += batch * stride_C_b + group * stride_C_g + offs_n[:, None] * stride_C_n
-    z_ptr += batch * stride_z_b + offs_d[:, None] * stride_z_d
+    if HAS_Z:
+        z_ptr += batch * stride_z_b + offs_d[:, None] * stride_z_d
     out_ptr += batch * stride_out_b + offs_d[:, None] * stride_out_d
     chunk_states_ptr += batch * stride_cs_b + offs_d[:, None] * stride_cs_d + offs_n[None, :] * stride_cs_n
     dn_mask = d_mask[:, None] & n_mask[None, :]
@@ -207,7 +210,8 @@ def _selective_scan_bwd_kernel(
     delta_ptr += batch * stride_delta_b + offs_d[:, None] * stride_delta_d
     B_ptr += batch * stride_B_b + group * stride_B_g + offs_n[:, None] * stride_B_n
     C_ptr += batch * stride_C_b + group * stride_C_g + offs_n[:, None] * stride_C_n
-    z_ptr += batch * stride_z_b + offs_d[:, None] * stride_z_d
+    if HAS_Z:
+        z_ptr += batch * stride_z_b + offs_d[:, None] * stride_z_d
     dout_ptr += batch * stride_dout_b + offs_d[:, None] * stride_dout_d
     chunk_states_ptr += batch * stride_cs_b + offs_d[:, None] * stride_cs_d + offs_n[None, :] * stride_cs_n
     # dB and dC rows of this program in the (b, groups, max_blocks, BLOCK_N, l) partials.
