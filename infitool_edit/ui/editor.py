@@ -15,6 +15,7 @@ not yet applied) is shown as a "ghost" range in the model's colour.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import accumulate
 
 from rich.segment import Segment
@@ -58,6 +59,9 @@ def edit_end(edit: TextEdit) -> Position:
     if len(inserted) == 1:
         return edit.start[0], edit.start[1] + len(inserted[0])
     return edit.start[0] + len(inserted) - 1, len(inserted[-1])
+
+
+EDITING_KEYS = frozenset({"enter", "backspace", "delete", "tab"})
 
 
 class DraftEditor(ScrollView, can_focus=True):
@@ -111,8 +115,11 @@ class DraftEditor(ScrollView, can_focus=True):
         self.writer_cursor: Position = (0, 0)
         self.model_cursor: Position | None = None
         self.ghost: tuple[Position, Position] | None = None
-        self.changed: tuple[Position, Position] | None = None
+        # Ranges shown as changed: the model's last edit, a preview's word diff.
+        self.marks: list[tuple[Position, Position]] = []
         self.read_only = False
+        # Called before the writer's first change lands (the app takes the pen there).
+        self.before_writer_edit: Callable[[], None] = lambda: None
         self.follow_model = True
         self._wrap_width = 0
         self._row_counts: list[int] = []
@@ -143,9 +150,11 @@ class DraftEditor(ScrollView, can_focus=True):
         self.writer_cursor = self.buffer.clamp(shift_position(self.writer_cursor, edit, new_end))
         if self.model_cursor is not None:
             self.model_cursor = self.buffer.clamp(shift_position(self.model_cursor, edit, new_end))
-        if self.changed is not None:
-            start, end = self.changed
-            self.changed = (shift_position(start, edit, new_end), shift_position(end, edit, new_end))
+        self.marks = [(shift_position(start, edit, new_end), shift_position(end, edit, new_end))
+                      for start, end in self.marks]
+        if self.ghost is not None:
+            start, end = self.ghost
+            self.ghost = (shift_position(start, edit, new_end), shift_position(end, edit, new_end))
         self._rewrap(changed)
         return new_end
 
@@ -243,12 +252,13 @@ class DraftEditor(ScrollView, can_focus=True):
 
         for lo, hi, name in highlight_line(text, self.buffer.in_code_block(line_no)):
             paint(lo, hi, self._style(name))
-        for region, name in ((self.changed, "changed"), (self.ghost, "ghost")):
-            if region is not None:
-                (sl, sc), (el, ec) = region
-                if sl <= line_no <= el:
-                    paint(sc if sl == line_no else 0, ec if el == line_no else len(text) + 1,
-                          self._style(name))
+        regions = [(mark, "changed") for mark in self.marks]
+        if self.ghost is not None:
+            regions.append((self.ghost, "ghost"))
+        for ((sl, sc), (el, ec)), name in regions:
+            if sl <= line_no <= el:
+                paint(sc if sl == line_no else 0, ec if el == line_no else len(text) + 1,
+                      self._style(name))
         for cursor, name in ((self.model_cursor, "model-cursor"), (self.writer_cursor, "writer-cursor")):
             if cursor is not None and cursor[0] == line_no and start <= cursor[1] < start + len(styles):
                 if name == "writer-cursor" and not self.has_focus:
@@ -321,8 +331,11 @@ class DraftEditor(ScrollView, can_focus=True):
             self.follow_model = False
             moves[key]()
             return True
-        if self.read_only:
+        if self.read_only or not (key in EDITING_KEYS or (event.is_printable and event.character)):
             return False
+        # Taking the pen may first bring in the model's last edits: read the cursor after.
+        self.before_writer_edit()
+        line, col = self.writer_cursor
         if key == "enter":
             self._writer_edit(TextEdit((line, col), (line, col), "\n"))
         elif key == "backspace":
@@ -335,12 +348,10 @@ class DraftEditor(ScrollView, can_focus=True):
                 self._writer_edit(TextEdit((line, col), (line, col + 1), ""))
             elif line + 1 < self.buffer.line_count:
                 self._writer_edit(TextEdit((line, col), (line + 1, 0), ""))
-        elif event.is_printable and event.character:
-            self._writer_edit(TextEdit((line, col), (line, col), event.character))
         elif key == "tab":
             self._writer_edit(TextEdit((line, col), (line, col), "    "))
         else:
-            return False
+            self._writer_edit(TextEdit((line, col), (line, col), event.character))
         return True
 
     def on_mouse_scroll_up(self) -> None:

@@ -1,0 +1,165 @@
+"""The smaller panes: status bar, command stream, outline, notes, goal prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, RichLog, Static, TextArea
+from textual.widgets.option_list import Option
+
+STREAM_LINES = 2000
+
+
+@dataclass(frozen=True)
+class Status:
+    backend: str = "no model"
+    tokens_per_s: float = 0.0
+    stream_tokens: int = 0
+    state_bytes: int = 0
+    versions: int = 0
+    pen: str = "writer"  # who holds the pen: "writer" or "model"
+    activity: str = ""  # e.g. "loading model…", "finished: …", "replay ×2"
+
+    def render(self) -> Text:
+        text = Text()
+        pen_style = "bold reverse" if self.pen == "model" else "bold"
+        text.append(f" ✎ {self.pen} ", style=pen_style)
+        text.append(f" {self.backend} ")
+        text.append(f"│ {self.tokens_per_s:,.0f} tok/s │ stream {self.stream_tokens:,} tok ")
+        text.append(f"│ state {_size(self.state_bytes)} │ v{self.versions:,} ")
+        if self.activity:
+            text.append(f"│ {self.activity}", style="italic")
+        return text
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024 or unit == "MB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1024
+    return f"{count} B"
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.status = Status()
+
+    def set(self, **changes) -> None:
+        status = replace(self.status, **changes)
+        if status != self.status:
+            self.status = status
+            self.update(status.render())
+
+    def on_mount(self) -> None:
+        self.update(self.status.render())
+
+
+class CommandStream(Vertical):
+    """What the model emitted, what the tools answered, and the writer's edits."""
+
+    DEFAULT_CSS = """
+    CommandStream { height: 8; border-top: solid $panel; }
+    CommandStream RichLog { height: 1fr; background: $surface; }
+    CommandStream #typing { height: 1; color: $secondary; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield RichLog(max_lines=STREAM_LINES, wrap=False, markup=False, id="stream-log")
+        yield Static("", id="typing", markup=False)
+
+    def typing(self, line: str) -> None:
+        self.query_one("#typing", Static).update(f"> {line}" if line else "")
+
+    def add(self, line: str, style: str = "") -> None:
+        self.query_one(RichLog).write(Text(line, style=style))
+
+
+class OutlinePane(OptionList):
+    """The draft's headings; choosing one moves the writer's cursor there."""
+
+    DEFAULT_CSS = """
+    OutlinePane { height: 1fr; border: none; background: $panel; }
+    """
+
+    class HeadingChosen(Message):
+        def __init__(self, line: int) -> None:
+            super().__init__()
+            self.line = line  # 1-based, as the outline gives it
+
+    def show(self, headings) -> None:
+        highlighted = self.highlighted
+        self.clear_options()
+        self.add_options(
+            Option(f"{'  ' * (h.level - 1)}{h.title}", id=str(h.line)) for h in headings
+        )
+        if highlighted is not None and highlighted < self.option_count:
+            self.highlighted = highlighted
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.post_message(self.HeadingChosen(int(event.option.id)))
+
+
+class NotesPane(Vertical):
+    """The model's scratchpad. The writer adds notes of their own below it."""
+
+    DEFAULT_CSS = """
+    NotesPane { height: 1fr; background: $panel; }
+    NotesPane TextArea { height: 1fr; }
+    NotesPane Input { height: 3; }
+    """
+
+    class NoteAdded(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def compose(self) -> ComposeResult:
+        yield TextArea("", read_only=True, soft_wrap=True, id="notes-text")
+        yield Input(placeholder="add a note…", id="note-input")
+
+    def show(self, notes: str) -> None:
+        area = self.query_one(TextArea)
+        if area.text != notes:
+            area.load_text(notes)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():
+            self.post_message(self.NoteAdded(event.value.strip()))
+        event.input.value = ""
+
+
+class GoalScreen(ModalScreen[str | None]):
+    """Asks for the model's goal: a new one starts it, a later one redirects it."""
+
+    DEFAULT_CSS = """
+    GoalScreen { align: center middle; }
+    GoalScreen > Vertical { width: 70; max-width: 95%; height: auto; border: thick $accent;
+                            background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__()
+        self.current = current or ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Goal for the model (Enter starts it, Esc cancels):")
+            yield Input(value=self.current, placeholder="e.g. Tighten the introduction", id="goal-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)

@@ -1,0 +1,79 @@
+"""Turning the writer's keystrokes into commands.
+
+Each keystroke is shown at once, but a version per letter would bury the
+timeline, so typed characters gather into one pending ``insert`` and become
+one version when a word ends (space, newline, punctuation), when the writer
+does anything else (backspace, a jump, a save, handing the pen back) or
+after a short pause in typing. Backspace inside the pending word just
+shortens it; elsewhere it becomes a ``delete`` version of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infitool_edit.commands import ast
+from infitool_edit.document.edits import TextEdit
+
+WORD_ENDS = frozenset(" \n.,;:!?")
+
+
+def point(position: tuple[int, int]) -> ast.Point:
+    """A 0-based (line, col) as the command language's 1-based point."""
+    return ast.Point(position[0] + 1, position[1] + 1)
+
+
+class WriterPen:
+    """Gathers the writer's edits; ``execute`` runs one command for the writer."""
+
+    def __init__(self, execute: Callable[[ast.Command], object]) -> None:
+        self._execute = execute
+        self.start: tuple[int, int] | None = None
+        self.text = ""
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.text)
+
+    def _pending_end(self) -> tuple[int, int]:
+        assert self.start is not None
+        lines = self.text.split("\n")
+        if len(lines) == 1:
+            return self.start[0], self.start[1] + len(self.text)
+        return self.start[0] + len(lines) - 1, len(lines[-1])
+
+    def edit(self, edit: TextEdit) -> None:
+        """Take one edit the writer made in the view (already shown there)."""
+        is_insert = edit.start == edit.end and edit.text
+        if is_insert and self.text and edit.start == self._pending_end():
+            self.text += edit.text
+        elif (not edit.text and self.text and edit.end == self._pending_end()
+              and edit.start[0] == edit.end[0] and edit.end[1] - edit.start[1] <= len(self.text.split("\n")[-1])
+              and edit.start >= self.start):
+            self.text = self.text[: len(self.text) - (edit.end[1] - edit.start[1])]
+            if not self.text:
+                self.start = None
+        else:
+            self.flush()
+            if is_insert:
+                self.start, self.text = edit.start, edit.text
+            else:
+                self._execute(_as_command(edit))
+        if self.text and self.text[-1] in WORD_ENDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make the pending insert a version now."""
+        if self.text:
+            start, text = self.start, self.text
+            self.start, self.text = None, ""
+            self._execute(ast.Insert(point(start), text))
+
+
+def _as_command(edit: TextEdit) -> ast.Command:
+    span = ast.Span(point(edit.start), point(edit.end))
+    if not edit.text:
+        return ast.Delete(span)
+    if edit.start == edit.end:
+        return ast.Insert(point(edit.start), edit.text)
+    return ast.Replace(span, edit.text)
