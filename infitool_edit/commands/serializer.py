@@ -35,7 +35,11 @@ def _encode(kind: grammar.TokenKind, value: object) -> str | None:
         token = kind.encode(value)
     except (TypeError, ValueError, AttributeError):
         return None
-    return token if _kind_pattern(kind).fullmatch(token) else None
+    if not _kind_pattern(kind).fullmatch(token):
+        return None
+    # A token can be well formed and still mean something else (a slug
+    # holding "/" reads back as two slugs): only a faithful one will do.
+    return token if kind.decode(token) == value else None
 
 
 def _write(form: grammar.Form, command: Command) -> str | None:
@@ -63,4 +67,11 @@ def serialize(command: Command) -> str:
         if line is not None:
             return line
     usages = " or ".join(form.usage for form in forms)
-    raise ValueError(f"cannot write {command!r} as a command line ({usages})")
+    raise ValueError(f"cannot write this {type(command).__name__} as a command line ({usages}): {_shown(command)}")
+
+
+def _shown(command: Command) -> str:
+    try:
+        return repr(command)[:200]
+    except ValueError:  # an int too long for Python to print
+        return "a number too long to print"
