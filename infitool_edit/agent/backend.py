@@ -1,0 +1,63 @@
+"""What the runner asks of a backend: tokens for the next command line.
+
+A backend owns whatever remembers the stream (a recurrent state, a position
+in a script). The runner owns the stream itself and tells the backend every
+piece of text it adds (``feed``); the backend answers each turn with the
+model's line as a lazy iterator of tokens, so the runner can stop between
+any two tokens (pause within one token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+MODEL_PREFIX = "> "
+"""Every line the model writes starts with this; the runtime's lines with ``@``."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What a backend may know about the draft when it writes a command."""
+
+    line_count: int  # lines in the draft: line-number arguments stay within it
+    head_version: int | None  # the draft's version the command will apply to
+    seed: int  # seeds this command's sampling: same stream, same seed, same command
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A stored piece of the stream to replay: its first ``model_bytes`` bytes
+    were generated token by token, the rest was fed as runtime text."""
+
+    text: str
+    model_bytes: int
+
+
+class Backend(Protocol):
+    name: str  # shown as the author "model:<name>" of the model's versions
+
+    @property
+    def stream_tokens(self) -> int:
+        """Tokens consumed since the start of the stream."""
+
+    def feed(self, text: str) -> None:
+        """Consume runtime text (prompt, observations, writer events)."""
+
+    def command(self, turn: Turn) -> Iterator[str]:
+        """The next model line, ``MODEL_PREFIX`` first and ``\\n`` last, one
+        token's text per item; each token is consumed as it is yielded."""
+
+    def snapshot(self) -> Any:
+        """An in-memory mark to come back to (an abandoned partial line)."""
+
+    def restore(self, mark: Any) -> None: ...
+
+    def state_bytes(self) -> bytes:
+        """The state to store with the stream (fixed size per backend)."""
+
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+        """Become the backend that consumed the stream up to a stored state
+        (``None``: the empty stream) and then ``replay``, exactly as it was
+        consumed live; ``tokens`` is the stream's token count after it all."""

@@ -1,0 +1,356 @@
+"""The agent loop: the backend writes a command, the session applies it, the
+observation goes back into the stream, and everything is recorded.
+
+``Runner.run`` blocks, so the TUI calls it from a thread worker and receives
+events through ``emit``; ``pause``, ``resume``, ``stop``, ``writer_executed``
+and ``rewind_mind`` may be called from any other thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infitool_edit.agent.backend import MODEL_PREFIX, Backend, Chunk, Turn
+from infitool_edit.agent.events import (
+    CommandApplied,
+    CommandFailed,
+    CommandStarted,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    Stats,
+    TokenDecided,
+)
+from infitool_edit.agent.stream import Record, StreamLog, stream_dir_for
+
+MAX_OBSERVATION_CHARS = 4000
+"""A bound on any runtime text added to the stream in one piece, so one
+command's cost stays bounded whatever the session's length."""
+
+KEYFRAME_EVERY = 8
+"""Store the backend's state with every 8th record; reopening replays at most
+the 7 records since, which keeps the state file small for long sessions."""
+
+VIEW_LINES = 40
+
+
+class AgentError(ValueError):
+    """A one-line reason the agent cannot start (empty goal, no stream to resume)."""
+
+
+def command_seed(seed: int, head_version: int | None, stream_tokens: int) -> int:
+    """The seed of one command's sampling: a function of the run's seed and
+    where in the stream the command starts, so a rewind to the same point
+    samples the same command again."""
+    key = f"{seed}:{head_version}:{stream_tokens}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+def bounded(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Runner:
+    def __init__(
+        self,
+        session: Any,
+        backend: Backend,
+        goal: str | None = None,
+        *,
+        max_commands: int | None = None,
+        emit: Callable[[Event], None] | None = None,
+        seed: int = 0,
+        stream_dir: Path | None = None,
+        keyframe_every: int = KEYFRAME_EVERY,
+    ) -> None:
+        """``goal``: required for a new stream; for an existing one, a new
+        goal is appended as an event and ``None`` continues the old one."""
+        if goal is not None and not goal.strip():
+            raise AgentError("the goal is empty: say what the model should do")
+        self.session = session
+        self.backend = backend
+        self.goal = goal.strip() if goal else None
+        self.max_commands = max_commands
+        self.seed = seed
+        self.keyframe_every = keyframe_every
+        self._emit = emit or (lambda event: None)
+        self.stream = StreamLog(stream_dir or stream_dir_for(_draft_path(session)))
+        self.author = f"model:{backend.name}"
+        self._go = threading.Event()
+        self._go.set()
+        self._stopping = threading.Event()
+        self._writer_events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._since_keyframe = 0
+        self._ready = False
+
+    # --- control, from any thread --------------------------------------------
+
+    def pause(self) -> None:
+        """Stop at the next token boundary."""
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
+    def stop(self) -> None:
+        """End ``run`` at the next token boundary; a half-written command is
+        dropped (it never reaches the stream)."""
+        self._stopping.set()
+        self._go.set()
+
+    def writer_executed(self, executed: Any) -> None:
+        """The writer applied a command (``session.execute``'s result): it
+        goes into the stream as ``@user …`` before the model writes on."""
+        self._writer_events.put(("edit", executed))
+
+    def rewind_mind(self, version: int) -> None:
+        """Continue the model from its state at ``version`` (after the writer
+        rewound or forked the draft there): it forgets what came after."""
+        self._writer_events.put(("rewind", version))
+
+    # --- the loop --------------------------------------------------------------
+
+    def run(self, emit: Callable[[Event], None] | None = None) -> None:
+        emit = emit or self._emit
+        self.open()
+        commands = 0
+        try:
+            while not self._stopping.is_set():
+                if self.max_commands is not None and commands >= self.max_commands:
+                    emit(Finished(f"reached the budget of {self.max_commands} commands"))
+                    return
+                self._wait_while_paused(emit)
+                if self._stopping.is_set():
+                    return
+                self._take_writer_events()
+                text = self._generate(emit)
+                if text is None:
+                    continue
+                commands += 1
+                summary = self._execute(text, emit)
+                if summary is not None:
+                    emit(Finished(summary))
+                    return
+        finally:
+            self.stream.close()
+
+    def open(self) -> None:
+        """Bring the stream and the backend to where the session stands:
+        a new stream gets the goal and a view of the draft; an existing one
+        is continued from its stored state."""
+        if self._ready:
+            return
+        head = self.stream.head
+        if head is None:
+            if self.goal is None:
+                raise AgentError("no session to resume: start one with a goal")
+            self._save_goal()
+            self._append_runtime(self._prompt(), head_version=_head_version(self.session))
+        else:
+            self._load_backend(head)
+            if self.goal is not None and self.goal != self._stored_goal():
+                self._save_goal()
+                self._append_runtime(f"@goal {_one_line(self.goal)}\n")
+            self._catch_up_with_history()
+        self.goal = self._stored_goal()
+        self._ready = True
+
+    # --- one command -------------------------------------------------------------
+
+    def _generate(self, emit: Callable[[Event], None]) -> str | None:
+        """The model's next line, or None if it was cut short (stop, or a
+        writer edit during a pause); a cut line is undone in the backend."""
+        mark = self.backend.snapshot()
+        head = self.stream.head
+        turn = Turn(
+            line_count=_line_count(self.session),
+            head_version=head.head_version if head else None,
+            seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
+        )
+        emit(CommandStarted())
+        tokens = self.backend.command(turn)
+        text = ""
+        count = 0
+        started = time.perf_counter()
+        try:
+            for count, token in enumerate(tokens, 1):
+                shown = len(text)
+                text += token
+                visible = text[len(MODEL_PREFIX) :].rstrip("\n")
+                if len(visible) > max(0, shown - len(MODEL_PREFIX)):
+                    emit(TokenDecided(visible[max(0, shown - len(MODEL_PREFIX)) :]))
+                if not self._go.is_set():
+                    self._wait_while_paused(emit)
+                if self._stopping.is_set() or not self._writer_events.empty():
+                    tokens.close()
+                    self.backend.restore(mark)
+                    emit(CommandFailed(visible, "cut short: the writer took the pen"))
+                    return None
+        finally:
+            tokens.close()
+        elapsed = time.perf_counter() - started
+        self._tokens_per_s = count / elapsed if elapsed > 0 else 0.0
+        return text
+
+    def _execute(self, text: str, emit: Callable[[Event], None]) -> str | None:
+        """Apply the model's line; returns the summary when it said ``done``."""
+        line = text[len(MODEL_PREFIX) :].rstrip("\n")
+        verb = line.split(" ", 1)[0]
+        version = None
+        edit = None
+        summary = None
+        if verb == "done":
+            summary = _unquote(line[len("done") :].strip())
+            observation = "@done"
+        elif verb == "goal":
+            observation = f"@goal {_one_line(self.goal or '')}"
+        else:
+            try:
+                executed = self.session.execute(line, author=self.author)
+            except (ValueError, LookupError) as error:
+                observation = f"@error {_one_line(str(error))}"
+                emit(CommandFailed(line, str(error)))
+            else:
+                version = executed.version
+                edit = getattr(executed.outcome, "edit", None)
+                observation = executed.observation
+        observation = bounded(observation.rstrip("\n")) + "\n"
+        self.backend.feed(observation)
+        head_version = version if version is not None else (self.stream.head.head_version if self.stream.head else None)
+        self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version, head_version=head_version)
+        if not observation.startswith("@error"):
+            emit(CommandApplied(line, self.author, version, observation.rstrip("\n"), edit))
+        emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
+        return summary
+
+    # --- writer events -----------------------------------------------------------
+
+    def _take_writer_events(self) -> None:
+        while not self._writer_events.empty():
+            kind, payload = self._writer_events.get()
+            if kind == "rewind":
+                self._rewind_to(payload)
+            else:
+                line = _executed_line(payload)
+                text = f"@user {line}\n{bounded(payload.observation.rstrip(chr(10)))}\n"
+                self._append_runtime(text, version=payload.version)
+
+    def _rewind_to(self, version: int) -> None:
+        record = self.stream.record_for_version(version)
+        if record is None:
+            return  # a version the model never saw (made before it started): its mind stays
+        self.stream.move_head(record)
+        self._load_backend(record)
+
+    # --- the stream ---------------------------------------------------------------
+
+    def _prompt(self) -> str:
+        view = self.session.execute(f"read 1-{max(1, min(VIEW_LINES, _line_count(self.session)))}")
+        return (
+            f"@goal {_one_line(self.goal or '')}\n"
+            f"@view {_draft_path(self.session).name}, {_line_count(self.session)} lines, cursor 1:1\n"
+            f"{bounded(view.observation.rstrip(chr(10)))}\n"
+        )
+
+    def _append_runtime(self, text: str, *, version: int | None = None, head_version: int | None = None) -> Record:
+        self.backend.feed(text)
+        if head_version is None:
+            head_version = version if version is not None else (self.stream.head.head_version if self.stream.head else None)
+        return self._append(text, model_bytes=0, version=version, head_version=head_version)
+
+    def _append(self, text: str, *, model_bytes: int, version: int | None, head_version: int | None) -> Record:
+        keyframe = self.stream.head is None or self._since_keyframe + 1 >= self.keyframe_every
+        state = self.backend.state_bytes() if keyframe else None
+        if state is not None:
+            self._state_size = len(state)
+        self._since_keyframe = 0 if keyframe else self._since_keyframe + 1
+        return self.stream.append(
+            text,
+            model_bytes=model_bytes,
+            version=version,
+            head_version=head_version,
+            tokens=self.backend.stream_tokens,
+            state=state,
+        )
+
+    def _load_backend(self, record: Record) -> None:
+        chain = self.stream.chain(record, since_state=True)
+        base = chain[0] if chain[0].state_slot is not None else None
+        replay = chain[1:] if base is not None else chain
+        self.backend.load(
+            self.stream.state(base) if base is not None else None,
+            [Chunk(self.stream.chunk(r), r.model_bytes) for r in replay],
+            record.tokens,
+        )
+        self._since_keyframe = len(replay)
+        self._state_size = len(self.backend.state_bytes())
+
+    def _catch_up_with_history(self) -> None:
+        """Versions the history holds but the stream does not (a kill between
+        the two writes, or writer edits made without the agent) go into the
+        stream as events, so the model knows the draft it edits."""
+        history = getattr(self.session, "history", None)
+        head = self.stream.head
+        known = head.head_version if head else None
+        if history is None or history.head() is None or history.head().number == known:
+            return
+        newer = [v for v in reversed(history.log(limit=1000)) if known is None or v.number > known]
+        for info in newer:
+            prefix = MODEL_PREFIX if info.author == self.author else "@user "
+            self._append_runtime(f"{prefix}{_one_line(info.message)}\n@ok v{info.number}\n", version=info.number)
+
+    def _save_goal(self) -> None:
+        (self.stream.directory / "goal.txt").write_text(self.goal or "", encoding="utf-8")
+
+    def _stored_goal(self) -> str:
+        path = self.stream.directory / "goal.txt"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    def _wait_while_paused(self, emit: Callable[[Event], None]) -> None:
+        if self._go.is_set():
+            return
+        emit(Paused())
+        self._go.wait()
+        if not self._stopping.is_set():
+            emit(Resumed())
+
+    _tokens_per_s = 0.0
+    _state_size = 0
+
+
+# --- what the runner needs from the session, in one place ------------------
+
+
+def _draft_path(session: Any) -> Path:
+    return Path(session.draft_path)
+
+
+def _line_count(session: Any) -> int:
+    return session.workspace.line_count
+
+
+def _head_version(session: Any) -> int | None:
+    history = getattr(session, "history", None)
+    head = history.head() if history is not None else None
+    return head.number if head is not None else None
+
+
+def _executed_line(executed: Any) -> str:
+    return _one_line(executed.line)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "\\n")
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+    return text

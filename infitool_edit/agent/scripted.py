@@ -1,0 +1,85 @@
+"""A backend that replays a command file, token by token, at a set rate.
+
+For demos and UI tests: the TUI shows it typing exactly as it would show a
+model. Its "state" is its position in the script, so resume and rewind work
+the same way as for a model.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+
+END_OF_SCRIPT = 'done "end of script"'
+
+
+def read_script(path_or_lines: str | Path | Sequence[str]) -> list[str]:
+    """Command lines of a script: blank lines and ``//`` comments skipped.
+    Lines are not checked here: a bad one becomes an error observation."""
+    if isinstance(path_or_lines, (str, Path)):
+        lines = Path(path_or_lines).read_text(encoding="utf-8").splitlines()
+    else:
+        lines = list(path_or_lines)
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("//")]
+
+
+class ScriptedBackend:
+    name = "script"
+
+    def __init__(
+        self,
+        path_or_lines: str | Path | Sequence[str],
+        *,
+        rate: float | None = None,
+        tokens_per_command: int | None = None,
+    ) -> None:
+        """``rate``: commands per second (None: as fast as possible).
+        ``tokens_per_command``: split each line into this many tokens (None:
+        one token per character)."""
+        self.lines = read_script(path_or_lines)
+        self.rate = rate
+        self.tokens_per_command = tokens_per_command
+        self.position = 0  # index of the next script line
+        self._tokens = 0
+
+    @property
+    def stream_tokens(self) -> int:
+        return self._tokens
+
+    def feed(self, text: str) -> None:
+        self._tokens += len(text.encode("utf-8"))
+
+    def command(self, turn: Turn) -> Iterator[str]:
+        line = self.lines[self.position] if self.position < len(self.lines) else END_OF_SCRIPT
+        tokens = [MODEL_PREFIX, *self._split(line), "\n"]
+        delay = 1.0 / self.rate / len(tokens) if self.rate else 0.0
+        for token in tokens:
+            if delay:
+                time.sleep(delay)
+            self._tokens += len(token.encode("utf-8"))
+            yield token
+        self.position += 1
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.position, self._tokens
+
+    def restore(self, mark: tuple[int, int]) -> None:
+        self.position, self._tokens = mark
+
+    def state_bytes(self) -> bytes:
+        return struct.pack("<q", self.position)
+
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+        self.position = struct.unpack("<q", state)[0] if state else 0
+        self.position += sum(1 for chunk in replay if chunk.model_bytes)
+        self._tokens = tokens
+
+    def _split(self, line: str) -> list[str]:
+        if not self.tokens_per_command:
+            return list(line)
+        size = max(1, -(-len(line) // self.tokens_per_command))
+        return [line[i : i + size] for i in range(0, len(line), size)]

@@ -1,0 +1,248 @@
+"""The session's stream, stored beside the history so a session can reopen.
+
+The stream is the model's whole input: ``@goal``, ``@view``, the model's
+lines ``> command``, the observations ``@…`` and the writer's events
+``@user …``. It is consumed once, recurrently, so reopening a session must
+never re-read it: what the model needs to continue is its recurrent state at
+the last record plus, at most, the few records since the last stored state.
+
+On disk (one folder per draft, see :func:`stream_dir_for`):
+
+- ``stream.txt`` — append-only UTF-8 text, every chunk in the order written.
+- ``records.bin`` — append-only fixed-size records, one per chunk (a turn:
+  the model's line with its observation, or a runtime event). A record names
+  its parent record, so after a rewind the logical stream is the parent chain
+  (the text of a forked line is a prefix of the old one plus new chunks).
+- ``states.bin`` — fixed-size recurrent-state slots, one every
+  ``keyframe_every`` records; the records between are replayed exactly.
+
+Writes go text, then state, then record: the record is the commit point. On
+open, anything written after the last whole record (a kill mid-write) is cut
+off, so the three files always agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RECORD_DTYPE = np.dtype(
+    [
+        ("parent", "<i8"),  # record index, -1 for the first
+        ("start", "<i8"),  # byte offsets of the chunk in stream.txt
+        ("end", "<i8"),
+        ("model_bytes", "<i8"),  # leading bytes of the chunk the model generated
+        ("version", "<i8"),  # history version made by this chunk, -1 if none
+        ("head_version", "<i8"),  # the draft's version after the chunk, -1 if none
+        ("tokens", "<i8"),  # stream tokens along the chain, up to the chunk's end
+        ("state_slot", "<i8"),  # slot in states.bin holding the state after it, -1 if none
+    ]
+)
+
+
+def stream_dir_for(draft_path: Path) -> Path:
+    """Where a draft's stream lives: a hidden folder beside the draft."""
+    draft_path = Path(draft_path)
+    return draft_path.parent / f".{draft_path.name}.agent"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One chunk of the stream (see ``RECORD_DTYPE`` for the fields)."""
+
+    index: int
+    parent: int
+    start: int
+    end: int
+    model_bytes: int
+    version: int | None
+    head_version: int | None
+    tokens: int
+    state_slot: int | None
+
+
+class StreamLog:
+    """The append-only stream of one draft. Not thread-safe: the runner's
+    thread is its only writer."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._text_path = self.directory / "stream.txt"
+        self._records_path = self.directory / "records.bin"
+        self._states_path = self.directory / "states.bin"
+        self._state_size_path = self.directory / "state-size"
+        for path in (self._text_path, self._records_path, self._states_path):
+            path.touch(exist_ok=True)
+        self._records = self._load_records()
+        self._state_size = self._load_state_size()
+        self._repair_tails()
+        self._versions = {
+            int(v): i for i, v in enumerate(self._records["version"]) if v >= 0
+        }
+        self._text = open(self._text_path, "ab")
+        self._states = open(self._states_path, "ab")
+        self._index = open(self._records_path, "ab")
+        self.head_index = self._count - 1
+
+    # --- reading -----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._count
+
+    def record(self, index: int) -> Record:
+        row = self._records[index]
+        return Record(
+            index=index,
+            parent=int(row["parent"]),
+            start=int(row["start"]),
+            end=int(row["end"]),
+            model_bytes=int(row["model_bytes"]),
+            version=int(row["version"]) if row["version"] >= 0 else None,
+            head_version=int(row["head_version"]) if row["head_version"] >= 0 else None,
+            tokens=int(row["tokens"]),
+            state_slot=int(row["state_slot"]) if row["state_slot"] >= 0 else None,
+        )
+
+    @property
+    def head(self) -> Record | None:
+        """The record the stream continues from (the last one written, or the
+        one a rewind moved to)."""
+        return self.record(self.head_index) if self.head_index >= 0 else None
+
+    def record_for_version(self, version: int) -> Record | None:
+        index = self._versions.get(version)
+        return self.record(index) if index is not None else None
+
+    def chunk(self, record: Record) -> str:
+        with open(self._text_path, "rb") as f:
+            f.seek(record.start)
+            return f.read(record.end - record.start).decode("utf-8")
+
+    def chain(self, record: Record | None, *, since_state: bool = False) -> list[Record]:
+        """The records from the start of the logical stream (or, with
+        ``since_state``, from the last one holding a state) to ``record``."""
+        out = []
+        while record is not None:
+            out.append(record)
+            if since_state and record.state_slot is not None:
+                break
+            record = self.record(record.parent) if record.parent >= 0 else None
+        out.reverse()
+        return out
+
+    def tail_text(self, max_chars: int = 20_000) -> str:
+        """The end of the logical stream up to the head, for display."""
+        parts, size = [], 0
+        record = self.head
+        while record is not None and size < max_chars:
+            text = self.chunk(record)
+            parts.append(text)
+            size += len(text)
+            record = self.record(record.parent) if record.parent >= 0 else None
+        return "".join(reversed(parts))[-max_chars:]
+
+    def state(self, record: Record) -> bytes:
+        if record.state_slot is None or self._state_size is None:
+            raise LookupError(f"record {record.index} holds no state")
+        with open(self._states_path, "rb") as f:
+            f.seek(record.state_slot * self._state_size)
+            return f.read(self._state_size)
+
+    # --- writing -----------------------------------------------------------
+
+    def append(
+        self,
+        text: str,
+        *,
+        model_bytes: int = 0,
+        version: int | None = None,
+        head_version: int | None = None,
+        tokens: int,
+        state: bytes | None = None,
+    ) -> Record:
+        """Append a chunk after the head and make it the new head."""
+        data = text.encode("utf-8")
+        start = self._text.tell()
+        self._text.write(data)
+        self._text.flush()
+        slot = -1
+        if state is not None:
+            if self._state_size is None:
+                self._state_size = len(state)
+                self._state_size_path.write_text(str(len(state)))
+            if len(state) != self._state_size:
+                raise ValueError(
+                    f"state of {len(state)} bytes, but this stream stores {self._state_size}"
+                )
+            slot = self._states.tell() // self._state_size
+            self._states.write(state)
+            self._states.flush()
+        row = np.zeros(1, dtype=RECORD_DTYPE)
+        row[0] = (
+            self.head_index,
+            start,
+            start + len(data),
+            model_bytes,
+            -1 if version is None else version,
+            -1 if head_version is None else head_version,
+            tokens,
+            slot,
+        )
+        self._index.write(row.tobytes())
+        self._index.flush()
+        self._grow(row)
+        self.head_index = self._count - 1
+        if version is not None:
+            self._versions[version] = self.head_index
+        return self.record(self.head_index)
+
+    def move_head(self, record: Record) -> None:
+        """Continue the stream from an earlier record (a rewind or a fork).
+        Nothing is lost: the next append names this record as its parent."""
+        self.head_index = record.index
+
+    def close(self) -> None:
+        for f in (self._text, self._states, self._index):
+            f.close()
+
+    # --- internals ---------------------------------------------------------
+
+    def _load_records(self) -> np.ndarray:
+        raw = self._records_path.read_bytes()
+        whole = len(raw) // RECORD_DTYPE.itemsize * RECORD_DTYPE.itemsize
+        records = np.frombuffer(raw[:whole], dtype=RECORD_DTYPE).copy()
+        self._count = len(records)
+        return records
+
+    def _load_state_size(self) -> int | None:
+        if self._state_size_path.exists():
+            return int(self._state_size_path.read_text())
+        return None
+
+    def _repair_tails(self) -> None:
+        """Cut what a kill left after the last whole record."""
+        n = len(self._records)
+        text_end = int(self._records["end"].max()) if n else 0
+        slots = self._records["state_slot"]
+        state_end = (int(slots.max()) + 1) * self._state_size if n and self._state_size and slots.max() >= 0 else 0
+        for path, size in (
+            (self._records_path, n * RECORD_DTYPE.itemsize),
+            (self._text_path, text_end),
+            (self._states_path, state_end),
+        ):
+            if path.stat().st_size != size:
+                os.truncate(path, size)
+
+    def _grow(self, row: np.ndarray) -> None:
+        # Amortized growth: appending one row to a large array would copy it
+        # every command, which makes a long session slower the longer it runs.
+        if self._count == len(self._records):
+            bigger = np.zeros(max(1024, 2 * len(self._records)), dtype=RECORD_DTYPE)
+            bigger[: self._count] = self._records[: self._count]
+            self._records = bigger
+        self._records[self._count] = row[0]
+        self._count += 1
