@@ -38,6 +38,7 @@ _LANGUAGE = Language(tree_sitter_markdown.language())
 
 # Nodes that may span blank lines and lines that look like headings.
 _OPAQUE_BLOCKS = frozenset({"fenced_code_block", "html_block", "minus_metadata", "plus_metadata"})
+_METADATA_FENCES = ("---", "+++")
 _HEADINGS = frozenset({"atx_heading", "setext_heading"})
 _ATX_LEVELS = {f"atx_h{n}_marker": n for n in range(1, 7)}
 _SETEXT_LEVELS = {"setext_h1_underline": 1, "setext_h2_underline": 2}
@@ -58,7 +59,7 @@ class HeadingInfo:
     path: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Parsed:
     """What a reparse of lines [start, stop) found, in absolute 0-based lines."""
 
@@ -171,12 +172,20 @@ class MarkdownStructure:
         after a blank line, or (when ``after_atx``) on an ATX heading."""
         if line == 0 or line >= len(lines):
             return True
+        if self._front_matter_open(lines):
+            return False
         text = lines[line]
         if not text or text[0] in " \t" or not text.strip():
             return False
         if lines[line - 1].strip() and not (after_atx and _ATX_LINE.match(text)):
             return False
         return self._inside_block(old_line) is None
+
+    def _front_matter_open(self, lines: list[str]) -> bool:
+        """Whether the draft starts like front matter that has not closed yet:
+        its closing line could be anywhere below, so nothing below is safe."""
+        starts = self._block_starts
+        return lines[0].rstrip() in _METADATA_FENCES and not (len(starts) and starts[0] == 0)
 
     def _restart_after(self, lines: list[str], line: int, new_stop: int, delta: int) -> int:
         """The first restart line at or after ``line`` (>= new_stop) where the
@@ -207,13 +216,21 @@ class MarkdownStructure:
     # --- tree-sitter ----------------------------------------------------------
 
     def _parse(self, lines: list[str], start: int, stop: int) -> _Parsed:
-        text = "\n".join(lines[start:stop])
-        if stop < len(lines):
-            text += "\n"
+        # Always end on a newline: tree-sitter-markdown reads a lone "# Title"
+        # with no newline after it as an error, not a heading.
+        # A region inside the draft starts with a blank line: front matter is
+        # only front matter on the draft's first line, and every restart line
+        # reads the same after a blank line.
+        lead = "\n" if start > 0 else ""
+        text = lead + "\n".join(lines[start:stop]) + "\n"
         tree = self._parser.parse(text.encode("utf-8"))
         parsed = _Parsed([], [], [], [], [], False)
-        region_rows = stop - start
-        self._collect(tree.root_node, start, region_rows, stop < len(lines), parsed)
+        offset = start - len(lead)
+        bounded = stop < len(lines)
+        self._collect(tree.root_node, offset, stop - offset, bounded, parsed)
+        if bounded and start == 0 and lines[0].rstrip() in _METADATA_FENCES and parsed.block_starts[:1] != [0]:
+            # Front matter whose closing line lies beyond the region.
+            parsed.open_at_end = True
         return parsed
 
     def _collect(self, node: Node, offset: int, region_rows: int, bounded: bool, parsed: _Parsed) -> None:
