@@ -29,6 +29,7 @@ from infitool_edit.agent.events import (
     TokenDecided,
 )
 from infitool_edit.agent.stream import Record, StreamLog, stream_dir_for
+from infitool_edit.commands import ast, parse
 
 MAX_OBSERVATION_CHARS = 4000
 """A bound on any runtime text added to the stream in one piece, so one
@@ -37,9 +38,6 @@ command's cost stays bounded whatever the session's length."""
 KEYFRAME_EVERY = 8
 """Store the backend's state with every 8th record; reopening replays at most
 the 7 records since, which keeps the state file small for long sessions."""
-
-VIEW_LINES = 40
-
 
 class AgentError(ValueError):
     """A one-line reason the agent cannot start (empty goal, no stream to resume)."""
@@ -81,7 +79,7 @@ class Runner:
         self.seed = seed
         self.keyframe_every = keyframe_every
         self._emit = emit or (lambda event: None)
-        self.stream = StreamLog(stream_dir or stream_dir_for(_draft_path(session)))
+        self.stream = StreamLog(stream_dir or stream_dir_for(session.history))
         self.author = f"model:{backend.name}"
         self._go = threading.Event()
         self._go.set()
@@ -160,6 +158,7 @@ class Runner:
                 self._append_runtime(f"@goal {_one_line(self.goal)}\n")
             self._catch_up_with_history()
         self.goal = self._stored_goal()
+        self.session.goal = self.goal
         self._ready = True
 
     # --- one command -------------------------------------------------------------
@@ -202,25 +201,16 @@ class Runner:
     def _execute(self, text: str, emit: Callable[[Event], None]) -> str | None:
         """Apply the model's line; returns the summary when it said ``done``."""
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
-        verb = line.split(" ", 1)[0]
-        version = None
-        edit = None
-        summary = None
-        if verb == "done":
-            summary = _unquote(line[len("done") :].strip())
-            observation = "@done"
-        elif verb == "goal":
-            observation = f"@goal {_one_line(self.goal or '')}"
+        version = edit = summary = None
+        try:
+            executed = self.session.execute(line, author=self.author)
+        except (ValueError, LookupError) as error:
+            observation = f"@error {_one_line(str(error))}"
+            emit(CommandFailed(line, str(error)))
         else:
-            try:
-                executed = self.session.execute(line, author=self.author)
-            except (ValueError, LookupError) as error:
-                observation = f"@error {_one_line(str(error))}"
-                emit(CommandFailed(line, str(error)))
-            else:
-                version = executed.version
-                edit = getattr(executed.outcome, "edit", None)
-                observation = executed.observation
+            line, version, edit, observation = executed.line, executed.version, executed.edit, executed.observation
+            if executed.done:
+                summary = parse(line).summary
         observation = bounded(observation.rstrip("\n")) + "\n"
         self.backend.feed(observation)
         head_version = version if version is not None else (self.stream.head.head_version if self.stream.head else None)
@@ -237,10 +227,12 @@ class Runner:
             kind, payload = self._writer_events.get()
             if kind == "rewind":
                 self._rewind_to(payload)
-            else:
-                line = _executed_line(payload)
-                text = f"@user {line}\n{bounded(payload.observation.rstrip(chr(10)))}\n"
-                self._append_runtime(text, version=payload.version)
+                continue
+            restored = _restored_version(payload.line, self.session.history)
+            if restored is not None:
+                self._rewind_to(restored)
+            text = f"@user {_one_line(payload.line)}\n{bounded(payload.observation.rstrip(chr(10)))}\n"
+            self._append_runtime(text, version=payload.version)
 
     def _rewind_to(self, version: int) -> None:
         record = self.stream.record_for_version(version)
@@ -252,7 +244,7 @@ class Runner:
     # --- the stream ---------------------------------------------------------------
 
     def _prompt(self) -> str:
-        view = self.session.execute(f"read 1-{max(1, min(VIEW_LINES, _line_count(self.session)))}")
+        view = self.session.execute("read")
         return (
             f"@goal {_one_line(self.goal or '')}\n"
             f"@view {_draft_path(self.session).name}, {_line_count(self.session)} lines, cursor 1:1\n"
@@ -296,10 +288,10 @@ class Runner:
         """Versions the history holds but the stream does not (a kill between
         the two writes, or writer edits made without the agent) go into the
         stream as events, so the model knows the draft it edits."""
-        history = getattr(self.session, "history", None)
+        history = self.session.history
         head = self.stream.head
         known = head.head_version if head else None
-        if history is None or history.head() is None or history.head().number == known:
+        if history.head() is None or history.head().number == known:
             return
         newer = [v for v in reversed(history.log(limit=1000)) if known is None or v.number > known]
         for info in newer:
@@ -337,20 +329,19 @@ def _line_count(session: Any) -> int:
 
 
 def _head_version(session: Any) -> int | None:
-    history = getattr(session, "history", None)
-    head = history.head() if history is not None else None
+    head = session.history.head()
     return head.number if head is not None else None
 
 
-def _executed_line(executed: Any) -> str:
-    return _one_line(executed.line)
+def _restored_version(line: str, history: Any) -> int | None:
+    """The version a writer's ``rewind`` or ``fork`` went back to, else None."""
+    if line.startswith("fork v"):
+        return int(line.removeprefix("fork v"))
+    if not line.startswith("rewind "):
+        return None
+    target = parse(line).to
+    return target.number if isinstance(target, ast.VersionRef) else history.find_checkpoint(target.name)
 
 
 def _one_line(text: str) -> str:
     return text.replace("\n", "\\n")
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1].replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
-    return text

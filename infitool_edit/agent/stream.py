@@ -6,7 +6,7 @@ lines ``> command``, the observations ``@…`` and the writer's events
 never re-read it: what the model needs to continue is its recurrent state at
 the last record plus, at most, the few records since the last stored state.
 
-On disk (one folder per draft, see :func:`stream_dir_for`):
+On disk (one folder per draft, beside its history: :func:`stream_dir_for`):
 
 - ``stream.txt`` — append-only UTF-8 text, every chunk in the order written.
 - ``records.bin`` — append-only fixed-size records, one per chunk (a turn:
@@ -43,10 +43,10 @@ RECORD_DTYPE = np.dtype(
 )
 
 
-def stream_dir_for(draft_path: Path) -> Path:
-    """Where a draft's stream lives: a hidden folder beside the draft."""
-    draft_path = Path(draft_path)
-    return draft_path.parent / f".{draft_path.name}.agent"
+def stream_dir_for(history) -> Path:
+    """Where a draft's stream lives: with its history, in the folder git
+    ignores inside the history's repository (never in the writer's tree)."""
+    return Path(history.git_dir, history.ref_prefix.removeprefix("refs/"), "agent")
 
 
 @dataclass(frozen=True)
