@@ -9,7 +9,8 @@ string, ...); each token kind has a *shape* written in the small algebra of
 - the parser (``parser.py``: a regular expression per form, plus the
   byte automaton that says where a bad line went wrong),
 - the serializer (``serializer.py``: a form per command, an encoder per kind),
-- the byte-level DFA of the constrained decoder (``fsm.py``),
+- the byte-level DFA of the constrained decoder (``fsm.py``), and one
+  regular expression for decoders elsewhere (``command_regex``),
 - the checks that ``docs/commands.md`` shows every verb,
 - the generator of random commands (``generate.py``).
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from infitool_edit.commands import ast
-from infitool_edit.commands.regular import Chars, Choice, Expr, Literal, Repeat, choice, seq
+from infitool_edit.commands.regular import Chars, Choice, Expr, Literal, Repeat, choice, seq, to_regex
 
 # --- token shapes ------------------------------------------------------------
 
@@ -255,6 +256,14 @@ def language() -> Choice:
         seq(Literal(verb, f"`{verb}`"), choice(*(form_tail(form) for form in FORMS_BY_VERB[verb])))
         for verb in VERBS
     ))
+
+
+def command_regex() -> str:
+    """Every command line as one regular expression, in syntax that Rust's
+    ``regex`` reads as well as Python's ``re``: hand it to llguidance
+    (``grammar_from("regex", ...)``) or to a server's structured outputs to
+    hold a BPE model to the same language as the byte DFA."""
+    return to_regex(language())
 
 
 # --- heading slugs ---------------------------------------------------------

@@ -15,7 +15,6 @@ was expected when the line stops matching there.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Union
 
@@ -69,27 +68,42 @@ def choice(*options: Expr) -> Choice:
     return Choice(tuple(options))
 
 
-# --- characters -> Python regular expressions ------------------------------
+# --- characters -> regular expressions ------------------------------------
+# The text is written in the subset of syntax that Python's ``re`` and Rust's
+# ``regex`` crate read alike (the latter is what llguidance and vLLM's
+# structured outputs take), so the same pattern can hold a BPE model served
+# elsewhere to this grammar.
 
 # Every scalar value above ASCII, skipping the surrogates U+D800..U+DFFF
 # (a Python str may hold them, but they have no UTF-8 spelling).
 _NON_ASCII_CLASS = "\\u0080-\\ud7ff\\ue000-\\U0010ffff"
+# Characters both dialects treat as syntax somewhere; escaped everywhere.
+_META = set("\\.+*?()|[]{}^$#&-~")
+
+
+def _escape(char: str) -> str:
+    if char in _META:
+        return "\\" + char
+    if not 0x20 <= ord(char) < 0x7F:
+        return f"\\x{ord(char):02x}"
+    return char
 
 
 def _char_class(chars: Chars) -> str:
-    body = "".join(re.escape(c) for c in sorted(set(chars.ascii)))
+    body = "".join(_escape(c) for c in sorted(set(chars.ascii)))
     if chars.non_ascii:
         body += _NON_ASCII_CLASS
     return f"[{body}]"
 
 
 def to_regex(expr: Expr) -> str:
-    """A Python regular expression (str patterns) for ``expr``; it uses only
-    non-capturing groups, so callers may wrap it in capturing ones."""
+    """A regular expression for ``expr`` that Python's ``re`` (str patterns)
+    and Rust's ``regex`` both read; it uses only non-capturing groups, so
+    callers may wrap it in capturing ones."""
     if isinstance(expr, Chars):
         return _char_class(expr)
     if isinstance(expr, Literal):
-        return re.escape(expr.text)
+        return "".join(_escape(c) for c in expr.text)
     if isinstance(expr, Seq):
         return "".join(to_regex(part) for part in expr.parts)
     if isinstance(expr, Choice):
