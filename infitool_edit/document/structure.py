@@ -144,6 +144,10 @@ class MarkdownStructure:
         the splice: a line ``n`` at or after ``new_stop`` was line
         ``n - delta`` before, which is where its old parser state is looked up."""
         delta = new_stop - old_stop
+        if self._front_matter_open(lines):
+            # Its closing line could be anywhere below: only a full parse knows.
+            self._splice(0, len(lines) - delta, delta, self._parse(lines, 0, len(lines)))
+            return
         start = first
         # The edited line may only start the region after a blank line: had
         # it been a setext underline before, the heading above would change.
@@ -172,8 +176,6 @@ class MarkdownStructure:
         after a blank line, or (when ``after_atx``) on an ATX heading."""
         if line == 0 or line >= len(lines):
             return True
-        if self._front_matter_open(lines):
-            return False
         text = lines[line]
         if not text or text[0] in " \t" or not text.strip():
             return False
@@ -182,8 +184,7 @@ class MarkdownStructure:
         return self._inside_block(old_line) is None
 
     def _front_matter_open(self, lines: list[str]) -> bool:
-        """Whether the draft starts like front matter that has not closed yet:
-        its closing line could be anywhere below, so nothing below is safe."""
+        """Whether the draft starts like front matter that has not closed yet."""
         starts = self._block_starts
         return lines[0].rstrip() in _METADATA_FENCES and not (len(starts) and starts[0] == 0)
 
