@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -319,3 +320,15 @@ def test_gpu_figures_are_empty_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present; the benchmark measures instead")
     assert gpu_figures() == {}
+
+
+def test_kernels_compile_for_a_hopper_gpu_without_one():
+    """The interpreter is lenient; Triton's real compiler (to a cubin for sm_90) is not."""
+    pytest.importorskip("triton.backends.nvidia.compiler")
+    environment = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-m", "infitool_edit.kernels.ptx_report", "--arch", "90"],
+                            capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert sorted(name.split()[0] for name in report) == ["scan_bwd", "scan_fwd", "state_update"]
+    assert all(0 < usage["registers"] <= 255 for usage in report.values()), report
