@@ -13,8 +13,12 @@ Conventions (shared with docs/commands.md):
 - A line range ``N-M`` is inclusive and covers whole lines with their
   newlines.
 - A heading path ``#intro/method`` names headings by slug (lower case,
-  spaces as ``-``), each part a child of the one before.
+  spaces as ``-``, punctuation dropped: ``grammar.slugify``), each part a
+  child of the one before.
 - A search string names the first occurrence of that exact text.
+- Addresses here are only well formed (``grammar.py`` says which); whether
+  they exist in a draft, or run forwards (``14-12`` does not), is for the
+  document engine to decide when it applies the command.
 """
 
 from __future__ import annotations
