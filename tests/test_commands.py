@@ -250,3 +250,15 @@ def test_a_nonempty_slug_is_always_addressable(title):
     if slug:
         assert parse(f"read #{slug}") == ast.Read(ast.Heading((slug,)))
     assert all(c in SLUG_ASCII or not c.isascii() for c in slug)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list('ab "\\\n\r\t/#:-$v19') + ["outline", "read ", "note ", "//"])).map("".join))
+def test_a_script_of_any_text_gives_commands_or_a_command_error_with_its_line(text):
+    try:
+        commands = parse_script(text)
+    except CommandError as error:
+        assert error.line is not None and 1 <= error.line <= text.count("\n") + 1
+        assert str(error).startswith(f"line {error.line}, column {error.column}: expected ")
+    else:
+        assert all(serialize(command) for command in commands)
