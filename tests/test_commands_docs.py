@@ -22,9 +22,19 @@ def fenced_blocks(info: str) -> list[list[str]]:
     return [block.split("\n") for block in re.findall(rf"```{info}\n(.*?)\n```", DOC, re.S)]
 
 
+def stream_turns() -> list[tuple[str, str]]:
+    """(model's command line, the runtime's next line) in the stream examples."""
+    return [
+        (line[2:], answer)
+        for block in fenced_blocks("stream")
+        for line, answer in zip(block, block[1:] + [""])
+        if line.startswith("> ")
+    ]
+
+
 def doc_command_lines() -> list[str]:
     lines = [line for block in fenced_blocks("commands") for line in block]
-    lines += [line[2:] for block in fenced_blocks("stream") for line in block if line.startswith("> ")]
+    lines += [line for line, answer in stream_turns() if not answer.startswith("@error")]
     return lines
 
 
@@ -54,6 +64,15 @@ def test_the_doc_errors_are_the_errors_parse_gives():
             with pytest.raises(CommandError) as caught:
                 parse(line)
             assert str(caught.value) == message
+
+
+def test_a_refused_line_in_the_stream_example_is_answered_with_its_real_error():
+    refused = [(line, answer) for line, answer in stream_turns() if answer.startswith("@error")]
+    assert refused
+    for line, answer in refused:
+        with pytest.raises(CommandError) as caught:
+            parse(line)
+        assert answer == f"@error {caught.value}"
 
 
 def test_the_example_script_is_about_25_commands_of_many_kinds():
