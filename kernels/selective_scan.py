@@ -99,7 +99,8 @@ def _selective_scan_fwd_kernel(
     DELTA_SOFTPLUS: tl.constexpr, SAVE_CHUNK_STATES: tl.constexpr,
     N: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    batch = tl.program_id(0)
+    # int64: batch * stride can pass 2**31 elements on long training batches.
+    batch = tl.program_id(0).to(tl.int64)
     group = tl.program_id(1)
     offs_in_group = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = offs_in_group < channels_per_group
@@ -185,7 +186,8 @@ def _selective_scan_bwd_kernel(
     DELTA_SOFTPLUS: tl.constexpr,
     N: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    batch = tl.program_id(0)
+    # int64: batch * stride can pass 2**31 elements on long training batches.
+    batch = tl.program_id(0).to(tl.int64)
     group = tl.program_id(1)
     block = tl.program_id(2)
     n_groups = tl.num_programs(1)

@@ -43,7 +43,7 @@ def _selective_state_update_kernel(
     HAS_DT_BIAS: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
 ):
     offs_d = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
-    batch = tl.program_id(1)
+    batch = tl.program_id(1).to(tl.int64)
     offs_n = tl.arange(0, BLOCK_N)
     d_mask = offs_d < d
     n_mask = offs_n < N
