@@ -125,6 +125,8 @@ def test_the_error_format_is_one_line():
     (b"\xff", 1),
     (b'note "\xed\xa0\x80"', 7),  # an encoded surrogate is not UTF-8
     (b'note "\xc0\xaf"', 7),  # nor an overlong slash
+    (b'note "\x80"', 7),  # a stray continuation byte is a column of its own
+    (b"not\x80", 4),
 ])
 def test_bytes_that_are_not_utf8_fail_at_the_bad_byte(data, column):
     with pytest.raises(CommandError) as caught:
@@ -227,6 +229,9 @@ def test_a_script_that_is_not_utf8_names_line_and_column():
     with pytest.raises(CommandError) as caught:
         parse_script(b'outline\nnote "ab\xffc"\n')
     assert (caught.value.line, caught.value.column) == (2, 9)
+    with pytest.raises(CommandError) as caught:
+        parse_script(b'outline\n\x80')
+    assert (caught.value.line, caught.value.column) == (2, 1)
 
 
 # --- slugs -----------------------------------------------------------------

@@ -97,17 +97,24 @@ def parse(line: str | bytes) -> Command:
 
 def _column(data: bytes, offset: int) -> int:
     """The 1-based character column of the character holding byte ``offset``
-    (the column just past the end when ``offset == len(data)``)."""
+    (the column just past the end when ``offset == len(data)``). The bytes
+    before the character holding ``offset`` must be UTF-8."""
     started = sum(1 for byte in data[:offset] if not 0x80 <= byte < 0xC0)
     inside_a_character = offset < len(data) and 0x80 <= data[offset] < 0xC0 and started > 0
     return started if inside_a_character else started + 1
+
+
+def _bad_utf8_column(data: bytes, offset: int) -> int:
+    """The column of the first byte of a bad UTF-8 sequence: one past the
+    characters before it (a stray continuation byte counts as its own)."""
+    return len(data[:offset].decode("utf-8")) + 1
 
 
 def _locate(data: bytes, *, bad_utf8_at: int | None = None) -> CommandError:
     dfa = command_dfa()
     state, read = dfa.walk(data)
     if bad_utf8_at is not None and read >= bad_utf8_at:
-        return CommandError(_column(data, bad_utf8_at), "valid UTF-8")
+        return CommandError(_bad_utf8_column(data, bad_utf8_at), "valid UTF-8")
     if read == len(data) and dfa.accepting[state]:
         # The DFA took a line the regular expressions refused: they disagree,
         # which the tests rule out; still, the caller gets a CommandError.
@@ -137,7 +144,7 @@ def script_lines(text: str | bytes) -> Iterator[tuple[int, Command]]:
             line_start = data.rfind(b"\n", 0, error.start) + 1
             line_end = data.find(b"\n", error.start)
             line = data[line_start : None if line_end < 0 else line_end]
-            column = _column(line, error.start - line_start)
+            column = _bad_utf8_column(line, error.start - line_start)
             raise CommandError(column, "valid UTF-8", line=line_number) from None
     for number, line in enumerate(text.split("\n"), start=1):
         if line.endswith("\r"):
