@@ -1,7 +1,24 @@
 """The SSM engine: Mamba in plain PyTorch, its state, checkpoints, tokenizers and sampling."""
 
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import MambaConfig
 from .mamba import MambaLM
+from .quantize import quantize_int8
+from .sampling import sample, sample_token
 from .state import State, StateError
+from .tokenizer import ByteTokenizer, HFTokenizer
 
-__all__ = ["MambaConfig", "MambaLM", "State", "StateError"]
+__all__ = [
+    "ByteTokenizer",
+    "CheckpointError",
+    "HFTokenizer",
+    "MambaConfig",
+    "MambaLM",
+    "State",
+    "StateError",
+    "load_checkpoint",
+    "quantize_int8",
+    "sample",
+    "sample_token",
+    "save_checkpoint",
+]

@@ -152,13 +152,19 @@ def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, d
     return model.eval()
 
 
+def hf_state_dict(model: MambaLM) -> dict[str, torch.Tensor]:
+    """The model's tensors under HuggingFace's names (a tied head is left out)."""
+    tensors = {_hf_name(name): tensor.detach() for name, tensor in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        del tensors["lm_head.weight"]
+    return tensors
+
+
 def save_checkpoint(model: MambaLM, folder: str | Path) -> Path:
     """Write `config.json` and `model.safetensors` into folder (created if needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {_hf_name(name): tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        del tensors["lm_head.weight"]
+    tensors = {name: tensor.cpu().contiguous() for name, tensor in hf_state_dict(model).items()}
     config = model.config.to_hf_dict() | {"dtype": str(model.embeddings.weight.dtype).removeprefix("torch.")}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})

@@ -37,7 +37,7 @@ from .config import MambaConfig
 from .state import State
 
 # Tokens per block of the PyTorch scan: bounds the (b, chunk, d_in, n) temporaries.
-SCAN_CHUNK = 128
+SCAN_CHUNK = 32
 
 
 def _cuda_kernels():
@@ -78,21 +78,28 @@ def selective_scan(
 
     x, dt: (b, l, d_in); B, C: (b, l, n); A: (d_in, n); h: (b, d_in, n) the state before x.
     The recurrence is sequential in t; everything else is batched over a chunk
-    of SCAN_CHUNK tokens at a time, so temporaries stay a few MB.
+    of SCAN_CHUNK tokens at a time, so temporaries stay small enough for the cache.
     """
-    length = x.shape[1]
     ys = []
-    for start in range(0, length, SCAN_CHUNK):
+    for start in range(0, x.shape[1], SCAN_CHUNK):
         chunk = slice(start, start + SCAN_CHUNK)
         dt_c = dt[:, chunk, :, None]  # (b, t, d_in, 1)
-        decay = torch.exp(dt_c * A)  # exp(ΔA): (b, t, d_in, n)
-        drive = dt_c * x[:, chunk, :, None] * B[:, chunk, None, :]  # ΔBx: (b, t, d_in, n)
-        hs = []
-        for t in range(decay.shape[1]):
-            h = torch.addcmul(drive[:, t], decay[:, t], h)
-            hs.append(h)
-        hs = torch.stack(hs, dim=1)  # (b, t, d_in, n)
-        ys.append(torch.einsum("btdn,btn->btd", hs, C[:, chunk].to(hs.dtype)))
+        decay = (dt_c * A).exp_()  # exp(ΔA): (b, t, d_in, n)
+        states = (dt_c * x[:, chunk, :, None]) * B[:, chunk, None, :]  # ΔBx, then h_t: (b, t, d_in, n)
+        if torch.is_grad_enabled():
+            # Autograd cannot differentiate through a buffer rewritten in place: build a new tensor,
+            # starting from a copy of h, which the caller overwrites afterwards.
+            h, hs = h.clone(), []
+            for t in range(states.shape[1]):
+                h = torch.addcmul(states[:, t], decay[:, t], h)
+                hs.append(h)
+            states = torch.stack(hs, dim=1)
+        else:
+            previous = h
+            for t in range(states.shape[1]):
+                previous = states[:, t].addcmul_(decay[:, t], previous)
+            h = states[:, -1]
+        ys.append(torch.einsum("btdn,btn->btd", states, C[:, chunk]))
     return torch.cat(ys, dim=1), h
 
 
@@ -140,8 +147,9 @@ class MambaMixer(nn.Module):
         else:
             y, h = selective_scan(x.float(), dt.float(), A, B.float(), C.float(), ssm_state.float())
         y = (y + x * self.D).to(x.dtype) * F.silu(z)
-        conv_state.copy_(window[..., -k:])
-        ssm_state.copy_(h)
+        # The carried state is not differentiated through (training truncates there).
+        conv_state.copy_(window[..., -k:].detach())
+        ssm_state.copy_(h.detach())
         return self.out_proj(y)
 
     def step(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:

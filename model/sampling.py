@@ -1,0 +1,73 @@
+"""Choosing tokens: temperature, top-p, seeded generators, a per-step logits hook, streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+
+from .mamba import MambaLM
+from .state import State
+
+# (step_index, logits (vocab,)) -> logits. The agent adds its grammar mask here (-inf on banned tokens).
+LogitsHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def sample_token(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> int:
+    """One token id from logits (vocab,). temperature 0 is greedy; top_p keeps the smallest
+    set of most likely tokens whose probability reaches top_p."""
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
+    logits = logits.float()
+    if not torch.isfinite(logits).any():
+        raise ValueError("every token is masked out")
+    if temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep a token if the tokens before it have not reached top_p yet (the first is always kept).
+        keep = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < top_p
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs * keep)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@torch.no_grad()
+def sample(
+    model: MambaLM,
+    prompt: Iterable[int],
+    *,
+    state: State | None = None,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    logits_hook: LogitsHook | None = None,
+    stop_ids: Iterable[int] = (),
+) -> Iterator[int]:
+    """Read `prompt` after `state`, then yield each new token as soon as it is decided.
+
+    When a token is yielded the model has already read it: `state` (advanced in
+    place; pass one to keep it) is ready for whatever the caller feeds next.
+    Stops after `max_new_tokens` or after yielding a token in `stop_ids`.
+    """
+    stop_ids = frozenset(stop_ids)
+    device = model.embeddings.weight.device
+    ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)
+    state = model.new_state() if state is None else state
+    logits, _ = model(ids, state, last_only=True)
+    for index in range(max_new_tokens):
+        step_logits = logits[0]
+        if logits_hook is not None:
+            step_logits = logits_hook(index, step_logits)
+        token = sample_token(step_logits, temperature=temperature, top_p=top_p, generator=generator)
+        logits = model.step(torch.tensor([token], device=device), state)
+        yield token
+        if token in stop_ids:
+            return

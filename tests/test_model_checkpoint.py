@@ -1,0 +1,237 @@
+"""Checkpoints: the peer check against transformers' own Mamba and FalconMamba, and every bad folder."""
+
+import json
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from infitool_edit.model import CheckpointError, MambaConfig, MambaLM, load_checkpoint, save_checkpoint
+
+transformers = pytest.importorskip("transformers")
+
+# fp32 logits of a 2-layer model: the two implementations differ only in summation order.
+LOGITS_ATOL, LOGITS_RTOL = 1e-4, 1e-4
+HF_MODELS = {
+    "mamba": (transformers.MambaConfig, transformers.MambaForCausalLM),
+    "falcon_mamba": (transformers.FalconMambaConfig, transformers.FalconMambaForCausalLM),
+}
+
+
+@pytest.fixture(autouse=True)
+def quiet_transformers():
+    # transformers warns that mamba_ssm is missing, on purpose: the CPU must use its slow path.
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def test_the_test_environment_makes_transformers_use_its_plain_pytorch_path():
+    import importlib.util
+
+    assert importlib.util.find_spec("mamba_ssm") is None
+    assert importlib.util.find_spec("causal_conv1d") is None
+
+
+def hf_model(model_type: str, *, tie: bool = True, **overrides):
+    config_class, model_class = HF_MODELS[model_type]
+    torch.manual_seed(0)
+    config = config_class(
+        vocab_size=99, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2,
+        tie_word_embeddings=tie, **overrides,
+    )
+    return model_class(config).eval()
+
+
+def saved(model, folder: Path, **options) -> Path:
+    model.save_pretrained(folder, **options)
+    return folder
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("model_type", HF_MODELS)
+@torch.no_grad()
+def test_our_forward_and_step_give_transformers_logits_on_their_checkpoint(model_type, tie, tmp_path):
+    theirs = hf_model(model_type, tie=tie, use_bias=not tie)
+    ours = load_checkpoint(saved(theirs, tmp_path))
+    assert ours.config.falcon == (model_type == "falcon_mamba")
+    ids = torch.randint(0, 99, (2, 24))
+    expected = theirs(ids).logits
+    forward_logits, _ = ours(ids)
+    state = ours.new_state(batch=2)
+    step_logits = torch.stack([ours.step(ids[:, t], state) for t in range(ids.shape[1])], dim=1)
+    torch.testing.assert_close(forward_logits, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    torch.testing.assert_close(step_logits, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+
+
+@pytest.mark.parametrize("model_type", HF_MODELS)
+@torch.no_grad()
+def test_our_step_matches_transformers_cached_decoding(model_type, tmp_path):
+    theirs = hf_model(model_type)
+    ours = load_checkpoint(saved(theirs, tmp_path))
+    prompt, continuation = torch.randint(0, 99, (1, 6)), torch.randint(0, 99, (1, 5))
+    output = theirs(prompt, use_cache=True)
+    cache = output.cache
+    logits, state = ours(prompt)
+    torch.testing.assert_close(logits, output.logits, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    for t in range(continuation.shape[1]):
+        expected = theirs(continuation[:, t : t + 1], cache=cache, use_cache=True).logits[:, -1]
+        torch.testing.assert_close(ours.step(continuation[:, t], state), expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+
+
+@pytest.mark.parametrize("falcon", [False, True], ids=["mamba", "falcon"])
+@torch.no_grad()
+def test_a_checkpoint_we_save_loads_in_transformers_and_back_with_the_same_logits(falcon, tmp_path):
+    torch.manual_seed(1)
+    ours = MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, falcon=falcon)).eval()
+    save_checkpoint(ours, tmp_path)
+    model_class = HF_MODELS["falcon_mamba" if falcon else "mamba"][1]
+    theirs = model_class.from_pretrained(tmp_path).eval()
+    ids = torch.randint(0, 64, (1, 10))
+    expected, _ = ours(ids)
+    torch.testing.assert_close(theirs(ids).logits, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    again, _ = load_checkpoint(tmp_path)(ids)
+    assert torch.equal(again, expected)
+
+
+@torch.no_grad()
+def test_sharded_safetensors_and_pytorch_bin_folders_load_the_same_weights(tmp_path):
+    theirs = hf_model("mamba")
+    reference = load_checkpoint(saved(theirs, tmp_path / "single"))
+    sharded = load_checkpoint(saved(theirs, tmp_path / "sharded", max_shard_size="20KB"))
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    (binary / "config.json").write_bytes((tmp_path / "single" / "config.json").read_bytes())
+    torch.save(load_file(tmp_path / "single" / "model.safetensors"), binary / "pytorch_model.bin")
+    from_bin = load_checkpoint(binary)
+    ids = torch.randint(0, 99, (1, 8))
+    expected, _ = reference(ids)
+    assert torch.equal(sharded(ids)[0], expected)
+    assert torch.equal(from_bin(ids)[0], expected)
+
+
+# ---- bad folders: each is one line naming the problem --------------------------------------
+
+
+@pytest.fixture
+def good_folder(tmp_path) -> Path:
+    return saved(hf_model("mamba"), tmp_path / "good")
+
+
+def edit_config(folder: Path, **changes) -> None:
+    path = folder / "config.json"
+    values = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    path.write_text(json.dumps(values))
+
+
+def edit_tensors(folder: Path, change) -> None:
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path)
+
+
+def refused(folder: Path, pattern: str) -> str:
+    with pytest.raises(CheckpointError, match=pattern) as error:
+        load_checkpoint(folder)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_folder(tmp_path):
+    refused(tmp_path / "nowhere", "not a folder")
+
+
+def test_a_folder_without_config(good_folder):
+    (good_folder / "config.json").unlink()
+    refused(good_folder, "no config.json")
+
+
+def test_a_config_that_is_not_json(good_folder):
+    (good_folder / "config.json").write_text("{ not json")
+    refused(good_folder, "config.json: not valid JSON")
+
+
+def test_a_config_of_another_model_type(good_folder):
+    edit_config(good_folder, model_type="llama")
+    refused(good_folder, "model_type 'llama' is not one of mamba, falcon_mamba")
+
+
+def test_a_config_without_a_required_field(good_folder):
+    edit_config(good_folder, hidden_size=None)
+    refused(good_folder, "missing hidden_size")
+
+
+def test_a_config_with_a_nonsense_value(good_folder):
+    edit_config(good_folder, num_hidden_layers="two")
+    refused(good_folder, "num_hidden_layers must be a positive integer")
+
+
+def test_a_folder_without_weights(good_folder):
+    (good_folder / "model.safetensors").unlink()
+    refused(good_folder, "no weights")
+
+
+def test_a_truncated_safetensors_file(good_folder):
+    path = good_folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    refused(good_folder, "unreadable safetensors file")
+
+
+def test_a_missing_tensor_is_named(good_folder):
+    edit_tensors(good_folder, lambda t: t.pop("backbone.layers.1.mixer.A_log"))
+    refused(good_folder, "missing tensor backbone.layers.1.mixer.A_log")
+
+
+def test_a_config_with_more_layers_than_the_weights_names_what_is_missing(good_folder):
+    edit_config(good_folder, num_hidden_layers=3)
+    message = refused(good_folder, "missing tensors backbone.layers.2")
+    assert "more" in message  # nine tensors are missing; the line names three and counts the rest
+
+
+def test_an_unexpected_tensor_is_named(good_folder):
+    edit_tensors(good_folder, lambda t: t.update({"backbone.layers.0.mixer.extra": torch.zeros(3)}))
+    refused(good_folder, "unexpected tensor backbone.layers.0.mixer.extra")
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_with_both_shapes(good_folder):
+    edit_tensors(good_folder, lambda t: t.update({"backbone.layers.0.mixer.D": torch.ones(63)}))
+    refused(good_folder, r"backbone.layers.0.mixer.D has shape \(63,\), the config implies \(64,\)")
+
+
+def test_a_config_whose_width_disagrees_with_the_weights(good_folder):
+    edit_config(good_folder, state_size=4)
+    refused(good_folder, "has shape .* the config implies")
+
+
+def test_a_tied_checkpoint_whose_head_differs_from_the_embedding(good_folder):
+    edit_tensors(good_folder, lambda t: t.update({"lm_head.weight": torch.zeros_like(t["backbone.embeddings.weight"])}))
+    refused(good_folder, "lm_head.weight differs from the embedding")
+
+
+def test_a_pickle_that_is_not_just_tensors_is_never_unpickled(good_folder, tmp_path):
+    (good_folder / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (good_folder / "pytorch_model.bin").write_bytes(pickle.dumps({"backbone.embeddings.weight": Exploit()}))
+    refused(good_folder, "pytorch_model.bin: refused or unreadable")
+    assert not marker.exists()
+
+
+def test_a_shard_index_naming_a_missing_shard(tmp_path):
+    folder = saved(hf_model("mamba"), tmp_path / "sharded", max_shard_size="20KB")
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    next(folder / name for name in set(index["weight_map"].values())).unlink()
+    refused(folder, "shard .* is missing")
