@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infitool_edit.commands.ast import Command
+from infitool_edit.commands.grammar import quote
 from infitool_edit.document.buffer import LineBuffer, Position
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.structure import HeadingInfo
@@ -64,12 +65,6 @@ class Outcome:
 
 def format_position(position: Position) -> str:
     return f"{position[0] + 1}:{position[1] + 1}"
-
-
-def quote(text: str) -> str:
-    """A string as the command language writes it."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
 
 
 def clip(text: str, limit: int = MAX_LINE_CHARS) -> str:

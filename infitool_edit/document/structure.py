@@ -32,7 +32,7 @@ import numpy as np
 import tree_sitter_markdown
 from tree_sitter import Language, Node, Parser
 
-from infitool_edit.document.slug import slugify
+from infitool_edit.commands import slugify
 
 _LANGUAGE = Language(tree_sitter_markdown.language())
 

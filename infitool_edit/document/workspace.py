@@ -96,6 +96,8 @@ class Workspace:
             start, end = self._range(cmd.target)
             if cmd.old is not None:
                 start, end = self._find_inside(normalize_newlines(cmd.old), start, end)
+            if start == end and not cmd.new:
+                raise ApplyError("nothing to replace there, and nothing to put there")
             return self._edit(start, end, normalize_newlines(cmd.new), is_model)
         if isinstance(cmd, ast.Jump):
             # Jumping to a section lands on its heading, not past its end.
