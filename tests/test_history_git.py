@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from infitool_edit.history import DraftLocked, History, Snapshot
+from infitool_edit.history import DraftLocked, History, HistoryError, Snapshot
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Writer",
@@ -227,3 +227,48 @@ def test_history_keeps_working_after_git_gc_packs_it(writer_repo):
     with History.open(draft) as history:
         assert history.read(22).draft == "v3\n"
     assert_fsck_clean(writer_repo)
+
+
+def test_a_sha256_repository_is_refused_in_one_line(tmp_path):
+    git("init", "-q", "--object-format=sha256", cwd=tmp_path)
+    with pytest.raises(HistoryError) as caught:
+        History.open(tmp_path / "draft.md")
+    assert "sha256" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_missing_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(HistoryError, match="does not exist"):
+        History.open(tmp_path / "nowhere" / "draft.md")
+
+
+def test_a_ref_lock_left_by_a_killed_session_is_taken_over(tmp_path):
+    draft = tmp_path / "draft.md"
+    with History.open(draft) as history:
+        history.record("one\n", "", "edit 1", "Ana")
+        lock = history.git_dir / (history.line_ref("main") + ".lock")
+    lock.write_text("0" * 40 + "\n")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    with History.open(draft) as history:
+        assert history.record("two\n", "", "edit 2", "Ana").number == 2
+    assert not lock.exists()
+
+
+def test_closing_lets_git_pack_a_hidden_repository(tmp_path):
+    draft = tmp_path / "draft.md"
+    hidden = ["--git-dir", str(tmp_path / ".draft.md.infitool")]
+    with History.open(draft) as history:
+        history.record("one\n", "", "edit 1", "Ana")
+    git(*hidden, "config", "gc.auto", "1", cwd=tmp_path)
+    git(*hidden, "config", "gc.autoDetach", "false", cwd=tmp_path)
+    # git estimates the loose objects from the folder objects/17 alone.
+    sampled = tmp_path / ".draft.md.infitool" / "objects" / "17"
+    with History.open(draft) as history:
+        number = 1
+        while len(list(sampled.glob("*"))) < 2:
+            number += 1
+            history.record(f"{number}\n" * number, "", f"edit {number}", "Ana")
+    counts = git(*hidden, "count-objects", "-v", cwd=tmp_path).stdout
+    assert "\npacks: 1\n" in counts and counts.startswith("count: 0\n"), counts
+    with History.open(draft) as history:
+        assert history.read(number).draft == f"{number}\n" * number
+    assert_fsck_clean(tmp_path, *hidden)

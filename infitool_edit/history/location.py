@@ -62,6 +62,7 @@ def locate(draft_path: Path) -> Location:
         repo = _hidden_repo(draft)
         key = draft.name
         hidden = True
+    _check_supported(repo, draft)
     folder = os.path.join(repo.common_dir, "infitool-edit", encode_component(key))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -69,6 +70,19 @@ def locate(draft_path: Path) -> Location:
         repo.close()
         raise HistoryError(f"cannot keep a history for {draft}: {error.strerror}") from None
     return Location(repo, draft, key, hidden, folder)
+
+
+def _check_supported(repo: git.Repo, draft: Path) -> None:
+    """Objects and refs are written in git's default formats only."""
+    config = repo.config_reader("repository")
+    object_format = config.get_value("extensions", "objectformat", default="sha1")
+    ref_storage = config.get_value("extensions", "refstorage", default="files")
+    if (object_format, ref_storage) != ("sha1", "files"):
+        repo.close()
+        raise HistoryError(
+            f"cannot keep a history for {draft}: its repository uses "
+            f"{object_format} objects and {ref_storage} refs; only sha1 and files are supported"
+        )
 
 
 def _work_tree_repo(draft: Path) -> git.Repo | None:

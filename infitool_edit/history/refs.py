@@ -1,15 +1,23 @@
 """Moving our refs the way git does: a ``<ref>.lock`` file, renamed into place.
 
 Writing a loose ref by git's own protocol costs one small file and a rename,
-where ``git update-ref`` costs a process. A concurrent git command honours
-the same ``.lock`` file, and the rename makes the move atomic: a ref always
-names a complete commit, old or new. (Listing refs, loose or packed, is left
-to GitPython.)
+where ``git update-ref`` costs a process. A concurrent git command (``git gc``
+packing refs, say) honours the same ``.lock`` file, and the rename makes the
+move atomic: a ref always names a complete commit, old or new. (Listing refs,
+loose or packed, is left to GitPython.)
 """
 
 from __future__ import annotations
 
 import os
+import time
+
+from .errors import HistoryError
+
+# git holds a ref's lock for milliseconds; only the draft's lock holder writes
+# our refs, so a lock older than this was left by a killed session of ours.
+STALE_LOCK_S = 2.0
+_GIVE_UP_S = 5.0
 
 
 class RefWriter:
@@ -24,20 +32,36 @@ class RefWriter:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         lock = path + ".lock"
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = self._take(lock, ref)
         try:
             os.write(fd, f"{sha}\n".encode())
         finally:
             os.close(fd)
         os.replace(lock, path)
 
-    def clear_stale_locks(self, prefix: str) -> None:
-        """Remove ``.lock`` files a killed session left under ``prefix``.
+    def _take(self, lock: str, ref: str) -> int:
+        deadline = time.monotonic() + _GIVE_UP_S
+        while True:
+            try:
+                return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if _age(lock) > STALE_LOCK_S:
+                    _remove(lock)
+                elif time.monotonic() > deadline:
+                    raise HistoryError(f"another git command keeps {ref} locked") from None
+                else:
+                    time.sleep(0.001)
 
-        Only the holder of the draft's lock writes these refs, so once we
-        hold it any ``.lock`` there is a dead session's.
-        """
-        for folder, _dirs, files in os.walk(os.path.join(self._git_dir, prefix)):
-            for name in files:
-                if name.endswith(".lock"):
-                    os.unlink(os.path.join(folder, name))
+
+def _age(path: str) -> float:
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -80,6 +80,7 @@ class History:
         self._identities = _writer_identities(location.repo)
         self._tips: dict[str, str] = {}  # line name → newest commit
         self._checkpoints: dict[str, int] = {}  # name → version number
+        self._checkpoint_of: dict[int, str] = {}  # version number → its name
         self._index: VersionIndex | None = None
         self._closed = False
 
@@ -102,7 +103,6 @@ class History:
         return history
 
     def _load(self) -> None:
-        self._refs.clear_stale_locks(self._location.ref_prefix)
         tips = self._read_refs("lines")
         self._tips = {decode_component(name): sha for name, sha in tips.items()}
         try:
@@ -110,10 +110,10 @@ class History:
             self._catch_up_with_refs()
         except IndexCorrupt:
             self._rebuild_index()
-        self._checkpoints = {
+        self._name_versions({
             decode_component(name): self._version_of_commit(sha)[0]
             for name, sha in self._read_refs("checkpoints").items()
-        }
+        })
 
     def _read_refs(self, kind: str) -> dict[str, str]:
         """``{last ref component: commit sha}`` under our prefix, loose or packed."""
@@ -206,7 +206,23 @@ class History:
             if self._index is not None:
                 self._index.close()
             self._lock.release()
+            if self._location.hidden:
+                self._pack_loose_objects()
             self._location.repo.close()
+
+    def _pack_loose_objects(self) -> None:
+        """Let git pack the hidden repository once enough loose objects pile up.
+
+        Each version adds three loose objects; unpacked, a long history costs
+        a file-system block per object. ``git gc --auto`` is what ``git
+        commit`` runs: nothing below git's threshold, else a detached
+        background gc. The writer's own repository is left to the writer's
+        git, which runs the same check on its next commit.
+        """
+        try:
+            self._location.repo.git.gc("--auto", "--quiet")
+        except git.GitCommandError:
+            pass  # packing is an economy, never a reason to fail
 
     def __enter__(self) -> History:
         return self
@@ -332,8 +348,8 @@ class History:
             except ValueError as error:
                 raise HistoryError(str(error)) from None
             self._refs.update(ref, head.commit)
-            self._checkpoints[name] = head.number
-            return replace(head, checkpoint=self._checkpoint_names().get(head.number))
+            self._name_versions({**self._checkpoints, name: head.number})
+            return replace(head, checkpoint=self._checkpoint_of[head.number])
 
     def find_checkpoint(self, name: str) -> int:
         with self._mutex:
@@ -342,12 +358,12 @@ class History:
                 raise UnknownVersion(f'there is no checkpoint "{name}"')
             return self._checkpoints[name]
 
-    def _checkpoint_names(self) -> dict[int, str]:
+    def _name_versions(self, checkpoints: dict[str, int]) -> None:
+        self._checkpoints = checkpoints
         # A version named twice shows its first name in alphabetical order.
-        names: dict[int, str] = {}
-        for name, number in sorted(self._checkpoints.items()):
-            names.setdefault(number, name)
-        return names
+        self._checkpoint_of = {}
+        for name, number in sorted(checkpoints.items()):
+            self._checkpoint_of.setdefault(number, name)
 
     # --- reading -------------------------------------------------------------
 
@@ -424,7 +440,7 @@ class History:
             message=entry.message,
             time=entry.time,
             commit=entry.commit,
-            checkpoint=self._checkpoint_names().get(entry.number),
+            checkpoint=self._checkpoint_of.get(entry.number),
         )
 
     def _require_index(self) -> VersionIndex:
