@@ -133,7 +133,7 @@ def test_pause_stops_within_a_token_and_writer_edits_go_in_first(session: Editin
     text = _stream(session)
     # the half-written line was dropped; the writer's edit came first
     assert text.count("> insert") == 1
-    assert f'@user {_add("writer line")}\n@ok v2 1:1\n> {_add("model line")}\n@ok v3 6:1\n' in text
+    assert f'@user {_add("writer line")}\n@ok v2\n> {_add("model line")}\n@ok v3 6:1\n' in text
 
 
 def test_stop_drops_the_half_written_command(session: EditingSession) -> None:

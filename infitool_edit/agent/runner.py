@@ -121,6 +121,7 @@ class Runner:
         commands = 0
         try:
             while not self._stopping.is_set():
+                self._take_writer_events()
                 if self.max_commands is not None and commands >= self.max_commands:
                     emit(Finished(f"reached the budget of {self.max_commands} commands"))
                     return
@@ -204,7 +205,9 @@ class Runner:
         version = edit = summary = None
         try:
             executed = self.session.execute(line, author=self.author)
-        except (ValueError, LookupError) as error:
+        except (ValueError, LookupError, OSError) as error:
+            # OSError too: a name the file system refuses (a checkpoint ref
+            # too long) is the model's mistake to read about, not a crash.
             observation = f"@error {_one_line(str(error))}"
             emit(CommandFailed(line, str(error)))
         else:
@@ -228,11 +231,18 @@ class Runner:
             if kind == "rewind":
                 self._rewind_to(payload)
                 continue
-            restored = _restored_version(payload.line, self.session.history)
-            if restored is not None:
-                self._rewind_to(restored)
-            text = f"@user {_one_line(payload.line)}\n{bounded(payload.observation.rstrip(chr(10)))}\n"
-            self._append_runtime(text, version=payload.version)
+            self._writer_version(payload.line, payload.version, payload.observation)
+
+    def _writer_version(self, line: str, version: int | None, observation: str) -> None:
+        """A writer's command into the stream; a rewind or fork also takes
+        the model's mind back to that version. A version reads ``@ok vN``
+        whoever reports it (the live session or the history on resume), so
+        both ways give the model the same stream."""
+        restored = _restored_version(line, self.session.history)
+        if restored is not None:
+            self._rewind_to(restored)
+        answer = f"@ok v{version}" if version is not None else bounded(observation.rstrip("\n"))
+        self._append_runtime(f"@user {_one_line(line)}\n{answer}\n", version=version)
 
     def _rewind_to(self, version: int) -> None:
         record = self.stream.record_for_version(version)
@@ -295,8 +305,10 @@ class Runner:
             return
         newer = [v for v in reversed(history.log(limit=1000)) if known is None or v.number > known]
         for info in newer:
-            prefix = MODEL_PREFIX if info.author == self.author else "@user "
-            self._append_runtime(f"{prefix}{_one_line(info.message)}\n@ok v{info.number}\n", version=info.number)
+            if info.author == self.author:
+                self._append_runtime(f"{MODEL_PREFIX}{_one_line(info.message)}\n@ok v{info.number}\n", version=info.number)
+            else:
+                self._writer_version(info.message, info.number, "")
 
     def _save_goal(self) -> None:
         (self.stream.directory / "goal.txt").write_text(self.goal or "", encoding="utf-8")

@@ -1,0 +1,235 @@
+"""Constrained decoding: the model can write nothing but a command line.
+
+Byte-level tokenizers (the project's own models) use the commands'
+``CommandDFA`` as it is: per DFA state a cached additive bias row over the
+vocabulary (0 where a byte may follow, -inf elsewhere), so masking a step is
+one tensor add. A state with exactly one allowed token names it, and the
+backend feeds it without sampling.
+
+On top of the grammar, per turn:
+
+- line numbers stay within the draft: while a line number is being typed,
+  digits that would take it past the line count are masked (so every line
+  number is between 1 and the line count, or one past it for ``insert``);
+- every line ends within ``max_bytes``: each state knows the fewest bytes
+  that complete a command from it, and once the budget runs short only
+  bytes that can still finish in time are allowed.
+
+Search strings are not held to the buffer's text (any quoted text the
+grammar allows may be written); a string that does not occur comes back as
+an ``@error`` observation and nothing is applied.
+
+BPE tokenizers of pretrained checkpoints go through ``llguidance``
+(``BpeLineConstraint``), fed the same grammar as one regular expression
+(``grammar.command_regex()``). The line-number and length rules above are
+byte-level only.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from infitool_edit.commands import CommandDFA, command_dfa
+from infitool_edit.commands import grammar
+from infitool_edit.commands.fsm import DEAD
+
+NEWLINE = 0x0A
+DIGITS = frozenset(range(0x30, 0x3A))
+MAX_COMMAND_BYTES = 512
+
+
+def distances_to_accept(dfa: CommandDFA) -> np.ndarray:
+    """Per state, the fewest bytes after which a command may end (0 in an
+    accepting state; a large number for states that cannot finish)."""
+    far = np.iinfo(np.int32).max // 2
+    distance = np.where(dfa.accepting, 0, far).astype(np.int64)
+    targets = dfa.transitions
+    while True:
+        via = np.where(targets >= 0, distance[np.maximum(targets, 0)] + 1, far).min(axis=1)
+        updated = np.minimum(distance, via)
+        if np.array_equal(updated, distance):
+            return updated
+        distance = updated
+
+
+class ByteMaskTable:
+    """The DFA's masks over a byte-level vocabulary (ids 0-255 are bytes;
+    anything above, such as special tokens, is never allowed)."""
+
+    def __init__(self, dfa: CommandDFA, vocab_size: int, *, max_bytes: int = MAX_COMMAND_BYTES) -> None:
+        if vocab_size < 256:
+            raise ValueError(f"a byte-level mask needs at least 256 tokens, the model has {vocab_size}")
+        self.dfa = dfa
+        self.vocab_size = vocab_size
+        self.max_bytes = max_bytes
+        self.distance = distances_to_accept(dfa)
+        self._transitions = dfa.transitions.tolist()
+        self._accepting = dfa.accepting.tolist()
+        self._distance = self.distance.tolist()
+        successors = np.where(dfa.transitions >= 0, self.distance[np.maximum(dfa.transitions, 0)], -1)
+        self._max_next_distance = successors.max(axis=1).tolist()
+        allowed = np.zeros((dfa.n_states, vocab_size), dtype=bool)
+        allowed[:, :256] = dfa.transitions != DEAD
+        allowed[:, NEWLINE] = dfa.accepting
+        self._allowed = allowed
+        self.bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))  # (states, vocab)
+        counts = allowed.sum(axis=1)
+        first = allowed.argmax(axis=1)
+        self.forced = [int(first[s]) if counts[s] == 1 else -1 for s in range(dfa.n_states)]
+        self._extra: dict[tuple, tuple[torch.Tensor, int]] = {}
+
+    def next_state(self, state: int, token: int) -> int:
+        """The state after ``token``; -1 after the line's newline."""
+        if token == NEWLINE:
+            return -1
+        return self._transitions[state][token]
+
+    def row(self, state: int, *, banned: frozenset[int] = frozenset(), budget: int | None = None) -> tuple[torch.Tensor, int]:
+        """The bias row for ``state`` with ``banned`` bytes removed and, when
+        ``budget`` bytes are left, only bytes that can still finish in time;
+        and the one allowed token, or -1."""
+        # Tight: some byte would lead where the line can no longer end in time.
+        tight = budget is not None and budget - 2 < self._max_next_distance[state]
+        if not banned and not tight:
+            return self.bias[state], self.forced[state]
+        key = (state, banned, budget if tight else None)
+        cached = self._extra.get(key)
+        if cached is None:
+            allowed = self._allowed[state].copy()
+            for byte in banned:
+                allowed[byte] = False
+            if tight:
+                for byte in range(256):
+                    if byte == NEWLINE:
+                        continue  # ends the line now: always in time
+                    nxt = self._transitions[state][byte]
+                    if allowed[byte] and (nxt == DEAD or self._distance[nxt] + 1 > budget - 1):
+                        allowed[byte] = False
+            if not allowed.any():  # nothing fits: fall back to the grammar alone
+                allowed = self._allowed[state]
+            bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))
+            cached = (bias, int(allowed.argmax()) if allowed.sum() == 1 else -1)
+            self._extra[key] = cached
+        return cached
+
+
+@lru_cache(maxsize=8)
+def byte_mask_table(vocab_size: int, max_bytes: int = MAX_COMMAND_BYTES) -> ByteMaskTable:
+    return ByteMaskTable(command_dfa(), vocab_size, max_bytes=max_bytes)
+
+
+class LineConstraint:
+    """The mask for one command line being written, byte by byte."""
+
+    def __init__(self, table: ByteMaskTable, line_count: int) -> None:
+        self.table = table
+        self.line_limit = max(1, line_count)
+        self.state = table.dfa.start
+        self.written = bytearray()
+        self._in_quote = False
+        self._escaped = False
+        self._in_heading = False  # slugs may hold digits and dashes
+        self._line_digits: str | None = None  # digits of a line number being typed
+
+    def mask(self) -> tuple[torch.Tensor, int]:
+        """(bias row, forced token or -1) for the next token."""
+        return self.table.row(
+            self.state,
+            banned=self._banned_digits(),
+            budget=self.table.max_bytes - len(self.written),
+        )
+
+    def advance(self, token: int) -> None:
+        self.written.append(token)
+        self.state = self.table.next_state(self.state, token)
+        self._track(token)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == -1
+
+    def _track(self, byte: int) -> None:
+        """Follow quotes and numbers, to know when a line number is typed."""
+        if self._in_quote:
+            if self._escaped:
+                self._escaped = False
+            elif byte == 0x5C:  # backslash
+                self._escaped = True
+            elif byte == 0x22:
+                self._in_quote = False
+            return
+        if self._in_heading:
+            self._in_heading = byte != 0x20
+            return
+        if byte == 0x22:
+            self._in_quote = True
+            self._line_digits = None
+        elif byte == 0x23:  # `#`
+            self._in_heading = True
+            self._line_digits = None
+        elif byte in DIGITS:
+            if self._line_digits is not None:
+                self._line_digits += chr(byte)
+            elif len(self.written) >= 2 and self.written[-2] in b" -":
+                self._line_digits = chr(byte)  # after a space or a range's dash: a line
+        else:
+            self._line_digits = None  # `:` starts a column, `v` a version
+
+    def _banned_digits(self) -> frozenset[int]:
+        limit = self.line_limit + (1 if self.written.startswith(b"insert ") else 0)
+        if self._in_quote or self._in_heading:
+            return frozenset()
+        prefix = self._line_digits
+        if prefix is None:
+            # A line number may start here: the next digit begins it.
+            if not self.written or self.written[-1] not in b" -":
+                return frozenset()
+            prefix = ""
+        return frozenset(d for d in DIGITS if int(prefix + chr(d)) > limit)
+
+
+# --- BPE tokenizers: the same grammar through llguidance ----------------------
+
+
+class BpeLineConstraint:
+    """The mask for one command line over a BPE vocabulary, computed by
+    llguidance from the grammar's regular expression (``command_regex``)
+    followed by the newline. Same interface as ``LineConstraint``."""
+
+    def __init__(self, ll_tokenizer, vocab_size: int) -> None:
+        import llguidance
+
+        self.vocab_size = vocab_size
+        self.matcher = llguidance.LLMatcher(ll_tokenizer, _bpe_grammar())
+        if self.matcher.is_error():
+            raise ValueError(f"llguidance refused the command grammar: {self.matcher.get_error()}")
+        self.finished = False
+
+    def mask(self) -> tuple[torch.Tensor, int]:
+        bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
+        allowed = np.unpackbits(bits, bitorder="little")[: self.vocab_size].astype(bool)
+        bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))
+        return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
+
+    def advance(self, token: int) -> None:
+        if not self.matcher.consume_token(token):
+            raise ValueError(f"token {token} breaks the command grammar: {self.matcher.get_error()}")
+        # The line is over once the newline is in: only the end may follow.
+        self.finished = self.matcher.is_stopped() or self.matcher.is_accepting()
+
+
+@lru_cache(maxsize=1)
+def _bpe_grammar() -> str:
+    import llguidance
+
+    return llguidance.grammar_from("regex", grammar.command_regex() + "\\n")
+
+
+def llguidance_tokenizer(tokenizer_json: str, eos_token: int):
+    """An ``llguidance.LLTokenizer`` from a ``tokenizer.json`` text."""
+    import llguidance
+
+    return llguidance.LLTokenizer(tokenizer_json, eos_token=eos_token)

@@ -1,0 +1,162 @@
+"""The built-in backend: a Mamba model from ``infitool_edit.model`` reading
+the stream recurrently and writing commands under the grammar mask.
+
+Runtime text (prompt, observations, writer events) is prefilled through
+``forward`` in one call per piece; the model's own line goes through
+``step`` one token at a time. Replaying stored chunks repeats exactly those
+calls, so a state rebuilt from a keyframe is bit for bit the state the live
+run had — which is what makes rewind-and-continue equal a fresh run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+from infitool_edit.agent.constrain import MAX_COMMAND_BYTES, LineConstraint, byte_mask_table
+from infitool_edit.model import MambaConfig, MambaLM, State
+from infitool_edit.model.checkpoint import load_checkpoint
+from infitool_edit.model.sampling import sample_token
+from infitool_edit.model.tokenizer import ByteTokenizer
+
+DEFAULT_MODEL_NAME = "random-tiny-byte"
+"""The default until the training issue ships a trained model: random
+weights, built the same way from the same seed on every machine."""
+
+
+class ModelError(ValueError):
+    """A model that cannot be used as a backend (one line)."""
+
+
+def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) -> MambaLM:
+    """A byte-level Mamba with random weights, identical for identical
+    arguments: the default model, and the model of tests and benchmarks."""
+    config = MambaConfig(
+        vocab_size=ByteTokenizer().vocab_size,
+        hidden_size=hidden_size,
+        state_size=8,
+        num_hidden_layers=layers,
+    )
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = MambaLM(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model.eval()
+
+
+def load_model(folder: Path | str) -> MambaLM:
+    """A checkpoint folder as a backend model; byte-level only for now (a
+    ``tokenizer.json`` marks a BPE checkpoint, which needs llguidance)."""
+    folder = Path(folder)
+    model = load_checkpoint(folder)
+    if (folder / "tokenizer.json").exists():
+        raise ModelError(
+            f"{folder}: has a BPE tokenizer.json; the local backend runs byte-level checkpoints only"
+        )
+    needed = ByteTokenizer().vocab_size
+    if model.config.vocab_size < needed:
+        raise ModelError(
+            f"{folder}: the checkpoint has {model.config.vocab_size} token embeddings, "
+            f"the byte tokenizer needs {needed}"
+        )
+    return model
+
+
+class SSMBackend:
+    def __init__(
+        self,
+        model: MambaLM,
+        *,
+        name: str = DEFAULT_MODEL_NAME,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_command_bytes: int = MAX_COMMAND_BYTES,
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.temperature = temperature
+        self.top_p = top_p
+        self.tokenizer = ByteTokenizer()
+        self.mask_table = byte_mask_table(model.config.vocab_size, max_command_bytes)
+        self._device = model.embeddings.weight.device
+        self.state = model.new_state()
+        self.logits: torch.Tensor | None = None  # (vocab,) after the last token read
+        self._tokens = 0
+        self._prefix_ids = self.tokenizer.encode(MODEL_PREFIX)
+
+    @property
+    def stream_tokens(self) -> int:
+        return self._tokens
+
+    @torch.no_grad()
+    def feed(self, text: str) -> None:
+        ids = self.tokenizer.encode(text)
+        if not ids:
+            return
+        logits, _ = self.model(torch.tensor([ids], device=self._device), self.state, last_only=True)
+        self.logits = logits[0]
+        self._tokens += len(ids)
+
+    @torch.no_grad()
+    def command(self, turn: Turn) -> Iterator[str]:
+        generator = torch.Generator(device=self._device).manual_seed(turn.seed)
+        for token in self._prefix_ids:
+            self._step(token)
+        yield MODEL_PREFIX
+        constraint = LineConstraint(self.mask_table, turn.line_count)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        while not constraint.finished:
+            bias, forced = constraint.mask()
+            if forced >= 0:
+                token = forced
+            else:
+                token = sample_token(
+                    self.logits + bias, temperature=self.temperature, top_p=self.top_p, generator=generator
+                )
+            constraint.advance(token)
+            self._step(token)
+            yield decoder.decode(bytes([token]))
+
+    def snapshot(self) -> tuple[State, torch.Tensor | None, int]:
+        return self.state.copy(), None if self.logits is None else self.logits.clone(), self._tokens
+
+    def restore(self, mark: tuple[State, torch.Tensor | None, int]) -> None:
+        state, logits, self._tokens = mark
+        self.state = state.copy()
+        self.logits = None if logits is None else logits.clone()
+
+    def state_bytes(self) -> bytes:
+        """The recurrent state and the logits it leads to (so a reopened
+        session needs no token to be read again before it can sample)."""
+        state = self.state.to_bytes()
+        logits = self.logits if self.logits is not None else torch.zeros(self.model.config.vocab_size)
+        return struct.pack("<q", len(state)) + state + logits.float().cpu().numpy().tobytes()
+
+    @torch.no_grad()
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+        if state is None:
+            self.state, self.logits = self.model.new_state(), None
+        else:
+            (size,) = struct.unpack_from("<q", state)
+            loaded = State.from_bytes(state[8 : 8 + size], device=self._device)
+            if not loaded.fits(self.model.config):
+                raise ModelError("the stored model state belongs to another model: start a new session or use that model")
+            self.state = loaded
+            self.logits = torch.frombuffer(bytearray(state[8 + size :]), dtype=torch.float32).to(self._device)
+        for chunk in replay:
+            data = chunk.text.encode("utf-8")
+            for token in data[: chunk.model_bytes]:
+                self._step(token)
+            self.feed(data[chunk.model_bytes :].decode("utf-8"))
+        self._tokens = tokens
+
+    def _step(self, token: int) -> None:
+        self.logits = self.model.step(torch.tensor([token], device=self._device), self.state)[0]
+        self._tokens += 1

@@ -1,0 +1,160 @@
+"""The model backend: every sampled line is a command, stored states replay
+bit for bit, and a rewound session continues as a fresh one would."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from infitool_edit.agent.backend import Chunk
+from infitool_edit.agent.events import CommandApplied, CommandFailed
+from infitool_edit.agent.runner import Runner
+from infitool_edit.agent.ssm import ModelError, SSMBackend, load_model, random_tiny_model
+from infitool_edit.agent.stream import StreamLog, stream_dir_for
+from infitool_edit.commands import CommandError, parse
+from infitool_edit.model.checkpoint import save_checkpoint
+from infitool_edit.session.editing import EditingSession
+
+DRAFT = "# Notes\n\nTeh first line.\nA second line.\n\n## More\n\nThe end.\n"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_tiny_model(0, hidden_size=32, layers=1)
+
+
+def _backend(model) -> SSMBackend:
+    return SSMBackend(model, max_command_bytes=48)
+
+
+def _draft(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "draft.md"
+    path.write_text(DRAFT)
+    return path
+
+
+def _run(draft: Path, model, goal: str | None, **kwargs) -> list:
+    events: list = []
+    with EditingSession.open(draft, author="writer") as session:
+        Runner(session, _backend(model), goal, emit=events.append, **kwargs).run()
+    return events
+
+
+def test_random_weights_under_the_mask_write_only_commands(tmp_path: Path, model) -> None:
+    draft, events, goal = _draft(tmp_path), [], "Fix the typo."
+    while sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events) < 40:  # `done` ends a run
+        done = sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
+        events += _run(draft, model, goal, max_commands=40 - done, seed=3)
+        goal = None
+    lines = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
+    assert len(lines) == 40
+    for line in lines:
+        parse(line)  # raises if the mask let a malformed line through
+        assert len(line.encode()) < 48
+    failures = [e.message for e in events if isinstance(e, CommandFailed)]
+    assert not any(message.startswith("column") for message in failures)
+
+
+def test_line_numbers_stay_within_the_draft(model) -> None:
+    from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
+    from infitool_edit.commands import ast
+
+    table = byte_mask_table(model.config.vocab_size, 48)
+    generator = torch.Generator().manual_seed(0)
+    seen = 0
+    for _ in range(300):
+        constraint = LineConstraint(table, 9)
+        while not constraint.finished:
+            bias, forced = constraint.mask()
+            logits = torch.randn(model.config.vocab_size, generator=generator) * 3 + bias
+            token = forced if forced >= 0 else int(torch.multinomial(torch.softmax(logits, 0), 1, generator=generator))
+            constraint.advance(token)
+        command = parse(bytes(constraint.written[:-1]).decode())
+        for value in vars(command).values():
+            for address in (value, getattr(value, "start", None), getattr(value, "end", None)):
+                line = getattr(address, "line", None)
+                if isinstance(line, int):
+                    seen += 1
+                    assert 1 <= line <= (10 if isinstance(command, ast.Insert) else 9)
+    assert seen > 20
+
+
+def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
+    draft = _draft(tmp_path)
+    with EditingSession.open(draft, author="writer") as session:
+        backend = _backend(model)
+        Runner(session, backend, "Fix the typo.", max_commands=15, seed=1, keyframe_every=4).run()
+        log = StreamLog(stream_dir_for(session.history))
+    chain = log.chain(log.head)
+    fresh = _backend(model)  # reads the whole stream from nothing
+    fresh.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
+    assert fresh.state == backend.state
+    assert torch.equal(fresh.logits, backend.logits)
+    keyframed = _backend(model)  # the last stored state, then the records since
+    since = log.chain(log.head, since_state=True)
+    assert since[0].state_slot is not None and len(since) <= 4
+    keyframed.load(log.state(since[0]), [Chunk(log.chunk(r), r.model_bytes) for r in since[1:]], log.head.tokens)
+    assert keyframed.state == backend.state
+    assert keyframed.stream_tokens == backend.stream_tokens == log.head.tokens
+
+
+def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model) -> None:
+    draft = _draft(tmp_path / "live")
+    _run(draft, model, "Fix the typo.", max_commands=14, seed=7, keyframe_every=3)
+    with EditingSession.open(draft, author="writer") as session:
+        log = StreamLog(stream_dir_for(session.history))
+        versions = [r.version for r in log.chain(log.head) if r.version and r.version > 1]
+        target = versions[len(versions) // 2]
+    shutil.copytree(tmp_path / "live", tmp_path / "fresh")
+
+    # Live: the runner is warm; the writer rewinds; the model's mind follows.
+    with EditingSession.open(draft, author="writer") as session:
+        events: list = []
+        runner = Runner(session, _backend(model), None, max_commands=6, seed=7, emit=events.append, keyframe_every=3)
+        runner.open()
+        runner.writer_executed(session.execute(f"rewind v{target}"))
+        runner.run()
+        live = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
+        live_text = session.draft_path.read_text()
+        live_state = runner.backend.state
+
+    # Fresh: the writer rewinds with no agent running; later a new runner
+    # (a new process, a new model) picks the session up from the history.
+    fresh_draft = tmp_path / "fresh" / "draft.md"
+    with EditingSession.open(fresh_draft, author="writer") as session:
+        session.execute(f"rewind v{target}")
+    events = _run(fresh_draft, model, None, max_commands=6, seed=7, keyframe_every=3)
+    fresh = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
+
+    assert len(live) >= 3  # six, or fewer when the model said done
+    assert fresh == live
+    assert fresh_draft.read_text() == live_text
+    with EditingSession.open(fresh_draft, author="writer") as session:
+        log = StreamLog(stream_dir_for(session.history))
+        chain = log.chain(log.head)
+        rebuilt = _backend(model)
+        rebuilt.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
+        assert rebuilt.state == live_state
+        # the forked stream forgot what came after the target
+        assert f"@user rewind v{target}\n" in log.tail_text()
+
+
+def test_a_checkpoint_for_another_tokenizer_is_a_one_line_error(tmp_path: Path) -> None:
+    from infitool_edit.model import MambaConfig, MambaLM
+
+    small = MambaLM(MambaConfig(vocab_size=100, hidden_size=16, state_size=4, num_hidden_layers=1))
+    save_checkpoint(small, tmp_path / "ckpt")
+    with pytest.raises(ModelError, match="100 token embeddings, the byte tokenizer needs 259"):
+        load_model(tmp_path / "ckpt")
