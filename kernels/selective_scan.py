@@ -26,6 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .launch import on_device_of
 from .selective_scan_ref import selective_scan_ref  # noqa: F401  (the twin, for readers and tests)
 
 # 32 steps per associative scan: with 64 the (BLOCK_D, N, CHUNK) tiles of the backward pass
@@ -345,16 +346,17 @@ def _selective_scan_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chu
     if length == 0:
         last_state.zero_()
         return out, last_state, chunk_states
-    _selective_scan_fwd_kernel[_grid(batch, groups, d // groups)](
-        u, delta, A, B4, C4, D, z, delta_bias,
-        out, last_state, chunk_states,
-        d // groups, length,
-        *u.stride(), *delta.stride(), *A.stride(), *B4.stride(), *C4.stride(), *z_strides,
-        *out.stride(), *chunk_states.stride(),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
-        DELTA_SOFTPLUS=delta_softplus, SAVE_CHUNK_STATES=save_chunk_states,
-        N=n, BLOCK_N=triton.next_power_of_2(n), CHUNK=chunk_size,
-    )
+    with on_device_of(u):
+        _selective_scan_fwd_kernel[_grid(batch, groups, d // groups)](
+            u, delta, A, B4, C4, D, z, delta_bias,
+            out, last_state, chunk_states,
+            d // groups, length,
+            *u.stride(), *delta.stride(), *A.stride(), *B4.stride(), *C4.stride(), *z_strides,
+            *out.stride(), *chunk_states.stride(),
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
+            DELTA_SOFTPLUS=delta_softplus, SAVE_CHUNK_STATES=save_chunk_states,
+            N=n, BLOCK_N=triton.next_power_of_2(n), CHUNK=chunk_size,
+        )
     return out, last_state, chunk_states
 
 
@@ -380,18 +382,19 @@ def _selective_scan_bwd(dout, u, delta, A, B, C, D, z, delta_bias, delta_softplu
     dB_part = torch.zeros(batch, groups, max_blocks, block_n, length, **f32)
     dC_part = torch.zeros(batch, groups, max_blocks, block_n, length, **f32)
     z_strides = z.stride() if z is not None else (0, 0, 0)
-    _selective_scan_bwd_kernel[_grid(batch, groups, channels_per_group)](
-        u, delta, A, B4, C4, D, z, delta_bias,
-        dout, chunk_states,
-        du, ddelta, dz,
-        dA_part, dD_part, dbias_part, dB_part, dC_part,
-        channels_per_group, length, max_blocks,
-        *u.stride(), *delta.stride(), *A.stride(), *B4.stride(), *C4.stride(), *z_strides,
-        *dout.stride(), *chunk_states.stride(),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
-        DELTA_SOFTPLUS=delta_softplus,
-        N=n, BLOCK_N=block_n, CHUNK=chunk_size,
-    )
+    with on_device_of(u):
+        _selective_scan_bwd_kernel[_grid(batch, groups, channels_per_group)](
+            u, delta, A, B4, C4, D, z, delta_bias,
+            dout, chunk_states,
+            du, ddelta, dz,
+            dA_part, dD_part, dbias_part, dB_part, dC_part,
+            channels_per_group, length, max_blocks,
+            *u.stride(), *delta.stride(), *A.stride(), *B4.stride(), *C4.stride(), *z_strides,
+            *dout.stride(), *chunk_states.stride(),
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_DELTA_BIAS=delta_bias is not None,
+            DELTA_SOFTPLUS=delta_softplus,
+            N=n, BLOCK_N=block_n, CHUNK=chunk_size,
+        )
     dB = dB_part.sum(2)[:, :, :n].reshape(B.shape).to(B.dtype)
     dC = dC_part.sum(2)[:, :, :n].reshape(C.shape).to(C.dtype)
     dA = dA_part.sum(0).to(A.dtype)

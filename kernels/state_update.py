@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .launch import on_device_of
 # The twin lives in its own module so that the CPU path imports without triton.
 from .state_update_ref import check_shapes, selective_state_update_ref  # noqa: F401
 
@@ -107,14 +108,15 @@ def selective_state_update(
     block_d, num_warps = _fixed_config(n)
     z_strides = z.stride() if z is not None else (0, 0)
     grid = (triton.cdiv(d, block_d), batch)
-    _selective_state_update_kernel[grid](
-        state, x, dt, dt_bias, A, B, C, D, z, out,
-        d,
-        *state.stride(), *x.stride(), *dt.stride(), *A.stride(), *B.stride(), *C.stride(),
-        *z_strides, *out.stride(),
-        N=n, BLOCK_N=triton.next_power_of_2(n), BLOCK_D=block_d,
-        HAS_DT_BIAS=dt_bias is not None, DT_SOFTPLUS=dt_softplus,
-        HAS_D=D is not None, HAS_Z=z is not None,
-        num_warps=num_warps,
-    )
+    with on_device_of(state):
+        _selective_state_update_kernel[grid](
+            state, x, dt, dt_bias, A, B, C, D, z, out,
+            d,
+            *state.stride(), *x.stride(), *dt.stride(), *A.stride(), *B.stride(), *C.stride(),
+            *z_strides, *out.stride(),
+            N=n, BLOCK_N=triton.next_power_of_2(n), BLOCK_D=block_d,
+            HAS_DT_BIAS=dt_bias is not None, DT_SOFTPLUS=dt_softplus,
+            HAS_D=D is not None, HAS_Z=z is not None,
+            num_warps=num_warps,
+        )
     return out

@@ -229,6 +229,18 @@ def test_state_update_names_a_bad_shape(kernels):
         kernels["state_update"].selective_state_update(**inputs)
 
 
+def test_kernels_call_no_cuda_api_for_cpu_tensors(kernels, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a CUDA API was called for CPU tensors")
+
+    for name in ("device", "current_device", "set_device", "synchronize", "current_stream"):
+        monkeypatch.setattr(torch.cuda, name, refuse)
+    inputs = scan_inputs(ScanCase(batch=1, length=8, with_z=False))
+    kernels["selective_scan"].selective_scan_fn(**inputs, chunk_size=4).sum().backward()
+    assert inputs["u"].grad is not None
+    kernels["state_update"].selective_state_update(**state_update_inputs(torch.float32))
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 
