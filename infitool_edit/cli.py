@@ -16,7 +16,7 @@ import pkgutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ from rich.table import Table
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, parse_script
 from infitool_edit.document import ApplyError
-from infitool_edit.history import DraftLocked, History, UnknownVersion
+from infitool_edit.history import History, HistoryError
 from infitool_edit.session.draftfile import DraftError
 from infitool_edit.session.editing import EditingSession
 
@@ -38,9 +38,12 @@ app = typer.Typer(
 )
 
 # Errors a user can cause; each becomes one line and exit code 1.
-USER_ERRORS = (CommandError, ApplyError, DraftError, DraftLocked, UnknownVersion, OSError)
+USER_ERRORS = (CommandError, ApplyError, DraftError, HistoryError, OSError)
 
-DraftArg = Annotated[Path, typer.Argument(help="The markdown draft.", show_default=False)]
+# readable=False: the session reports an unreadable draft in its own words.
+DraftArg = Annotated[
+    Path, typer.Argument(help="The markdown draft.", show_default=False, readable=False)
+]
 VersionArg = Annotated[
     str, typer.Argument(help="A version: 17, v17, or a checkpoint's name.", show_default=False)
 ]
@@ -84,7 +87,10 @@ def edit(draft: DraftArg) -> None:
 @app.command()
 def apply(
     draft: DraftArg,
-    script: Annotated[Path, typer.Argument(help="A file of commands, one per line.", show_default=False)],
+    script: Annotated[
+        Path,
+        typer.Argument(help="A file of commands, one per line.", show_default=False, readable=False),
+    ],
     author: AuthorOption = "writer",
 ) -> None:
     """Apply a file of commands to DRAFT, one version each, printing the observations."""
@@ -144,6 +150,67 @@ def fork(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") 
     """Start a new line of DRAFT's history from VERSION."""
     with user_errors(), EditingSession.open(draft, author=author) as session:
         typer.echo(session.fork(version_number(session.history, version)).observation)
+
+
+# --- the agent ------------------------------------------------------------------
+
+ModelOption = Annotated[
+    Optional[Path],
+    typer.Option(help="A model checkpoint folder (default: the embedded model).", show_default=False),
+]
+MaxCommandsOption = Annotated[
+    Optional[int], typer.Option(help="Stop after this many commands.", min=0, show_default=False)
+]
+SeedOption = Annotated[
+    Optional[int],
+    typer.Option(help="Seed of the model's sampling (default: 0, or the session's on resume).", show_default=False),
+]
+ScriptOption = Annotated[
+    Optional[Path],
+    typer.Option(help="Replay this command file instead of running a model.", show_default=False),
+]
+RateOption = Annotated[
+    Optional[float], typer.Option(help="With --script: commands per second.", min=0.001, show_default=False)
+]
+
+
+def _run_agent(draft, goal, model, max_commands, seed, script, rate) -> None:
+    # Imported here: torch loads in seconds, and the other commands need none of it.
+    from infitool_edit.agent.headless import AGENT_ERRORS, make_backend, run_headless
+
+    with user_errors():
+        try:
+            backend = make_backend(model=model, script=script, rate=rate)
+            run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
+        except AGENT_ERRORS as exc:
+            raise fail(str(exc).splitlines()[0]) from None
+
+
+@app.command()
+def run(
+    draft: DraftArg,
+    goal: Annotated[str, typer.Option(help="What the model should do.", show_default=False)],
+    model: ModelOption = None,
+    max_commands: MaxCommandsOption = None,
+    seed: SeedOption = None,
+    script: ScriptOption = None,
+    rate: RateOption = None,
+) -> None:
+    """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
+    _run_agent(draft, goal, model, max_commands, seed, script, rate)
+
+
+@app.command()
+def resume(
+    draft: DraftArg,
+    model: ModelOption = None,
+    max_commands: MaxCommandsOption = None,
+    seed: SeedOption = None,
+    script: ScriptOption = None,
+    rate: RateOption = None,
+) -> None:
+    """Continue DRAFT's agent session where it stopped."""
+    _run_agent(draft, None, model, max_commands, seed, script, rate)
 
 
 def bench_suites() -> list[str]:

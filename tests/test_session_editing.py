@@ -132,6 +132,16 @@ def test_checkpoint_names_a_version_that_rewind_finds(example_draft):
         assert session.history.count() == 5
 
 
+def test_a_checkpoint_name_is_used_once_and_a_refused_one_records_nothing(example_draft):
+    with EditingSession.open(example_draft, author="ana") as session:
+        session.execute('checkpoint "first"')
+        before = state_of(session)
+        for line in ('checkpoint "first"', 'checkpoint ""'):
+            with pytest.raises(ValueError):
+                session.execute(line)
+        assert state_of(session) == before
+
+
 def test_history_observation_is_bounded(example_draft):
     with EditingSession.open(example_draft, author="ana") as session:
         for n in range(HISTORY_LINES + 10):

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from infitool_edit.commands import parse, serialize
 from infitool_edit.commands import ast
-from infitool_edit.document import Outcome, Workspace
+from infitool_edit.document import ApplyError, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
-from infitool_edit.history import History, VersionInfo
+from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
 from infitool_edit.session.draftfile import DraftFile, DraftReadOnly
 
 # Author and message of the versions the session records on its own.
@@ -193,9 +193,21 @@ class EditingSession:
         return Executed(line, author, info.number, outcome, outcome.render(info.number), outcome.edit)
 
     def _checkpoint(self, command: ast.Checkpoint, line: str, author: str) -> Executed:
+        self._check_checkpoint_name(command.name)
         info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
         self.history.checkpoint(command.name)
         return Executed(line, author, info.number, None, f"@ok v{info.number}", None)
+
+    def _check_checkpoint_name(self, name: str) -> None:
+        """Refuse a name the history would refuse, before recording the
+        version it was meant to name."""
+        if not name.strip():
+            raise ApplyError("a checkpoint needs a name")
+        try:
+            number = self.history.find_checkpoint(name)
+        except UnknownVersion:
+            return
+        raise CheckpointExists(f'checkpoint "{name}" already names v{number}')
 
     def _rewind(self, command: ast.Rewind, line: str, author: str) -> Executed:
         number = self._resolve(command.to)
