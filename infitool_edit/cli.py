@@ -25,7 +25,7 @@ from rich.table import Table
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, parse_script
 from infitool_edit.document import ApplyError
-from infitool_edit.history import History, HistoryError
+from infitool_edit.history import DraftLocked, History, UnknownVersion
 from infitool_edit.session.draftfile import DraftError
 from infitool_edit.session.editing import EditingSession
 
@@ -38,12 +38,9 @@ app = typer.Typer(
 )
 
 # Errors a user can cause; each becomes one line and exit code 1.
-USER_ERRORS = (CommandError, ApplyError, DraftError, HistoryError, OSError)
+USER_ERRORS = (CommandError, ApplyError, DraftError, DraftLocked, UnknownVersion, OSError)
 
-# readable=False: the session reports an unreadable draft in its own words.
-DraftArg = Annotated[
-    Path, typer.Argument(help="The markdown draft.", show_default=False, readable=False)
-]
+DraftArg = Annotated[Path, typer.Argument(help="The markdown draft.", show_default=False)]
 VersionArg = Annotated[
     str, typer.Argument(help="A version: 17, v17, or a checkpoint's name.", show_default=False)
 ]
@@ -87,10 +84,7 @@ def edit(draft: DraftArg) -> None:
 @app.command()
 def apply(
     draft: DraftArg,
-    script: Annotated[
-        Path,
-        typer.Argument(help="A file of commands, one per line.", show_default=False, readable=False),
-    ],
+    script: Annotated[Path, typer.Argument(help="A file of commands, one per line.", show_default=False)],
     author: AuthorOption = "writer",
 ) -> None:
     """Apply a file of commands to DRAFT, one version each, printing the observations."""

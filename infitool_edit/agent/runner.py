@@ -9,6 +9,8 @@ and ``rewind_mind`` may be called from any other thread.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import queue
 import threading
 import time
@@ -43,6 +45,12 @@ class AgentError(ValueError):
     """A one-line reason the agent cannot start (empty goal, no stream to resume)."""
 
 
+def check_goal(goal: str | None) -> None:
+    """``None`` continues a session; a given goal must say something."""
+    if goal is not None and not goal.strip():
+        raise AgentError("the goal is empty: say what the model should do")
+
+
 def command_seed(seed: int, head_version: int | None, stream_tokens: int) -> int:
     """The seed of one command's sampling: a function of the run's seed and
     where in the stream the command starts, so a rewind to the same point
@@ -64,19 +72,19 @@ class Runner:
         *,
         max_commands: int | None = None,
         emit: Callable[[Event], None] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         stream_dir: Path | None = None,
         keyframe_every: int = KEYFRAME_EVERY,
     ) -> None:
         """``goal``: required for a new stream; for an existing one, a new
-        goal is appended as an event and ``None`` continues the old one."""
-        if goal is not None and not goal.strip():
-            raise AgentError("the goal is empty: say what the model should do")
+        goal is appended as an event and ``None`` continues the old one.
+        ``seed``: of the sampling; ``None`` keeps the session's (0 at first)."""
+        check_goal(goal)
         self.session = session
         self.backend = backend
         self.goal = goal.strip() if goal else None
         self.max_commands = max_commands
-        self.seed = seed
+        self._seed = seed
         self.keyframe_every = keyframe_every
         self._emit = emit or (lambda event: None)
         self.stream = StreamLog(stream_dir or stream_dir_for(session.history))
@@ -150,15 +158,17 @@ class Runner:
         if head is None:
             if self.goal is None:
                 raise AgentError("no session to resume: start one with a goal")
-            self._save_goal()
+            self._save_meta(self.goal, self._seed or 0)
             self._append_runtime(self._prompt(), head_version=_head_version(self.session))
         else:
             self._load_backend(head)
-            if self.goal is not None and self.goal != self._stored_goal():
-                self._save_goal()
+            stored = self._stored_meta()
+            if self.goal is not None and self.goal != stored["goal"]:
                 self._append_runtime(f"@goal {_one_line(self.goal)}\n")
+            self._save_meta(self.goal or stored["goal"], stored["seed"] if self._seed is None else self._seed)
             self._catch_up_with_history()
-        self.goal = self._stored_goal()
+        meta = self._stored_meta()
+        self.goal, self.seed = meta["goal"], meta["seed"]
         self.session.goal = self.goal
         self._ready = True
 
@@ -310,12 +320,14 @@ class Runner:
             else:
                 self._writer_version(info.message, info.number, "")
 
-    def _save_goal(self) -> None:
-        (self.stream.directory / "goal.txt").write_text(self.goal or "", encoding="utf-8")
+    def _save_meta(self, goal: str, seed: int) -> None:
+        path = self.stream.directory / "session.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"goal": goal, "seed": seed}), encoding="utf-8")
+        os.replace(temporary, path)
 
-    def _stored_goal(self) -> str:
-        path = self.stream.directory / "goal.txt"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+    def _stored_meta(self) -> dict:
+        return json.loads((self.stream.directory / "session.json").read_text(encoding="utf-8"))
 
     def _wait_while_paused(self, emit: Callable[[Event], None]) -> None:
         if self._go.is_set():

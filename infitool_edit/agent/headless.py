@@ -1,0 +1,86 @@
+"""Running the agent without the editor: ``infitool-edit run`` and ``resume``.
+
+Chooses the backend from the options, runs the loop on the calling thread,
+and prints the stream as it grows: the model's command as it is typed, then
+the observation it gets back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from infitool_edit.agent.backend import Backend
+from infitool_edit.agent.events import (
+    CommandApplied,
+    CommandFailed,
+    CommandStarted,
+    Event,
+    Finished,
+    TokenDecided,
+)
+from infitool_edit.agent.runner import AgentError, Runner, check_goal
+from infitool_edit.agent.scripted import ScriptedBackend
+from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, ModelError, SSMBackend, load_model, random_tiny_model
+from infitool_edit.model.checkpoint import CheckpointError
+from infitool_edit.model.state import StateError
+from infitool_edit.session.editing import EditingSession
+
+OBSERVATION_PREVIEW_LINES = 6
+
+# What a user can get wrong here, each reported in one line.
+AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError)
+
+
+def make_backend(*, model: Path | None = None, script: Path | None = None, rate: float | None = None) -> Backend:
+    """A scripted backend for ``script``, else the model in ``model``, else
+    the default model (see ``DEFAULT_MODEL_NAME``)."""
+    if script is not None:
+        return ScriptedBackend(script, rate=rate)
+    if model is not None:
+        return SSMBackend(load_model(model), name=Path(model).name)
+    return SSMBackend(random_tiny_model(), name=DEFAULT_MODEL_NAME)
+
+
+class StreamPrinter:
+    """Prints events as the stream they stand for."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+
+    def __call__(self, event: Event) -> None:
+        out = self.console
+        if isinstance(event, CommandStarted):
+            out.print("[bold cyan]> [/]", end="")
+        elif isinstance(event, TokenDecided):
+            out.print(escape(event.text), end="", style="cyan")
+        elif isinstance(event, CommandApplied):
+            out.print()
+            lines = event.observation.splitlines()
+            shown = lines[:OBSERVATION_PREVIEW_LINES]
+            if len(lines) > len(shown):
+                shown.append(f"… {len(lines) - len(shown)} more lines")
+            out.print(escape("\n".join(shown)), style="dim")
+        elif isinstance(event, CommandFailed):
+            out.print()
+            out.print(escape(f"@error {event.message}"), style="red")
+        elif isinstance(event, Finished):
+            out.print(escape(f"finished: {event.summary}"), style="bold green")
+
+
+def run_headless(
+    draft: Path,
+    goal: str | None,
+    *,
+    backend: Backend,
+    max_commands: int | None = None,
+    seed: int | None = None,
+    console: Console | None = None,
+) -> None:
+    """Run (``goal`` given) or resume (``goal`` None) the agent on ``draft``."""
+    check_goal(goal)
+    with EditingSession.open(draft, author="writer") as session:
+        runner = Runner(session, backend, goal, max_commands=max_commands, seed=seed)
+        runner.run(StreamPrinter(console))
