@@ -17,11 +17,16 @@ from torch import nn
 from .mamba import MambaLM
 
 
+KERNEL_K_MULTIPLE = 16
+
+
 class Int8Linear(nn.Module):
     """y = x Wᵀ (+ bias) with W stored as int8 rows times per-row scales."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
+        if linear.in_features % KERNEL_K_MULTIPLE:
+            raise ValueError(f"in_features must be a multiple of {KERNEL_K_MULTIPLE}, not {linear.in_features}")
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
         self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).to(torch.int8))
@@ -45,6 +50,8 @@ def quantize_int8(model: MambaLM) -> MambaLM:
         quantized.lm_head.weight = nn.Parameter(model.embeddings.weight.detach().clone())
     for module in list(quantized.modules()):
         for name, child in module.named_children():
-            if isinstance(child, nn.Linear):
+            # The CPU kernel gives garbage (or crashes) unless the inner dimension is a multiple
+            # of 16; such layers (a tiny model's dt_proj) are small and stay fp32.
+            if isinstance(child, nn.Linear) and child.in_features % KERNEL_K_MULTIPLE == 0:
                 setattr(module, name, Int8Linear(child))
     return quantized
