@@ -25,7 +25,7 @@ from rich.table import Table
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, parse_script
 from infitool_edit.document import ApplyError
-from infitool_edit.history import DraftLocked, History, UnknownVersion
+from infitool_edit.history import History, HistoryError
 from infitool_edit.session.draftfile import DraftError
 from infitool_edit.session.editing import EditingSession
 
@@ -38,9 +38,12 @@ app = typer.Typer(
 )
 
 # Errors a user can cause; each becomes one line and exit code 1.
-USER_ERRORS = (CommandError, ApplyError, DraftError, DraftLocked, UnknownVersion, OSError)
+USER_ERRORS = (CommandError, ApplyError, DraftError, HistoryError, OSError)
 
-DraftArg = Annotated[Path, typer.Argument(help="The markdown draft.", show_default=False)]
+# readable=False: the session reports an unreadable draft in its own words.
+DraftArg = Annotated[
+    Path, typer.Argument(help="The markdown draft.", show_default=False, readable=False)
+]
 VersionArg = Annotated[
     str, typer.Argument(help="A version: 17, v17, or a checkpoint's name.", show_default=False)
 ]
@@ -57,7 +60,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise fail(one_line(exc)) from None
+
+
+def one_line(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def version_number(history: History, ref: str) -> int:
@@ -84,7 +94,10 @@ def edit(draft: DraftArg) -> None:
 @app.command()
 def apply(
     draft: DraftArg,
-    script: Annotated[Path, typer.Argument(help="A file of commands, one per line.", show_default=False)],
+    script: Annotated[
+        Path,
+        typer.Argument(help="A file of commands, one per line.", show_default=False, readable=False),
+    ],
     author: AuthorOption = "writer",
 ) -> None:
     """Apply a file of commands to DRAFT, one version each, printing the observations."""
