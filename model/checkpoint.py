@@ -114,7 +114,7 @@ def _one_line_list(names: list[str]) -> str:
 
 def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None) -> MambaLM:
     """A `MambaLM` with the folder's config and weights, in eval mode."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
     config = load_config(folder)

@@ -46,7 +46,7 @@ class HFTokenizer:
     def __init__(self, path: str | Path, *, eos_token: str | None = None) -> None:
         from tokenizers import Tokenizer
 
-        path = Path(path)
+        path = Path(path).expanduser()
         file = path / "tokenizer.json" if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"{path}: no tokenizer.json")
