@@ -103,8 +103,8 @@ class OutlinePane(OptionList):
         self.add_options(
             Option(f"{'  ' * (h.level - 1)}{h.title}", id=str(h.line)) for h in headings
         )
-        if highlighted is not None and highlighted < self.option_count:
-            self.highlighted = highlighted
+        if self.option_count:
+            self.highlighted = min(highlighted or 0, self.option_count - 1)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

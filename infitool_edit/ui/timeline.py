@@ -155,8 +155,8 @@ class TimelineView(ScrollView, can_focus=True):
     def _matches(self, row: Row) -> bool:
         if self.author_filter == "model" and not row.by_model:
             return False
-        if self.author_filter == "writer" and row.by_model:
-            return False
+        if self.author_filter == "writer" and (row.by_model or row.author == "disk"):
+            return False  # "disk": the file as another program left it
         return self.scale_filter == "all" or row.scale == self.scale_filter
 
     def _scan_until(self, wanted: int) -> None:
