@@ -70,6 +70,7 @@ class ScanCase:
     with_z: bool = True
     with_D: bool = True
     with_bias: bool = True
+    delta_scale: float = 0.5
     dtype: torch.dtype = torch.float32
 
 
@@ -82,6 +83,8 @@ SCAN_CASES = {
     "z without softplus, channels not filling a block": ScanCase(channels=6, groups=2, softplus=False,
                                                                  with_bias=False),
     "shorter than one chunk": ScanCase(batch=1, length=5, chunk=16),
+    "16 chunks of 4, large steps (states decay to nothing)": ScanCase(
+        batch=1, channels=4, length=64, chunk=4, groups=None, delta_scale=3.0),
     "bf16": ScanCase(dtype=torch.bfloat16),
 }
 
@@ -89,16 +92,19 @@ SCAN_CASES = {
 def scan_inputs(case: ScanCase, seed: int = 0) -> dict[str, torch.Tensor | None]:
     generator = torch.Generator().manual_seed(seed)
 
-    def randn(*shape, scale=1.0):
-        return (torch.randn(*shape, generator=generator) * scale).to(case.dtype).requires_grad_()
+    def randn(*shape, scale=1.0, positive=False):
+        tensor = torch.randn(*shape, generator=generator) * scale
+        return (tensor.abs() if positive else tensor).to(case.dtype).requires_grad_()
 
     b, d, n, l = case.batch, case.channels, case.state, case.length
     bc_shape = (b, n, l) if case.groups is None else (b, case.groups, n, l)
     return {
         "u": randn(b, d, l),
-        "delta": randn(b, d, l, scale=0.5),
-        # A < 0 so the state decays, as in Mamba (A = -exp(A_log)).
-        "A": (-(torch.rand(d, n, generator=generator) + 0.5)).to(case.dtype).requires_grad_(),
+        # Without the softplus the caller passes step sizes that are already positive.
+        "delta": randn(b, d, l, scale=case.delta_scale, positive=not case.softplus),
+        # A = -exp(A_log) < 0 as in Mamba, spread over orders of magnitude: some states keep
+        # almost everything from step to step, some almost nothing.
+        "A": (-torch.exp(torch.randn(d, n, generator=generator) * 1.5)).to(case.dtype).requires_grad_(),
         "B": randn(*bc_shape),
         "C": randn(*bc_shape),
         "D": randn(d) if case.with_D else None,
