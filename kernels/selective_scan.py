@@ -64,7 +64,7 @@ def _affine_combine(a_first, b_first, a_then, b_then):
 
 @triton.jit
 def _softplus(x):
-    # Stable for large |x|; matches torch's softplus to float32 rounding.
+    # log(1 + e^x) written so that exp never overflows.
     return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
 
 
