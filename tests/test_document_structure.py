@@ -19,7 +19,7 @@ MARKDOWN_LINES = [
 ]
 
 drafts = st.lists(st.sampled_from(MARKDOWN_LINES), max_size=30).map(lambda lines: "\n".join(lines) + "\n")
-fragments = st.lists(st.sampled_from(MARKDOWN_LINES + ["x", "#", "`", "\n"]), max_size=4).map("\n".join)
+fragments = st.lists(st.sampled_from(MARKDOWN_LINES + ["x", "#", "`", "\n", "|", "a | b"]), max_size=4).map("\n".join)
 
 
 def fresh_outline(text: str) -> list[HeadingInfo]:

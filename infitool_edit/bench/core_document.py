@@ -3,7 +3,9 @@
 ``apply_ms_1mb``: the median time of ``Workspace.apply`` for a few thousand
 mixed insert / delete / replace commands on a generated 1 MB markdown draft
 with many headings, code fences and lists, including the heading index's
-update. Run it with ``python -m infitool_edit.bench.core_document``.
+update. ``search_apply_ms_1mb`` (no bound) is the same for a replace
+addressed by a quoted search string, which has to read the draft up to the
+first occurrence. Run it with ``python -m infitool_edit.bench.core_document``.
 """
 
 from __future__ import annotations
@@ -100,10 +102,30 @@ def measure(commands: int = COMMANDS, seed: int = 7) -> dict:
             recent = statistics.median(samples[-1000:]) / 1e6
             print(f"{index + 1:,} commands, median of the last 1,000: {recent:.4f} ms", flush=True)
     samples.sort()
+    search_samples = _measure_search_edits(workspace, rng, commands // 10)
     return {
         "apply_ms_1mb": round(statistics.median(samples) / 1e6, 4),
         "apply_ms_1mb_p90": round(samples[int(len(samples) * 0.9)] / 1e6, 4),
+        "search_apply_ms_1mb": round(statistics.median(search_samples) / 1e6, 4),
     }
+
+
+def _measure_search_edits(workspace: Workspace, rng: random.Random, count: int) -> list[int]:
+    """``replace "old text" "new"`` right after another edit: the search
+    address reads the whole draft, so this one grows with the draft's size."""
+    samples: list[int] = []
+    while len(samples) < count:
+        workspace.apply(random_edit(workspace, rng))
+        line = workspace.lines[rng.randrange(workspace.line_count)]
+        if len(line) < 12 or line.startswith(("#", "```")):
+            continue
+        col = rng.randrange(len(line) - 8)
+        needle = line[col : col + 8]
+        before = time.perf_counter_ns()
+        workspace.apply(ast.Replace(ast.Search(needle), needle.upper()))
+        samples.append(time.perf_counter_ns() - before)
+    print(f"{count:,} search-addressed replaces, median {statistics.median(samples) / 1e6:.4f} ms", flush=True)
+    return samples
 
 
 def main() -> dict:

@@ -36,8 +36,12 @@ from infitool_edit.commands import slugify
 
 _LANGUAGE = Language(tree_sitter_markdown.language())
 
-# Nodes that may span blank lines and lines that look like headings.
-_OPAQUE_BLOCKS = frozenset({"fenced_code_block", "html_block", "minus_metadata", "plus_metadata"})
+# Nodes that may span blank lines or lines that look like headings (a table
+# row of a lone "|" takes the next line in too, "# Title" included). Where
+# tree-sitter gives up, its ERROR node can swallow the rest of the draft.
+_OPAQUE_BLOCKS = frozenset(
+    {"fenced_code_block", "html_block", "pipe_table", "minus_metadata", "plus_metadata", "ERROR"}
+)
 _METADATA_FENCES = ("---", "+++")
 _HEADINGS = frozenset({"atx_heading", "setext_heading"})
 _ATX_LEVELS = {f"atx_h{n}_marker": n for n in range(1, 7)}
@@ -64,6 +68,7 @@ class _Parsed:
     """What a reparse of lines [start, stop) found, in absolute 0-based lines."""
 
     heading_lines: list[int]
+    heading_stops: list[int]  # the line after the heading (after a setext underline)
     heading_levels: list[int]
     heading_titles: list[str]
     block_starts: list[int]
@@ -79,6 +84,7 @@ class MarkdownStructure:
         self._parser = Parser(_LANGUAGE)
         parsed = self._parse(lines, 0, len(lines))
         self._heading_lines = np.array(parsed.heading_lines, dtype=np.int64)
+        self._heading_stops = np.array(parsed.heading_stops, dtype=np.int64)
         self._heading_levels = parsed.heading_levels
         self._heading_titles = parsed.heading_titles
         self._heading_slugs = [slugify(title) for title in parsed.heading_titles]
@@ -136,13 +142,17 @@ class MarkdownStructure:
 
     # --- keeping up with edits ---------------------------------------------
 
-    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int) -> None:
+    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_line: str | None = None) -> None:
         """Lines [first, old_stop) of the previous draft became lines
         [first, new_stop) of ``lines``; everything else is unchanged.
+        ``old_line`` is the previous text of line ``first`` when the edit
+        stayed inside that one line.
 
         The stored structure stays in the previous draft's line numbers until
         the splice: a line ``n`` at or after ``new_stop`` was line
         ``n - delta`` before, which is where its old parser state is looked up."""
+        if old_line is not None and self._is_prose_edit(old_line, lines[first], first):
+            return
         delta = new_stop - old_stop
         if self._front_matter_open(lines):
             # Its closing line could be anywhere below: only a full parse knows.
@@ -162,6 +172,22 @@ class MarkdownStructure:
             # Grow geometrically so an unclosed fence costs O(n) once, not O(n²).
             stop = self._restart_after(lines, max(stop + 1, start + 2 * (stop - start)), new_stop, delta)
         self._splice(start, stop - delta, delta, parsed)
+
+    def _is_prose_edit(self, old_text: str, new_text: str, line: int) -> bool:
+        """Whether changing line ``line`` from ``old_text`` to ``new_text``
+        leaves every heading and block as it was, so nothing needs parsing.
+        True for the commonest edit, a change inside a line of prose: a line
+        that starts with a letter before and after is never a heading, fence,
+        HTML start, list item, quote, underline or table delimiter, and changes
+        nothing around it, unless it is the text of a setext heading, lies in
+        an opaque block (where ``-->`` may close it), or gains or loses a ``|``
+        (which can make the paragraph a table's header row instead)."""
+        if not (old_text[:1].isalpha() and new_text[:1].isalpha()):
+            return False
+        if "|" in old_text or "|" in new_text or self._inside_block(line) is not None:
+            return False
+        index = int(np.searchsorted(self._heading_lines, line, side="right")) - 1
+        return index < 0 or self._heading_stops[index] <= line
 
     def _inside_block(self, old_line: int) -> int | None:
         """The start of the opaque block holding ``old_line`` past its first line."""
@@ -205,6 +231,8 @@ class MarkdownStructure:
         """Replace what was known of old lines [start, old_stop) by ``parsed``
         and move everything below by ``delta`` lines."""
         self._heading_lines, lo, hi = _spliced(self._heading_lines, start, old_stop, delta, parsed.heading_lines)
+        stops = self._heading_stops
+        self._heading_stops = np.concatenate((stops[:lo], np.array(parsed.heading_stops, dtype=np.int64), stops[hi:] + delta))
         self._heading_levels[lo:hi] = parsed.heading_levels
         self._heading_titles[lo:hi] = parsed.heading_titles
         self._heading_slugs[lo:hi] = [slugify(title) for title in parsed.heading_titles]
@@ -225,12 +253,16 @@ class MarkdownStructure:
         lead = "\n" if start > 0 else ""
         text = lead + "\n".join(lines[start:stop]) + "\n"
         tree = self._parser.parse(text.encode("utf-8"))
-        parsed = _Parsed([], [], [], [], [], False)
+        parsed = _Parsed([], [], [], [], [], [], False)
         offset = start - len(lead)
         bounded = stop < len(lines)
         self._collect(tree.root_node, offset, stop - offset, bounded, parsed)
         if bounded and start == 0 and lines[0].rstrip() in _METADATA_FENCES and parsed.block_starts[:1] != [0]:
             # Front matter whose closing line lies beyond the region.
+            parsed.open_at_end = True
+        if bounded and tree.root_node.has_error:
+            # tree-sitter gave up somewhere (a table ending on a lone "|", say):
+            # only more context, up to the whole draft, makes it agree with a full parse.
             parsed.open_at_end = True
         return parsed
 
@@ -242,6 +274,8 @@ class MarkdownStructure:
             elif kind in _HEADINGS:
                 level, title = _heading(child)
                 parsed.heading_lines.append(offset + child.start_point.row)
+                end = child.end_point
+                parsed.heading_stops.append(offset + (end.row if end.column == 0 else end.row + 1))
                 parsed.heading_levels.append(level)
                 parsed.heading_titles.append(title)
             elif kind in _OPAQUE_BLOCKS:
@@ -262,12 +296,13 @@ def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, re
 
 def _may_continue(block: Node) -> bool:
     """Whether a block that reaches the end of a region could run on past it.
-    A fence with its closing line cannot; an HTML block might (a blank line
-    ends some kinds but not others), so the region grows once to be sure."""
+    A fence with its closing line cannot; an HTML block or a table might (a
+    blank line ends some kinds but not others, and tree-sitter lets a table
+    row run into the next line), so the region grows once to be sure."""
     if block.type == "fenced_code_block":
         delimiters = sum(1 for child in block.children if child.type == "fenced_code_block_delimiter")
         return delimiters < 2
-    return block.type == "html_block"
+    return block.type in ("html_block", "pipe_table", "ERROR")
 
 
 def _heading(node: Node) -> tuple[int, str]:

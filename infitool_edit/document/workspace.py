@@ -140,8 +140,9 @@ class Workspace:
         headings_touched = structure.headings_in(start[0], end[0] + 1)
         blank_touched = any(not line.strip() for line in buffer.lines[start[0] : end[0] + 1])
 
+        old_line = buffer.lines[start[0]] if start[0] == end[0] and "\n" not in text else None
         new_end = buffer.replace(start, end, text)
-        structure.update(buffer.lines, start[0], end[0] + 1, new_end[0] + 1)
+        structure.update(buffer.lines, start[0], end[0] + 1, new_end[0] + 1, old_line)
 
         headings_touched += structure.headings_in(start[0], new_end[0] + 1)
         blank_touched = blank_touched or any(not line.strip() for line in buffer.lines[start[0] : new_end[0] + 1])
