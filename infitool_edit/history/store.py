@@ -34,7 +34,7 @@ import git
 
 from .errors import CheckpointExists, HistoryError, UnknownVersion
 from .location import DraftLock, Location, locate
-from .objects import Identity, ObjectStore
+from .objects import Identity, ObjectStore, ParsedCommit
 from .refnames import decode_component
 from .refs import RefWriter
 from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
@@ -176,23 +176,30 @@ class History:
 
     def _walk_line(self, line_name: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
         """Versions above ``stop_at`` on one line, from its tip back to where it began."""
-        entries: list[IndexEntry] = []
+        walked: list[tuple[str, ParsedCommit, int]] = []
         sha: str | None = tip
         while sha is not None:
             commit = self._objects.read_commit(sha)
             version, line = _parse_trailers(commit.message, sha)
             if line != line_name or version <= stop_at:
                 break
-            parent_sha = commit.parents[0] if commit.parents else None
-            parent = self._version_of_commit(parent_sha)[0] if parent_sha else None
+            walked.append((sha, commit, version))
+            sha = commit.parents[0] if commit.parents else None
+        entries = []
+        for position, (sha, commit, version) in enumerate(walked):
+            if not commit.parents:
+                parent = None
+            elif position + 1 < len(walked):
+                parent = walked[position + 1][2]
+            else:  # the version this line was forked from, or one already indexed
+                parent = self._version_of_commit(commit.parents[0])[0]
             message = commit.message[: _TRAILERS.search(commit.message).start()]
             entries.append(
                 IndexEntry(
-                    version, sha, parent, line, commit.author_name, message,
+                    version, sha, parent, line_name, commit.author_name, message,
                     float(commit.author_time),
                 )
             )
-            sha = parent_sha
         return entries
 
     def _version_of_commit(self, sha: str) -> tuple[int, str]:
