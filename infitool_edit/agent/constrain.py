@@ -39,6 +39,7 @@ from infitool_edit.commands.fsm import DEAD
 NEWLINE = 0x0A
 DIGITS = frozenset(range(0x30, 0x3A))
 MAX_COMMAND_BYTES = 512
+NOTHING: frozenset[int] = frozenset()
 
 
 def distances_to_accept(dfa: CommandDFA) -> np.ndarray:
@@ -87,7 +88,7 @@ class ByteMaskTable:
             return -1
         return self._transitions[state][token]
 
-    def row(self, state: int, *, banned: frozenset[int] = frozenset(), budget: int | None = None) -> tuple[torch.Tensor, int]:
+    def row(self, state: int, *, banned: frozenset[int] = NOTHING, budget: int | None = None) -> tuple[torch.Tensor, int]:
         """The bias row for ``state`` with ``banned`` bytes removed and, when
         ``budget`` bytes are left, only bytes that can still finish in time;
         and the one allowed token, or -1."""
@@ -116,6 +117,12 @@ class ByteMaskTable:
         return cached
 
 
+@lru_cache(maxsize=4096)
+def _digits_past(prefix: str, limit: int) -> frozenset[int]:
+    """The digits that would make ``prefix`` + digit a number above ``limit``."""
+    return frozenset(d for d in DIGITS if int(prefix + chr(d)) > limit)
+
+
 @lru_cache(maxsize=8)
 def byte_mask_table(vocab_size: int, max_bytes: int = MAX_COMMAND_BYTES) -> ByteMaskTable:
     return ByteMaskTable(command_dfa(), vocab_size, max_bytes=max_bytes)
@@ -136,11 +143,10 @@ class LineConstraint:
 
     def mask(self) -> tuple[torch.Tensor, int]:
         """(bias row, forced token or -1) for the next token."""
-        return self.table.row(
-            self.state,
-            banned=self._banned_digits(),
-            budget=self.table.max_bytes - len(self.written),
-        )
+        budget = self.table.max_bytes - len(self.written)
+        if self._in_quote or self._in_heading:  # the common case, kept short
+            return self.table.row(self.state, budget=budget)
+        return self.table.row(self.state, banned=self._banned_digits(), budget=budget)
 
     def advance(self, token: int) -> None:
         self.written.append(token)
@@ -179,16 +185,14 @@ class LineConstraint:
             self._line_digits = None  # `:` starts a column, `v` a version
 
     def _banned_digits(self) -> frozenset[int]:
-        limit = self.line_limit + (1 if self.written.startswith(b"insert ") else 0)
-        if self._in_quote or self._in_heading:
-            return frozenset()
         prefix = self._line_digits
         if prefix is None:
             # A line number may start here: the next digit begins it.
             if not self.written or self.written[-1] not in b" -":
-                return frozenset()
+                return NOTHING
             prefix = ""
-        return frozenset(d for d in DIGITS if int(prefix + chr(d)) > limit)
+        limit = self.line_limit + (1 if self.written.startswith(b"insert ") else 0)
+        return _digits_past(prefix, limit)
 
 
 # --- BPE tokenizers: the same grammar through llguidance ----------------------

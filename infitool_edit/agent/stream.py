@@ -80,9 +80,9 @@ class StreamLog:
         self._records = self._load_records()
         self._state_size = self._load_state_size()
         self._repair_tails()
-        self._versions = {
-            int(v): i for i, v in enumerate(self._records["version"]) if v >= 0
-        }
+        versions = self._records["version"][: self._count]
+        made = np.nonzero(versions >= 0)[0]
+        self._versions = dict(zip(versions[made].tolist(), made.tolist()))
         self._text = open(self._text_path, "ab")
         self._states = open(self._states_path, "ab")
         self._index = open(self._records_path, "ab")
