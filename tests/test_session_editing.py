@@ -3,6 +3,8 @@ real files."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from infitool_edit.commands import CommandError
@@ -247,3 +249,33 @@ def test_fork_starts_a_new_line_from_an_old_version(example_draft):
         assert lines[forked.version] != lines[2]  # a line of its own
         session.execute('insert $ "Forked.\\n"')
         assert session.history.head().parent == forked.version
+
+
+def test_the_model_and_the_writer_executing_at_once_make_one_version_per_command(example_draft):
+    per_thread = 40
+    with EditingSession.open(example_draft, author="ana") as session:
+        def type_lines(who: str) -> None:
+            for n in range(per_thread):
+                session.execute(f'insert $ "{who} {n}\\n"', author=who)
+
+        threads = [threading.Thread(target=type_lines, args=(who,)) for who in ("model:m", "ana")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        history = session.history
+        assert history.count() == 1 + 2 * per_thread
+        for info in history.log(limit=history.count()):
+            added = history.read(info.number).draft.count(" ") - history.read(1).draft.count(" ")
+            assert added == info.number - 1  # each version is exactly one more insert
+        assert example_draft.read_text() == session.workspace.text == history.read(history.count()).draft
+
+
+def test_looking_still_works_while_the_file_was_changed_elsewhere(example_draft):
+    with EditingSession.open(example_draft, author="ana") as session:
+        example_draft.write_text("# Changed elsewhere\n")
+        assert session.execute("read 1-2").observation.startswith("@text")
+        assert session.execute('note "still fine"').version == 2
+        with pytest.raises(DraftChanged):
+            session.execute("delete 1")
+        assert example_draft.read_text() == "# Changed elsewhere\n"

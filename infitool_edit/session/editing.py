@@ -20,6 +20,7 @@ authored ``disk``, so neither their text nor any earlier version is lost.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,9 @@ class EditingSession:
         self.goal: str | None = None
         self.workspace = Workspace("")
         self.read_only = draft.read_only
+        # The model's worker thread and the writer's keys both execute: one
+        # command at a time, so each version is exactly one command's work.
+        self._turn = threading.RLock()
 
     @property
     def draft_path(self) -> Path:
@@ -141,12 +145,13 @@ class EditingSession:
         """Take the file as another program left it: record it as a version
         authored ``disk`` (nothing is overwritten). Returns that version, or
         None when the file had not changed."""
-        if not self.draft.changed_on_disk():
-            return None
-        on_disk = self.draft.read()
-        if on_disk == self.workspace.text:
-            return None
-        return self._record_disk(on_disk).number
+        with self._turn:
+            if not self.draft.changed_on_disk():
+                return None
+            on_disk = self.draft.read()
+            if on_disk == self.workspace.text:
+                return None
+            return self._record_disk(on_disk).number
 
     # --- executing --------------------------------------------------------
 
@@ -156,11 +161,16 @@ class EditingSession:
         command = (
             parse(line_or_command) if isinstance(line_or_command, str) else line_or_command
         )
-        line = serialize(command)
-        author = author or self.author
-        if isinstance(command, _CHANGES_FILE) and self.read_only:
-            raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; `{line}` not applied")
-        self.draft.check_unchanged()
+        with self._turn:
+            return self._execute(command, serialize(command), author or self.author)
+
+    def _execute(self, command: ast.Command, line: str, author: str) -> Executed:
+        if isinstance(command, _CHANGES_FILE):
+            if self.read_only:
+                raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; `{line}` not applied")
+            # Refuse before applying, so a conflict changes nothing; looking
+            # (and notes, which live in the history only) still works.
+            self.draft.check_unchanged()
 
         if isinstance(command, ast.Goal):
             return self._look(line, author, f"@goal {self.goal or '(no goal was given)'}")
@@ -217,12 +227,13 @@ class EditingSession:
     def fork(self, number: int, *, author: str | None = None) -> Executed:
         """Start a new line of history from version ``number``; the draft
         becomes that version's text."""
-        if self.read_only:
-            raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; not forking")
-        self.draft.check_unchanged()
-        author = author or self.author
-        info = self.history.fork(number, author)
-        return self._after_restore(info, f"fork v{number}", author)
+        with self._turn:
+            if self.read_only:
+                raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; not forking")
+            self.draft.check_unchanged()
+            author = author or self.author
+            info = self.history.fork(number, author)
+            return self._after_restore(info, f"fork v{number}", author)
 
     def _after_restore(self, info: VersionInfo, line: str, author: str) -> Executed:
         old_text = self.workspace.text
