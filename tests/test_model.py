@@ -152,3 +152,29 @@ def test_config_pads_the_vocabulary_and_resolves_the_time_step_rank():
     assert config.vocab_size == 50280
     assert config.time_step_rank == 48
     assert config.intermediate_size == 1536
+
+
+@torch.no_grad()
+def test_the_kernel_dispatch_path_gives_the_plain_path_logits(monkeypatch):
+    """On CUDA the model hands the scan and the state update to infitool_edit.kernels; forcing
+    their reference twins runs that path here, so the arguments we pass are checked on the CPU
+    (the kernels' own tests hold the Triton kernels to the same twins)."""
+    model = tiny(falcon=True)
+    ids = torch.randint(0, 64, (1, 20))
+    plain, plain_state = model(ids)
+    state = model.new_state()
+    plain_steps = step_all(model, ids, state)
+    monkeypatch.setenv("INFITOOL_KERNELS", "ref")
+    from infitool_edit.kernels import dispatch
+
+    calls = []
+    for name in ("selective_scan_fn", "selective_state_update"):
+        original = getattr(dispatch, name)
+        monkeypatch.setattr(dispatch, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    dispatched, dispatched_state = model(ids)
+    state = model.new_state()
+    dispatched_steps = step_all(model, ids, state)
+    torch.testing.assert_close(dispatched, plain, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(dispatched_steps, plain_steps, atol=1e-4, rtol=1e-4)
+    assert dispatched_state.matches(plain_state, atol=1e-4)
+    assert calls.count("selective_scan_fn") == 2 and calls.count("selective_state_update") == 2 * 20
