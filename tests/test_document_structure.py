@@ -12,7 +12,7 @@ from infitool_edit.document.structure import MarkdownStructure
 # Lines that change what the lines around them mean: fences, setext
 # underlines, HTML blocks, list and quote markers, front matter.
 MARKDOWN_LINES = [
-    "", "", "", "Plain prose here.", "More prose, with a comma.", "# Title", "## Intro",
+    "", "", "", "Plain prose here.", "More prose, with a comma.", "and a lower-case line", "Prose again", "# Title", "## Intro",
     "### Deep down", "Setext title", "===", "---", "```", "~~~", "```python", "    indented code",
     "- a list item", "  # inside the item", "> # quoted heading", "> quote", "<div>", "</div>",
     "<!--", "-->", "+++", "| a | b |", "|---|---|", "#not a heading", "# Closing #",
@@ -87,3 +87,15 @@ def test_incremental_outline_equals_a_full_parse_after_random_edits(draft, data)
             continue
         workspace.apply(ast.Replace(span, new))
         assert workspace.outline() == fresh_outline(workspace.text)
+
+
+def test_prose_edits_that_skip_the_parse_still_see_setext_titles_and_tables():
+    workspace = Workspace("Intro.\n\nFirst line\nsecond line\n===\n\nabc\n|---|\n\nplain\nmore\n")
+    workspace.apply(ast.Replace(ast.Line(4), "changed line\n"))
+    assert workspace.outline()[0].title == "First line changed line"
+    workspace.apply(ast.Insert(ast.Line(11), "inserted line\n"))
+    workspace.apply(ast.Replace(ast.Search("abc"), "abc | def"))
+    assert workspace.outline() == fresh_outline(workspace.text)
+    workspace.apply(ast.Delete(ast.Line(3)))
+    assert workspace.outline() == fresh_outline(workspace.text)
+    assert workspace.outline()[0].title == "changed line"

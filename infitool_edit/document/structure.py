@@ -142,18 +142,19 @@ class MarkdownStructure:
 
     # --- keeping up with edits ---------------------------------------------
 
-    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_line: str | None = None) -> None:
+    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str] | None = None) -> None:
         """Lines [first, old_stop) of the previous draft became lines
         [first, new_stop) of ``lines``; everything else is unchanged.
-        ``old_line`` is the previous text of line ``first`` when the edit
-        stayed inside that one line.
+        ``old_lines``, the previous text of lines [first, old_stop), lets a
+        prose-only edit skip parsing (pass it when it is short).
 
         The stored structure stays in the previous draft's line numbers until
         the splice: a line ``n`` at or after ``new_stop`` was line
         ``n - delta`` before, which is where its old parser state is looked up."""
-        if old_line is not None and self._is_prose_edit(old_line, lines[first], first):
-            return
         delta = new_stop - old_stop
+        if old_lines is not None and self._is_prose_edit(lines, first, old_stop, new_stop, old_lines):
+            self._shift(old_stop, delta)
+            return
         if self._front_matter_open(lines):
             # Its closing line could be anywhere below: only a full parse knows.
             self._splice(0, len(lines) - delta, delta, self._parse(lines, 0, len(lines)))
@@ -173,21 +174,38 @@ class MarkdownStructure:
             stop = self._restart_after(lines, max(stop + 1, start + 2 * (stop - start)), new_stop, delta)
         self._splice(start, stop - delta, delta, parsed)
 
-    def _is_prose_edit(self, old_text: str, new_text: str, line: int) -> bool:
-        """Whether changing line ``line`` from ``old_text`` to ``new_text``
-        leaves every heading and block as it was, so nothing needs parsing.
-        True for the commonest edit, a change inside a line of prose: a line
-        that starts with a letter before and after is never a heading, fence,
-        HTML start, list item, quote, underline or table delimiter, and changes
-        nothing around it, unless it is the text of a setext heading, lies in
-        an opaque block (where ``-->`` may close it), or gains or loses a ``|``
-        (which can make the paragraph a table's header row instead)."""
-        if not (old_text[:1].isalpha() and new_text[:1].isalpha()):
+    def _is_prose_edit(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str]) -> bool:
+        """Whether the edit leaves every heading and block as it was, so nothing
+        needs parsing. True for the commonest edits, to lines of prose inside
+        a paragraph: a line that starts with a letter is never a heading,
+        fence, HTML start, list item, quote, underline or table delimiter, and
+        a run of them after a blank line (or inside a paragraph) is one
+        paragraph whatever their number and text. Not when the lines touched
+        or their neighbours are the text of a setext heading, lie in an
+        opaque block (where ``-->`` may close it), or hold a ``|`` (which can
+        make the paragraph a table's header row instead)."""
+        edited = [*old_lines, *lines[first:new_stop]]
+        neighbours = [lines[line] for line in (first - 1, new_stop) if 0 <= line < len(lines)]
+        if not all(_is_prose(text) for text in edited):
             return False
-        if "|" in old_text or "|" in new_text or self._inside_block(line) is not None:
+        if not all(_is_prose(text) or not text.strip() for text in neighbours):
             return False
-        index = int(np.searchsorted(self._heading_lines, line, side="right")) - 1
-        return index < 0 or self._heading_stops[index] <= line
+        old_count = len(lines) - (new_stop - old_stop)
+        return not any(self._in_structure(line) for line in range(max(first - 1, 0), min(old_stop + 1, old_count)))
+
+    def _in_structure(self, old_line: int) -> bool:
+        """Whether ``old_line`` belongs to a heading or an opaque block."""
+        for starts, stops in ((self._heading_lines, self._heading_stops), (self._block_starts, self._block_stops)):
+            index = int(np.searchsorted(starts, old_line, side="right")) - 1
+            if index >= 0 and stops[index] > old_line:
+                return True
+        return False
+
+    def _shift(self, old_stop: int, delta: int) -> None:
+        """Move what starts at or below old line ``old_stop`` by ``delta`` lines."""
+        if delta:
+            for positions in (self._heading_lines, self._heading_stops, self._block_starts, self._block_stops):
+                positions[np.searchsorted(positions, old_stop) :] += delta
 
     def _inside_block(self, old_line: int) -> int | None:
         """The start of the opaque block holding ``old_line`` past its first line."""
@@ -285,6 +303,10 @@ class MarkdownStructure:
                 parsed.block_stops.append(offset + min(stop_row, region_rows))
                 if bounded and stop_row >= region_rows and _may_continue(child):
                     parsed.open_at_end = True
+
+
+def _is_prose(text: str) -> bool:
+    return text[:1].isalpha() and "|" not in text
 
 
 def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, replacement: list[int]):

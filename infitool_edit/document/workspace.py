@@ -34,6 +34,7 @@ from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
 
 # Lines shown above the cursor by a bare ``read`` or a ``jump``.
 CONTEXT_ABOVE = 5
+PROSE_CHECK_LINES = 64
 _SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?:\s|$)")
 
 Range = tuple[Position, Position]
@@ -140,9 +141,10 @@ class Workspace:
         headings_touched = structure.headings_in(start[0], end[0] + 1)
         blank_touched = any(not line.strip() for line in buffer.lines[start[0] : end[0] + 1])
 
-        old_line = buffer.lines[start[0]] if start[0] == end[0] and "\n" not in text else None
+        # Short edits may skip the reparse when they only touch prose lines.
+        old_lines = buffer.lines[start[0] : end[0] + 1] if end[0] - start[0] < PROSE_CHECK_LINES else None
         new_end = buffer.replace(start, end, text)
-        structure.update(buffer.lines, start[0], end[0] + 1, new_end[0] + 1, old_line)
+        structure.update(buffer.lines, start[0], end[0] + 1, new_end[0] + 1, old_lines)
 
         headings_touched += structure.headings_in(start[0], new_end[0] + 1)
         blank_touched = blank_touched or any(not line.strip() for line in buffer.lines[start[0] : new_end[0] + 1])
