@@ -138,7 +138,7 @@ def test_a_checkpoint_name_is_used_once_and_a_refused_one_records_nothing(exampl
     with EditingSession.open(example_draft, author="ana") as session:
         session.execute('checkpoint "first"')
         before = state_of(session)
-        for line in ('checkpoint "first"', 'checkpoint ""'):
+        for line in ('checkpoint "first"', 'checkpoint ""', f'checkpoint "{"é" * 200}"'):
             with pytest.raises(ValueError):
                 session.execute(line)
         assert state_of(session) == before
@@ -232,6 +232,7 @@ def test_read_only_draft_opens_for_reading_and_refuses_edits(example_draft):
     with EditingSession.open(example_draft, author="ana") as session:
         assert session.read_only
         assert session.execute("read 1-3").version is None
+        assert session.execute('note "notes live in the history"').version == 2
         before = state_of(session)
         for line in ('replace 5 "Teh" "The"', "rewind v1"):
             with pytest.raises(DraftReadOnly, match="read-only"):

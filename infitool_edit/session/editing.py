@@ -29,6 +29,7 @@ from infitool_edit.commands import ast
 from infitool_edit.document import ApplyError, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
+from infitool_edit.history.refnames import encode_component
 from infitool_edit.session.draftfile import DraftFile, DraftReadOnly
 
 # Author and message of the versions the session records on its own.
@@ -40,6 +41,8 @@ RELOAD_MESSAGE = "reload"
 # command line it shows: observations stay bounded however long the history.
 HISTORY_LINES = 20
 HISTORY_MESSAGE_CHARS = 120
+
+MAX_CHECKPOINT_REF_BYTES = 250
 
 # Commands that change the file on disk, refused on a read-only draft.
 _CHANGES_FILE = (*ast.EDITING, ast.Rewind)
@@ -59,7 +62,7 @@ class Executed:
 
     @property
     def done(self) -> bool:
-        return self.line.startswith("done")
+        return self.line.split(" ", 1)[0] == "done"
 
 
 class EditingSession:
@@ -213,6 +216,10 @@ class EditingSession:
         version it was meant to name."""
         if not name.strip():
             raise ApplyError("a checkpoint needs a name")
+        # The name becomes one file name under refs/ (git adds ".lock" while
+        # writing it), and file names stop at 255 bytes.
+        if len(encode_component(name)) > MAX_CHECKPOINT_REF_BYTES:
+            raise ApplyError("that checkpoint name is too long; use a shorter one")
         try:
             number = self.history.find_checkpoint(name)
         except UnknownVersion:
