@@ -272,3 +272,13 @@ def test_closing_lets_git_pack_a_hidden_repository(tmp_path):
     with History.open(draft) as history:
         assert history.read(number).draft == f"{number}\n" * number
     assert_fsck_clean(tmp_path, *hidden)
+
+
+def test_a_hidden_history_survives_a_later_git_init(tmp_path):
+    draft = tmp_path / "draft.md"
+    with History.open(draft) as history:
+        history.record("before git\n", "", "edit 1", "Ana")
+    git("init", "-q", cwd=tmp_path)
+    with History.open(draft) as history:
+        assert history.git_dir == (tmp_path / ".draft.md.infitool").resolve()
+        assert history.read(1).draft == "before git\n"

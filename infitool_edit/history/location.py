@@ -4,10 +4,10 @@
   ``refs/infitool-edit/<draft path>/``. Only new objects and refs in that
   namespace are written; the writer's branches, index, HEAD and working
   tree are never touched.
-- Any other draft: a hidden bare repository beside it,
-  ``.<draft name>.infitool/``, with the same refs; ``git --git-dir
-  .<draft name>.infitool log --all`` shows the history. (Its HEAD stays an
-  unborn branch: ``git fsck`` insists that HEAD name a branch.)
+- Any other draft, or one that already has such a history: a hidden bare
+  repository beside it, ``.<draft name>.infitool/``, with the same refs;
+  ``git --git-dir .<draft name>.infitool log --all`` shows the history. (Its
+  HEAD stays an unborn branch: ``git fsck`` insists that HEAD name a branch.)
 
 Either way the index and the lock lie in
 ``<git dir>/infitool-edit/<draft path>/``, a folder git itself ignores.
@@ -54,12 +54,15 @@ def locate(draft_path: Path) -> Location:
         raise HistoryError(f"cannot keep a history for {draft}: its folder does not exist")
     if draft.is_dir():
         raise HistoryError(f"cannot keep a history for {draft}: it is a folder")
-    repo = _work_tree_repo(draft)
+    hidden_folder = draft.parent / f".{draft.name}.infitool"
+    # A hidden history that already exists wins: running `git init` above a
+    # draft later must not make its history disappear.
+    repo = None if (hidden_folder / "HEAD").is_file() else _work_tree_repo(draft)
     if repo is not None:
         key = draft.relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
         hidden = False
     else:
-        repo = _hidden_repo(draft)
+        repo = _hidden_repo(hidden_folder)
         key = draft.name
         hidden = True
     _check_supported(repo, draft)
@@ -103,8 +106,7 @@ def _work_tree_repo(draft: Path) -> git.Repo | None:
     return repo
 
 
-def _hidden_repo(draft: Path) -> git.Repo:
-    folder = draft.parent / f".{draft.name}.infitool"
+def _hidden_repo(folder: Path) -> git.Repo:
     if (folder / "HEAD").is_file():
         return git.Repo(folder)
     try:
