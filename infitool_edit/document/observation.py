@@ -90,10 +90,8 @@ def text_window(buffer: LineBuffer, first: int, last: int, *, first_col: int = 0
         if line == first and first_col > 0:
             text, label = text[first_col:], f"{line + 1}:{first_col + 1}"
         row = f"{label}{GUTTER}{clip(text)}"
-        if shown and len(row) + 1 > budget:
+        if shown and len(row) + 1 > budget:  # the first row always fits: MAX_LINE_CHARS is far below
             break
-        if not shown and len(row) > budget:
-            row = f"{label}{GUTTER}{clip(text, budget - len(label) - 32)}"
         shown.append(row)
         budget -= len(row) + 1
     end = first + len(shown)

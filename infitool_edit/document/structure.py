@@ -2,25 +2,32 @@
 
 What the editor needs from the markdown tree is small: the headings (for
 ``outline`` and ``#intro/method`` addresses) and, to know where a partial
-reparse may safely start and stop, the blocks that swallow everything up to a
-closing line (fenced code, HTML blocks, front matter). A heading inside a
-fenced code block is code, not a heading; tree-sitter knows that, a regex
-would not.
+reparse may safely start and stop, the *opaque blocks*: those that can run
+over blank lines and heading-like lines (fenced code, HTML blocks, tables,
+front matter, and tree-sitter's ERROR nodes). A heading inside a fenced code
+block is code, not a heading; tree-sitter knows that, a regex would not.
 
 Only top-level headings count: a ``# heading`` inside a block quote or a
 list item is part of that quote or item, not of the outline.
 
 Speed. A full tree-sitter parse of a 1 MB draft takes hundreds of
-milliseconds, so after an edit only a bounded region is reparsed: from the
-last *restart line* at or before the edit to the first one after it. A
-restart line is a line where the block parser is at the top level with
-nothing open, whatever came before it: a line that does not start with
-whitespace and either follows a blank line or is an ATX heading, and that
-is not inside an opaque block. The region is extended while the reparse
-ends inside an unclosed fence or HTML block (opening a fence turns the rest
-of the draft into code, so that region reaches the end of the draft).
-Line numbers of headings and blocks below the edit shift by a numpy slice
-add, so an edit costs the same near the top of a long draft as at its end.
+milliseconds, so an edit costs at most a parse of a bounded region:
+
+- An edit that keeps to lines of prose inside a paragraph (lines starting
+  with a letter, see ``_is_prose_edit``) changes no block at all: nothing is
+  parsed, the line numbers below shift.
+- Otherwise the region from the last *restart line* at or before the edit to
+  the first one after it is reparsed. A restart line is one where the block
+  parser is at the top level with nothing open, whatever came before: a line
+  that does not start with whitespace and follows a blank line or is an ATX
+  heading, outside any opaque block. The region grows while its parse ends
+  inside an opaque block that may go on (opening a fence turns the rest of
+  the draft into code, so that region reaches the end of the draft).
+
+Headings and blocks are kept in sorted numpy arrays of line numbers, so the
+shift below an edit is one slice add, as cheap at the top of a long draft as
+at its end. ``tests/test_document_structure.py`` checks the result against a
+full parse after random edits.
 """
 
 from __future__ import annotations
