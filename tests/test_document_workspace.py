@@ -312,3 +312,10 @@ def test_crlf_is_normalised_on_load_and_in_incoming_text():
 def test_scale(line, scale):
     workspace = Workspace(DRAFT)
     assert workspace.apply(parse(line)).scale == scale
+
+
+def test_the_ok_answer_shows_where_the_edit_left_its_authors_cursor():
+    workspace = Workspace(DRAFT)
+    assert workspace.apply(parse('insert 1:3 "X"'), author="writer").render(3) == "@ok v3 1:4"
+    assert workspace.model_cursor == (0, 0)
+    assert workspace.apply(parse('replace 7 "Teh" "The"')).render(None) == "@ok 7:15"

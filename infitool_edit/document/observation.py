@@ -3,7 +3,7 @@
 Observations are compact and bounded, so that a command costs the model the
 same number of tokens in a ten-line draft as in a book:
 
-    @ok v17 13:1                     an edit or note was applied (version, model cursor)
+    @ok v17 13:4                     an edit (version, the author's cursor) or a note was applied
     @text 12-20 of 212               numbered lines follow: ``12│...``
     @outline 1 "# Title" | 12 "## Introduction"
     @found 3: 13:1 | 40:7 | 88:2     how many, then where (line:col) the first ones start
@@ -40,9 +40,9 @@ class Outcome:
     ``edit`` is what changed in the draft and ``inverse`` a command that puts
     it back byte for byte (both None when the draft did not change).
     ``scale`` says how big the change was, see ``Workspace.apply``.
-    ``cursor`` is the model's cursor after the command (0-based), shown in
-    ``@ok`` answers to edits; ``body`` is the finished observation of the
-    looking commands, which do not depend on the version number."""
+    ``cursor`` is where the edit left its author's cursor (0-based: the end
+    of the new text), shown in the ``@ok`` answer; ``body`` is the finished
+    observation of the looking commands, which do not depend on the version."""
 
     kind: str
     edit: TextEdit | None = None

@@ -126,7 +126,7 @@ class Workspace:
         raise ApplyError(f"{name} is the session's command, not the document's")
 
     def _look(self, kind: str, body: str) -> Outcome:
-        return Outcome(kind, cursor=self.model_cursor, body=body)
+        return Outcome(kind, body=body)
 
     def _set_cursor(self, cursor: Position, is_model: bool) -> None:
         if is_model:
@@ -161,7 +161,7 @@ class Workspace:
             edit=TextEdit(start, end, text),
             inverse=_inverse(start, new_end, old_text, text),
             scale=scale,
-            cursor=self.model_cursor,
+            cursor=new_end,
         )
 
     # --- reading ------------------------------------------------------------
