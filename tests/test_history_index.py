@@ -119,3 +119,14 @@ def _flip(path, offset):
         byte = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_ref_to_a_missing_commit_is_reported_in_one_line(tmp_path):
+    draft = tmp_path / "draft.md"
+    with History.open(draft) as history:
+        history.record("one\n", "", "edit 1", "Ana")
+        ref_path = history.git_dir / history.line_ref("main")
+    ref_path.write_text("1" * 40 + "\n")
+    with pytest.raises(HistoryError) as caught:
+        History.open(draft)
+    assert "missing" in str(caught.value) and "\n" not in str(caught.value)

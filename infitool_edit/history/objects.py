@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import git
 
+from .errors import HistoryError
+
 # Level 1 compresses a few-MB model state in milliseconds; git reads any level.
 _COMPRESSION_LEVEL = 1
 # Objects known to exist, so unchanged notes or state skip even the stat.
@@ -133,11 +135,19 @@ class ObjectStore:
             with open(path, "rb") as handle:
                 raw = zlib.decompress(handle.read())
         except FileNotFoundError:
-            stream = self._repo.odb.stream(bytes.fromhex(hexsha))
-            return stream.type, stream.read()
+            return self._read_packed(hexsha)
         header_end = raw.index(b"\0")
         kind, _size = raw[:header_end].split(b" ")
         return kind, raw[header_end + 1 :]
+
+    def _read_packed(self, hexsha: str) -> tuple[bytes, bytes]:
+        try:
+            stream = self._repo.odb.stream(bytes.fromhex(hexsha))
+        except ValueError:  # GitPython's word for "git has no such object"
+            raise HistoryError(
+                f"object {hexsha} is missing from {self._repo.common_dir}"
+            ) from None
+        return stream.type, stream.read()
 
     def read_tree(self, hexsha: str) -> dict[str, str]:
         """``{name: sha}`` of a flat tree."""

@@ -122,10 +122,8 @@ class History:
         for ref in git.Reference.iter_items(self._location.repo, common_path=prefix):
             if ref.path.endswith(".lock") or not ref.path.startswith(prefix):
                 continue
-            try:
-                found[ref.path[len(prefix) :]] = ref.object.hexsha
-            except ValueError as error:
-                raise HistoryError(f"the history ref {ref.path} is broken: {error}") from None
+            sha = git.SymbolicReference.dereference_recursive(self._location.repo, ref.path)
+            found[ref.path[len(prefix) :]] = sha
         return found
 
     def _catch_up_with_refs(self) -> None:
