@@ -48,6 +48,8 @@ def test_binary_draft_is_refused(tmp_path):
     draft = tmp_path / "picture.md"
     draft.write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
     one_line_error(run_cli("apply", draft, script_file(tmp_path, FIX_TYPO)), "binary")
+    # `infitool-edit DRAFT` refuses it the same way before any screen is drawn.
+    one_line_error(run_cli(draft), str(draft), "binary")
     assert draft.read_bytes() == b"\x89PNG\r\n\x1a\n\0\0"
 
 
