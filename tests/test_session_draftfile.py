@@ -177,3 +177,31 @@ def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path):
     removed = DraftFile(path).remove_stale_temporaries()
     assert [p.name for p in removed] == [".draft.md.abc123.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.md.abc123.tmp", "draft.md"]
+
+
+def test_writing_through_a_symlink_keeps_the_link(tmp_path):
+    real_folder = tmp_path / "real"
+    real_folder.mkdir()
+    target = real_folder / "draft.md"
+    target.write_text("old\n")
+    link = tmp_path / "draft.md"
+    link.symlink_to(target)
+    draft = DraftFile(link)
+    assert draft.read() == "old\n"
+    draft.write("new\n")
+    assert link.is_symlink()
+    assert target.read_text() == "new\n"
+    assert sorted(p.name for p in real_folder.iterdir()) == ["draft.md"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_root_editing_someone_elses_draft_leaves_it_theirs(tmp_path):
+    path = tmp_path / "draft.md"
+    path.write_text("theirs\n")
+    os.chown(path, 65534, 65534)
+    path.chmod(0o600)
+    draft = DraftFile(path)
+    draft.read()
+    draft.write("edited\n")
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)

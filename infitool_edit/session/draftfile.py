@@ -158,7 +158,7 @@ class DraftFile:
         st = self._stat()
         if st is not None and not st.st_mode & _WRITE_BITS:
             return True
-        return not os.access(self.path.parent, os.W_OK | os.X_OK)
+        return not os.access(self._target.parent, os.W_OK | os.X_OK)
 
     def changed_on_disk(self) -> bool:
         """Whether the file differs from what we last read or wrote."""
@@ -191,36 +191,41 @@ class DraftFile:
     # --- writing ----------------------------------------------------------
 
     def write(self, text: str) -> None:
-        """Replace the draft with ``text`` atomically, keeping its mode.
-        Refuses (DraftChanged) if someone else changed it first, and
-        (DraftReadOnly) if it is read-only."""
+        """Replace the draft with ``text`` atomically, keeping its mode and
+        (where allowed) its owner. Refuses (DraftChanged) if someone else
+        changed it first, and (DraftReadOnly) if it is read-only."""
         self.check_unchanged()
         if self.read_only:
             raise DraftReadOnly(f"{self.path}: the draft is read-only; not writing it")
         data = text.encode("utf-8")
-        st = self._stat()
-        mode = stat.S_IMODE(st.st_mode) if st is not None else _NEW_FILE_MODE & ~_UMASK
-        self._replace_with(data, mode)
+        self._replace_with(data, self._stat())
         self._stamp = self._stamp_for(data)
 
     @property
-    def _temporary_prefix(self) -> str:
-        return f".{self.path.name}."
+    def _target(self) -> Path:
+        """The file a write replaces: through a symlink, the file it points
+        to, so the writer's link stays a link."""
+        return Path(os.path.realpath(self.path))
+
+    def _temporary_prefix(self, target: Path) -> str:
+        return f".{target.name}."
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Delete temporary files a killed write left beside the draft. Only
         safe while holding the draft's lock (no other write is under way)."""
+        target = self._target
+        pattern = f"{glob.escape(self._temporary_prefix(target))}*{_TEMP_SUFFIX}"
         removed = []
-        for candidate in self.path.parent.glob(f"{glob.escape(self._temporary_prefix)}*{_TEMP_SUFFIX}"):
+        for candidate in target.parent.glob(pattern):
             _remove_quietly(str(candidate))
             removed.append(candidate)
         return removed
 
-    def _replace_with(self, data: bytes, mode: int) -> None:
-        folder = self.path.parent
+    def _replace_with(self, data: bytes, old: os.stat_result | None) -> None:
+        target = self._target
         try:
             fd, temp_name = tempfile.mkstemp(
-                dir=folder, prefix=self._temporary_prefix, suffix=_TEMP_SUFFIX
+                dir=target.parent, prefix=self._temporary_prefix(target), suffix=_TEMP_SUFFIX
             )
         except OSError as exc:
             raise _describe(self.path, exc, "write") from None
@@ -228,16 +233,30 @@ class DraftFile:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fchmod(handle.fileno(), mode)
+                _copy_ownership(handle.fileno(), old)
                 os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
+            os.replace(temp_name, target)
         except OSError as exc:
             _remove_quietly(temp_name)
             raise _describe(self.path, exc, "write") from None
         except BaseException:
             _remove_quietly(temp_name)
             raise
-        _fsync_folder(folder)
+        _fsync_folder(target.parent)
+
+
+def _copy_ownership(fd: int, old: os.stat_result | None) -> None:
+    """Give the new file the old one's mode, and its owner when we may (as
+    root, editing someone else's draft must not hand it to root)."""
+    if old is None:
+        os.fchmod(fd, _NEW_FILE_MODE & ~_UMASK)
+        return
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:
+            pass  # only root may give a file away; the mode below still holds
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after chown, which clears setuid bits
 
 
 def _current_umask() -> int:
