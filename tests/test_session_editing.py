@@ -3,6 +3,7 @@ real files."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 import pytest
@@ -280,3 +281,24 @@ def test_looking_still_works_while_the_file_was_changed_elsewhere(example_draft)
         with pytest.raises(DraftChanged):
             session.execute("delete 1")
         assert example_draft.read_text() == "# Changed elsewhere\n"
+
+
+def test_a_draft_in_the_writers_repository_leaves_their_git_state_alone(example_draft):
+    folder = example_draft.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                              check=True).stdout
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=W", "-c", "user.email=w@example.org", "add", "draft.md")
+    git("-c", "user.name=W", "-c", "user.email=w@example.org", "commit", "-q", "-m", "mine")
+    before = (git("rev-parse", "HEAD"), git("branch", "--list"), git("ls-files", "--stage"))
+    with EditingSession.open(example_draft, author="ana") as session:
+        session.execute('replace 5 "Teh" "The"')
+        session.execute('note "n"')
+    assert (git("rev-parse", "HEAD"), git("branch", "--list"), git("ls-files", "--stage")) == before
+    assert git("status", "--porcelain") == " M draft.md\n"
+    assert git("log", "--format=%s", "--glob=refs/infitool-edit/*").splitlines()[:2] == [
+        'note "n"', 'replace 5 "Teh" "The"'
+    ]
