@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infitool_edit import bench
-from infitool_edit.commands import CommandError, parse_script
+from infitool_edit.commands import CommandError, script_lines
 from infitool_edit.document import ApplyError
 from infitool_edit.history import History, HistoryError
 from infitool_edit.session.draftfile import DraftError
@@ -100,16 +100,21 @@ def apply(
     ],
     author: AuthorOption = "writer",
 ) -> None:
-    """Apply a file of commands to DRAFT, one version each, printing the observations."""
+    """Apply a file of commands to DRAFT, one version each, printing the observations.
+    The whole script is parsed first; the first command that fails stops it,
+    keeping the versions before it."""
     with user_errors():
         try:
-            text = script.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise fail(f"{script}: not UTF-8 text") from None
-        commands = parse_script(text)
+            numbered = list(script_lines(script.read_bytes()))
+        except CommandError as exc:
+            raise fail(f"{script}: {one_line(exc)}") from None
         with EditingSession.open(draft, author=author) as session:
-            for command in commands:
-                typer.echo(session.execute(command).observation)
+            for number, command in numbered:
+                try:
+                    executed = session.execute(command)
+                except USER_ERRORS as exc:
+                    raise fail(f"{script}, line {number}: {one_line(exc)}") from None
+                typer.echo(executed.observation)
 
 
 @app.command()

@@ -47,6 +47,8 @@ def test_apply_stops_at_the_first_failing_command_keeping_what_came_before(examp
     script = write_script(tmp_path, 'replace 5 "Teh" "The"', "delete 9999", 'note "never"')
     result = invoke("apply", example_draft, script)
     assert result.exit_code == 1
+    [message] = result.stderr.strip().splitlines()
+    assert message.startswith(f"infitool-edit: {script}, line 2: ")
     assert "The lighthouse" in example_draft.read_text()
     with History.open(example_draft) as history:
         assert history.count() == 2
@@ -59,6 +61,14 @@ def test_apply_refuses_a_malformed_script_before_applying_anything(example_draft
     assert result.exit_code == 1
     assert "line 2" in result.output
     assert example_draft.read_text() == original
+
+
+def test_apply_refuses_a_script_that_is_not_utf8(example_draft, tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_bytes(b'note "caf\xe9"\n')
+    result = invoke("apply", example_draft, script)
+    assert result.exit_code == 1
+    assert "UTF-8" in result.stderr and "line 1" in result.stderr
 
 
 def test_log_lists_versions_as_a_table(example_draft, tmp_path):
