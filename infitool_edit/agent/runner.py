@@ -87,7 +87,7 @@ class Runner:
         self._seed = seed
         self.keyframe_every = keyframe_every
         self._emit = emit or (lambda event: None)
-        self.stream = StreamLog(stream_dir or stream_dir_for(session.history))
+        self._stream_dir = Path(stream_dir or stream_dir_for(session.history)).resolve()
         self.author = f"model:{backend.name}"
         self._go = threading.Event()
         self._go.set()
@@ -125,6 +125,12 @@ class Runner:
 
     def run(self, emit: Callable[[Event], None] | None = None) -> None:
         emit = emit or self._emit
+        # One runner at a time per stream: a new run (the TUI redirecting the
+        # model) waits here until the stopped one has let go, within a token.
+        with _stream_lock(self._stream_dir):
+            self._run(emit)
+
+    def _run(self, emit: Callable[[Event], None]) -> None:
         self.open()
         commands = 0
         try:
@@ -147,6 +153,7 @@ class Runner:
                     return
         finally:
             self.stream.close()
+            self._ready = False
 
     def open(self) -> None:
         """Bring the stream and the backend to where the session stands:
@@ -154,6 +161,7 @@ class Runner:
         is continued from its stored state."""
         if self._ready:
             return
+        self.stream = StreamLog(self._stream_dir)
         head = self.stream.head
         if head is None:
             if self.goal is None:
@@ -226,8 +234,7 @@ class Runner:
                 summary = parse(line).summary
         observation = bounded(observation.rstrip("\n")) + "\n"
         self.backend.feed(observation)
-        head_version = version if version is not None else (self.stream.head.head_version if self.stream.head else None)
-        self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version, head_version=head_version)
+        self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version)
         if not observation.startswith("@error"):
             emit(CommandApplied(line, self.author, version, observation.rstrip("\n"), edit))
         emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
@@ -273,11 +280,17 @@ class Runner:
 
     def _append_runtime(self, text: str, *, version: int | None = None, head_version: int | None = None) -> Record:
         self.backend.feed(text)
-        if head_version is None:
-            head_version = version if version is not None else (self.stream.head.head_version if self.stream.head else None)
         return self._append(text, model_bytes=0, version=version, head_version=head_version)
 
-    def _append(self, text: str, *, model_bytes: int, version: int | None, head_version: int | None) -> Record:
+    def _append(
+        self, text: str, *, model_bytes: int, version: int | None, head_version: int | None = None
+    ) -> Record:
+        if head_version is None:
+            # The draft's newest version: numbers only grow (a rewind or fork
+            # is a new version too), and a writer's edit may be taken into
+            # the stream after a model command that came later.
+            known = [v for v in (version, self.stream.head.head_version if self.stream.head else None) if v]
+            head_version = max(known) if known else None
         keyframe = self.stream.head is None or self._since_keyframe + 1 >= self.keyframe_every
         state = self.backend.state_bytes() if keyframe else None
         if state is not None:
@@ -339,6 +352,15 @@ class Runner:
 
     _tokens_per_s = 0.0
     _state_size = 0
+
+
+_stream_locks: dict[Path, threading.Lock] = {}
+_stream_locks_guard = threading.Lock()
+
+
+def _stream_lock(directory: Path) -> threading.Lock:
+    with _stream_locks_guard:
+        return _stream_locks.setdefault(directory, threading.Lock())
 
 
 # --- what the runner needs from the session, in one place ------------------
