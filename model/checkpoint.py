@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import MambaConfig
-from .mamba import MambaLM
+from .mamba import Embedding, Linear, MambaLM
 
 _PREFIX = "backbone."  # HF keeps everything but the LM head under `backbone`
 _MODEL_TYPES = ("mamba", "falcon_mamba")
@@ -35,6 +35,23 @@ class CheckpointError(ValueError):
 
 def _hf_name(name: str) -> str:
     return name if name.startswith("lm_head.") else _PREFIX + name
+
+
+def _transposed_names(model: MambaLM) -> set[str]:
+    """Our names of the matrices we store (in, out) and HF stores (out, in)."""
+    return {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, (Linear, Embedding))}
+
+
+def hf_state_dict(model: MambaLM) -> dict[str, torch.Tensor]:
+    """The model's tensors under HuggingFace's names and layouts (a tied head is left out)."""
+    transposed = _transposed_names(model)
+    tensors = {
+        _hf_name(name): (tensor.t() if name in transposed else tensor).detach()
+        for name, tensor in model.state_dict().items()
+    }
+    if model.config.tie_word_embeddings:
+        del tensors["lm_head.weight"]
+    return tensors
 
 
 def load_config(folder: str | Path) -> MambaConfig:
@@ -121,10 +138,9 @@ def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, d
     stored = load_tensors(folder)
     with torch.device("meta"):
         model = MambaLM(config)
-    expected = {_hf_name(name): tensor for name, tensor in model.state_dict().items()}
+    expected = hf_state_dict(model)
     if config.tie_word_embeddings:
         # Tied: the head is the embedding. Some writers store it again; it must then be the same matrix.
-        del expected["lm_head.weight"]
         head = stored.pop("lm_head.weight", None)
         embedding = stored.get(_PREFIX + "embeddings.weight")
         if head is not None and embedding is not None and not torch.equal(head, embedding):
@@ -144,20 +160,14 @@ def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, d
         if not stored[name].is_floating_point():
             raise CheckpointError(f"{folder}: tensor {name} has dtype {stored[name].dtype}, expected floating point")
     model.to_empty(device=device or "cpu")
+    transposed = _transposed_names(model)
     weights = {name.removeprefix(_PREFIX): tensor.to(dtype) for name, tensor in stored.items()}
+    weights = {name: tensor.t() if name in transposed else tensor for name, tensor in weights.items()}
     model.load_state_dict(weights, strict=False)  # strict=False only because a tied head is absent
     model.to(dtype)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.embeddings.weight
     return model.eval()
-
-
-def hf_state_dict(model: MambaLM) -> dict[str, torch.Tensor]:
-    """The model's tensors under HuggingFace's names (a tied head is left out)."""
-    tensors = {_hf_name(name): tensor.detach() for name, tensor in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        del tensors["lm_head.weight"]
-    return tensors
 
 
 def save_checkpoint(model: MambaLM, folder: str | Path) -> Path:

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from .mamba import MambaLM
+from .mamba import Linear, MambaLM
 
 
 KERNEL_K_MULTIPLE = 16
@@ -23,11 +23,11 @@ KERNEL_K_MULTIPLE = 16
 class Int8Linear(nn.Module):
     """y = x Wᵀ (+ bias) with W stored as int8 rows times per-row scales."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: Linear):
         super().__init__()
         if linear.in_features % KERNEL_K_MULTIPLE:
             raise ValueError(f"in_features must be a multiple of {KERNEL_K_MULTIPLE}, not {linear.in_features}")
-        weight = linear.weight.detach().float()
+        weight = linear.weight.detach().float().t().contiguous()  # the kernel takes (out, in) rows
         scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
         self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).to(torch.int8))
         self.register_buffer("scale", scale.to(torch.bfloat16))
@@ -43,15 +43,12 @@ class Int8Linear(nn.Module):
 
 def quantize_int8(model: MambaLM) -> MambaLM:
     """A copy of model whose linear layers (and LM head) hold int8 weights; for inference only."""
+    # A tied head gets its own int8 copy; the embedding stays fp32 (one column is read per token).
     quantized = copy.deepcopy(model).eval()
-    if quantized.config.tie_word_embeddings:
-        # The embedding stays fp32 (one row is read per token); the head gets its own int8 copy.
-        quantized.lm_head = nn.Linear(model.config.hidden_size, model.config.vocab_size, bias=False)
-        quantized.lm_head.weight = nn.Parameter(model.embeddings.weight.detach().clone())
     for module in list(quantized.modules()):
         for name, child in module.named_children():
             # The CPU kernel gives garbage (or crashes) unless the inner dimension is a multiple
             # of 16; such layers (a tiny model's dt_proj) are small and stay fp32.
-            if isinstance(child, nn.Linear) and child.in_features % KERNEL_K_MULTIPLE == 0:
+            if isinstance(child, Linear) and child.in_features % KERNEL_K_MULTIPLE == 0:
                 setattr(module, name, Int8Linear(child))
     return quantized

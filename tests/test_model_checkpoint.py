@@ -217,6 +217,7 @@ def test_a_tied_checkpoint_whose_head_differs_from_the_embedding(good_folder):
     refused(good_folder, "lm_head.weight differs from the embedding")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_pickle_that_is_not_just_tensors_is_never_unpickled(good_folder, tmp_path):
     (good_folder / "model.safetensors").unlink()
     marker = tmp_path / "pwned"

@@ -146,13 +146,12 @@ def test_the_int8_path_stays_within_its_stated_tolerance_and_steps_like_its_forw
 
 
 def test_layers_the_int8_kernel_cannot_take_stay_fp32():
-    from torch import nn
-
+    from infitool_edit.model.mamba import Linear
     from infitool_edit.model.quantize import Int8Linear
 
     quantized = quantize_int8(tiny())
     mixer = quantized.layers[0].mixer
     assert isinstance(mixer.in_proj, Int8Linear) and isinstance(quantized.lm_head, Int8Linear)
-    assert type(mixer.dt_proj) is nn.Linear  # rank 2: not a multiple of 16
+    assert type(mixer.dt_proj) is Linear  # rank 2: not a multiple of 16
     with pytest.raises(ValueError, match="multiple of 16"):
-        Int8Linear(nn.Linear(24, 8))
+        Int8Linear(Linear(24, 8, bias=False))
