@@ -33,6 +33,16 @@ def state_of(session: EditingSession) -> tuple:
     )
 
 
+def apply_text_edit(text: str, edit) -> str:
+    lines = text.split("\n")
+
+    def offset(position: tuple[int, int]) -> int:
+        line, col = position
+        return sum(len(before) + 1 for before in lines[:line]) + col
+
+    return text[: offset(edit.start)] + edit.text + text[offset(edit.end) :]
+
+
 def test_first_open_records_the_initial_text_as_version_1(example_draft):
     initial = example_draft.read_text()
     with EditingSession.open(example_draft, author="ana") as session:
@@ -115,9 +125,10 @@ def test_rewind_makes_a_new_version_with_the_old_text(example_draft):
         original = session.workspace.text
         session.execute('replace 5 "Teh" "The"')
         session.execute("delete 7")
+        before_rewind = session.workspace.text
         executed = session.execute("rewind v1")
         assert executed.version == 4
-        assert executed.edit is not None
+        assert apply_text_edit(before_rewind, executed.edit) == original  # what views apply
         assert example_draft.read_text() == original == session.workspace.text
         assert session.history.count() == 4  # nothing destroyed
         assert "The lighthouse" in session.history.read(2).draft
