@@ -81,12 +81,9 @@ def version_number(history: History, ref: str) -> int:
 @app.command()
 def edit(draft: DraftArg) -> None:
     """Open the editor on DRAFT (also: `infitool-edit DRAFT`)."""
-    try:
-        from infitool_edit.ui.app import run_editor
-    except ModuleNotFoundError as exc:
-        if exc.name != "infitool_edit.ui.app":
-            raise
-        raise fail("the editor (TUI) is not installed yet; `apply`, `log` and `show` work") from None
+    # Imported here: Textual is only needed by this command.
+    from infitool_edit.ui.app import run_editor
+
     with user_errors():
         run_editor(draft)
 
