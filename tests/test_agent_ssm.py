@@ -110,7 +110,8 @@ def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
     assert keyframed.stream_tokens == backend.stream_tokens == log.head.tokens
 
 
-def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model) -> None:
+@pytest.mark.parametrize("how", ["rewind", "fork"])
+def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model, how: str) -> None:
     draft = _draft(tmp_path / "live")
     _run(draft, model, "Fix the typo.", max_commands=14, seed=7, keyframe_every=3)
     with EditingSession.open(draft, author="writer") as session:
@@ -124,7 +125,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         events: list = []
         runner = Runner(session, _backend(model), None, max_commands=6, seed=7, emit=events.append, keyframe_every=3)
         runner.open()
-        runner.writer_executed(session.execute(f"rewind v{target}"))
+        runner.writer_executed(_go_back(session, how, target))
         runner.run()
         live = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
         live_text = session.draft_path.read_text()
@@ -134,7 +135,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
     # (a new process, a new model) picks the session up from the history.
     fresh_draft = tmp_path / "fresh" / "draft.md"
     with EditingSession.open(fresh_draft, author="writer") as session:
-        session.execute(f"rewind v{target}")
+        _go_back(session, how, target)
     events = _run(fresh_draft, model, None, max_commands=6, seed=7, keyframe_every=3)
     fresh = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
 
@@ -148,7 +149,11 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         rebuilt.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
         assert rebuilt.state == live_state
         # the forked stream forgot what came after the target
-        assert f"@user rewind v{target}\n" in log.tail_text()
+        assert f"@user {how} v{target}\n" in log.tail_text()
+
+
+def _go_back(session: EditingSession, how: str, version: int):
+    return session.execute(f"rewind v{version}") if how == "rewind" else session.fork(version)
 
 
 def test_a_checkpoint_for_another_tokenizer_is_a_one_line_error(tmp_path: Path) -> None:

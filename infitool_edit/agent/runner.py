@@ -2,8 +2,8 @@
 observation goes back into the stream, and everything is recorded.
 
 ``Runner.run`` blocks, so the TUI calls it from a thread worker and receives
-events through ``emit``; ``pause``, ``resume``, ``stop``, ``writer_executed``
-and ``rewind_mind`` may be called from any other thread.
+events through ``emit``; ``pause``, ``resume``, ``stop`` and ``writer_executed``
+may be called from any other thread.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Runner:
         self._go = threading.Event()
         self._go.set()
         self._stopping = threading.Event()
-        self._writer_events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._writer_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._since_keyframe = 0
         self._ready = False
 
@@ -114,12 +114,7 @@ class Runner:
     def writer_executed(self, executed: Any) -> None:
         """The writer applied a command (``session.execute``'s result): it
         goes into the stream as ``@user …`` before the model writes on."""
-        self._writer_events.put(("edit", executed))
-
-    def rewind_mind(self, version: int) -> None:
-        """Continue the model from its state at ``version`` (after the writer
-        rewound or forked the draft there): it forgets what came after."""
-        self._writer_events.put(("rewind", version))
+        self._writer_events.put(executed)
 
     # --- the loop --------------------------------------------------------------
 
@@ -244,11 +239,8 @@ class Runner:
 
     def _take_writer_events(self) -> None:
         while not self._writer_events.empty():
-            kind, payload = self._writer_events.get()
-            if kind == "rewind":
-                self._rewind_to(payload)
-                continue
-            self._writer_version(payload.line, payload.version, payload.observation)
+            executed = self._writer_events.get()
+            self._writer_version(executed.line, executed.version, executed.observation)
 
     def _writer_version(self, line: str, version: int | None, observation: str) -> None:
         """A writer's command into the stream; a rewind or fork also takes
