@@ -191,9 +191,9 @@ class MambaMixer(nn.Module):
     def step(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, d) for one token → (b, d); updates conv_state and ssm_state in place."""
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, d_in) each
-        conv_state.copy_(conv_state.roll(-1, dims=-1))  # slide the window left by one
-        conv_state[..., -1] = x
-        x = torch.sum(conv_state * self.conv1d.weight[:, 0], dim=-1)  # (b, d_in)
+        window = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)  # slide in x: (b, d_in, k)
+        conv_state.copy_(window)
+        x = torch.sum(window * self.conv1d.weight[:, 0], dim=-1)  # (b, d_in)
         if self.conv1d.bias is not None:
             x = x + self.conv1d.bias
         x = F.silu(x)

@@ -1,7 +1,6 @@
 """Checkpoints: the peer check against transformers' own Mamba and FalconMamba, and every bad folder."""
 
 import json
-import logging
 import pickle
 from pathlib import Path
 
@@ -24,7 +23,7 @@ HF_MODELS = {
 @pytest.fixture(autouse=True)
 def quiet_transformers():
     # transformers warns that mamba_ssm is missing, on purpose: the CPU must use its slow path.
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    transformers.utils.logging.set_verbosity_error()
 
 
 def test_the_test_environment_makes_transformers_use_its_plain_pytorch_path():

@@ -23,7 +23,6 @@ Figures
 from __future__ import annotations
 
 import gc
-import logging
 import operator
 import statistics
 import time
@@ -255,7 +254,9 @@ def check_bounds(figures: dict[str, float]) -> dict[str, bool]:
 def main() -> dict:
     torch.set_num_threads(THREADS)
     # transformers says, rightly, that mamba_ssm is missing: its plain PyTorch path is what we time.
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
     figures: dict[str, float] = {"threads": THREADS}
 
     def record(name: str, value: float, note: str = "") -> None:
