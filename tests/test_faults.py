@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import EXAMPLES, run_cli
-from infitool_edit.commands import ast, serialize
+from infitool_edit.commands import ast, parse_script, serialize
 from infitool_edit.document import Workspace
 from infitool_edit.history import History
 from infitool_edit.session.editing import DISK_AUTHOR, RELOAD_MESSAGE, EditingSession
@@ -127,8 +127,6 @@ def test_a_second_session_on_one_draft_is_refused(example_draft, tmp_path):
 
 def test_example_session_records_one_version_per_command(example_draft):
     script = EXAMPLES / "edit-session.txt"
-    from infitool_edit.commands import parse_script
-
     commands = parse_script(script.read_text())
     result = run_cli("apply", example_draft, script)
     assert result.returncode == 0, result.stderr
