@@ -1,12 +1,15 @@
-"""The version index beside the repository: lost, damaged or lagging, git restores it."""
+"""The index beside the repository and the refs it mirrors: lost, damaged or odd, git restores it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from infitool_edit.history import History, HistoryError
+from infitool_edit.history.refnames import decode_component, encode_component
 from infitool_edit.history.versionindex import INDEX_FILE, RECORD_SIZE, TEXT_FILE
 
 
@@ -93,8 +96,6 @@ def test_refs_are_the_truth_when_the_index_claims_more(tmp_path):
 
 
 def test_foreign_commits_on_our_refs_are_reported_in_one_line(tmp_path):
-    import subprocess
-
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
         history.record("one\n", "", "edit 1", "Ana")
@@ -130,3 +131,15 @@ def test_a_ref_to_a_missing_commit_is_reported_in_one_line(tmp_path):
     with pytest.raises(HistoryError) as caught:
         History.open(draft)
     assert "missing" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30))
+def test_any_name_becomes_one_legal_reversible_ref_component(name):
+    component = encode_component(name)
+    assert "/" not in component and decode_component(component) == name
+    checked = subprocess.run(
+        ["git", "check-ref-format", f"refs/infitool-edit/{component}/checkpoints/{component}"],
+        capture_output=True,
+    )
+    assert checked.returncode == 0, component
