@@ -67,28 +67,35 @@ def test_random_weights_under_the_mask_write_only_commands(tmp_path: Path, model
     assert not any(message.startswith("column") for message in failures)
 
 
-def test_line_numbers_stay_within_the_draft(model) -> None:
+def test_line_numbers_and_search_strings_stay_within_the_draft(model) -> None:
     from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
     from infitool_edit.commands import ast
 
+    draft = DRAFT + 'He said "stop\\now"\tand left.\n'  # quotes, a backslash and a tab need escapes
     table = byte_mask_table(model.config.vocab_size, 48)
     generator = torch.Generator().manual_seed(0)
-    seen = 0
-    for _ in range(300):
-        constraint = LineConstraint(table, 9)
+    lines_seen = searches_seen = 0
+    for _ in range(600):
+        constraint = LineConstraint(table, 10, lambda: draft)
         while not constraint.finished:
             bias, forced = constraint.mask()
             logits = torch.randn(model.config.vocab_size, generator=generator) * 3 + bias
             token = forced if forced >= 0 else int(torch.multinomial(torch.softmax(logits, 0), 1, generator=generator))
             constraint.advance(token)
         command = parse(bytes(constraint.written[:-1]).decode())
+        if isinstance(command, ast.Find):
+            searches_seen += 1
+            assert command.text in draft
         for value in vars(command).values():
+            if isinstance(value, ast.Search):
+                searches_seen += 1
+                assert value.text in draft
             for address in (value, getattr(value, "start", None), getattr(value, "end", None)):
                 line = getattr(address, "line", None)
                 if isinstance(line, int):
-                    seen += 1
-                    assert 1 <= line <= (10 if isinstance(command, ast.Insert) else 9)
-    assert seen > 20
+                    lines_seen += 1
+                    assert 1 <= line <= (11 if isinstance(command, ast.Insert) else 10)
+    assert lines_seen > 20 and searches_seen > 10
 
 
 def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
@@ -128,18 +135,25 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         runner.writer_executed(_go_back(session, how, target))
         runner.run()
         live = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
+        backend = runner.backend
+        while len(live) < 6:  # the model said done: the session goes on
+            events = []
+            Runner(session, backend, None, max_commands=6 - len(live), emit=events.append, keyframe_every=3).run()
+            live += [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
         live_text = session.draft_path.read_text()
-        live_state = runner.backend.state
+        live_state = backend.state
 
     # Fresh: the writer rewinds with no agent running; later a new runner
     # (a new process, a new model) picks the session up from the history.
     fresh_draft = tmp_path / "fresh" / "draft.md"
     with EditingSession.open(fresh_draft, author="writer") as session:
         _go_back(session, how, target)
-    events = _run(fresh_draft, model, None, max_commands=6, seed=7, keyframe_every=3)
-    fresh = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
+    fresh: list[str] = []
+    while len(fresh) < 6:
+        events = _run(fresh_draft, model, None, max_commands=6 - len(fresh), seed=7, keyframe_every=3)
+        fresh += [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
 
-    assert len(live) >= 3  # six, or fewer when the model said done
+    assert len(live) == 6
     assert fresh == live
     assert fresh_draft.read_text() == live_text
     with EditingSession.open(fresh_draft, author="writer") as session:

@@ -9,7 +9,7 @@ any two tokens (pause within one token).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ class Turn:
     line_count: int  # lines in the draft: line-number arguments stay within it
     head_version: int | None  # the draft's version the command will apply to
     seed: int  # seeds this command's sampling: same stream, same seed, same command
+    read_draft: Callable[[], str] = str  # the draft's text, for search strings that must occur
 
 
 @dataclass(frozen=True)

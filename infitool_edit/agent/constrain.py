@@ -15,9 +15,12 @@ On top of the grammar, per turn:
   that complete a command from it, and once the budget runs short only
   bytes that can still finish in time are allowed.
 
-Search strings are not held to the buffer's text (any quoted text the
-grammar allows may be written); a string that does not occur comes back as
-an ``@error`` observation and nothing is applied.
+- search strings occur in the draft: a quoted first argument of ``insert``,
+  ``delete``, ``replace``, ``jump``, ``read`` or ``find`` is an address, and
+  while it is typed only bytes that keep it a substring of the draft (escapes
+  included) are allowed. Other strings (the ``old`` of ``replace 13 "old"
+  "new"`` cannot be told from a ``new`` until the line ends) are free; one
+  that does not occur comes back as an ``@error`` observation.
 
 BPE tokenizers of pretrained checkpoints go through ``llguidance``
 (``BpeLineConstraint``), fed the same grammar as one regular expression
@@ -27,6 +30,7 @@ byte-level only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -128,12 +132,69 @@ def byte_mask_table(vocab_size: int, max_bytes: int = MAX_COMMAND_BYTES) -> Byte
     return ByteMaskTable(command_dfa(), vocab_size, max_bytes=max_bytes)
 
 
+# What a draft byte is written as inside quotes, when it cannot stand for itself.
+ESCAPE_LETTER = {0x0A: ord("n"), 0x09: ord("t"), 0x22: ord('"'), 0x5C: ord("\\")}
+ESCAPED_BYTE = {letter: byte for byte, letter in ESCAPE_LETTER.items()}
+QUOTE, BACKSLASH = 0x22, 0x5C
+
+# Verbs whose first argument, when quoted, is a search string (an address).
+SEARCH_VERBS = (b"insert", b"delete", b"replace", b"jump", b"read", b"find")
+
+
+def _typeable_raw(byte: int) -> bool:
+    return 0x20 <= byte < 0x7F or byte >= 0x80
+
+
+class DraftSearch:
+    """Where a search string being typed still occurs in the draft: the
+    positions just past each occurrence of what has been typed so far."""
+
+    def __init__(self, draft: bytes) -> None:
+        self.draft = np.frombuffer(draft, dtype=np.uint8)
+        self.ends: np.ndarray | None = None  # None: nothing typed yet
+        self.escaping = False
+
+    def allowed(self) -> list[int]:
+        """The bytes that keep the string an occurring one (the closing quote
+        once it is non-empty)."""
+        if self.ends is None:
+            following = np.unique(self.draft)
+        else:
+            ends = self.ends[self.ends < len(self.draft)]
+            following = np.unique(self.draft[ends])
+        following = following.tolist()
+        if self.escaping:
+            return [ESCAPE_LETTER[b] for b in following if b in ESCAPE_LETTER]
+        allowed = [b for b in following if b not in ESCAPE_LETTER and _typeable_raw(b)]
+        if any(b in ESCAPE_LETTER for b in following):
+            allowed.append(BACKSLASH)
+        if self.ends is not None:
+            allowed.append(QUOTE)
+        return allowed
+
+    def advance(self, byte: int) -> None:
+        if not self.escaping and byte == BACKSLASH:
+            self.escaping = True
+            return
+        actual = ESCAPED_BYTE.get(byte, byte) if self.escaping else byte
+        self.escaping = False
+        if self.ends is None:
+            self.ends = np.flatnonzero(self.draft == actual) + 1
+        else:
+            ends = self.ends[self.ends < len(self.draft)]
+            self.ends = ends[self.draft[ends] == actual] + 1
+
+
 class LineConstraint:
     """The mask for one command line being written, byte by byte."""
 
-    def __init__(self, table: ByteMaskTable, line_count: int) -> None:
+    def __init__(self, table: ByteMaskTable, line_count: int, draft: Callable[[], str] | None = None) -> None:
+        """``draft``: gives the draft's text, read only if the line comes to
+        a search string (None: search strings are not held to a draft)."""
         self.table = table
         self.line_limit = max(1, line_count)
+        self._draft = draft
+        self._search: DraftSearch | None = None
         self.state = table.dfa.start
         self.written = bytearray()
         self._in_quote = False
@@ -144,6 +205,8 @@ class LineConstraint:
     def mask(self) -> tuple[torch.Tensor, int]:
         """(bias row, forced token or -1) for the next token."""
         budget = self.table.max_bytes - len(self.written)
+        if self._search is not None:
+            return self._search_mask(budget)
         if self._in_quote or self._in_heading:  # the common case, kept short
             return self.table.row(self.state, budget=budget)
         return self.table.row(self.state, banned=self._banned_digits(), budget=budget)
@@ -157,22 +220,42 @@ class LineConstraint:
     def finished(self) -> bool:
         return self.state == -1
 
+    def _search_mask(self, budget: int) -> tuple[torch.Tensor, int]:
+        """The grammar's row narrowed to bytes that keep the search string
+        one that occurs in the draft (not cached: it depends on the draft)."""
+        row, forced = self.table.row(self.state, budget=budget)
+        keep = np.zeros(self.table.vocab_size, dtype=bool)
+        keep[self._search.allowed()] = True
+        allowed = keep & np.isfinite(row.numpy())
+        if not allowed.any():
+            return row, forced  # nothing occurs and fits: the grammar alone
+        bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))
+        return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
+
     def _track(self, byte: int) -> None:
-        """Follow quotes and numbers, to know when a line number is typed."""
+        """Follow quotes and numbers, to know when a line number or a search
+        string is typed."""
         if self._in_quote:
             if self._escaped:
                 self._escaped = False
-            elif byte == 0x5C:  # backslash
+            elif byte == BACKSLASH:
                 self._escaped = True
-            elif byte == 0x22:
+            elif byte == QUOTE:
                 self._in_quote = False
+                self._search = None
+                return
+            if self._search is not None:
+                self._search.advance(byte)
             return
         if self._in_heading:
             self._in_heading = byte != 0x20
             return
-        if byte == 0x22:
+        if byte == QUOTE:
             self._in_quote = True
             self._line_digits = None
+            verb = bytes(self.written[:-2])
+            if self._draft is not None and self.written[-2:-1] == b" " and verb in SEARCH_VERBS:
+                self._search = DraftSearch(self._draft().encode("utf-8"))
         elif byte == 0x23:  # `#`
             self._in_heading = True
             self._line_digits = None

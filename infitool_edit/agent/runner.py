@@ -186,6 +186,7 @@ class Runner:
             line_count=_line_count(self.session),
             head_version=head.head_version if head else None,
             seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
+            read_draft=lambda: self.session.workspace.text,
         )
         emit(CommandStarted())
         tokens = self.backend.command(turn)

@@ -110,7 +110,7 @@ class SSMBackend:
         for token in self._prefix_ids:
             self._step(token)
         yield MODEL_PREFIX
-        constraint = LineConstraint(self.mask_table, turn.line_count)
+        constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
         decoder = codecs.getincrementaldecoder("utf-8")()
         while not constraint.finished:
             bias, forced = constraint.mask()
