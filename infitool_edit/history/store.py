@@ -149,7 +149,7 @@ class History:
         missing.sort(key=lambda entry: entry.number)
         for entry in missing:
             index.append(entry)
-        if index.count != max(newest_tip, 0):
+        if index.count != newest_tip:
             raise IndexCorrupt("the index and the refs disagree")
         if index.count:
             newest = index.entry(index.count)
