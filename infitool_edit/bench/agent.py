@@ -8,6 +8,9 @@ Figures
   soak_ratio         per-command wall time over the last 10 % of one long
                      session ÷ over commands 1 %–11 % (the issue's 90k–100k vs
                      1k–11k, scaled to the number of commands run)
+  soak_token_ratio   the same per stream token: the random model's commands
+                     and observations change length as its draft drifts, so
+                     this one separates the runtime from the workload
   soak_rss_ratio     the process's RSS at the end of those two windows
   soak_commands, soak_stream_tokens, soak_seconds   what the soak ran
   resume_ms          reopening a 100,000-command session (history lock and
@@ -36,7 +39,7 @@ import psutil
 import torch
 
 from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
-from infitool_edit.agent.events import CommandApplied, CommandFailed, Event
+from infitool_edit.agent.events import CommandApplied, CommandFailed, Event, Stats
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
@@ -126,16 +129,21 @@ def soak(commands: int = SOAK_COMMANDS) -> dict:
     early = (commands // 100, commands // 100 + commands // 10)
     late = (commands - commands // 10, commands)
     ends: list[float] = []
+    tokens_at: list[int] = []  # stream tokens after each command
     rss: dict[int, int] = {}
     process = psutil.Process()
 
     def on_event(event: Event) -> None:
-        if isinstance(event, (CommandApplied, CommandFailed)):
+        if isinstance(event, Stats):
+            tokens_at.append(event.stream_tokens)
+        elif isinstance(event, (CommandApplied, CommandFailed)):
             ends.append(time.perf_counter())
             if len(ends) in (early[1], late[1]):
                 rss[len(ends)] = process.memory_info().rss
-            if len(ends) % max(1, commands // 20) == 0:
-                print(f"soak: {len(ends)} commands", flush=True)
+            step = max(1, commands // 20)
+            if len(ends) % step == 0:
+                recent = (ends[-1] - ends[-step]) / (step - 1) * 1000 if step > 1 else 0.0
+                print(f"soak: {len(ends)} commands, {recent:.1f} ms each lately", flush=True)
 
     started = time.perf_counter()
     try:
@@ -154,8 +162,13 @@ def soak(commands: int = SOAK_COMMANDS) -> dict:
         first, last = window
         return (ends[last - 1] - ends[first - 1]) / (last - first)
 
+    def per_token(window: tuple[int, int]) -> float:
+        first, last = window
+        return (ends[last - 1] - ends[first - 1]) / (tokens_at[last - 1] - tokens_at[first - 1])
+
     figures = {
         "soak_ratio": per_command(late) / per_command(early),
+        "soak_token_ratio": per_token(late) / per_token(early),
         "soak_rss_ratio": rss[late[1]] / rss[early[1]],
         "soak_commands": commands,
         "soak_stream_tokens": tokens,
