@@ -95,6 +95,8 @@ class Runner:
         self._writer_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._since_keyframe = 0
         self._ready = False
+        self._tokens_per_s = 0.0  # of the last line, for Stats
+        self._state_size = 0  # bytes of the backend's stored state, for Stats
 
     # --- control, from any thread --------------------------------------------
 
@@ -217,11 +219,13 @@ class Runner:
         """Apply the model's line; returns the summary when it said ``done``."""
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
         version = edit = summary = None
+        failed = False
         try:
             executed = self.session.execute(line, author=self.author)
         except (ValueError, LookupError, OSError) as error:
             # OSError too: a name the file system refuses (a checkpoint ref
             # too long) is the model's mistake to read about, not a crash.
+            failed = True
             observation = f"@error {_one_line(str(error))}"
             emit(CommandFailed(line, str(error)))
         else:
@@ -231,7 +235,7 @@ class Runner:
         observation = bounded(observation.rstrip("\n")) + "\n"
         self.backend.feed(observation)
         self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version)
-        if not observation.startswith("@error"):
+        if not failed:
             emit(CommandApplied(line, self.author, version, observation.rstrip("\n"), edit))
         emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
         return summary
@@ -342,9 +346,6 @@ class Runner:
         self._go.wait()
         if not self._stopping.is_set():
             emit(Resumed())
-
-    _tokens_per_s = 0.0
-    _state_size = 0
 
 
 _stream_locks: dict[Path, threading.Lock] = {}
