@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.scripted import ScriptedBackend
+from infitool_edit.agent.ssm import random_tiny_model
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.cli import app
 from infitool_edit.history import History
+from infitool_edit.model.checkpoint import save_checkpoint
 from infitool_edit.session.editing import EditingSession
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -70,6 +72,26 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         locked = runner.invoke(app, ["run", str(draft), "--goal", "Fix."])
     assert locked.exit_code == 1
     assert len(locked.output.strip().splitlines()) == 1 and "already open in another session" in locked.output
+
+
+def test_a_checkpoint_folder_runs_and_resuming_with_another_backend_is_refused(tmp_path: Path) -> None:
+    draft = _draft(tmp_path)
+    save_checkpoint(random_tiny_model(5, hidden_size=16, layers=1), tmp_path / "tiny-model")
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", str(draft), "--goal", "Fix.", "--model", str(tmp_path / "tiny-model"), "--max-commands", "3"])
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.startswith("> ") and "finished: " in ran.output
+    with History.open(draft) as history:
+        authors = {v.author for v in history.log()} - {"disk"}
+    assert authors <= {"model:tiny-model"}
+    scripted = runner.invoke(app, ["resume", str(draft), "--script", str(EXAMPLES / "tighten-intro.cmds")])
+    assert scripted.exit_code == 1
+    assert scripted.output.strip() == "infitool-edit: this session was run by a model, not a script: resume it with --model"
+    other = runner.invoke(app, ["resume", str(draft)])  # the default model is another shape
+    assert other.exit_code == 1
+    assert other.output.strip().startswith("infitool-edit: this session was run by another backend than random-tiny-byte")
+    again = runner.invoke(app, ["resume", str(draft), "--model", str(tmp_path / "tiny-model"), "--max-commands", "2"])
+    assert again.exit_code == 0, again.output
 
 
 def test_sigkill_during_run_then_resume_agrees_and_continues(tmp_path: Path) -> None:

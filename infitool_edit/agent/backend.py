@@ -17,6 +17,11 @@ MODEL_PREFIX = "> "
 """Every line the model writes starts with this; the runtime's lines with ``@``."""
 
 
+class StateMismatch(ValueError):
+    """The session's stored state was written by another kind of backend or
+    another model (one line: which one to resume with instead)."""
+
+
 @dataclass(frozen=True)
 class Turn:
     """What a backend may know about the draft when it writes a command."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from infitool_edit.agent.backend import Backend
+from infitool_edit.agent.backend import Backend, StateMismatch
 from infitool_edit.agent.events import (
     CommandApplied,
     CommandFailed,
@@ -31,7 +31,7 @@ from infitool_edit.session.editing import EditingSession
 OBSERVATION_PREVIEW_LINES = 6
 
 # What a user can get wrong here, each reported in one line.
-AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError)
+AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch)
 
 
 def make_backend(*, model: Path | None = None, script: Path | None = None, rate: float | None = None) -> Backend:

@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, StateMismatch, Turn
 
 END_OF_SCRIPT = 'done "end of script"'
+POSITION = struct.Struct("<q")  # the stored state: the index of the next line
 
 
 def read_script(path_or_lines: str | Path | Sequence[str]) -> list[str]:
@@ -71,10 +72,12 @@ class ScriptedBackend:
         self.position, self._tokens = mark
 
     def state_bytes(self) -> bytes:
-        return struct.pack("<q", self.position)
+        return POSITION.pack(self.position)
 
     def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
-        self.position = struct.unpack("<q", state)[0] if state else 0
+        if state is not None and len(state) != POSITION.size:
+            raise StateMismatch("this session was run by a model, not a script: resume it with --model")
+        self.position = POSITION.unpack(state)[0] if state else 0
         self.position += sum(1 for chunk in replay if chunk.model_bytes)
         self._tokens = tokens
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, StateMismatch, Turn
 from infitool_edit.agent.constrain import MAX_COMMAND_BYTES, LineConstraint, byte_mask_table
-from infitool_edit.model import MambaConfig, MambaLM, State
+from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.sampling import sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer
@@ -144,18 +144,30 @@ class SSMBackend:
         if state is None:
             self.state, self.logits = self.model.new_state(), None
         else:
-            (size,) = struct.unpack_from("<q", state)
-            loaded = State.from_bytes(state[8 : 8 + size], device=self._device)
-            if not loaded.fits(self.model.config):
-                raise ModelError("the stored model state belongs to another model: start a new session or use that model")
-            self.state = loaded
-            self.logits = torch.frombuffer(bytearray(state[8 + size :]), dtype=torch.float32).to(self._device)
+            self.state = self._stored_state(state)
+            logits = state[len(state) - 4 * self.model.config.vocab_size :]
+            self.logits = torch.frombuffer(bytearray(logits), dtype=torch.float32).to(self._device)
         for chunk in replay:
             data = chunk.text.encode("utf-8")
             for token in data[: chunk.model_bytes]:
                 self._step(token)
             self.feed(data[chunk.model_bytes :].decode("utf-8"))
         self._tokens = tokens
+
+    def _stored_state(self, blob: bytes) -> State:
+        another = StateMismatch(
+            f"this session was run by another backend than {self.name}: resume it with the same model or script"
+        )
+        if len(blob) < 8:
+            raise another
+        (size,) = struct.unpack_from("<q", blob)
+        try:
+            state = State.from_bytes(blob[8 : 8 + size], device=self._device)
+        except StateError:
+            raise another from None
+        if not state.fits(self.model.config) or len(blob) != 8 + size + 4 * self.model.config.vocab_size:
+            raise another
+        return state
 
     def _step(self, token: int) -> None:
         self.logits = self.model.step(torch.tensor([token], device=self._device), self.state)[0]
