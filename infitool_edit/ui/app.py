@@ -94,6 +94,7 @@ class InfitoolEditApp(App):
         self._flush_timer = None
         self._preview_timer = None
         self._outline_dirty = True
+        self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
         self._theme_choice = theme
         self._theme_folders = tuple(theme_folders)
 
@@ -143,11 +144,14 @@ class InfitoolEditApp(App):
             self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
             wanted = DEFAULT_THEME
         self.theme = wanted
+        # Kept: timers and modal screens must reach these whatever screen is on top.
+        self.outline_pane = self.query_one(OutlinePane)
+        self.notes_pane = self.query_one(NotesPane)
         editor = self.editor
         editor.before_writer_edit = self._writer_takes_pen
         editor.focus()
         self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder)
-        self.query_one(NotesPane).show(self.session.workspace.notes)
+        self.notes_pane.show(self.session.workspace.notes)
         self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
         self._refresh_outline()
         if self.goal:
@@ -194,7 +198,7 @@ class InfitoolEditApp(App):
         self.status.set(versions=version)
         self._outline_dirty = True
         if line.startswith(("note", "rewind", "fork")):
-            self.query_one(NotesPane).show(self.session.workspace.notes)
+            self.notes_pane.show(self.session.workspace.notes)
 
     def _resync(self) -> None:
         """Reload the view from the session (after an error or a race with the model)."""
@@ -205,7 +209,7 @@ class InfitoolEditApp(App):
     def on_notes_pane_note_added(self, message: NotesPane.NoteAdded) -> None:
         self.pen.flush()
         self._execute_for_writer(ast.Note(message.text))
-        self.query_one(NotesPane).show(self.session.workspace.notes)
+        self.notes_pane.show(self.session.workspace.notes)
 
     def on_outline_pane_heading_chosen(self, message: OutlinePane.HeadingChosen) -> None:
         editor = self.editor
@@ -214,9 +218,10 @@ class InfitoolEditApp(App):
         editor.focus()
 
     def _refresh_outline(self) -> None:
-        if self._outline_dirty:
+        outline = self.outline_pane
+        if self._outline_dirty and outline.is_attached:
             self._outline_dirty = False
-            self.query_one(OutlinePane).show(self.session.workspace.outline())
+            outline.show(self.session.workspace.outline())
 
     def action_save(self) -> None:
         self.pen.flush()
@@ -346,15 +351,14 @@ class InfitoolEditApp(App):
             self._resync()
         elif event.edit is not None:
             new_end = editor.apply_edit(event.edit)
-            editor.model_cursor = new_end
-            editor.marks = [(event.edit.start, new_end)] if event.edit.text else []
+            editor.set_model_cursor(new_end)
+            editor.set_marks([(event.edit.start, new_end)] if event.edit.text else [])
             if editor.follow_model:
                 editor.scroll_to_position(new_end)
         else:
-            editor.model_cursor = editor.buffer.clamp(self.session.workspace.model_cursor)
-            if editor.follow_model:
+            editor.set_model_cursor(self.session.workspace.model_cursor)
+            if editor.follow_model and editor.model_cursor is not None:
                 editor.scroll_to_position(editor.model_cursor)
-        editor.refresh()
 
     def _type_ghost(self) -> None:
         """Show the insert being typed, token by token, where it will land."""
@@ -375,7 +379,7 @@ class InfitoolEditApp(App):
         end = editor.apply_edit(TextEdit(ghost_end, ghost_end, new_text))
         editor.ghost = (ghost_start, end)
         self._ghost_text = partial.text
-        editor.model_cursor = end
+        editor.set_model_cursor(end)
         if editor.follow_model:
             editor.scroll_to_position(end)
 
@@ -385,23 +389,28 @@ class InfitoolEditApp(App):
             start, end = editor.ghost
             editor.ghost = None
             editor.apply_edit(TextEdit(start, end, ""))
-            editor.model_cursor = start
+            editor.set_model_cursor(start)
         self._ghost_text = ""
 
     # --- the timeline ------------------------------------------------------
 
     def action_toggle_timeline(self) -> None:
+        # Display is set on the widgets themselves: a class on the screen would
+        # restyle every node, which costs more than painting the pane.
         pane = self.query_one("#timeline-pane")
-        pane.toggle_class("shown")
-        self.screen.set_class(pane.has_class("shown"), "timeline-open")
-        if pane.has_class("shown"):
+        pane.display = not pane.display
+        self.query_one("#sidebar").display = not pane.display and self._sidebar_wanted
+        if pane.display:
             self.timeline.focus()
         else:
             self.action_leave_preview()
             self.editor.focus()
 
     def action_toggle_pane(self, pane_id: str) -> None:
-        self.query_one(f"#{pane_id}").toggle_class("hidden")
+        pane = self.query_one(f"#{pane_id}")
+        pane.display = not pane.display
+        if pane_id == "sidebar":
+            self._sidebar_wanted = pane.display
 
     def action_toggle_dark(self) -> None:
         self.theme = "infitool-light" if self.theme == "infitool-dark" else "infitool-dark"

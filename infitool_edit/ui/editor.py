@@ -124,7 +124,7 @@ class DraftEditor(ScrollView, can_focus=True):
         self._wrap_width = 0
         self._row_counts: list[int] = []
         self._row_starts: list[int] = [0]
-        self._styles: dict[str, Style] = {}
+        self._styles: dict[str | tuple[str, ...], Style] = {}
         self._desired_x: int | None = None
 
     # --- content -----------------------------------------------------------
@@ -158,6 +158,31 @@ class DraftEditor(ScrollView, can_focus=True):
         self._rewrap(changed)
         return new_end
 
+    def set_model_cursor(self, position: Position | None) -> None:
+        """Move the model's cursor, repainting only the rows it left and entered."""
+        self._refresh_positions(self.model_cursor)
+        self.model_cursor = None if position is None else self.buffer.clamp(position)
+        self._refresh_positions(self.model_cursor)
+
+    def set_marks(self, marks: list[tuple[Position, Position]]) -> None:
+        """Mark ranges as changed, repainting only the rows of the old and new marks."""
+        for start, end in self.marks:
+            self._refresh_range(start, end)
+        self.marks = marks
+        for start, end in marks:
+            self._refresh_range(start, end)
+
+    def _refresh_positions(self, *positions: Position | None) -> None:
+        for position in positions:
+            if position is not None and self._row_counts:
+                self.refresh_lines(self.row_of(self.buffer.clamp(position)))
+
+    def _refresh_range(self, start: Position, end: Position) -> None:
+        if not self._row_counts:
+            return
+        first = self.row_of(self.buffer.clamp(start))
+        self.refresh_lines(first, self.row_of(self.buffer.clamp(end)) - first + 1)
+
     # --- layout ------------------------------------------------------------
 
     def _line_rows(self, line: str) -> int:
@@ -186,7 +211,17 @@ class DraftEditor(ScrollView, can_focus=True):
             self.refresh_lines(start_row, self._row_starts[first + changed.added] - start_row)
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, self._row_starts[-1])
+        new = Size(self.scrollable_content_region.width, self._row_starts[-1])
+        old = self.virtual_size
+        height = self.scrollable_content_region.height
+        if new.width == old.width and min(new.height, old.height) > height > 0:
+            # The scrollbar stays as it is, only its thumb moves: skip the
+            # screen layout a virtual_size change asks for (it would repaint
+            # every pane on each edit that adds a row).
+            self.set_reactive(DraftEditor.virtual_size, new)
+            self._scroll_update(new)
+        else:
+            self.virtual_size = new
 
     def on_resize(self, event: events.Resize) -> None:
         if max(self.scrollable_content_region.width - 1, 1) != self._wrap_width:
@@ -200,9 +235,11 @@ class DraftEditor(ScrollView, can_focus=True):
         self._styles.clear()
 
     def _style(self, name: str) -> Style:
+        """A component class's style ("" is the widget's own), cached until the styles change."""
         style = self._styles.get(name)
         if style is None:
-            style = self._styles[name] = self.get_component_rich_style(f"editor--{name}", partial=True)
+            style = self.rich_style if not name else self.get_component_rich_style(f"editor--{name}", partial=True)
+            self._styles[name] = style
         return style
 
     # --- geometry ----------------------------------------------------------
@@ -232,7 +269,7 @@ class DraftEditor(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._style("")
         row = int(self.scroll_y) + y
         if not self._row_counts or row >= self._row_starts[-1]:
             return Strip.blank(width, base)
@@ -243,34 +280,46 @@ class DraftEditor(ScrollView, can_focus=True):
         start = offsets[sub]
         last_row = sub + 1 == len(offsets)
         end = len(text) if last_row else offsets[sub + 1]
-        styles = [base] * (end - start + (1 if last_row else 0))
-        chars = list(text[start:end]) + ([" "] if last_row else [])
+        cells = end - start + (1 if last_row else 0)  # the last row has room for the cursor
+        # Each cell gets the tuple of style names on it; runs of equal tuples
+        # become one segment, styled once through a cache of combined styles.
+        names: list[tuple[str, ...]] = [()] * cells
 
-        def paint(lo: int, hi: int, style: Style) -> None:
-            for i in range(max(lo, start), min(hi, start + len(styles))):
-                styles[i - start] = styles[i - start] + style
+        def paint(lo: int, hi: int, name: str) -> None:
+            for i in range(max(lo, start) - start, min(hi, start + cells) - start):
+                names[i] = names[i] + (name,)
 
         for lo, hi, name in highlight_line(text, self.buffer.in_code_block(line_no)):
-            paint(lo, hi, self._style(name))
+            paint(lo, hi, name)
         regions = [(mark, "changed") for mark in self.marks]
         if self.ghost is not None:
             regions.append((self.ghost, "ghost"))
         for ((sl, sc), (el, ec)), name in regions:
             if sl <= line_no <= el:
-                paint(sc if sl == line_no else 0, ec if el == line_no else len(text) + 1,
-                      self._style(name))
-        for cursor, name in ((self.model_cursor, "model-cursor"), (self.writer_cursor, "writer-cursor")):
-            if cursor is not None and cursor[0] == line_no and start <= cursor[1] < start + len(styles):
-                if name == "writer-cursor" and not self.has_focus:
-                    continue
-                paint(cursor[1], cursor[1] + 1, self._style(name))
+                paint(sc if sl == line_no else 0, ec if el == line_no else len(text) + 1, name)
+        cursors = [(self.model_cursor, "model-cursor")]
+        if self.has_focus:
+            cursors.append((self.writer_cursor, "writer-cursor"))
+        for cursor, name in cursors:
+            if cursor is not None and cursor[0] == line_no:
+                paint(cursor[1], cursor[1] + 1, name)
+        shown = text[start:end] + (" " if last_row else "")
         segments: list[Segment] = []
         run_start = 0
-        for i in range(1, len(styles) + 1):
-            if i == len(styles) or styles[i] != styles[run_start]:
-                segments.append(Segment("".join(chars[run_start:i]), styles[run_start]))
+        for i in range(1, cells + 1):
+            if i == cells or names[i] != names[run_start]:
+                segments.append(Segment(shown[run_start:i], self._combined(names[run_start])))
                 run_start = i
         return Strip(segments).crop_extend(0, width, base)
+
+    def _combined(self, names: tuple[str, ...]) -> Style:
+        style = self._styles.get(names)
+        if style is None:
+            style = self._style("")
+            for name in names:
+                style = style + self._style(name)
+            self._styles[names] = style
+        return style
 
     # --- the writer's keys -------------------------------------------------
 

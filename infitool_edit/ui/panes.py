@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, RichLog, Static, TextArea
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 STREAM_LINES = 2000
@@ -59,10 +65,62 @@ class StatusBar(Static):
         status = replace(self.status, **changes)
         if status != self.status:
             self.status = status
-            self.update(status.render())
+            self.update(status.render(), layout=False)  # one line, always
 
     def on_mount(self) -> None:
         self.update(self.status.render())
+
+
+class StreamView(ScrollView):
+    """The stream's last ``STREAM_LINES`` lines, newest at the bottom.
+
+    Its virtual height is fixed at the capacity (lines sit at the bottom,
+    blank rows above them while it fills), so appending never changes the
+    widget's size: a model emitting hundreds of commands a second costs a
+    repaint of this pane, never a layout of the screen.
+    """
+
+    DEFAULT_CSS = """
+    StreamView { background: $surface; overflow-x: hidden; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.lines: deque[tuple[str, str]] = deque(maxlen=STREAM_LINES)
+        self._styles: dict[str, Style] = {}
+        self.following = True  # stays at the newest line until the reader scrolls up
+
+    def on_mount(self) -> None:
+        self.virtual_size = Size(1, STREAM_LINES)
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True)
+
+    def on_mouse_scroll_up(self) -> None:
+        self.following = False
+
+    def on_mouse_scroll_down(self) -> None:
+        self.following = self.scroll_y >= self.max_scroll_y - 1
+
+    def append(self, line: str, style: str = "") -> None:
+        self.lines.append((line, style))
+        if self.following:
+            self.refresh()
+        elif self.scroll_y > 0:
+            self.scroll_to(y=self.scroll_y - 1, animate=False, immediate=True)  # keep the reader's place
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        index = int(self.scroll_y) + y - (STREAM_LINES - len(self.lines))
+        if not 0 <= index < len(self.lines):
+            return Strip.blank(width, base)
+        text, style = self.lines[index]
+        rich_style = self._styles.get(style)
+        if rich_style is None:
+            rich_style = self._styles[style] = base + Style.parse(style) if style else base
+        return Strip([Segment(text, rich_style)]).crop_extend(0, width, base)
 
 
 class CommandStream(Vertical):
@@ -70,19 +128,23 @@ class CommandStream(Vertical):
 
     DEFAULT_CSS = """
     CommandStream { height: 8; border-top: solid $panel; }
-    CommandStream RichLog { height: 1fr; background: $surface; }
+    CommandStream StreamView { height: 1fr; }
     CommandStream #typing { height: 1; color: $secondary; background: $surface; }
     """
 
     def compose(self) -> ComposeResult:
-        yield RichLog(max_lines=STREAM_LINES, wrap=False, markup=False, id="stream-log")
+        yield StreamView(id="stream-log")
         yield Static("", id="typing", markup=False)
 
     def typing(self, line: str) -> None:
-        self.query_one("#typing", Static).update(f"> {line}" if line else "")
+        self.query_one("#typing", Static).update(f"> {line}" if line else "", layout=False)
 
     def add(self, line: str, style: str = "") -> None:
-        self.query_one(RichLog).write(Text(line, style=style))
+        self.query_one(StreamView).append(line, style)
+
+    @property
+    def lines(self) -> list[str]:
+        return [text for text, _ in self.query_one(StreamView).lines]
 
 
 class OutlinePane(OptionList):

@@ -183,8 +183,9 @@ class TimelineView(ScrollView, can_focus=True):
             self._matching.insert(0, number)
         if self.cursor:
             self.cursor += 1  # stay on the same version
-        self._update_virtual_size()
-        self.refresh()
+        if self.shown:  # hidden, it would cost a screen layout per version for nothing
+            self._update_virtual_size()
+            self.refresh()
 
     def reset_filter(self) -> None:
         self._matching = []
@@ -201,6 +202,11 @@ class TimelineView(ScrollView, can_focus=True):
     def watch_scale_filter(self) -> None:
         self.reset_filter()
 
+    @property
+    def shown(self) -> bool:
+        """Whether this pane and every container around it are displayed."""
+        return all(node.display for node in self.ancestors_with_self if hasattr(node, "display"))
+
     def _update_virtual_size(self) -> None:
         self.virtual_size = Size(self.size.width, self.row_count)
 
@@ -208,6 +214,9 @@ class TimelineView(ScrollView, can_focus=True):
         self._update_virtual_size()
 
     def on_resize(self) -> None:
+        self._update_virtual_size()
+
+    def on_show(self) -> None:
         self._update_virtual_size()
 
     # --- rendering -----------------------------------------------------------

@@ -1,0 +1,210 @@
+"""`infitool-edit bench ui`: the editor's speed, measured headlessly with
+``App.run_test`` (issue 5's bounds).
+
+- ``edit_render_ms_1mb`` (≤ 5): the median time from showing a model's
+  applied insert (the ``CommandApplied`` event: buffer, cursors, stream,
+  timeline, status) to the screen repainted, on a generated 1 MB markdown
+  draft with highlighting on, for inserts where the model works (within the
+  view). ``edit_render_jump_ms_1mb`` (no bound) is the same for inserts
+  anywhere in the book, where the view jumps and repaints whole. The
+  session's own work (git, file) is done before the clock starts.
+- ``keystroke_ms_1mb`` (≤ 8): the same for one writer keystroke in the
+  editor: key handled, buffer changed, screen repainted.
+- ``commands_per_s`` (≥ 200): scripted commands (typed token by token, as
+  a model would) applied by the session and shown, per second, on a 50 KB
+  draft; ``max_backlog_events`` says how many events ever waited at once
+  (the inbox blocks the runner at ``BACKLOG_LIMIT``, so it cannot grow).
+- ``timeline_open_ms_100k`` (≤ 300): opening the timeline pane, painted, on
+  a 100,000-version history (median of 5 openings, page cache cleared).
+  Versions 11-100,000 are streamed in with ``git fast-import`` as
+  ``bench.core_history`` does, to keep the run to about a minute.
+
+Each repaint is forced synchronously (``paint_now``: the widgets' pending
+refreshes handed to the screen, then ``Screen._on_timer_update``, what the
+frame timer calls), so a figure is the work, not the wait for the next
+frame (at most 1/60 s more on a real terminal). The footer's re-listing of
+key bindings after focus moves to the timeline runs after that frame and is
+not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from textual import events
+
+from infitool_edit.agent.events import CommandApplied
+from infitool_edit.bench.core_document import generate_draft
+from infitool_edit.bench.core_history import _draft as history_draft
+from infitool_edit.bench.core_history import _import as import_versions
+from infitool_edit.bench.core_history import _no_automatic_gc, _record
+from infitool_edit.history import History
+from infitool_edit.ui.app import make_app
+
+BOUNDS = {
+    "edit_render_ms_1mb": (operator.le, 5.0),
+    "keystroke_ms_1mb": (operator.le, 8.0),
+    "commands_per_s": (operator.ge, 200.0),
+    "timeline_open_ms_100k": (operator.le, 300.0),
+}
+SCREEN = (120, 40)
+EDITS = 100
+SCRIPT_COMMANDS = 600
+HISTORY_VERSIONS = 100_000
+
+
+def paint_now(app) -> None:
+    """One frame, now: what the widgets' idle handlers and the screen's
+    update messages would do before the frame timer fires, then the frame."""
+    screen = app.screen
+    for widget in screen.walk_children(with_self=False):
+        if widget._layout_required:
+            widget._layout_required = False
+            screen._layout_required = True
+        if widget._scroll_required:
+            widget._scroll_required = False
+            screen._scroll_required = True
+        if widget._repaint_required:
+            widget._repaint_required = False
+            if widget.display:
+                screen._dirty_widgets.add(widget)
+    screen._on_timer_update()
+
+
+async def _edit_render_and_keystroke(folder: Path) -> dict:
+    rng = random.Random(5)
+    draft = folder / "book.md"
+    draft.write_text(generate_draft(1_000_000, rng), encoding="utf-8")
+    app = make_app(draft)
+    render_ms, jump_ms, keystroke_ms = [], [], []
+    async with app.run_test(size=SCREEN) as pilot:
+        await pilot.pause()
+        lines = app.session.workspace.line_count
+        editor = app.editor
+        for n in range(EDITS):
+            # Half the inserts land where the model is working (in view), half
+            # anywhere in the book (the view jumps there and repaints whole).
+            jump = n % 2 == 1
+            if jump:
+                line = rng.randrange(lines)
+            else:
+                top = editor.position_at_row(int(editor.scroll_y), 0)[0]
+                line = min(top + rng.randrange(10), lines - 1)
+            executed = app.session.execute(f'insert {line + 1}:1 "model words, "', author="model:bench")
+            event = CommandApplied(executed.line, "model:bench", executed.version,
+                                   executed.observation, executed.edit)
+            started = time.perf_counter()
+            app._show_event(event)
+            paint_now(app)
+            (jump_ms if jump else render_ms).append((time.perf_counter() - started) * 1000)
+        assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
+        editor.focus()
+        await pilot.pause()
+        for n in range(EDITS):
+            character = "abcdefgh"[n % 8]
+            key = events.Key(character, character)
+            started = time.perf_counter()
+            await editor._on_key(key)
+            paint_now(app)
+            keystroke_ms.append((time.perf_counter() - started) * 1000)
+            if n % 40 == 39:
+                await pilot.pause()  # let the pen turn the typed words into versions
+                editor._set_writer_cursor((rng.randrange(lines), 0))
+        await pilot.pause()
+        app.pen.flush()
+    return {
+        "edit_render_ms_1mb": round(statistics.median(render_ms), 3),
+        "edit_render_jump_ms_1mb": round(statistics.median(jump_ms), 3),
+        "keystroke_ms_1mb": round(statistics.median(keystroke_ms), 3),
+    }
+
+
+async def _commands_per_s(folder: Path) -> dict:
+    rng = random.Random(6)
+    draft = folder / "essay.md"
+    draft.write_text(generate_draft(50_000, rng), encoding="utf-8")
+    script = folder / "script.txt"
+    script.write_text(
+        "".join(f'insert {rng.randint(1, 600)}:1 "word {n} "\n' for n in range(SCRIPT_COMMANDS)),
+        encoding="utf-8",
+    )
+    app = make_app(draft, script=script, rate=None)
+    backlog = 0
+    async with app.run_test(size=SCREEN) as pilot:
+        take_all = app.inbox.take_all
+
+        def measured_take_all():
+            nonlocal backlog
+            taken = take_all()
+            backlog = max(backlog, len(taken))
+            return taken
+
+        app.inbox.take_all = measured_take_all
+        first = app.history.count()
+        started = time.perf_counter()
+        app._start_agent("insert words")
+        while app.holder == "model":
+            await pilot.pause(0.01)
+        elapsed = time.perf_counter() - started
+        applied = app.history.count() - first
+        assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
+    return {"commands_per_s": round(applied / elapsed, 1), "max_backlog_events": backlog}
+
+
+async def _timeline_open(folder: Path) -> dict:
+    draft = folder / "long" / "essay.md"
+    draft.parent.mkdir()
+    with History.open(draft) as history:
+        _record(history, range(1, 11))
+        git_dir, line_ref, tip = history.git_dir, history.line_ref("main"), history.head()
+    started = time.perf_counter()
+    import_versions(git_dir, line_ref, tip.commit, 11, HISTORY_VERSIONS)
+    print(f"ui: {HISTORY_VERSIONS:,} versions made in {time.perf_counter() - started:.1f} s", flush=True)
+    draft.write_text(history_draft(HISTORY_VERSIONS), encoding="utf-8")
+    app = make_app(draft)
+    times = []
+    async with app.run_test(size=SCREEN) as pilot:
+        await pilot.pause()
+        for _ in range(5):
+            app.timeline._rows.clear()
+            started = time.perf_counter()
+            pages_before = app.timeline.pages_read
+            app.action_toggle_timeline()
+            paint_now(app)
+            times.append((time.perf_counter() - started) * 1000)
+            assert app.timeline.pages_read > pages_before, "the timeline was not painted"
+            app.action_toggle_timeline()
+            await pilot.pause()
+    return {"timeline_open_ms_100k": round(statistics.median(times), 3)}
+
+
+async def _measure() -> dict:
+    figures: dict = {}
+    with _no_automatic_gc(), tempfile.TemporaryDirectory(prefix="bench-ui-") as folder:
+        for part in (_edit_render_and_keystroke, _commands_per_s, _timeline_open):
+            figures.update(await part(Path(folder)))
+            print(f"ui: {figures}", flush=True)
+    return figures
+
+
+def main() -> dict:
+    figures = asyncio.run(_measure())
+    verdicts = {name: name in figures and meets(figures[name], bound)
+                for name, (meets, bound) in BOUNDS.items()}
+    for name, (_, bound) in BOUNDS.items():
+        print(f"{name:>22} {figures.get(name)!s:>10}  (bound {bound:g})  "
+              f"{'pass' if verdicts[name] else 'FAIL'}", flush=True)
+    figures["bounds_met"] = all(verdicts.values())
+    return figures
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(main()))
