@@ -106,6 +106,15 @@ def test_versions_made_without_the_agent_enter_the_stream_on_resume(session: Edi
     assert _stream(session).endswith(f'@user {_add("by hand")}\n@ok v3\n')
 
 
+def test_a_model_version_missing_from_the_stream_is_not_replayed(session: EditingSession) -> None:
+    script = [_add("a"), _add("b"), _add("c"), 'done "abc"']
+    Runner(session, ScriptedBackend(script), "Go.", max_commands=1).run()
+    session.execute(_add("b"), author="model:script")  # a kill after the history write, before the stream's
+    Runner(session, ScriptedBackend(script), None).run()
+    assert session.draft_path.read_text().endswith("First line.\na\nb\nc\n")
+    assert _stream(session).endswith(f'> {_add("b")}\n@ok v3\n> {_add("c")}\n@ok v4 7:1\n> done "abc"\n@done\n')
+
+
 def test_pause_stops_within_a_token_and_writer_edits_go_in_first(session: EditingSession) -> None:
     events: list = []
     paused = threading.Event()

@@ -28,6 +28,10 @@ def read_script(path_or_lines: str | Path | Sequence[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("//")]
 
 
+def _model_lines(text: str) -> int:
+    return sum(line.startswith(MODEL_PREFIX) for line in text.split("\n"))
+
+
 class ScriptedBackend:
     name = "script"
 
@@ -53,6 +57,9 @@ class ScriptedBackend:
 
     def feed(self, text: str) -> None:
         self._tokens += len(text.encode("utf-8"))
+        # A model line fed back as text (recorded in the history, missing
+        # from the stream after a kill) was this script's line: move past it.
+        self.position += _model_lines(text)
 
     def command(self, turn: Turn) -> Iterator[str]:
         line = self.lines[self.position] if self.position < len(self.lines) else END_OF_SCRIPT
@@ -78,7 +85,7 @@ class ScriptedBackend:
         if state is not None and len(state) != POSITION.size:
             raise StateMismatch("this session was run by a model, not a script: resume it with --model")
         self.position = POSITION.unpack(state)[0] if state else 0
-        self.position += sum(1 for chunk in replay if chunk.model_bytes)
+        self.position += sum(_model_lines(chunk.text) for chunk in replay)
         self._tokens = tokens
 
     def _split(self, line: str) -> list[str]:
