@@ -79,13 +79,22 @@ def version_number(history: History, ref: str) -> int:
 
 
 @app.command()
-def edit(draft: DraftArg) -> None:
+def edit(
+    draft: DraftArg,
+    goal: Annotated[Optional[str], typer.Option(help="Start the model on this goal at once.")] = None,
+    script: Annotated[
+        Optional[Path],
+        typer.Option(help="Let a command file play the model (the scripted backend).", readable=False),
+    ] = None,
+    rate: Annotated[Optional[float], typer.Option(help="The script's commands per second.")] = None,
+    theme: Annotated[Optional[str], typer.Option(help="infitool-dark, infitool-light, or a theme file's name.")] = None,
+) -> None:
     """Open the editor on DRAFT (also: `infitool-edit DRAFT`)."""
     # Imported here: Textual is only needed by this command.
     from infitool_edit.ui.app import run_editor
 
     with user_errors():
-        run_editor(draft)
+        run_editor(draft, goal=goal, script=script, rate=rate, theme=theme)
 
 
 @app.command()

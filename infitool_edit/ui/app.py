@@ -518,9 +518,9 @@ def make_app(
     if script is not None:
         from infitool_edit.agent.scripted import ScriptedBackend
 
-        script_path = Path(script)
-        backend_factory = lambda: ScriptedBackend(script_path, rate=rate)  # noqa: E731
-        backend_name = backend_name or f"script {script_path.name}"
+        scripted = ScriptedBackend(Path(script), rate=rate)  # a missing script fails here, in one line
+        backend_factory = lambda: scripted  # noqa: E731
+        backend_name = backend_name or f"script {Path(script).name}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,

@@ -45,6 +45,10 @@ class EventInbox:
         if wake:
             self._wake()
 
+    @property
+    def waiting(self) -> int:
+        return len(self._events)
+
     def take_all(self) -> list[Event]:
         """From the UI thread: every event that arrived, oldest first."""
         with self._changed:

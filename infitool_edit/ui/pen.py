@@ -2,7 +2,7 @@
 
 Each keystroke is shown at once, but a version per letter would bury the
 timeline, so typed characters gather into one pending ``insert`` and become
-one version when a word ends (space, newline, punctuation), when the writer
+one version when a word ends (a space or a newline), when the writer
 does anything else (backspace, a jump, a save, handing the pen back) or
 after a short pause in typing. Backspace inside the pending word just
 shortens it; elsewhere it becomes a ``delete`` version of its own.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 
-WORD_ENDS = frozenset(" \n.,;:!?")
+WORD_ENDS = frozenset(" \n")  # punctuation stays with its word; the space after it ends it
 
 
 def point(position: tuple[int, int]) -> ast.Point:
