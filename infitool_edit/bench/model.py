@@ -111,11 +111,12 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return sum(t.nbytes for t in tensors.values())
 
 
-def step_ms(model: MambaLM, *, repeats: int = 9, state=None) -> float:
+def step_ms(model: MambaLM, *, repeats: int = 3, warmup: int = 1, state=None) -> float:
+    """Median ms of `repeats` steps (after `warmup` untimed ones), advancing `state`."""
     state = model.new_state() if state is None else state
     token = torch.tensor([17])
     with torch.no_grad():
-        return _median_ms(lambda: model.step(token, state), repeats=repeats)
+        return _median_ms(lambda: model.step(token, state), repeats=repeats, warmup=warmup)
 
 
 def transformers_stepper(model: MambaLM) -> tuple[Callable[[], float], float]:
@@ -137,7 +138,7 @@ def transformers_stepper(model: MambaLM) -> tuple[Callable[[], float], float]:
 
     def timer() -> float:
         with torch.no_grad():
-            return _median_ms(lambda: hf(token, cache=cache, use_cache=True), repeats=5, warmup=1)
+            return _median_ms(lambda: hf(token, cache=cache, use_cache=True), repeats=3, warmup=1)
 
     return timer, difference
 
@@ -165,14 +166,14 @@ def prefill_ms_per_token(model: MambaLM, length: int = 2048) -> float:
         return _time_once(lambda: model(ids, last_only=True)) / length * 1e3
 
 
-def flatness_and_rss(total_tokens: int = 1_000_000, chunk: int = 4096) -> dict[str, float]:
+def flatness_and_rss(total_tokens: int = 1_000_000, chunk: int = 4096, rounds: int = 400) -> dict[str, float]:
     """Step time and RSS of a small model after 1,000 and after `total_tokens` tokens of history.
 
     The history is read through `forward` in chunks (the same state update as
     stepping, far faster); a warm-up chunk first brings the allocator to its
     working size, so both RSS readings see the same allocator. The state at
     1,000 tokens is kept (it is small and fixed in size), so the two step times
-    are measured in alternating rounds at the end."""
+    are measured at the end, one step from a fresh copy of each in turn."""
     torch.manual_seed(0)
     model = MambaLM(SMALL).eval()
     process = psutil.Process()
@@ -190,13 +191,15 @@ def flatness_and_rss(total_tokens: int = 1_000_000, chunk: int = 4096) -> dict[s
         early = late.copy()
         read(total_tokens - 1000, late)
         late_rss = process.memory_info().rss
-    early_ms, late_ms, _ = interleaved(
-        lambda: step_ms(model, state=early, repeats=101), lambda: step_ms(model, state=late, repeats=101), rounds=7
+    early_ms, late_ms, flatness = interleaved(
+        lambda: step_ms(model, state=early.copy(), repeats=1, warmup=0),
+        lambda: step_ms(model, state=late.copy(), repeats=1, warmup=0),
+        rounds=rounds,
     )
     return {
         "step_ms_small_1k": early_ms,
         "step_ms_small_1m": late_ms,
-        "flatness": late_ms / early_ms,
+        "flatness": flatness,
         "rss_mb_1k": early_rss / 2**20,
         "rss_mb_1m": late_rss / 2**20,
         "rss_growth": late_rss / early_rss,
@@ -241,7 +244,7 @@ def kv_cache_stepper(llama, context: int) -> Callable[[], float]:
 
     def timer() -> float:
         with torch.no_grad():
-            return _median_ms(lambda: llama(token, past_key_values=cache, use_cache=True), repeats=1, warmup=0)
+            return _median_ms(lambda: llama(token, cache=cache, use_cache=True), repeats=1, warmup=0)
 
     timer()  # the first decode over a new cache pays one-off allocations
     return timer
@@ -269,26 +272,26 @@ def main() -> dict:
     floor = CopyFloor(weight_bytes(model))
     record("weights_mb_130m", floor.weight_bytes / 1e6, "every distinct parameter, read once per token")
     record("copy_gb_s", floor.bandwidth_gb_s(), "one thread copying a 256 MB tensor (bytes copied / s)")
-    step, floor_ms, ratio = interleaved(ours, floor.ms, rounds=7)
+    step, floor_ms, ratio = interleaved(ours, floor.ms, rounds=15)
     record("floor_ms_130m", floor_ms, "the weights' bytes at copy bandwidth")
     record("step_ms_130m", step, "fp32, batch 1")
     record("floor_ratio", ratio, "per round, median")
 
     theirs, difference = transformers_stepper(model)
-    theirs_ms, ours_ms, ratio = interleaved(theirs, ours, rounds=5)
+    theirs_ms, ours_ms, ratio = interleaved(theirs, ours, rounds=15)
     record("transformers_step_ms", theirs_ms, f"their logits within {difference:.1e} of ours")
     record("vs_transformers", ratio, f"fp32 both; ours {ours_ms:.1f} ms in the same rounds")
     del theirs
     gc.collect()
 
     quantized = quantize_int8(model)
-    int8_ms, floor_ms, ratio = interleaved(lambda: step_ms(quantized), floor.ms, rounds=7)
+    int8_ms, floor_ms, ratio = interleaved(lambda: step_ms(quantized), floor.ms, rounds=15)
     record("int8_step_ms", int8_ms, "int8 weights, bf16 activations in the matmuls")
     record("bf16_vs_fp32_floor", ratio, "int8 step / fp32 floor, per round")
     for name, value in int8_logits_error(model, quantized).items():
         record(name, value, "÷ std of the fp32 logits" if "error" in name else "")
     theirs, _ = transformers_stepper(model)
-    _, _, ratio = interleaved(theirs, lambda: step_ms(quantized), rounds=3)
+    _, _, ratio = interleaved(theirs, lambda: step_ms(quantized), rounds=9)
     record("vs_transformers_int8", ratio, "transformers fp32 / our int8 path")
     del quantized, theirs
     gc.collect()
