@@ -87,6 +87,9 @@ def edit(
         typer.Option(help="Let a command file play the model (the scripted backend).", readable=False),
     ] = None,
     rate: Annotated[Optional[float], typer.Option(help="The script's commands per second.")] = None,
+    model: Annotated[
+        Optional[Path], typer.Option(help="A checkpoint folder for the built-in SSM backend.", readable=False)
+    ] = None,
     theme: Annotated[Optional[str], typer.Option(help="infitool-dark, infitool-light, or a theme file's name.")] = None,
 ) -> None:
     """Open the editor on DRAFT (also: `infitool-edit DRAFT`)."""
@@ -94,7 +97,7 @@ def edit(
     from infitool_edit.ui.app import run_editor
 
     with user_errors():
-        run_editor(draft, goal=goal, script=script, rate=rate, theme=theme)
+        run_editor(draft, goal=goal, script=script, rate=rate, model=model, theme=theme)
 
 
 @app.command()
@@ -192,13 +195,23 @@ RateOption = Annotated[
 ]
 
 
-def _run_agent(draft, goal, model, max_commands, seed, script, rate) -> None:
+ServerOption = Annotated[
+    Optional[str],
+    typer.Option(help="An OpenAI-compatible server (e.g. vLLM: http://host:8000/v1) instead of a local model.",
+                 show_default=False),
+]
+ServerModelOption = Annotated[
+    Optional[str], typer.Option(help="With --server: the served model's name.", show_default=False)
+]
+
+
+def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
     # Imported here: torch loads in seconds, and the other commands need none of it.
     from infitool_edit.agent.headless import AGENT_ERRORS, make_backend, run_headless
 
     with user_errors():
         try:
-            backend = make_backend(model=model, script=script, rate=rate)
+            backend = make_backend(**backend_options)
             run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
         except AGENT_ERRORS as exc:
             raise fail(str(exc).splitlines()[0]) from None
@@ -213,9 +226,12 @@ def run(
     seed: SeedOption = None,
     script: ScriptOption = None,
     rate: RateOption = None,
+    server: ServerOption = None,
+    server_model: ServerModelOption = None,
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
-    _run_agent(draft, goal, model, max_commands, seed, script, rate)
+    _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
+               server=server, server_model=server_model)
 
 
 @app.command()
@@ -226,9 +242,12 @@ def resume(
     seed: SeedOption = None,
     script: ScriptOption = None,
     rate: RateOption = None,
+    server: ServerOption = None,
+    server_model: ServerModelOption = None,
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
-    _run_agent(draft, None, model, max_commands, seed, script, rate)
+    _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
+               server=server, server_model=server_model)
 
 
 def bench_suites() -> list[str]:

@@ -266,3 +266,20 @@ async def test_an_edit_the_session_refuses_is_reported_and_the_view_resyncs(draf
         await pilot.press("x", "ctrl+s")
         assert app.editor.text == app.session.workspace.text == DRAFT
         assert any(n.severity == "error" for n in app._notifications)
+
+
+async def test_the_builtin_model_loads_in_a_thread_and_can_be_redirected(draft):
+    app = make_app(draft)  # no script: the built-in SSM backend
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.backend_name.startswith("ssm ")
+        await pilot.press("ctrl+g", *"tighten it", "enter")
+        await wait_until(pilot, lambda: app.runner is not None and app.runner.backend.stream_tokens > 0)
+        first_runner = app.runner
+        await pilot.press("ctrl+g", "end", "ctrl+u", *"now the ending", "enter")  # redirect
+        await wait_until(pilot, lambda: app.runner is not first_runner)
+        assert app.goal == "now the ending"
+        await pilot.press("f2")
+        await pilot.pause(0.2)
+        assert app.holder == "writer"
+        assert app.editor.text == app.session.workspace.text
+        await pilot.press("ctrl+q")

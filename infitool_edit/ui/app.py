@@ -9,6 +9,7 @@ say. ``make_app`` builds it for the CLI and the tests alike.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class InfitoolEditApp(App):
         self.backend_name = backend_name or ("no model" if backend_factory is None else "model")
         self.goal = goal
         self.runner: Any = None
+        self._run_finished = threading.Event()
+        self._run_finished.set()
         self.agent_worker = None
         self.inbox = EventInbox(lambda: self.post_message(EventsWaiting()))
         self.pen = WriterPen(self._execute_for_writer)
@@ -279,16 +282,19 @@ class InfitoolEditApp(App):
         from infitool_edit.agent.runner import AgentError, Runner
 
         if self.runner is not None:
-            self.runner.stop()  # redirect: the old run ends at its next token
-        if self.backend is None:
-            self.call_from_thread(self.status.set, activity="loading model…")
-            self.backend = self.backend_factory()
-            self.call_from_thread(self.status.set, activity="", backend=self.backend_name)
+            self.runner.stop()  # redirect: the old run ends at its next token…
+            self._run_finished.wait()  # …and lets go of the backend before the new one takes it
+        self._run_finished.clear()
         try:
+            if self.backend is None:
+                self.call_from_thread(self.status.set, activity="loading model…")
+                self.backend = self.backend_factory()
+                self.call_from_thread(self.status.set, activity="", backend=self.backend_name)
             runner = Runner(self.session, self.backend, goal)
         except (AgentError, OSError, ValueError) as error:
             self.call_from_thread(self.notify, str(error), severity="error")
             self.call_from_thread(self._set_holder, WRITER)
+            self._run_finished.set()
             return
         self.runner = runner
         try:
@@ -296,6 +302,8 @@ class InfitoolEditApp(App):
         except (AgentError, OSError, ValueError) as error:
             self.call_from_thread(self.notify, str(error).splitlines()[0], severity="error")
             self.call_from_thread(self._set_holder, WRITER)
+        finally:
+            self._run_finished.set()
 
     def on_worker_state_changed(self, event) -> None:
         if event.worker.group == "agent":
@@ -505,6 +513,7 @@ def make_app(
     *,
     script: Path | None = None,
     rate: float | None = None,
+    model: Path | None = None,
     backend_factory: BackendFactory | None = None,
     backend_name: str | None = None,
     goal: str | None = None,
@@ -512,9 +521,14 @@ def make_app(
     theme: str | None = None,
     theme_folders: Iterable[Path] = (),
 ) -> InfitoolEditApp:
-    """The app on ``draft_path``. ``script``: a command file the scripted
-    backend replays (``rate`` commands per second); ``backend_factory``: any
-    other backend, built in a thread when the model first gets the pen."""
+    """The app on ``draft_path``. The model is the built-in SSM (``model``: a
+    checkpoint folder; none: the default model), or ``script``, a command
+    file the scripted backend replays (``rate`` commands per second), or any
+    backend ``backend_factory`` builds. A model is loaded in a thread when it
+    first gets the pen, with progress in the status bar."""
+    if script is None and backend_factory is None:
+        backend_factory = lambda: builtin_backend(model)  # noqa: E731
+        backend_name = backend_name or f"ssm {Path(model).name if model else 'random-tiny-byte'}"
     if script is not None:
         from infitool_edit.agent.scripted import ScriptedBackend
 
@@ -526,6 +540,15 @@ def make_app(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,
         writer=writer, theme=theme, theme_folders=theme_folders,
     )
+
+
+def builtin_backend(model: Path | None) -> Any:
+    """The built-in SSM backend on a checkpoint folder, or on the default model."""
+    from infitool_edit.agent.ssm import SSMBackend, load_model, random_tiny_model
+
+    if model is not None:
+        return SSMBackend(load_model(model), name=Path(model).name)
+    return SSMBackend(random_tiny_model())
 
 
 def run_editor(draft_path: Path, **options: Any) -> None:
