@@ -43,6 +43,9 @@ class Chunk:
 
 class Backend(Protocol):
     name: str  # shown as the author "model:<name>" of the model's versions
+    # How much of the stream's end the backend is shown again when loaded
+    # (0: its stored state remembers everything it needs).
+    context_chars: int
 
     @property
     def stream_tokens(self) -> int:
@@ -63,7 +66,8 @@ class Backend(Protocol):
     def state_bytes(self) -> bytes:
         """The state to store with the stream (fixed size per backend)."""
 
-    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int, context: str = "") -> None:
         """Become the backend that consumed the stream up to a stored state
         (``None``: the empty stream) and then ``replay``, exactly as it was
-        consumed live; ``tokens`` is the stream's token count after it all."""
+        consumed live; ``tokens`` is the stream's token count after it all;
+        ``context`` the stream's last ``context_chars`` characters."""

@@ -21,6 +21,7 @@ from infitool_edit.agent.events import (
     Finished,
     TokenDecided,
 )
+from infitool_edit.agent.remote import RemoteBackend, RemoteError
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, ModelError, SSMBackend, load_model, random_tiny_model
@@ -31,14 +32,26 @@ from infitool_edit.session.editing import EditingSession
 OBSERVATION_PREVIEW_LINES = 6
 
 # What a user can get wrong here, each reported in one line.
-AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch)
+AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch, RemoteError)
 
 
-def make_backend(*, model: Path | None = None, script: Path | None = None, rate: float | None = None) -> Backend:
-    """A scripted backend for ``script``, else the model in ``model``, else
-    the default model (see ``DEFAULT_MODEL_NAME``)."""
+def make_backend(
+    *,
+    model: Path | None = None,
+    script: Path | None = None,
+    rate: float | None = None,
+    server: str | None = None,
+    server_model: str | None = None,
+) -> Backend:
+    """A scripted backend for ``script``, else the model ``server_model`` on
+    ``server``, else the model in ``model``, else the default model (see
+    ``DEFAULT_MODEL_NAME``)."""
+    if (server is None) != (server_model is None):
+        raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
         return ScriptedBackend(script, rate=rate)
+    if server is not None:
+        return RemoteBackend(server, server_model)
     if model is not None:
         return SSMBackend(load_model(model), name=Path(model).name)
     return SSMBackend(random_tiny_model(), name=DEFAULT_MODEL_NAME)

@@ -310,6 +310,7 @@ class Runner:
             self.stream.state(base) if base is not None else None,
             [Chunk(self.stream.chunk(r), r.model_bytes) for r in replay],
             record.tokens,
+            self.stream.tail_text(self.backend.context_chars) if self.backend.context_chars else "",
         )
         self._since_keyframe = len(replay)
         self._state_size = len(self.backend.state_bytes())

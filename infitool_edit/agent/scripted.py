@@ -34,6 +34,7 @@ def _model_lines(text: str) -> int:
 
 class ScriptedBackend:
     name = "script"
+    context_chars = 0
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class ScriptedBackend:
     def state_bytes(self) -> bytes:
         return POSITION.pack(self.position)
 
-    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int, context: str = "") -> None:
         if state is not None and len(state) != POSITION.size:
             raise StateMismatch("this session was run by a model, not a script: resume it with --model")
         self.position = POSITION.unpack(state)[0] if state else 0

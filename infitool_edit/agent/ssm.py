@@ -70,6 +70,7 @@ def load_model(folder: Path | str) -> MambaLM:
 
 
 class SSMBackend:
+    context_chars = 0  # the recurrent state is the whole memory
     def __init__(
         self,
         model: MambaLM,
@@ -140,7 +141,7 @@ class SSMBackend:
         return struct.pack("<q", len(state)) + state + logits.float().cpu().numpy().tobytes()
 
     @torch.no_grad()
-    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int) -> None:
+    def load(self, state: bytes | None, replay: Sequence[Chunk], tokens: int, context: str = "") -> None:
         if state is None:
             self.state, self.logits = self.model.new_state(), None
         else:

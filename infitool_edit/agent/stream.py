@@ -135,7 +135,8 @@ class StreamLog:
         return out
 
     def tail_text(self, max_chars: int = 20_000) -> str:
-        """The end of the logical stream up to the head, for display."""
+        """The end of the logical stream up to the head (for display, and for
+        backends that are shown the stream again when loaded)."""
         parts, size = [], 0
         record = self.head
         while record is not None and size < max_chars:
