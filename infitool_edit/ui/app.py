@@ -526,29 +526,21 @@ def make_app(
     file the scripted backend replays (``rate`` commands per second), or any
     backend ``backend_factory`` builds. A model is loaded in a thread when it
     first gets the pen, with progress in the status bar."""
-    if script is None and backend_factory is None:
-        backend_factory = lambda: builtin_backend(model)  # noqa: E731
-        backend_name = backend_name or f"ssm {Path(model).name if model else 'random-tiny-byte'}"
-    if script is not None:
-        from infitool_edit.agent.scripted import ScriptedBackend
+    if backend_factory is None:
+        from infitool_edit.agent.headless import make_backend
 
-        scripted = ScriptedBackend(Path(script), rate=rate)  # a missing script fails here, in one line
-        backend_factory = lambda: scripted  # noqa: E731
-        backend_name = backend_name or f"script {Path(script).name}"
+        if script is not None:
+            scripted = make_backend(script=Path(script), rate=rate)  # a missing script fails here, in one line
+            backend_factory = lambda: scripted  # noqa: E731
+            backend_name = backend_name or f"script {Path(script).name}"
+        else:
+            backend_factory = lambda: make_backend(model=model)  # noqa: E731
+            backend_name = backend_name or f"ssm {Path(model).name if model else 'default model'}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,
         writer=writer, theme=theme, theme_folders=theme_folders,
     )
-
-
-def builtin_backend(model: Path | None) -> Any:
-    """The built-in SSM backend on a checkpoint folder, or on the default model."""
-    from infitool_edit.agent.ssm import SSMBackend, load_model, random_tiny_model
-
-    if model is not None:
-        return SSMBackend(load_model(model), name=Path(model).name)
-    return SSMBackend(random_tiny_model())
 
 
 def run_editor(draft_path: Path, **options: Any) -> None:
