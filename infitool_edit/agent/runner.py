@@ -31,7 +31,7 @@ from infitool_edit.agent.events import (
     TokenDecided,
 )
 from infitool_edit.agent.stream import Record, StreamLog, stream_dir_for
-from infitool_edit.commands import ast, parse
+from infitool_edit.commands import CommandError, ast, parse
 
 MAX_OBSERVATION_CHARS = 4000
 """A bound on any runtime text added to the stream in one piece, so one
@@ -40,6 +40,7 @@ command's cost stays bounded whatever the session's length."""
 KEYFRAME_EVERY = 8
 """Store the backend's state with every 8th record; reopening replays at most
 the 7 records since, which keeps the state file small for long sessions."""
+
 
 class AgentError(ValueError):
     """A one-line reason the agent cannot start (empty goal, no stream to resume)."""
@@ -268,7 +269,7 @@ class Runner:
     # --- the stream ---------------------------------------------------------------
 
     def _prompt(self) -> str:
-        view = self.session.execute("read")
+        view = self.session.execute("read", author=self.author)
         return (
             f"@goal {_one_line(self.goal or '')}\n"
             f"@view {_draft_path(self.session).name}, {_line_count(self.session)} lines, cursor 1:1\n"
@@ -380,7 +381,10 @@ def _restored_version(line: str, history: Any) -> int | None:
         return int(line.removeprefix("fork v"))
     if not line.startswith("rewind "):
         return None
-    target = parse(line).to
+    try:
+        target = parse(line).to
+    except CommandError:
+        return None  # not a command line (a message written by another tool)
     return target.number if isinstance(target, ast.VersionRef) else history.find_checkpoint(target.name)
 
 
