@@ -64,6 +64,12 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     nothing = runner.invoke(app, ["resume", str(draft)])
     assert nothing.exit_code == 1
     assert nothing.output.strip() == "infitool-edit: no session to resume: start one with a goal"
+    from infitool_edit.model import MambaConfig, MambaLM
+
+    save_checkpoint(MambaLM(MambaConfig(vocab_size=100, hidden_size=16, state_size=4, num_hidden_layers=1)), tmp_path / "bpe-sized")
+    mismatch = runner.invoke(app, ["run", str(draft), "--goal", "Fix.", "--model", str(tmp_path / "bpe-sized")])
+    assert mismatch.exit_code == 1
+    assert mismatch.output.strip().endswith("the checkpoint has 100 token embeddings, the byte tokenizer needs 259")
     (tmp_path / "not-a-model").mkdir()
     bad_model = runner.invoke(app, ["run", str(draft), "--goal", "Fix.", "--model", str(tmp_path / "not-a-model")])
     assert bad_model.exit_code == 1

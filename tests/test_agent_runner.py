@@ -58,6 +58,13 @@ def test_runs_a_script_to_done_and_records_the_stream(session: EditingSession) -
     assert log.record_for_version(3).head_version == 3
 
 
+def test_tokens_per_command_splits_each_line(session: EditingSession) -> None:
+    events = []
+    Runner(session, ScriptedBackend([_add("abcdef"), 'done "x"'], tokens_per_command=3), "Go.", emit=events.append).run()
+    typed = [e.text for e in events if isinstance(e, TokenDecided)]
+    assert typed[:3] == ["insert ", '$ "abcd', 'ef\\n"']  # 19 characters in 3 tokens of up to 7
+
+
 def test_a_bad_line_becomes_the_observation_and_nothing_is_applied(session: EditingSession) -> None:
     events = []
     Runner(session, ScriptedBackend(["explode 3", 'replace "absent" "x"', 'done "ok"']), "Try.", emit=events.append).run()
