@@ -112,6 +112,11 @@ class TimelineView(ScrollView, can_focus=True):
             self.playing = playing
             self.speed = speed
 
+    @staticmethod
+    def clock(when: float) -> str:
+        """How a version's time reads (replaceable, e.g. for repeatable screenshots)."""
+        return time.strftime("%H:%M:%S", time.localtime(when))
+
     def __init__(self, history, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.history = history
@@ -235,7 +240,7 @@ class TimelineView(ScrollView, can_focus=True):
         dim = self.get_component_rich_style("timeline--dim", partial=True)
         mark = "★" if row.checkpoint else ("●" if row.by_model else "✎")
         author = row.author.removeprefix("model:")
-        clock = time.strftime("%H:%M:%S", time.localtime(row.time))
+        clock = self.clock(row.time)
         scale = (row.scale or "-")[:4]
         command = row.message.split("\n", 1)[0]
         if row.checkpoint:
