@@ -174,7 +174,9 @@ class StreamLog:
         if state is not None:
             if self._state_size is None:
                 self._state_size = len(state)
-                self._state_size_path.write_text(str(len(state)))
+                temporary = self._state_size_path.with_suffix(".tmp")
+                temporary.write_text(str(len(state)))
+                os.replace(temporary, self._state_size_path)  # never half a number
             if len(state) != self._state_size:
                 raise ValueError(
                     f"state of {len(state)} bytes, but this stream stores {self._state_size}"
