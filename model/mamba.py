@@ -39,6 +39,9 @@ from .state import State
 
 # Tokens per block of the PyTorch scan: bounds the (b, chunk, d_in, n) temporaries.
 SCAN_CHUNK = 32
+# exp(ΔA) is computed as 2^(Δ · A·log2 e): PyTorch's CPU exp2 is about three times faster than
+# its exp and as exact, and the scan takes one per (token, channel, state entry).
+LOG2_E = 1.4426950408889634
 
 
 def _kernels_for(tensor: torch.Tensor):
@@ -116,11 +119,11 @@ def selective_scan(
     The recurrence is sequential in t; everything else is batched over a chunk
     of SCAN_CHUNK tokens at a time, so temporaries stay small enough for the cache.
     """
-    ys = []
+    ys, A2 = [], A * LOG2_E
     for start in range(0, x.shape[1], SCAN_CHUNK):
         chunk = slice(start, start + SCAN_CHUNK)
         dt_c = dt[:, chunk, :, None]  # (b, t, d_in, 1)
-        decay = (dt_c * A).exp_()  # exp(ΔA): (b, t, d_in, n)
+        decay = (dt_c * A2).exp2_()  # exp(ΔA): (b, t, d_in, n)
         states = (dt_c * x[:, chunk, :, None]) * B[:, chunk, None, :]  # ΔBx, then h_t: (b, t, d_in, n)
         if torch.is_grad_enabled():
             # Autograd cannot differentiate through a buffer rewritten in place: build a new tensor,
@@ -204,7 +207,8 @@ class MambaMixer(nn.Module):
             y = kernels.selective_state_update(ssm_state, x, dt, A, B, C)
         else:
             # h ← exp(ΔA) h + Δ B x, in place; then y = C · h
-            ssm_state.mul_(torch.exp(dt.unsqueeze(-1) * A)).addcmul_((dt * x).unsqueeze(-1), B.unsqueeze(1))
+            decay = torch.exp2(dt.unsqueeze(-1) * (A * LOG2_E))  # exp(ΔA): (b, d_in, n)
+            ssm_state.mul_(decay).addcmul_((dt * x).unsqueeze(-1), B.unsqueeze(1))
             y = torch.bmm(ssm_state, C.unsqueeze(-1).to(ssm_state.dtype)).squeeze(-1).to(x.dtype)
         y = torch.addcmul(y, x, self.D) * F.silu(z)
         return self.out_proj(y)
