@@ -95,6 +95,21 @@ async def test_an_insert_is_typed_in_token_by_token_then_applied(draft):
         assert app.editor.marks == [((2, 0), (2, 8))]
 
 
+async def test_a_removal_is_shown_struck_through_then_applied(draft):
+    app = make_app(draft)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.holder = "model"
+        executed = app.session.execute('delete 3:1-3:5', author="model:test")
+        app.inbox.put(CommandApplied(executed.line, "model:test", executed.version,
+                                     executed.observation, executed.edit))
+        app._take_events()  # what the inbox's wake-up message does, now (no race with its timer)
+        assert app.editor.struck == ((2, 0), (2, 4))
+        assert app.editor.buffer.lines[2] == "Teh method we propose is good."  # not yet
+        await wait_until(pilot, lambda: app.editor.struck is None)
+        assert app.editor.text == app.session.workspace.text
+        assert app.editor.buffer.lines[2] == "method we propose is good."
+
+
 async def test_writer_typing_pauses_the_model_and_becomes_writer_versions(draft):
     lines = "".join(f'insert $ "\\nline {n}"\n' for n in range(200))
     events = []

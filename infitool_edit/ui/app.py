@@ -40,7 +40,10 @@ from infitool_edit.ui.worddiff import position_of, word_diff
 WRITER = "writer"
 IDLE_FLUSH_S = 1.0  # a typed word becomes a version after this pause
 OUTLINE_REFRESH_S = 0.5  # the outline follows the draft at most this often
-PREVIEW_DELAY_S = 0.05  # holding a key in the timeline previews only where it stops
+PREVIEW_DELAY_S = 0.05
+REMOVAL_SHOWN_S = 0.25  # a delete or replace shows its text struck through this long
+HOLD_BACKLOG_LIMIT = 50  # …unless this many events wait: then the model is too fast to watch
+MAX_STRUCK_LINES = 40  # a rewind's whole-draft replacement is not worth striking through  # holding a key in the timeline previews only where it stops
 # What a command that cannot run raises: bad syntax, an address that does not
 # resolve, an unknown version, a draft changed on disk, an unwritable file.
 COMMAND_ERRORS = (ValueError, LookupError, OSError)
@@ -93,6 +96,9 @@ class InfitoolEditApp(App):
         self.holder = WRITER  # who holds the pen
         self.preview: int | None = None
         self._typing = ""  # the model's command line as typed so far
+        self._held: list[Event] = []  # events waiting while a removal is shown
+        self._struck_event: Event | None = None
+        self._hold_timer = None
         self._ghost_text = ""
         self._flush_timer = None
         self._preview_timer = None
@@ -234,7 +240,9 @@ class InfitoolEditApp(App):
     # --- the pen -----------------------------------------------------------
 
     def action_take_pen(self) -> None:
-        self._take_events()  # apply what the model already did before it stops
+        if self._hold_timer is not None:
+            self._hold_timer.stop()
+        self._take_events(at_once=True)  # apply what the model already did before it stops
         if self.runner is not None:
             self.runner.pause()
         self._clear_ghost()
@@ -310,11 +318,31 @@ class InfitoolEditApp(App):
             self.agent_worker = event.worker
 
     def on_events_waiting(self, message: EventsWaiting) -> None:
-        self._take_events()
+        if self._hold_timer is None:  # while a removal is shown, its timer drains the rest
+            self._take_events()
 
-    def _take_events(self) -> None:
-        for event in self.inbox.take_all():
+    def _take_events(self, *, at_once: bool = False) -> None:
+        """Show what the agent did. A delete or replace is first shown struck
+        through for a moment, then applied, unless the model is too fast for
+        that (events piling up) or the writer needs the draft now (``at_once``)."""
+        self._hold_timer = None
+        events = self._held + self.inbox.take_all()
+        self._held = []
+        for index, event in enumerate(events):
+            if (not at_once and event is not self._struck_event and self._removes_text(event)
+                    and len(events) - index + self.inbox.waiting < HOLD_BACKLOG_LIMIT):
+                self._struck_event = event
+                self.editor.set_struck((event.edit.start, event.edit.end))
+                self._held = events[index:]
+                self._hold_timer = self.set_timer(REMOVAL_SHOWN_S, self._take_events)
+                return
             self._show_event(event)
+
+    def _removes_text(self, event: Event) -> bool:
+        return (isinstance(event, CommandApplied) and event.edit is not None
+                and event.edit.start != event.edit.end and self.holder == "model"
+                and self.preview is None
+                and event.edit.end[0] - event.edit.start[0] < MAX_STRUCK_LINES)
 
     def _show_event(self, event: Event) -> None:
         if isinstance(event, CommandStarted):
@@ -358,6 +386,7 @@ class InfitoolEditApp(App):
             self.pen.flush()
             self._resync()
         elif event.edit is not None:
+            editor.set_struck(None)
             new_end = editor.apply_edit(event.edit)
             editor.set_model_cursor(new_end)
             editor.set_marks([(event.edit.start, new_end)] if event.edit.text else [])

@@ -90,11 +90,13 @@ class DraftEditor(ScrollView, can_focus=True):
         & > .editor--model-cursor { background: $secondary; color: $surface; }
         & > .editor--ghost { color: $secondary; text-style: italic; }
         & > .editor--changed { background: $success 30%; }
+        & > .editor--struck { color: $error; text-style: strike; }
     }
     """
 
     COMPONENT_CLASSES = {f"editor--{name}" for name in HIGHLIGHT_NAMES} | {
         "editor--writer-cursor", "editor--model-cursor", "editor--ghost", "editor--changed",
+        "editor--struck",
     }
 
     BINDINGS = [
@@ -115,6 +117,7 @@ class DraftEditor(ScrollView, can_focus=True):
         self.writer_cursor: Position = (0, 0)
         self.model_cursor: Position | None = None
         self.ghost: tuple[Position, Position] | None = None
+        self.struck: tuple[Position, Position] | None = None  # text about to be removed
         # Ranges shown as changed: the model's last edit, a preview's word diff.
         self.marks: list[tuple[Position, Position]] = []
         self.read_only = False
@@ -140,6 +143,7 @@ class DraftEditor(ScrollView, can_focus=True):
         if self.model_cursor is not None:
             self.model_cursor = self.buffer.clamp(self.model_cursor)
         self.ghost = None
+        self.struck = None
         self._relayout()
         self.refresh()
 
@@ -171,6 +175,16 @@ class DraftEditor(ScrollView, can_focus=True):
         self.marks = marks
         for start, end in marks:
             self._refresh_range(start, end)
+
+    def set_struck(self, region: tuple[Position, Position] | None) -> None:
+        """Show ``region`` struck through (a removal about to be applied)."""
+        if self.struck is not None:
+            self._refresh_range(*self.struck)
+        self.struck = region
+        if region is not None:
+            self._refresh_range(*region)
+            if self.follow_model:
+                self.scroll_to_position(self.buffer.clamp(region[0]))
 
     def _refresh_positions(self, *positions: Position | None) -> None:
         for position in positions:
@@ -294,6 +308,8 @@ class DraftEditor(ScrollView, can_focus=True):
         regions = [(mark, "changed") for mark in self.marks]
         if self.ghost is not None:
             regions.append((self.ghost, "ghost"))
+        if self.struck is not None:
+            regions.append((self.struck, "struck"))
         for ((sl, sc), (el, ec)), name in regions:
             if sl <= line_no <= el:
                 paint(sc if sl == line_no else 0, ec if el == line_no else len(text) + 1, name)

@@ -178,8 +178,8 @@ class NotesPane(Vertical):
 
     DEFAULT_CSS = """
     NotesPane { height: 1fr; background: $panel; }
-    NotesPane TextArea { height: 1fr; }
-    NotesPane Input { height: 3; }
+    NotesPane TextArea { height: 1fr; border: none; padding: 0 1; background: $panel; }
+    NotesPane Input { height: 1; border: none; padding: 0 1; background: $surface; }
     """
 
     class NoteAdded(Message):
