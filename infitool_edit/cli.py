@@ -21,6 +21,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, script_lines
@@ -134,12 +135,31 @@ def log(
     """List DRAFT's versions, newest first."""
     with user_errors(), History.open(draft) as history:
         versions = history.log(limit=limit)
-    table = Table("version", "author", "command", "time", "line")
+    # One row per version, one line per row: long commands are cut with an
+    # ellipsis (`show` prints a version in full); ★ marks a named checkpoint.
+    # The line of history is shown only once there are forks.
+    forked = any(info.line_name != "main" for info in versions)
+    table = Table()
+    table.add_column("version", no_wrap=True, min_width=7)
+    table.add_column("author", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("command", overflow="ellipsis", min_width=24, ratio=1)
+    table.add_column("time", no_wrap=True, min_width=19)
+    if forked:
+        table.add_column("line", no_wrap=True)
     for info in versions:
-        name = f"v{info.number}" + (f" [{info.checkpoint}]" if info.checkpoint else "")
+        version = f"v{info.number}" + (" ★" if info.checkpoint else "")
+        command = table_cell(info.message, 72)
         when = datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(name, info.author, info.message, when, info.line_name)
+        row = [version, info.author, command, when] + ([info.line_name] if forked else [])
+        table.add_row(*row)
     Console().print(table)
+
+
+def table_cell(text: str, width: int) -> Text:
+    """``text`` cut to ``width`` cells with an ellipsis, never wrapped."""
+    cell = Text(text, no_wrap=True, overflow="ellipsis")
+    cell.truncate(width, overflow="ellipsis")
+    return cell
 
 
 @app.command()
