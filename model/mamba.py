@@ -58,8 +58,9 @@ def _kernels_for(tensor: torch.Tensor):
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
     """x / rms(x) over the last dimension, in fp32, times `weight` if there is one."""
-    x32 = x.float()
-    normed = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, x.shape[-1:], weight, eps)  # one fused op: decoding runs ~100 per token
+    normed = F.rms_norm(x.float(), x.shape[-1:], None, eps).to(x.dtype)
     return normed if weight is None else normed * weight
 
 
