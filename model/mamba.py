@@ -158,6 +158,19 @@ class MambaMixer(nn.Module):
         self.A_log = nn.Parameter(torch.empty(d_in, n))
         self.D = nn.Parameter(torch.empty(d_in))
         self.out_proj = Linear(d_in, d, bias=config.use_bias)
+        self._A_cache: tuple[tuple[int, int], torch.Tensor, torch.Tensor] | None = None
+
+    def _A(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, A·log2 e), A = -exp(A_log) in fp32.
+
+        Decoding reuses them from step to step: A_log only changes through an in-place write
+        (which bumps its version) or a new tensor (a new address), and either rebuilds them.
+        With autograd on they are rebuilt every call so gradients reach A_log."""
+        key = (self.A_log._version, self.A_log.data_ptr())
+        if torch.is_grad_enabled() or self._A_cache is None or self._A_cache[0] != key:
+            A = -torch.exp(self.A_log.float())
+            self._A_cache = (key, A, A * LOG2_E)
+        return self._A_cache[1], self._A_cache[2]
 
     def _dt_B_C(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The input-dependent SSM parameters for x (..., d_in): Δ (..., d_in), B and C (..., n)."""
@@ -177,7 +190,7 @@ class MambaMixer(nn.Module):
         x = F.silu(F.conv1d(window.to(x.dtype), self.conv1d.weight, self.conv1d.bias, groups=self.d_in))
         x = x.transpose(1, 2)  # (b, l, d_in)
         dt, B, C = self._dt_B_C(x)
-        A = -torch.exp(self.A_log.float())
+        A, _ = self._A()
         kernels = _kernels_for(hidden)
         if kernels is not None and not ssm_state.any():
             y, h = kernels.selective_scan_fn(
@@ -202,13 +215,13 @@ class MambaMixer(nn.Module):
             x = x + self.conv1d.bias
         x = F.silu(x)
         dt, B, C = self._dt_B_C(x)
-        A = -torch.exp(self.A_log.float())
+        A, A2 = self._A()
         kernels = _kernels_for(hidden)
         if kernels is not None:
             y = kernels.selective_state_update(ssm_state, x, dt, A, B, C)
         else:
             # h ← exp(ΔA) h + Δ B x, in place; then y = C · h
-            decay = torch.exp2(dt.unsqueeze(-1) * (A * LOG2_E))  # exp(ΔA): (b, d_in, n)
+            decay = torch.exp2(dt.unsqueeze(-1) * A2)  # exp(ΔA): (b, d_in, n)
             ssm_state.mul_(decay).addcmul_((dt * x).unsqueeze(-1), B.unsqueeze(1))
             y = torch.bmm(ssm_state, C.unsqueeze(-1).to(ssm_state.dtype)).squeeze(-1).to(x.dtype)
         y = torch.addcmul(y, x, self.D) * F.silu(z)

@@ -178,3 +178,19 @@ def test_the_kernel_dispatch_path_gives_the_plain_path_logits(monkeypatch):
     torch.testing.assert_close(dispatched_steps, plain_steps, atol=1e-4, rtol=1e-4)
     assert dispatched_state.matches(plain_state, atol=1e-4)
     assert calls.count("selective_scan_fn") == 2 and calls.count("selective_state_update") == 2 * 20
+
+
+@torch.no_grad()
+def test_decoding_notices_new_weights_even_though_it_reuses_A_between_steps():
+    model = tiny()
+    state = model.new_state()
+    model.step(1, state)  # builds the reused A
+    other = tiny()
+    other.layers[0].mixer.A_log.mul_(3.0)  # an in-place change
+    model.load_state_dict(other.state_dict())
+    fresh_state = model.new_state()
+    stepped = model.step(2, fresh_state)
+    parallel, _ = model(torch.tensor([[2]]))
+    torch.testing.assert_close(stepped, parallel[:, 0], atol=ATOL, rtol=RTOL)
+    reference = other.step(2, other.new_state())
+    assert torch.equal(stepped, reference)
