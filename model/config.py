@@ -74,7 +74,8 @@ class MambaConfig:
         """Build from a `config.json` dict, ignoring keys that do not shape the model.
 
         Raises `ValueError` / `TypeError` naming the first bad field."""
-        known = {f.name: f for f in fields(cls)} | {"falcon": None}
+        # vocab_size in a config.json is already the embedding's row count: pad nothing more.
+        known = {f.name for f in fields(cls)} - {"falcon", "pad_vocab_size_multiple"}
         kwargs = {key: value for key, value in values.items() if key in known}
         kwargs["falcon"] = values.get("model_type") == "falcon_mamba"
         for name in ("vocab_size", "hidden_size", "state_size", "num_hidden_layers", "expand", "conv_kernel"):

@@ -194,3 +194,13 @@ def test_decoding_notices_new_weights_even_though_it_reuses_A_between_steps():
     torch.testing.assert_close(stepped, parallel[:, 0], atol=ATOL, rtol=RTOL)
     reference = other.step(2, other.new_state())
     assert torch.equal(stepped, reference)
+
+
+def test_a_config_json_vocabulary_is_taken_as_the_embedding_size():
+    config = MambaConfig.from_hf_dict(
+        {"model_type": "mamba", "vocab_size": 50277, "hidden_size": 64, "num_hidden_layers": 2,
+         "pad_vocab_size_multiple": 8, "falcon": True}
+    )
+    assert config.vocab_size == 50277
+    assert not config.falcon  # only model_type says FalconMamba
+    assert MambaConfig.from_hf_dict(config.to_hf_dict()) == config
