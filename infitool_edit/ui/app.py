@@ -230,7 +230,14 @@ class InfitoolEditApp(App):
         outline = self.outline_pane
         if self._outline_dirty and outline.is_attached:
             self._outline_dirty = False
-            outline.show(self.session.workspace.outline())
+            try:
+                headings = self.session.workspace.outline()
+            except (IndexError, ValueError):
+                # The runner's thread was changing the draft's structure right
+                # then; the next tick reads it again.
+                self._outline_dirty = True
+                return
+            outline.show(headings)
 
     def action_save(self) -> None:
         self.pen.flush()
@@ -380,9 +387,10 @@ class InfitoolEditApp(App):
         if self.preview is not None:
             return  # the live draft is reloaded when the preview ends
         editor = self.editor
-        if self.holder == WRITER and self.pen.pending:
-            # The model finished a command as the writer took the pen: the
-            # writer's unsaved word was typed against the older text.
+        if self.holder == WRITER:
+            # The model finished a command just as the writer took the pen:
+            # the session holds both edits in the order they really happened,
+            # so show the session's text rather than patch the view.
             self.pen.flush()
             self._resync()
         elif event.edit is not None:

@@ -159,7 +159,15 @@ class OutlinePane(OptionList):
             super().__init__()
             self.line = line  # 1-based, as the outline gives it
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: list[tuple[int, int, str]] | None = None
+
     def show(self, headings) -> None:
+        shown = [(h.line, h.level, h.title) for h in headings]
+        if shown == self._shown:
+            return  # rebuilding a book's worth of options for nothing is not free
+        self._shown = shown
         highlighted = self.highlighted
         self.clear_options()
         self.add_options(
