@@ -69,6 +69,7 @@ async def test_model_edits_stream_into_the_buffer_and_the_history(draft):
         assert any(isinstance(m, EventsWaiting) for m in messages)
         assert "fixed a typo" in app.session.workspace.notes
         assert app.timeline.row(6).checkpoint == "first"
+        assert '> replace 3 "Teh" "The"' in app.stream.lines and "@done ok" in app.stream.lines
         shown = app.editor.text
         await pilot.press("ctrl+q")
     assert draft.read_text(encoding="utf-8") == shown

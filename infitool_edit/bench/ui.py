@@ -99,6 +99,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
         await pilot.pause()
         lines = app.session.workspace.line_count
         editor = app.editor
+        app.holder = "model"  # the model holds the pen while its edits stream in
         for n in range(EDITS):
             # Half the inserts land where the model is working (in view), half
             # anywhere in the book (the view jumps there and repaints whole).
@@ -116,6 +117,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
             paint_now(app)
             (jump_ms if jump else render_ms).append((time.perf_counter() - started) * 1000)
         assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
+        app.holder = "writer"
         editor.focus()
         await pilot.pause()
         for n in range(EDITS):

@@ -28,7 +28,7 @@ from infitool_edit.agent.events import (
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.session.editing import EditingSession, Executed
-from infitool_edit.ui.editor import DraftEditor, edit_end
+from infitool_edit.ui.editor import DraftEditor
 from infitool_edit.ui.ghost import read_partial_insert
 from infitool_edit.ui.inbox import EventInbox, EventsWaiting
 from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, OutlinePane, StatusBar

@@ -77,21 +77,3 @@ class DraftBuffer:
         kept_after = [n + shift for n in self.fences[hi:]]
         added = [first + i for i, line in enumerate(new_lines) if is_fence(line)]
         self.fences[lo:] = added + kept_after
-
-    def inverse(self, edit: TextEdit) -> TextEdit:
-        """The edit that undoes ``edit``; call it *before* applying ``edit``."""
-        start_line, start_col = edit.start
-        inserted = edit.text.split("\n")
-        if len(inserted) == 1:
-            end = (start_line, start_col + len(inserted[0]))
-        else:
-            end = (start_line + len(inserted) - 1, len(inserted[-1]))
-        return TextEdit(edit.start, end, self.slice(edit.start, edit.end))
-
-    def slice(self, start: tuple[int, int], end: tuple[int, int]) -> str:
-        (sl, sc), (el, ec) = start, end
-        if sl == el:
-            return self.lines[sl][sc:ec]
-        parts = [self.lines[sl][sc:], *self.lines[sl + 1 : el], self.lines[el][:ec]]
-        return "\n".join(parts)
-
