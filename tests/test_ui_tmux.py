@@ -53,8 +53,9 @@ def test_write_take_over_rewind_and_quit_in_a_real_terminal(tmp_path: Path):
     script.write_text("".join(f'insert $ "\\nThe model adds line {n}."\n' for n in range(1, 300)),
                       encoding="utf-8")
     session = f"infitool-test-{uuid.uuid4().hex[:8]}"
-    command = shlex.join([sys.executable, "-m", "infitool_edit", str(draft), "--script", str(script),
-                          "--rate", "4", "--goal", "add lines"])
+    installed = Path(sys.executable).parent / "infitool-edit"  # the console script pip made
+    program = [str(installed)] if installed.exists() else [sys.executable, "-m", "infitool_edit"]
+    command = shlex.join([*program, str(draft), "--script", str(script), "--rate", "4", "--goal", "add lines"])
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", str(tmp_path), command)
     screen = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
     try:

@@ -541,7 +541,13 @@ class InfitoolEditApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
+        # However the app ends: the writer's word is saved and the runner's
+        # thread is released (from a pause, or from a full inbox).
         self.pen.flush()
+        if self.runner is not None:
+            self.runner.stop()
+        self.inbox.close()
+        self._run_finished.wait(timeout=5)
         self.session.close()
 
 
