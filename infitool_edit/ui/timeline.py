@@ -184,9 +184,10 @@ class TimelineView(ScrollView, can_focus=True):
         row = Row(number, author, message, time.time(), checkpoint)
         self._rows[number] = row
         self.total = max(self.total, number)
-        if self.filtered and self._matches(row):
+        listed = not self.filtered or self._matches(row)
+        if self.filtered and listed:
             self._matching.insert(0, number)
-        if self.cursor:
+        if self.cursor and listed:
             self.cursor += 1  # stay on the same version
         if self.shown:  # hidden, it would cost a screen layout per version for nothing
             self._update_virtual_size()
