@@ -126,8 +126,11 @@ async def test_writer_typing_pauses_the_model_and_becomes_writer_versions(draft)
         count_when_paused = app.history.count()
         await pilot.pause(0.3)
         assert app.history.count() == count_when_paused  # the model stays paused
-        newest = app.history.head()
-        assert newest.author == "writer" and newest.message == 'insert 1:1 "Hi "'
+        # One word, one version — unless a model command landed between the
+        # first keystroke and the pause, which flushes the word typed so far.
+        writer_messages = [v.message for v in reversed(app.history.log(limit=20)) if v.author == "writer"]
+        assert app.history.head().author == "writer"
+        assert writer_messages in (['insert 1:1 "Hi "'], ['insert 1:1 "H"', 'insert 1:2 "i "'])
         assert app.editor.text.startswith("Hi # Title")
         await pilot.press("f3")
         assert app.holder == "model"
