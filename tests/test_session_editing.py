@@ -313,3 +313,25 @@ def test_a_draft_in_the_writers_repository_leaves_their_git_state_alone(example_
     assert git("log", "--format=%s", "--glob=refs/infitool-edit/*").splitlines()[:2] == [
         'note "n"', 'replace 5 "Teh" "The"'
     ]
+
+
+def test_edits_are_written_at_once_and_made_durable_on_save_and_close(example_draft, monkeypatch):
+    """Each command replaces the file atomically but without an fsync (which
+    would cap a fast model at a few hundred commands a second); save and
+    close fsync the draft once."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    with EditingSession.open(example_draft, author="writer") as session:
+        synced.clear()
+        for word in ("One", "Two", "Three"):
+            session.execute(f'insert 1 "{word} "')
+        assert example_draft.read_text().startswith("Three Two One ")  # on disk at once
+        assert synced == []
+        session.save()
+        assert len(synced) == 2  # the file and its folder
+        session.execute('insert 1 "Four "')
+        synced.clear()
+    assert len(synced) == 2  # close made the last edit durable

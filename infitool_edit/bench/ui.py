@@ -11,7 +11,7 @@
 - ``keystroke_ms_1mb`` (≤ 8): the same for one writer keystroke in the
   editor: key handled, buffer changed, screen repainted.
   ``writer_version_ms_1mb`` (no bound) is what follows a word: the pen's
-  pending insert executed by the session (git record, atomic fsynced write
+  pending insert executed by the session (git record, atomic write
   of the 1 MB draft). It runs on the UI thread, after the word is shown.
 - ``commands_per_s`` (≥ 200): how many commands per second the editor
   shows, each typed in token by token (one character per token, as the
@@ -20,8 +20,8 @@
   app's inbox as fast as it takes them. The inbox blocks the producer at
   ``BACKLOG_LIMIT`` events, so the queue cannot grow; ``max_backlog_events``
   is the most that ever waited. ``session_commands_per_s`` (no bound) is
-  the recorded run's own rate: the session's git record and atomic,
-  fsynced file write per command, which the UI does not add to.
+  the recorded run's own rate: the session's git record and atomic
+  file write per command, which the UI does not add to.
 - ``timeline_open_ms_100k`` (≤ 300): opening the timeline pane, painted, on
   a 100,000-version history (median of 5 openings, page cache cleared).
   Versions 11-100,000 are streamed in with ``git fast-import`` as

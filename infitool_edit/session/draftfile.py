@@ -2,10 +2,10 @@
 another program changed it.
 
 The draft file is the writer's, not ours: we read it only as UTF-8 text,
-replace it only whole (a temporary file in the same folder, flushed and
-fsynced, then renamed over it, so a reader or a crash sees the old file or
-the new one and never half of one), and never overwrite a change someone
-else made since we last read or wrote it.
+replace it only whole (a temporary file in the same folder, flushed, then
+renamed over it, so a reader or a crash sees the old file or the new one and
+never half of one; fsynced on save and on close), and never overwrite a
+change someone else made since we last read or wrote it.
 
 Change detection compares what ``os.stat`` says (inode, size, mtime) with
 what we saw last; when they differ we hash the file before calling it a
@@ -97,6 +97,7 @@ class DraftFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._unsynced = False  # a write whose bytes may still sit in the page cache
         self._stamp: DiskStamp | None = None  # None until the first read
 
     # --- reading ----------------------------------------------------------
@@ -190,16 +191,39 @@ class DraftFile:
 
     # --- writing ----------------------------------------------------------
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, *, durable: bool = True) -> None:
         """Replace the draft with ``text`` atomically, keeping its mode and
         (where allowed) its owner. Refuses (DraftChanged) if someone else
-        changed it first, and (DraftReadOnly) if it is read-only."""
+        changed it first, and (DraftReadOnly) if it is read-only.
+
+        Every write is atomic (a crash or SIGKILL leaves the old file or the
+        new one). ``durable=False`` skips the fsyncs, which cost milliseconds
+        per write and would cap a fast model at a few hundred commands a
+        second; ``sync()`` (on save and on close) makes such a write survive
+        a power cut too."""
         self.check_unchanged()
         if self.read_only:
             raise DraftReadOnly(f"{self.path}: the draft is read-only; not writing it")
         data = text.encode("utf-8")
-        self._replace_with(data, self._stat())
+        self._replace_with(data, self._stat(), durable=durable)
         self._stamp = self._stamp_for(data)
+        self._unsynced = not durable
+
+    def sync(self) -> None:
+        """Make the last write durable, if it is not yet."""
+        if not self._unsynced:
+            return
+        target = self._target
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except OSError as exc:
+            raise _describe(self.path, exc, "write") from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_folder(target.parent)
+        self._unsynced = False
 
     @property
     def _target(self) -> Path:
@@ -221,7 +245,7 @@ class DraftFile:
             removed.append(candidate)
         return removed
 
-    def _replace_with(self, data: bytes, old: os.stat_result | None) -> None:
+    def _replace_with(self, data: bytes, old: os.stat_result | None, *, durable: bool) -> None:
         target = self._target
         try:
             fd, temp_name = tempfile.mkstemp(
@@ -234,7 +258,8 @@ class DraftFile:
                 handle.write(data)
                 handle.flush()
                 _copy_ownership(handle.fileno(), old)
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(temp_name, target)
         except OSError as exc:
             _remove_quietly(temp_name)
@@ -242,7 +267,8 @@ class DraftFile:
         except BaseException:
             _remove_quietly(temp_name)
             raise
-        _fsync_folder(target.parent)
+        if durable:
+            _fsync_folder(target.parent)
 
 
 def _copy_ownership(fd: int, old: os.stat_result | None) -> None:

@@ -101,8 +101,16 @@ class EditingSession:
             raise
         return session
 
+    def save(self) -> None:
+        """Make the draft on disk durable (fsync): commands write it
+        atomically but leave the flush to the disk to save and close."""
+        self.draft.sync()
+
     def close(self) -> None:
-        self.history.close()
+        try:
+            self.draft.sync()
+        finally:
+            self.history.close()
 
     def __enter__(self) -> EditingSession:
         return self
@@ -202,7 +210,7 @@ class EditingSession:
             self._load(*before)
             raise
         if outcome.edit is not None:
-            self.draft.write(self.workspace.text)
+            self.draft.write(self.workspace.text, durable=False)
         return Executed(line, author, info.number, outcome, outcome.render(info.number), outcome.edit)
 
     def _checkpoint(self, command: ast.Checkpoint, line: str, author: str) -> Executed:

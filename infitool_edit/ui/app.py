@@ -27,6 +27,7 @@ from infitool_edit.agent.events import (
 )
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.session.draftfile import DraftError
 from infitool_edit.session.editing import EditingSession, Executed
 from infitool_edit.ui.editor import DraftEditor
 from infitool_edit.ui.ghost import read_partial_insert
@@ -241,6 +242,11 @@ class InfitoolEditApp(App):
 
     def action_save(self) -> None:
         self.pen.flush()
+        try:
+            self.session.save()
+        except DraftError as error:
+            self.notify(str(error), severity="error")
+            return
         head = self.history.head()
         self.notify(f"saved {self.session.draft.path.name}" + (f" (v{head.number})" if head else ""))
 
