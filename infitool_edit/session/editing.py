@@ -26,7 +26,7 @@ from pathlib import Path
 
 from infitool_edit.commands import parse, serialize
 from infitool_edit.commands import ast
-from infitool_edit.document import ApplyError, Outcome, Workspace
+from infitool_edit.document import ApplyError, HeadingInfo, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
@@ -163,6 +163,13 @@ class EditingSession:
             if on_disk == self.workspace.text:
                 return None
             return self._record_disk(on_disk).number
+
+    def outline(self) -> list[HeadingInfo]:
+        """The draft's headings, read in the session's turn
+        so a command running on another thread (the model's) never changes
+        the structure halfway through the read."""
+        with self._turn:
+            return self.workspace.outline()
 
     # --- executing --------------------------------------------------------
 

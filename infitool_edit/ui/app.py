@@ -231,14 +231,7 @@ class InfitoolEditApp(App):
         outline = self.outline_pane
         if self._outline_dirty and outline.is_attached:
             self._outline_dirty = False
-            try:
-                headings = self.session.workspace.outline()
-            except (IndexError, ValueError):
-                # The runner's thread was changing the draft's structure right
-                # then; the next tick reads it again.
-                self._outline_dirty = True
-                return
-            outline.show(headings)
+            outline.show(self.session.outline())
 
     def action_save(self) -> None:
         self.pen.flush()
