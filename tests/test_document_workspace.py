@@ -169,6 +169,16 @@ def test_find_outline_notes():
     assert Workspace("no headings\n").apply(parse("outline")).render(None) == "@outline (no headings)"
 
 
+def test_notes_with_text_replace_the_notes_whole():
+    workspace = Workspace(DRAFT, "old line\nanother\n")
+    outcome = workspace.apply(parse(r'notes "kept\nrewritten"'), author="writer")
+    assert (workspace.notes, outcome.notes_changed, outcome.edit) == ("kept\nrewritten\n", True, None)
+    assert workspace.text == DRAFT
+    assert workspace.apply(parse(r'notes "kept\nrewritten\n"')).notes_changed is False  # same notes: no version
+    assert workspace.apply(parse('notes ""')).notes_changed is True
+    assert workspace.notes == ""
+
+
 def test_looking_commands_change_nothing():
     workspace = Workspace(DRAFT, "a note\n")
     for line in ("read 1-3", 'find "Teh"', "outline", "notes", "read"):

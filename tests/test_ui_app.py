@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from infitool_edit.agent.events import CommandApplied, CommandStarted, Paused, TokenDecided
 from infitool_edit.document.edits import TextEdit
@@ -233,6 +233,17 @@ async def test_outline_jumps_and_notes_are_editable(draft):
         await pilot.press(*"check the method", "enter")
         assert "check the method" in app.session.workspace.notes
         assert app.history.head().message == 'note "check the method"'
+        # The scratchpad itself is editable: leaving it makes one version.
+        area = app.query_one("#notes-text", TextArea)
+        area.focus()
+        await pilot.press("ctrl+home", *"todo: x", "backspace")
+        assert app.history.head().message == 'note "check the method"'  # nothing yet
+        note.focus()
+        await pilot.pause()
+        head = app.history.head()
+        assert (head.author, head.message) == ("writer", r'notes "todo: check the method\n"')
+        assert app.session.workspace.notes == "todo: check the method\n"
+        assert area.text == app.session.workspace.notes
 
 
 async def test_panes_toggle_and_the_layout_fits_80x24(draft):

@@ -168,7 +168,11 @@ class Note:
 
 @dataclass(frozen=True)
 class Notes:
-    """``notes``: show the model's notes."""
+    """``notes``: show the notes. ``notes "text"``: the notes become exactly
+    ``text`` (the writer editing the scratchpad, or the model tidying it;
+    ``notes ""`` clears them)."""
+
+    text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ FORMS: tuple[Form, ...] = (
     _form("read", ast.Read, Slot("target", RANGE_KINDS, "RANGE")),
     _form("note", ast.Note, Slot("text", (NONEMPTY_TEXT,), '"text"')),
     _form("notes", ast.Notes),
+    _form("notes", ast.Notes, Slot("text", (TEXT,), '"text"')),
     _form("goal", ast.Goal),
     _form("history", ast.History),
     _form("checkpoint", ast.Checkpoint, Slot("name", (NONEMPTY_TEXT,), '"name"')),

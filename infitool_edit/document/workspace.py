@@ -121,7 +121,14 @@ class Workspace:
             self.notes += text if text.endswith("\n") else text + "\n"
             return Outcome("ok", notes_changed=True)
         if isinstance(cmd, ast.Notes):
-            return self._look("notes", notes_observation(self.notes))
+            if cmd.text is None:
+                return self._look("notes", notes_observation(self.notes))
+            text = normalize_newlines(cmd.text)
+            if text and not text.endswith("\n"):
+                text += "\n"  # notes are lines, as `note` leaves them
+            changed = text != self.notes
+            self.notes = text
+            return Outcome("ok", notes_changed=changed)
         name = type(cmd).__name__.lower()
         raise ApplyError(f"{name} is the session's command, not the document's")
 

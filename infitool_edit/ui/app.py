@@ -216,6 +216,19 @@ class InfitoolEditApp(App):
         self._ghost_text = ""
         self.editor.load(self.session.workspace.text)
 
+    def on_notes_pane_editing_started(self, message: NotesPane.EditingStarted) -> None:
+        self._writer_takes_pen()
+
+    def on_notes_pane_notes_edited(self, message: NotesPane.NotesEdited) -> None:
+        self._commit_notes(message.text)
+
+    def _commit_notes(self, text: str | None, *, show: bool = True) -> None:
+        """The writer's edit of the notes, as one version."""
+        if text is not None:
+            self._execute_for_writer(ast.Notes(text))
+            if show:
+                self.notes_pane.show(self.session.workspace.notes)
+
     def on_notes_pane_note_added(self, message: NotesPane.NoteAdded) -> None:
         self.pen.flush()
         self._execute_for_writer(ast.Note(message.text))
@@ -235,6 +248,7 @@ class InfitoolEditApp(App):
 
     def action_save(self) -> None:
         self.pen.flush()
+        self._commit_notes(self.notes_pane.take_edit())
         try:
             self.session.save()
         except DraftError as error:
@@ -543,6 +557,7 @@ class InfitoolEditApp(App):
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
         self.pen.flush()
+        self._commit_notes(self.notes_pane.take_edit(), show=False)
         if self.runner is not None:
             self.runner.stop()
         self.inbox.close()

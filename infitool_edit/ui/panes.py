@@ -182,7 +182,9 @@ class OutlinePane(OptionList):
 
 
 class NotesPane(Vertical):
-    """The model's scratchpad. The writer adds notes of their own below it."""
+    """The model's scratchpad, which the writer may edit (the whole text
+    becomes one ``notes "…"`` version when they leave it), with a field
+    below it to add a note of their own."""
 
     DEFAULT_CSS = """
     NotesPane { height: 1fr; background: $panel; }
@@ -195,14 +197,50 @@ class NotesPane(Vertical):
             super().__init__()
             self.text = text
 
+    class EditingStarted(Message):
+        """The writer moved into the notes: they hold the pen now."""
+
+    class NotesEdited(Message):
+        """The writer left the notes with a text that differs from the notes."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown = ""  # the session's notes as last shown
+        # Kept, not queried: the app reads a pending edit while it unmounts.
+        self._area = TextArea("", soft_wrap=True, id="notes-text")
+
     def compose(self) -> ComposeResult:
-        yield TextArea("", read_only=True, soft_wrap=True, id="notes-text")
+        yield self._area
         yield Input(placeholder="add a note…", id="note-input")
 
     def show(self, notes: str) -> None:
-        area = self.query_one(TextArea)
+        """Show the session's notes, unless the writer is editing them."""
+        area = self._area
+        if area.has_focus and area.text != self._shown:
+            return  # their edit is pending; it becomes a version when they leave
+        self._shown = notes
         if area.text != notes:
             area.load_text(notes)
+
+    def take_edit(self) -> str | None:
+        """The writer's edited notes, if they differ from what was shown."""
+        text = self._area.text
+        if text == self._shown:
+            return None
+        self._shown = text
+        return text
+
+    def on_descendant_focus(self, event) -> None:
+        if isinstance(event.widget, TextArea):
+            self.post_message(self.EditingStarted())
+
+    def on_descendant_blur(self, event) -> None:
+        if isinstance(event.widget, TextArea) and (text := self.take_edit()) is not None:
+            self.post_message(self.NotesEdited(text))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
