@@ -592,7 +592,7 @@ def make_app(
             backend_name = backend_name or f"script {Path(script).name}"
         else:
             backend_factory = lambda: make_backend(model=model)  # noqa: E731
-            backend_name = backend_name or f"ssm {Path(model).name if model else 'default model'}"
+            backend_name = backend_name or f"ssm {Path(model).name if model else 'untrained default model'}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,
