@@ -8,7 +8,7 @@ never half of one; fsynced on save and on close), and never overwrite a
 change someone else made since we last read or wrote it.
 
 Change detection compares what ``os.stat`` says (inode, size, mtime) with
-what we saw last; when they differ we hash the file before calling it a
+what we saw last; when they differ we compare the bytes before calling it a
 change, so a ``touch`` or a rewrite with identical bytes is not a conflict.
 An in-place rewrite of the same size inside one mtime tick would go
 unnoticed; every editor we know of either changes the size, lands in a later
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import hashlib
 import os
 import stat
 import tempfile
@@ -53,7 +52,10 @@ class DiskStamp:
     inode: int | None
     size: int | None
     mtime_ns: int | None
-    digest: str | None
+    # The bytes themselves, not a hash of them: they are compared only when
+    # the stat changed, and hashing a 1 MB draft on every write cost more
+    # than the rare comparison it served.
+    content: bytes | None
 
     @classmethod
     def missing(cls) -> DiskStamp:
@@ -65,10 +67,6 @@ class DiskStamp:
         return (self.inode, self.size, self.mtime_ns) == (
             st.st_ino, st.st_size, st.st_mtime_ns
         )
-
-
-def digest_of(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def decode_draft(path: Path, data: bytes) -> str:
@@ -142,7 +140,7 @@ class DraftFile:
         st = self._stat()
         if st is None:  # deleted between the read and the stat
             return DiskStamp.missing()
-        return DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, digest_of(data))
+        return DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
 
     # --- state ------------------------------------------------------------
 
@@ -173,7 +171,7 @@ class DraftFile:
         data = self._read_bytes()
         if data is None:
             return True
-        if digest_of(data) != self._stamp.digest:
+        if data != self._stamp.content:
             return True
         # Same bytes, new stat (touched, or rewritten identically): adopt it
         # so the next check is cheap again.
