@@ -72,7 +72,6 @@ class ByteMaskTable:
         self.max_bytes = max_bytes
         self.distance = distances_to_accept(dfa)
         self._transitions = dfa.transitions.tolist()
-        self._accepting = dfa.accepting.tolist()
         self._distance = self.distance.tolist()
         successors = np.where(dfa.transitions >= 0, self.distance[np.maximum(dfa.transitions, 0)], -1)
         self._max_next_distance = successors.max(axis=1).tolist()
