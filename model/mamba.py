@@ -56,6 +56,18 @@ def _kernels_for(tensor: torch.Tensor):
     return dispatch
 
 
+def _cpu_kernels_for(*tensors: torch.Tensor | None):
+    """`infitool_edit.kernels.cpu_step` when its fused prompt kernels can take these tensors (fp32 on
+    the CPU, no autograd, a C compiler on this machine), else None: the plain path runs."""
+    if _kernels_for(tensors[0]) is not None:  # CUDA, or a kernel backend forced for a test
+        return None
+    try:
+        from infitool_edit.kernels import cpu_step
+    except ImportError:
+        return None
+    return cpu_step if cpu_step.prompt_kernels_apply(*tensors) else None
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
     """x / rms(x) over the last dimension, in fp32, times `weight` if there is one."""
     if x.dtype == torch.float32:
@@ -173,24 +185,33 @@ class MambaMixer(nn.Module):
         return self._A_cache[1], self._A_cache[2]
 
     def _dt_B_C(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The input-dependent SSM parameters for x (..., d_in): Δ (..., d_in), B and C (..., n)."""
+        """The input-dependent SSM parameters for x (..., d_in): Δ before its softplus (..., d_in),
+        B and C (..., n)."""
         dt, B, C = self.x_proj(x).split([self.R, self.n, self.n], dim=-1)
         if self.falcon:
             dt = rms_norm(dt, None, self.mixer_rms_eps)
             B = rms_norm(B, None, self.mixer_rms_eps)
             C = rms_norm(C, None, self.mixer_rms_eps)
-        return F.softplus(self.dt_proj(dt)), B, C
+        return self.dt_proj(dt), B, C
 
     def forward(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
         k = conv_state.shape[-1]
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, l, d_in) each
+        A, A2 = self._A()
+        cpu_kernels = _cpu_kernels_for(x, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias, self.D, A2)
+        if cpu_kernels is not None:
+            # The same numbers through fused C loops (kernels/cpu_step.c): no temporaries the
+            # size of the prompt times the state, a third less time per prompt token.
+            x = cpu_kernels.causal_conv_silu(x, self.conv1d.weight, self.conv1d.bias, conv_state)
+            dt, B, C = self._dt_B_C(x)
+            return self.out_proj(cpu_kernels.selective_scan(x, dt, A2, B, C, self.D, z, ssm_state))
         # The convolution sees the last k-1 inputs before this sequence as its left context.
         window = torch.cat([conv_state[..., 1:], x.transpose(1, 2).to(conv_state.dtype)], dim=-1)  # (b, d_in, k-1+l)
         x = F.silu(F.conv1d(window.to(x.dtype), self.conv1d.weight, self.conv1d.bias, groups=self.d_in))
         x = x.transpose(1, 2)  # (b, l, d_in)
         dt, B, C = self._dt_B_C(x)
-        A, _ = self._A()
+        dt = F.softplus(dt)
         kernels = _kernels_for(hidden)
         if kernels is not None and not ssm_state.any():
             y, h = kernels.selective_scan_fn(
@@ -215,6 +236,7 @@ class MambaMixer(nn.Module):
             x = x + self.conv1d.bias
         x = F.silu(x)
         dt, B, C = self._dt_B_C(x)
+        dt = F.softplus(dt)
         A, A2 = self._A()
         kernels = _kernels_for(hidden)
         if kernels is not None:
@@ -291,13 +313,31 @@ class MambaLM(nn.Module):
         return self._logits(x), state
 
     def step(self, token: torch.Tensor | int, state: State) -> torch.Tensor:
-        """Read one token per batch row (b,) (or a plain int) → logits (b, vocab); advances `state` in place."""
+        """Read one token per batch row (b,) (or a plain int) → logits (b, vocab); advances `state` in place.
+
+        On the CPU, one fp32 token without autograd runs the fused C step (kernels/cpu_step.c)
+        where it can be built; the PyTorch loop below is its twin, and the path everywhere else."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
+        fused = self._fused_step(token)
+        if fused is not None:
+            logits = fused(token, state)
+            if logits is not None:
+                return logits
         x = self.embeddings(token)  # (b, d)
         for layer, block in enumerate(self.layers):
             x = block.step(x, state.conv[layer], state.ssm[layer])
         return self._logits(x)
+
+    def _fused_step(self, token: torch.Tensor):
+        """The fused CPU step for this model, or None where it does not apply."""
+        if torch.is_grad_enabled() or _kernels_for(token) is not None:  # CUDA, or a backend forced for a test
+            return None
+        try:
+            from infitool_edit.kernels import cpu_step
+        except ImportError:
+            return None
+        return cpu_step.fused_step_for(self)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm_f(x.to(self.norm_f.weight.dtype))

@@ -1,0 +1,152 @@
+"""The fused CPU kernels (kernels/cpu_step.c) against their plain PyTorch twins in model/mamba.py."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from infitool_edit.kernels import cpu_step
+from infitool_edit.model import MambaConfig, MambaLM
+from infitool_edit.model.quantize import quantize_int8
+
+ATOL, RTOL = 1e-5, 1e-5
+
+pytestmark = pytest.mark.skipif(cpu_step.library() is None, reason=f"{cpu_step.unavailable_reason()}")
+
+
+def tiny(**overrides) -> MambaLM:
+    torch.manual_seed(0)
+    settings = dict(vocab_size=97, hidden_size=32, state_size=16, num_hidden_layers=2)
+    config = MambaConfig(**{**settings, **overrides})
+    model = MambaLM(config).eval()
+    with torch.no_grad():  # non-zero biases and varied A, so every term of the step matters
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") or name.endswith("A_log") or name.endswith(".D"):
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    return model
+
+
+def plain(monkeypatch, run):
+    """run() with the fused kernels off: the PyTorch twin."""
+    with monkeypatch.context() as patch:
+        patch.setenv(cpu_step.ENV_VAR, "off")
+        return run()
+
+
+def step_all(model, ids, state):
+    return torch.cat([model.step(ids[:, t], state) for t in range(ids.shape[1])])
+
+
+VARIANTS = {
+    "mamba": {},
+    "falcon": {"falcon": True},
+    "biases-k3": {"use_bias": True, "conv_kernel": 3},
+    "n8": {"state_size": 8},  # the general inner loop, not the one unrolled for n = 16
+}
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+@torch.no_grad()
+def test_the_fused_step_gives_the_plain_steps_logits_and_state(monkeypatch, overrides):
+    model = tiny(**overrides)
+    ids = torch.randint(0, 97, (1, 60))
+    assert cpu_step.fused_step_for(model) is not None
+    fused_state, plain_state = model.new_state(), model.new_state()
+    fused = step_all(model, ids, fused_state)
+    reference = plain(monkeypatch, lambda: step_all(model, ids, plain_state))
+    torch.testing.assert_close(fused, reference, atol=ATOL, rtol=RTOL)
+    assert fused_state.matches(plain_state, atol=1e-5)
+    assert reference.std() > 0.01  # logits that could differ
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+@pytest.mark.parametrize("lengths", [(50, 20), (1, 2, 1, 30), (7,)], ids=["long", "shorter-than-kernel", "one"])
+@torch.no_grad()
+def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, lengths):
+    model = tiny(**overrides)
+    ids = torch.randint(0, 97, (2, sum(lengths)))  # two rows: the kernels run row by row
+
+    def read():
+        state, logits, start = model.new_state(batch=2), [], 0
+        for length in lengths:
+            chunk, state = model(ids[:, start : start + length], state)
+            logits.append(chunk)
+            start += length
+        return torch.cat(logits, dim=1), state
+
+    fused, fused_state = read()
+    reference, plain_state = plain(monkeypatch, read)
+    torch.testing.assert_close(fused, reference, atol=ATOL, rtol=RTOL)
+    assert fused_state.matches(plain_state, atol=1e-5)
+
+
+@torch.no_grad()
+def test_the_fused_step_sees_weights_changed_between_steps(monkeypatch):
+    model = tiny()
+    state = model.new_state()
+    model.step(3, state)
+    model.layers[0].mixer.A_log.mul_(0.5)  # in place: A·log2 e must be derived again
+    model.layers[1].mixer.out_proj.weight = torch.nn.Parameter(torch.randn(64, 32))  # replaced
+    model.norm_f.weight.fill_(2.0)  # in place, same address
+    copy = state.copy()
+    fused = model.step(5, state)
+    reference = plain(monkeypatch, lambda: model.step(5, copy))
+    torch.testing.assert_close(fused, reference, atol=ATOL, rtol=RTOL)
+
+
+@torch.no_grad()
+def test_what_the_fused_step_does_not_take_runs_the_plain_step():
+    model = tiny()
+    fused = cpu_step.fused_step_for(model)
+    assert not fused.accepts(torch.tensor([1, 2]), model.new_state(batch=2))  # a batch of two
+    assert fused(torch.tensor([1, 2]), model.new_state(batch=2)) is None
+    assert model.step(torch.tensor([1, 2]), model.new_state(batch=2)).shape == (2, 97)
+    assert cpu_step.fused_step_for(quantize_int8(model)) is None  # int8 layers have their own matmul
+    bf16 = tiny().to(torch.bfloat16)
+    assert cpu_step.FusedStep(bf16)(torch.tensor([1]), bf16.new_state()) is None
+    with pytest.raises(IndexError):
+        model.step(97, model.new_state())  # outside the vocabulary: an error, never a stray read
+
+
+def test_with_autograd_recording_step_takes_the_plain_path():
+    model = tiny()
+    recorded = model.step(4, model.new_state())
+    assert recorded.requires_grad  # PyTorch ran it: the C step has no backward
+    with torch.no_grad():
+        fused = model.step(4, model.new_state())
+    torch.testing.assert_close(recorded.detach(), fused, atol=ATOL, rtol=RTOL)
+
+
+def test_without_a_c_compiler_decoding_still_works(tmp_path):
+    """A machine without cc decodes through PyTorch and says why in one line."""
+    script = (
+        "import torch\n"
+        "from infitool_edit.kernels import cpu_step\n"
+        "from infitool_edit.model import MambaConfig, MambaLM\n"
+        "model = MambaLM(MambaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1)).eval()\n"
+        "with torch.no_grad():\n"
+        "    state = model.new_state()\n"
+        "    logits = model.step(3, state)\n"
+        "    model(torch.tensor([[1, 2, 3]]), state)\n"
+        "assert logits.shape == (1, 50)\n"
+        "assert cpu_step.fused_step_for(model) is None\n"
+        "print(cpu_step.unavailable_reason())\n"
+    )
+    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop(cpu_step.ENV_VAR, None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    reason = result.stdout.strip()
+    assert reason.startswith("could not build cpu_step.c") and "\n" not in reason
+    assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-built left behind
+
+
+def test_the_library_is_built_once_into_the_cache(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    script = "from infitool_edit.kernels import cpu_step; assert cpu_step.library() is not None"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    built = list((tmp_path / "infitool-edit" / "kernels").iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"
