@@ -8,7 +8,9 @@ the real checkpoint: speed depends on shapes, not values.
 Figures
   copy_gb_s           bytes of a 256 MB tensor copied per second (the bandwidth the floor uses)
   floor_ms_130m       bytes of all weights ÷ copy_gb_s: the time to stream the weights once
+  fused_cpu_step      1 when the fused C step (kernels/cpu_step.c) ran, 0 when it could not be built
   step_ms_130m        our fp32 decode time per token (median)
+  plain_step_ms_130m, fused_vs_plain      the same step through its plain PyTorch twin, and twin ÷ fused
   floor_ratio         step_ms_130m ÷ floor_ms_130m
   transformers_step_ms, vs_transformers   transformers' MambaForCausalLM, same weights, with cache
   int8_step_ms, bf16_vs_fp32_floor        the int8 weight-only decode path ÷ the fp32 floor
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import operator
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +34,7 @@ from collections.abc import Callable
 import psutil
 import torch
 
+from infitool_edit.kernels import cpu_step
 from infitool_edit.model import MambaConfig, MambaLM
 from infitool_edit.model.checkpoint import hf_state_dict
 from infitool_edit.model.quantize import quantize_int8
@@ -117,6 +121,19 @@ def step_ms(model: MambaLM, *, repeats: int = 3, warmup: int = 1, state=None) ->
     token = torch.tensor([17])
     with torch.no_grad():
         return _median_ms(lambda: model.step(token, state), repeats=repeats, warmup=warmup)
+
+
+def plain_step_ms(model: MambaLM) -> float:
+    """`step_ms` with the fused C step turned off: its plain PyTorch twin."""
+    previous = os.environ.get(cpu_step.ENV_VAR)
+    os.environ[cpu_step.ENV_VAR] = "off"
+    try:
+        return step_ms(model)
+    finally:
+        if previous is None:
+            del os.environ[cpu_step.ENV_VAR]
+        else:
+            os.environ[cpu_step.ENV_VAR] = previous
 
 
 def transformers_stepper(model: MambaLM) -> tuple[Callable[[], float], float]:
@@ -272,10 +289,15 @@ def main() -> dict:
     floor = CopyFloor(weight_bytes(model))
     record("weights_mb_130m", floor.weight_bytes / 1e6, "every distinct parameter, read once per token")
     record("copy_gb_s", floor.bandwidth_gb_s(), "one thread copying a 256 MB tensor (bytes copied / s)")
+    reason = cpu_step.unavailable_reason()
+    record("fused_cpu_step", float(reason is None), reason or "the C step, compiled for this CPU")
     step, floor_ms, ratio = interleaved(ours, floor.ms, rounds=15)
     record("floor_ms_130m", floor_ms, "the weights' bytes at copy bandwidth")
     record("step_ms_130m", step, "fp32, batch 1")
     record("floor_ratio", ratio, "per round, median")
+    plain_ms, _, ratio = interleaved(lambda: plain_step_ms(model), ours, rounds=9)
+    record("plain_step_ms_130m", plain_ms, "the PyTorch twin of the fused step")
+    record("fused_vs_plain", ratio, "twin ÷ fused, per round")
 
     theirs, difference = transformers_stepper(model)
     theirs_ms, ours_ms, ratio = interleaved(theirs, ours, rounds=15)
