@@ -80,6 +80,9 @@ class ByteMaskTable:
         allowed[:, NEWLINE] = dfa.accepting
         self._allowed = allowed
         self.bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))  # (states, vocab)
+        # One view per state, made once: indexing the tensor per token costs more than a decode
+        # step of the default model leaves for the whole mask.
+        self._rows = list(self.bias.unbind(0))
         counts = allowed.sum(axis=1)
         first = allowed.argmax(axis=1)
         self.forced = [int(first[s]) if counts[s] == 1 else -1 for s in range(dfa.n_states)]
@@ -98,7 +101,7 @@ class ByteMaskTable:
         # Tight: some byte would lead where the line can no longer end in time.
         tight = budget is not None and budget - 2 < self._max_next_distance[state]
         if not banned and not tight:
-            return self.bias[state], self.forced[state]
+            return self._rows[state], self.forced[state]
         key = (state, banned, budget if tight else None)
         cached = self._extra.get(key)
         if cached is None:
