@@ -26,8 +26,15 @@ typedef struct {
     float mixer_eps;    /* FalconMamba's norms inside the mixer */
 } MambaDims;
 
-/* Per-layer weight pointers, in this order (NULL for an absent bias). */
-enum { NORM, IN_W, IN_B, CONV_W, CONV_B, X_W, DT_W, DT_B, A2, D_SKIP, OUT_W, OUT_B, PER_LAYER };
+/* Per-layer weight pointers, in this order (NULL for an absent bias). Each linear layer has three:
+ * its weight, its bias, and its scales — NULL for fp32 weights (in, out); for `quantize_int8`'s
+ * layers, int8 weights (out, in) with one bf16 scale per output. */
+enum {
+    NORM, IN_W, IN_B, IN_S, CONV_W, CONV_B, X_W, X_B, X_S, DT_W, DT_B, DT_S, A2, D_SKIP,
+    OUT_W, OUT_B, OUT_S, PER_LAYER
+};
+/* After the layers: the embedding, the final norm, and the LM head as a linear layer. */
+enum { EMBEDDING, NORM_F, HEAD_W, HEAD_B, HEAD_S, TAIL };
 
 /* 2^x, Cephes' exp2f polynomial (relative error below 2e-7), written so loops over it vectorize. */
 static inline float exp2_fast(float x) {
@@ -122,6 +129,33 @@ static void matvec(const float *restrict x, const float *restrict W, const float
     }
 }
 
+static inline float bf16_to_float(uint16_t bits) {
+    const uint32_t widened = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &widened, sizeof value);
+    return value;
+}
+
+/* y (out) = x (in) · (W (out, in) int8 · scale (out) bf16)ᵀ + bias. Each output is a dot product
+ * of one int8 row; activations stay fp32 (the aten kernel of the PyTorch path rounds them to bf16). */
+static void matvec_int8(const float *restrict x, const int8_t *restrict W, const uint16_t *restrict scale,
+                        const float *restrict bias, int in, int out, float *restrict y) {
+    /* One row per pass: a version summing four rows per load of x measured a third slower. */
+    for (int o = 0; o < out; o++) {
+        const int8_t *restrict w = W + (size_t)o * in;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < in; i++) sum += x[i] * (float)w[i];
+        y[o] = sum * bf16_to_float(scale[o]) + (bias ? bias[o] : 0.0f);
+    }
+}
+
+/* A linear layer from its three pointers (weight, bias, scales): fp32 or int8, see PER_LAYER. */
+static void linear(const float *x, const void *const *layer, int in, int out, float *y) {
+    if (layer[2]) matvec_int8(x, layer[0], layer[2], layer[1], in, out, y);
+    else matvec(x, layer[0], layer[1], in, out, y);
+}
+
 /* The floats of scratch space `mamba_step` needs. */
 int64_t mamba_step_scratch(const MambaDims *dims) {
     return 3 * (int64_t)dims->d + 5 * (int64_t)dims->d_in + dims->rank + 2 * dims->n;
@@ -209,7 +243,7 @@ void mamba_scan(int64_t l, int32_t d_in, int32_t n,
 }
 
 /* The mixer of one layer: hidden (d) → out (d), advancing conv (d_in, k) and ssm (d_in, n). */
-static void mixer_step(const MambaDims *dims, const float *const *w, const float *hidden,
+static void mixer_step(const MambaDims *dims, const void *const *w, const float *hidden,
                        float *conv, float *ssm, float *scratch, float *out) {
     const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, rank = dims->rank;
     float *xz = scratch;               /* 2·d_in: x, then the gate z */
@@ -219,7 +253,7 @@ static void mixer_step(const MambaDims *dims, const float *const *w, const float
     float *y = dt + d_in;              /* d_in */
     const float *z = xz + d_in;
 
-    matvec(hidden, w[IN_W], w[IN_B], d, 2 * d_in, xz);
+    linear(hidden, w + IN_W, d, 2 * d_in, xz);
 
     /* Slide x into the convolution's window, then take its dot product with the kernel. */
     const float *conv_w = w[CONV_W], *conv_b = w[CONV_B];
@@ -234,36 +268,35 @@ static void mixer_step(const MambaDims *dims, const float *const *w, const float
 #pragma omp simd
     for (int c = 0; c < d_in; c++) x[c] = silu(x[c]);
 
-    matvec(x, w[X_W], NULL, d_in, rank + 2 * n, dbc);
+    linear(x, w + X_W, d_in, rank + 2 * n, dbc);
     float *B = dbc + rank, *C = B + n;
     if (dims->falcon) {
         rms_norm(dbc, NULL, dims->mixer_eps, rank, dbc);
         rms_norm(B, NULL, dims->mixer_eps, n, B);
         rms_norm(C, NULL, dims->mixer_eps, n, C);
     }
-    matvec(dbc, w[DT_W], w[DT_B], rank, d_in, dt);
+    linear(dbc, w + DT_W, rank, d_in, dt);
     ssm_token(d_in, n, x, dt, w[A2], B, C, w[D_SKIP], z, ssm, dt, y);
-    matvec(y, w[OUT_W], w[OUT_B], d_in, d, out);
+    linear(y, w + OUT_W, d_in, d, out);
 }
 
 /* Read `token`: logits (vocab) out, conv_state (layers, d_in, k) and ssm_state (layers, d_in, n)
- * advanced in place. `weights` holds PER_LAYER pointers per layer, then the embedding, the final
- * norm's weight and the LM head. */
-void mamba_step(const MambaDims *dims, const float *const *weights, int64_t token,
+ * advanced in place. `weights` holds PER_LAYER pointers per layer, then TAIL more. */
+void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token,
                 float *conv_state, float *ssm_state, float *scratch, float *logits) {
     const int d = dims->d, d_in = dims->d_in, vocab = dims->vocab;
-    const float *const *tail = weights + (size_t)dims->layers * PER_LAYER;
-    const float *embedding = tail[0], *norm_f = tail[1], *lm_head = tail[2];
+    const void *const *tail = weights + (size_t)dims->layers * PER_LAYER;
+    const float *embedding = tail[EMBEDDING];
     float *residual = scratch, *hidden = scratch + d, *mixed = scratch + 2 * d, *rest = scratch + 3 * d;
 
     for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
     for (int layer = 0; layer < dims->layers; layer++) {
-        const float *const *w = weights + (size_t)layer * PER_LAYER;
+        const void *const *w = weights + (size_t)layer * PER_LAYER;
         rms_norm(residual, w[NORM], dims->eps, d, hidden);
         mixer_step(dims, w, hidden, conv_state + (size_t)layer * d_in * dims->k,
                    ssm_state + (size_t)layer * d_in * dims->n, rest, mixed);
         for (int i = 0; i < d; i++) residual[i] += mixed[i];
     }
-    rms_norm(residual, norm_f, dims->eps, d, hidden);
-    matvec(hidden, lm_head, NULL, d, vocab, logits);
+    rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
+    linear(hidden, tail + HEAD_W, d, vocab, logits);
 }

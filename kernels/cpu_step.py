@@ -32,7 +32,6 @@ FLAG_SETS = (
     ["-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fPIC", "-shared"],
     ["-O3", "-fPIC", "-shared"],
 )
-PER_LAYER = 12  # pointers per layer, in the order of the enum in cpu_step.c
 COMPILE_TIMEOUT_S = 120
 
 
@@ -147,6 +146,9 @@ def _fp32_cpu(tensor: torch.Tensor | None) -> bool:
     return tensor is None or (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.is_contiguous())
 
 
+_NONE: dict = {}  # the "dict" of an absent slot: every name in it reads as None (a NULL pointer)
+
+
 class FusedStep:
     """The fused step for one model: `fused(token, state)` → logits (1, vocab), like `model.step`.
 
@@ -154,8 +156,6 @@ class FusedStep:
     or retrained in between is always read as it is now."""
 
     def __init__(self, model) -> None:
-        from infitool_edit.model.mamba import Linear  # the model package imports this one lazily
-
         config = model.config
         self.model, self.library = model, library()
         self.dims = MambaDims(
@@ -163,51 +163,68 @@ class FusedStep:
             rank=config.time_step_rank, vocab=config.vocab_size, layers=config.num_hidden_layers,
             falcon=int(config.falcon), eps=config.layer_norm_epsilon, mixer_eps=config.mixer_rms_eps,
         )
-        linears = [model.lm_head] + [
-            linear for block in model.layers for linear in (block.mixer.in_proj, block.mixer.x_proj,
-                                                            block.mixer.dt_proj, block.mixer.out_proj)
-        ]
-        # An int8 or other replaced layer has its own forward; only plain fp32 ones are read here.
-        self.supported = self.library is not None and all(type(linear) is Linear for linear in linears)
         self.scratch_floats = self.library.mamba_step_scratch(ctypes.byref(self.dims)) if self.library else 0
         self._slot_list = self._slots()
+        # Layers other than fp32 `Linear` and `Int8Linear` have a forward of their own: not read here.
+        self.supported = self.library is not None and self._slot_list is not None
         self._key: list | None = None
         self._array: ctypes.Array | None = None
         self._kept: list = []  # keeps A·log2 e alive while the C step holds its address
 
-    def _slots(self) -> list[tuple[dict, str]]:
-        """Where each weight lives: (a module's parameter dict, name), in the C file's order.
-        Reading them from the dicts takes a fiftieth of going through the modules' attributes."""
-        slots = []
-        for block in self.model.layers:
-            mixer = block.mixer
-            slots += [
-                (block.norm._parameters, "weight"), (mixer.in_proj._parameters, "weight"),
-                (mixer.in_proj._parameters, "bias"), (mixer.conv1d._parameters, "weight"),
-                (mixer.conv1d._parameters, "bias"), (mixer.x_proj._parameters, "weight"),
-                (mixer.dt_proj._parameters, "weight"), (mixer.dt_proj._parameters, "bias"),
-                (mixer._parameters, "A_log"),  # stands for A·log2 e, derived from it
-                (mixer._parameters, "D"), (mixer.out_proj._parameters, "weight"), (mixer.out_proj._parameters, "bias"),
+    def _slots(self) -> list[tuple[dict, str, torch.dtype]] | None:
+        """Where each weight lives — (a module's parameter or buffer dict, name, the dtype the C
+        step reads) — in the C file's order; None if a layer is of a kind it does not know.
+        Reading the dicts takes a fiftieth of going through the modules' attributes."""
+        from infitool_edit.model.mamba import Linear  # the model package imports this module lazily
+        from infitool_edit.model.quantize import Int8Linear
+
+        f32 = torch.float32
+
+        def linear(layer) -> list[tuple[dict, str, torch.dtype]]:
+            if type(layer) is Linear:
+                return [(layer._parameters, "weight", f32), (layer._parameters, "bias", f32), (_NONE, "scale", f32)]
+            if type(layer) is Int8Linear:
+                return [(layer._buffers, "weight_int8", torch.int8), (layer._parameters, "bias", f32),
+                        (layer._buffers, "scale", torch.bfloat16)]
+            raise TypeError(type(layer).__name__)
+
+        try:
+            slots = []
+            for block in self.model.layers:
+                mixer = block.mixer
+                slots += [
+                    (block.norm._parameters, "weight", f32), *linear(mixer.in_proj),
+                    (mixer.conv1d._parameters, "weight", f32), (mixer.conv1d._parameters, "bias", f32),
+                    *linear(mixer.x_proj), *linear(mixer.dt_proj),
+                    (mixer._parameters, "A_log", f32),  # stands for A·log2 e, derived from it
+                    (mixer._parameters, "D", f32), *linear(mixer.out_proj),
+                ]
+            model = self.model
+            return slots + [
+                (model.embeddings._parameters, "weight", f32), (model.norm_f._parameters, "weight", f32),
+                *linear(model.lm_head),
             ]
-        model = self.model
-        return slots + [
-            (model.embeddings._parameters, "weight"), (model.norm_f._parameters, "weight"),
-            (model.lm_head._parameters, "weight"),
-        ]
+        except TypeError:
+            return None
 
     def _pointers(self) -> ctypes.Array | None:
-        """The weights' addresses for the C step, or None when one is not fp32 on the CPU.
+        """The weights' addresses for the C step, or None when one is not on the CPU in the
+        dtype the C step reads (a model converted to bf16, say).
 
         Rebuilt only when a weight was replaced, moved or converted, or A_log was written
         (A·log2 e is derived from it); otherwise reused, so a token costs microseconds here."""
-        tensors = [parameters.get(name) for parameters, name in self._slot_list]
+        tensors = [slot.get(name) for slot, name, _ in self._slot_list]
         key = [0 if t is None else (t.data_ptr(), t._version if name == "A_log" else 0)
-               for t, (_, name) in zip(tensors, self._slot_list)]
+               for t, (_, name, _) in zip(tensors, self._slot_list)]
         if key != self._key:
             self._key, self._array = key, None
-            if all(_fp32_cpu(t) for t in tensors):
+            readable = all(
+                t is None or (t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous())
+                for t, (_, _, dtype) in zip(tensors, self._slot_list)
+            )
+            if readable:
                 A2 = iter([block.mixer._A()[1] for block in self.model.layers])
-                self._kept = [next(A2) if name == "A_log" else t for t, (_, name) in zip(tensors, self._slot_list)]
+                self._kept = [next(A2) if name == "A_log" else t for t, (_, name, _) in zip(tensors, self._slot_list)]
                 self._array = (ctypes.c_void_p * len(tensors))(*(0 if t is None else t.data_ptr() for t in self._kept))
         return self._array
 

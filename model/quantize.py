@@ -4,7 +4,9 @@ Decoding one token reads every weight once, so its time is the bytes of the
 weights over memory bandwidth. Storing the linear layers' weights as int8
 (one fp32 scale per output row) reads a quarter of the bytes; activations
 are bf16 inside the matmul (`torch.ops.aten._weight_int8pack_mm`, which has a
-fast CPU kernel) and fp32 everywhere else, and the state stays fp32.
+fast CPU kernel) and fp32 everywhere else, and the state stays fp32. Decoding
+one token on the CPU goes through the fused C step instead (kernels/cpu_step.c),
+which reads the same int8 rows and scales with fp32 activations.
 """
 
 from __future__ import annotations
