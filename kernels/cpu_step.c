@@ -136,17 +136,30 @@ static inline float bf16_to_float(uint16_t bits) {
     return value;
 }
 
-/* y (out) = x (in) · (W (out, in) int8 · scale (out) bf16)ᵀ + bias. Each output is a dot product
- * of one int8 row; activations stay fp32 (the aten kernel of the PyTorch path rounds them to bf16). */
+/* x rounded to the nearest bf16 (ties to even), kept in a float. */
+static inline float round_to_bf16(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+    float rounded;
+    memcpy(&rounded, &bits, sizeof rounded);
+    return rounded;
+}
+
+/* y (out) = x (in) · (W (out, in) int8 · scale (out) bf16)ᵀ + bias: each output is a dot product
+ * of one int8 row. Like the aten kernel of the PyTorch path (`Int8Linear`), activations and
+ * outputs are rounded to bf16, so prompts (read through that kernel) and steps agree. */
 static void matvec_int8(const float *restrict x, const int8_t *restrict W, const uint16_t *restrict scale,
                         const float *restrict bias, int in, int out, float *restrict y) {
+    float rounded[in];
+    for (int i = 0; i < in; i++) rounded[i] = round_to_bf16(x[i]);
     /* One row per pass: a version summing four rows per load of x measured a third slower. */
     for (int o = 0; o < out; o++) {
         const int8_t *restrict w = W + (size_t)o * in;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < in; i++) sum += x[i] * (float)w[i];
-        y[o] = sum * bf16_to_float(scale[o]) + (bias ? bias[o] : 0.0f);
+        for (int i = 0; i < in; i++) sum += rounded[i] * (float)w[i];
+        y[o] = round_to_bf16(sum * bf16_to_float(scale[o])) + (bias ? bias[o] : 0.0f);
     }
 }
 

@@ -6,7 +6,7 @@ weights over memory bandwidth. Storing the linear layers' weights as int8
 are bf16 inside the matmul (`torch.ops.aten._weight_int8pack_mm`, which has a
 fast CPU kernel) and fp32 everywhere else, and the state stays fp32. Decoding
 one token on the CPU goes through the fused C step instead (kernels/cpu_step.c),
-which reads the same int8 rows and scales with fp32 activations.
+which reads the same int8 rows and scales and rounds as the aten kernel does.
 """
 
 from __future__ import annotations

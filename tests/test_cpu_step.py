@@ -83,10 +83,10 @@ def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, l
 
 
 @torch.no_grad()
-def test_the_fused_step_reads_int8_layers_as_closely_as_their_own_matmul(monkeypatch):
+def test_the_fused_step_reads_int8_layers_as_their_own_matmul_does(monkeypatch):
     """quantize_int8 leaves a tiny model's dt_proj fp32 (its width is not a multiple of 16), so this
-    runs both kinds of layer in one step. The C step keeps activations fp32 where the aten int8
-    kernel rounds them to bf16: it is held to the plain int8 path loosely and to fp32 as tightly."""
+    runs both kinds of layer in one step. Both paths round activations and outputs to bf16 around
+    the int8 rows; only their summation order differs."""
     model = tiny()
     quantized = quantize_int8(model)
     assert cpu_step.fused_step_for(quantized) is not None
@@ -98,8 +98,8 @@ def test_the_fused_step_reads_int8_layers_as_closely_as_their_own_matmul(monkeyp
     def relative_rms(a, b):
         return ((a - b).pow(2).mean().sqrt() / fp32.std()).item()
 
-    assert relative_rms(fused, plain_int8) < 0.01
-    assert relative_rms(fused, fp32) <= relative_rms(plain_int8, fp32) * 1.1 + 1e-3
+    assert relative_rms(fused, plain_int8) < 1e-3
+    assert relative_rms(fused, fp32) < 0.05  # the tolerance `infitool-edit bench model` states
     assert (fused.argmax(-1) == fp32.argmax(-1)).float().mean() > 0.9
 
 

@@ -141,7 +141,9 @@ def test_the_int8_path_stays_within_its_stated_tolerance_and_steps_like_its_forw
     assert (approximate.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.95
     state = quantized.new_state()
     stepped = torch.stack([quantized.step(ids[:, t], state) for t in range(ids.shape[1])], dim=1)
-    torch.testing.assert_close(stepped, approximate, atol=1e-4, rtol=1e-4)
+    # The fused CPU step sums each int8 row in another order than the aten kernel of forward, so
+    # a bf16 rounding of an output can land one unit (2⁻⁸ relative) apart.
+    torch.testing.assert_close(stepped, approximate, atol=1e-4, rtol=8e-3)
     assert model.lm_head.weight.dtype == torch.float32  # the original is left as it was
 
 

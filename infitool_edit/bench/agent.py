@@ -5,6 +5,9 @@ Figures
                      random-weight model under the grammar mask (must be 0)
   mask_overhead      time to mask one token (row lookup + add + advance) ÷
                      time of one model step, default model, one thread
+  mask_us, step_us   the two medians it divides
+  mask_overhead_130m the same mask time ÷ one step of a model with
+                     mamba-130m's shape (what a trained model would cost)
   soak_ratio         per-command wall time over the last 10 % of one long
                      session ÷ over commands 1 %–11 % (the issue's 90k–100k vs
                      1k–11k, scaled to the number of commands run)
@@ -44,6 +47,7 @@ from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.commands import CommandError, parse
+from infitool_edit.model import MambaLM
 from infitool_edit.session.editing import EditingSession
 
 THREADS = 1
@@ -92,7 +96,7 @@ def invalid_commands(count: int = VALIDITY_COMMANDS) -> int:
 
 
 @torch.no_grad()
-def mask_overhead(tokens: int = 3000) -> float:
+def mask_overhead(tokens: int = 3000) -> dict[str, float]:
     """Median mask time ÷ median step time, on the default model."""
     model = random_tiny_model()
     table = byte_mask_table(model.config.vocab_size)
@@ -117,7 +121,15 @@ def mask_overhead(tokens: int = 3000) -> float:
         step_times.append(time.perf_counter() - started)
     mask, step = statistics.median(mask_times), statistics.median(step_times)
     print(f"mask_overhead: mask {mask * 1e6:.1f} us / step {step * 1e6:.1f} us", flush=True)
-    return mask / step
+    return {"mask_overhead": mask / step, "mask_us": mask * 1e6, "step_us": step * 1e6}
+
+
+def step_us_130m() -> float:
+    """One decode step of a random model of mamba-130m's shape, microseconds (median)."""
+    from infitool_edit.bench.model import MAMBA_130M, step_ms
+
+    torch.manual_seed(0)
+    return step_ms(MambaLM(MAMBA_130M).eval(), repeats=7) * 1e3
 
 
 def soak(commands: int = SOAK_COMMANDS) -> dict:
@@ -227,9 +239,10 @@ def main() -> dict:
     started = time.perf_counter()
     figures = {
         "invalid_commands": invalid_commands(),
-        "mask_overhead": mask_overhead(),
+        **mask_overhead(),
         "resume_ms": resume_ms(),
         **soak(),
     }
+    figures["mask_overhead_130m"] = figures["mask_us"] / step_us_130m()
     figures["bench_seconds"] = round(time.perf_counter() - started, 1)
     return figures
