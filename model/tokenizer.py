@@ -61,5 +61,9 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids
 
+    def to_json(self) -> str:
+        """The tokenizer.json text (what llguidance builds its token trie from)."""
+        return self._tokenizer.to_str()
+
     def decode(self, ids: list[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -3,6 +3,8 @@ vocabulary (built here with `tokenizers`) to the same command grammar."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ pytest.importorskip("llguidance")
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 from infitool_edit.agent.constrain import BpeLineConstraint, llguidance_tokenizer  # noqa: E402
-from infitool_edit.commands import parse  # noqa: E402
+from infitool_edit.commands import CommandError, parse  # noqa: E402
 
 CORPUS = [
     'replace 13 "Teh" "The"',
@@ -72,3 +74,66 @@ def test_a_token_outside_the_grammar_is_refused(bpe: Tokenizer) -> None:
     assert bias[digit] == float("-inf")  # no command starts with a digit
     with pytest.raises(ValueError, match="breaks the command grammar"):
         constraint.advance(digit)
+
+
+def _bpe_checkpoint(bpe: Tokenizer, folder: Path) -> Path:
+    """A random Mamba whose embedding is padded past its BPE tokenizer, as mamba-130m-hf's is,
+    saved as a HuggingFace folder with the tokenizer.json beside it."""
+    from infitool_edit.model import MambaConfig, MambaLM
+    from infitool_edit.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(3)
+    config = MambaConfig(vocab_size=bpe.get_vocab_size() + 3, hidden_size=32, state_size=8, num_hidden_layers=2)
+    save_checkpoint(MambaLM(config).eval(), folder)
+    (folder / "tokenizer.json").write_text(bpe.to_str())
+    return folder
+
+
+def test_a_bpe_checkpoint_folder_writes_commands_in_the_editor_loop(bpe: Tokenizer, tmp_path: Path) -> None:
+    """`--model FOLDER` with a tokenizer.json: the runner's real loop (history, stream, mask)
+    over a BPE vocabulary; every line the model ends is a command, and resume continues."""
+    from typer.testing import CliRunner
+
+    from infitool_edit.agent.stream import StreamLog, stream_dir_for
+    from infitool_edit.cli import app
+    from infitool_edit.history import History
+
+    folder = _bpe_checkpoint(bpe, tmp_path / "bpe-model")
+    draft = tmp_path / "draft.md"
+    draft.write_text("# Notes\n\nTeh first line.\nThe second line.\n")
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", str(draft), "--goal", "Fix the typo.", "--model", str(folder),
+                              "--max-commands", "12", "--seed", "1"])
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.startswith("> ")
+    with History.open(draft) as history:
+        log = StreamLog(stream_dir_for(history))
+        stream = log.tail_text(100_000)
+    model_lines = [line[2:] for line in stream.splitlines() if line.startswith("> ")]
+    assert len(model_lines) >= 3
+    parsed = 0
+    for line, following in zip(stream.splitlines(), stream.splitlines()[1:]):
+        if line.startswith("> ") and not following.startswith("@error cut"):
+            try:
+                parse(line[2:])
+                parsed += 1
+            except CommandError:  # a line cut at the byte budget is reported, not applied
+                assert following.startswith("@error")
+    assert parsed >= 3
+    again = runner.invoke(app, ["resume", str(draft), "--model", str(folder), "--max-commands", "3"])
+    assert again.exit_code == 0, again.output
+
+
+def test_a_bpe_tokenizer_larger_than_the_checkpoint_is_a_one_line_error(bpe: Tokenizer, tmp_path: Path) -> None:
+    from infitool_edit.agent.ssm import ModelError, load_model
+    from infitool_edit.model import MambaConfig, MambaLM
+    from infitool_edit.model.checkpoint import save_checkpoint
+
+    folder = tmp_path / "small"
+    save_checkpoint(MambaLM(MambaConfig(vocab_size=300, hidden_size=16, num_hidden_layers=1)), folder)
+    (folder / "tokenizer.json").write_text(bpe.to_str())
+    with pytest.raises(ModelError, match=f"300 token embeddings, its tokenizer.json needs {bpe.get_vocab_size()}"):
+        load_model(folder)
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not a tokenizer.json"):
+        load_model(folder)

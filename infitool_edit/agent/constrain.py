@@ -286,7 +286,8 @@ class LineConstraint:
 class BpeLineConstraint:
     """The mask for one command line over a BPE vocabulary, computed by
     llguidance from the grammar's regular expression (``command_regex``)
-    followed by the newline. Same interface as ``LineConstraint``."""
+    followed by the newline. Same interface as ``LineConstraint``.
+    ``vocab_size``: the model's, which may exceed the tokenizer's."""
 
     def __init__(self, ll_tokenizer, vocab_size: int) -> None:
         import llguidance
@@ -299,7 +300,11 @@ class BpeLineConstraint:
 
     def mask(self) -> tuple[torch.Tensor, int]:
         bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
-        allowed = np.unpackbits(bits, bitorder="little")[: self.vocab_size].astype(bool)
+        tokenizer_bits = np.unpackbits(bits, bitorder="little")[: self.vocab_size].astype(bool)
+        # A checkpoint's embedding may be padded past its tokenizer (mamba-130m: 50,280 rows for
+        # 50,277 tokens): rows no token stands for are never allowed.
+        allowed = np.zeros(self.vocab_size, dtype=bool)
+        allowed[: len(tokenizer_bits)] = tokenizer_bits
         bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))
         return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
 

@@ -53,7 +53,8 @@ def make_backend(
     if server is not None:
         return RemoteBackend(server, server_model)
     if model is not None:
-        return SSMBackend(load_model(model), name=Path(model).name)
+        loaded, tokenizer = load_model(model)
+        return SSMBackend(loaded, tokenizer=tokenizer, name=Path(model).name)
     return SSMBackend(random_tiny_model(), name=DEFAULT_MODEL_NAME)
 
 

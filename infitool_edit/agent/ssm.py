@@ -18,11 +18,17 @@ from pathlib import Path
 import torch
 
 from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, StateMismatch, Turn
-from infitool_edit.agent.constrain import MAX_COMMAND_BYTES, LineConstraint, byte_mask_table
+from infitool_edit.agent.constrain import (
+    MAX_COMMAND_BYTES,
+    BpeLineConstraint,
+    LineConstraint,
+    byte_mask_table,
+    llguidance_tokenizer,
+)
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.sampling import sample_token
-from infitool_edit.model.tokenizer import ByteTokenizer
+from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer
 
 DEFAULT_MODEL_NAME = "random-tiny-byte"
 """The default until the training issue ships a trained model: random
@@ -51,22 +57,54 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
     return model.eval()
 
 
-def load_model(folder: Path | str) -> MambaLM:
-    """A checkpoint folder as a backend model; byte-level only for now (a
-    ``tokenizer.json`` marks a BPE checkpoint, which needs llguidance)."""
-    folder = Path(folder)
+Tokenizer = ByteTokenizer | HFTokenizer
+
+
+def load_model(folder: Path | str) -> tuple[MambaLM, Tokenizer]:
+    """A checkpoint folder as a backend model and its tokenizer: the folder's ``tokenizer.json``
+    (a pretrained BPE checkpoint such as mamba-130m-hf), else bytes."""
+    folder = Path(folder).expanduser()
     model = load_checkpoint(folder)
     if (folder / "tokenizer.json").exists():
-        raise ModelError(
-            f"{folder}: has a BPE tokenizer.json; the local backend runs byte-level checkpoints only"
-        )
-    needed = ByteTokenizer().vocab_size
-    if model.config.vocab_size < needed:
+        try:
+            tokenizer: Tokenizer = HFTokenizer(folder)
+        except ValueError as error:
+            raise ModelError(str(error)) from None
+        if tokenizer.eos_id is None:
+            raise ModelError(f"{folder}: tokenizer.json has no end-of-text token (<|endoftext|>, </s> or <eos>)")
+    else:
+        tokenizer = ByteTokenizer()
+    if model.config.vocab_size < tokenizer.vocab_size:
+        kind = "its tokenizer.json" if isinstance(tokenizer, HFTokenizer) else "the byte tokenizer"
         raise ModelError(
             f"{folder}: the checkpoint has {model.config.vocab_size} token embeddings, "
-            f"the byte tokenizer needs {needed}"
+            f"{kind} needs {tokenizer.vocab_size}"
         )
-    return model
+    return model, tokenizer
+
+
+class _LineText:
+    """The text of a command line being sampled, piece by piece as its tokens are decided: a
+    byte token may end inside a UTF-8 character, a BPE token inside one or past several."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._bytes = codecs.getincrementaldecoder("utf-8")() if isinstance(tokenizer, ByteTokenizer) else None
+        self._ids: list[int] = []
+        self._shown = 0
+        self.byte_count = 0
+
+    def add(self, token: int) -> str:
+        if self._bytes is not None:
+            piece = self._bytes.decode(bytes([token]))
+        else:
+            self._ids.append(token)
+            text = self.tokenizer.decode(self._ids)
+            if text.endswith("\ufffd"):  # the token ends inside a character: wait for the rest
+                return ""
+            piece, self._shown = text[self._shown :], len(text)
+        self.byte_count += len(piece.encode("utf-8"))
+        return piece
 
 
 class SSMBackend:
@@ -75,17 +113,31 @@ class SSMBackend:
         self,
         model: MambaLM,
         *,
+        tokenizer: Tokenizer | None = None,
         name: str = DEFAULT_MODEL_NAME,
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_command_bytes: int = MAX_COMMAND_BYTES,
     ) -> None:
+        """``tokenizer``: bytes by default; an ``HFTokenizer`` (a BPE checkpoint) masks through
+        llguidance, which holds lines to the grammar but not to the draft (line numbers within
+        it, search strings that occur in it): those are the byte-level mask's alone."""
         self.model = model
         self.name = name
         self.temperature = temperature
         self.top_p = top_p
-        self.tokenizer = ByteTokenizer()
-        self.mask_table = byte_mask_table(model.config.vocab_size, max_command_bytes)
+        self.tokenizer = tokenizer or ByteTokenizer()
+        self.max_command_bytes = max_command_bytes
+        if isinstance(self.tokenizer, ByteTokenizer):
+            self.mask_table = byte_mask_table(model.config.vocab_size, max_command_bytes)
+            self._ll_tokenizer = None
+        else:
+            try:
+                self._ll_tokenizer = llguidance_tokenizer(self.tokenizer.to_json(), eos_token=self.tokenizer.eos_id)
+            except ImportError:
+                raise ModelError(
+                    f"{name}: a BPE checkpoint needs llguidance: pip install 'infitool-edit[bpe]'"
+                ) from None
         self._device = model.embeddings.weight.device
         self.state = model.new_state()
         self.logits: torch.Tensor | None = None  # (vocab,) after the last token read
@@ -111,9 +163,19 @@ class SSMBackend:
         for token in self._prefix_ids:
             self._step(token)
         yield MODEL_PREFIX
-        constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
-        decoder = codecs.getincrementaldecoder("utf-8")()
+        if self._ll_tokenizer is None:
+            constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
+        else:
+            constraint = BpeLineConstraint(self._ll_tokenizer, self.model.config.vocab_size)
+        line = _LineText(self.tokenizer)
         while not constraint.finished:
+            if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
+                # Only the byte mask counts bytes; under llguidance a line can run on (a quote that
+                # never closes). End it here: the runner reports the cut line as an error.
+                for token in self.tokenizer.encode("\n"):
+                    self._step(token)
+                yield "\n"
+                return
             bias, forced = constraint.mask()
             if forced >= 0:
                 token = forced
@@ -123,7 +185,7 @@ class SSMBackend:
                 )
             constraint.advance(token)
             self._step(token)
-            yield decoder.decode(bytes([token]))
+            yield line.add(token)
 
     def snapshot(self) -> tuple[State, torch.Tensor | None, int]:
         return self.state.copy(), None if self.logits is None else self.logits.clone(), self._tokens
@@ -150,10 +212,22 @@ class SSMBackend:
             self.logits = torch.frombuffer(bytearray(logits), dtype=torch.float32).to(self._device)
         for chunk in replay:
             data = chunk.text.encode("utf-8")
-            for token in data[: chunk.model_bytes]:
+            for token in self._model_tokens(data[: chunk.model_bytes]):
                 self._step(token)
             self.feed(data[chunk.model_bytes :].decode("utf-8"))
         self._tokens = tokens
+
+    def _model_tokens(self, written: bytes) -> list[int]:
+        """The tokens to step again for what the model wrote: its bytes, exactly as sampled, for
+        a byte-level model. A BPE model's sampled segmentation is not stored; its text is encoded
+        again (the prefix apart, as it was stepped), which can segment a line differently than
+        the sampling did, so its replayed state can differ slightly from the live one."""
+        if isinstance(self.tokenizer, ByteTokenizer):
+            return list(written)
+        text = written.decode("utf-8", errors="replace")
+        if text.startswith(MODEL_PREFIX):
+            return self._prefix_ids + self.tokenizer.encode(text[len(MODEL_PREFIX) :])
+        return self.tokenizer.encode(text)
 
     def _stored_state(self, blob: bytes) -> State:
         another = StateMismatch(
