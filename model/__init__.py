@@ -1,8 +1,9 @@
-"""The SSM engine: Mamba in plain PyTorch, its state, checkpoints, tokenizers and sampling."""
+"""The SSM engine: Mamba and Mamba-2 in plain PyTorch, its state, checkpoints, tokenizers and sampling."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import MambaConfig
+from .config import Mamba2Config, MambaConfig
 from .mamba import MambaLM
+from .mamba2 import Mamba2LM
 from .quantize import quantize_int8
 from .sampling import sample, sample_token
 from .state import State, StateError
@@ -12,6 +13,8 @@ __all__ = [
     "ByteTokenizer",
     "CheckpointError",
     "HFTokenizer",
+    "Mamba2Config",
+    "Mamba2LM",
     "MambaConfig",
     "MambaLM",
     "State",

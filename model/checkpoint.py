@@ -7,7 +7,8 @@ A folder holds `config.json` and the weights in one of:
   pytorch_model.bin.index.json  + the shards it names
 
 Tensor names are HuggingFace's (`backbone.layers.0.mixer.in_proj.weight`, ...),
-so `state-spaces/mamba-130m-hf` or `tiiuae/falcon-mamba-7b` load as downloaded,
+so `state-spaces/mamba-130m-hf`, `tiiuae/falcon-mamba-7b` or a Mamba-2 folder
+(`model_type` `mamba2`) load as downloaded,
 and a folder we save loads in `transformers`. Anything wrong with a folder is
 a `CheckpointError` whose message is one line naming the problem.
 """
@@ -22,11 +23,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import MambaConfig
+from .config import Mamba2Config, MambaConfig
 from .mamba import Embedding, Linear, MambaLM
+from .mamba2 import Mamba2LM
 
 _PREFIX = "backbone."  # HF keeps everything but the LM head under `backbone`
-_MODEL_TYPES = ("mamba", "falcon_mamba")
+_MODEL_TYPES = ("mamba", "falcon_mamba", "mamba2")
 
 
 class CheckpointError(ValueError):
@@ -54,7 +56,12 @@ def hf_state_dict(model: MambaLM) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_config(folder: str | Path) -> MambaConfig:
+def model_for(config: MambaConfig | Mamba2Config) -> MambaLM:
+    """A fresh model of the config's kind: Mamba (and FalconMamba) or Mamba-2."""
+    return Mamba2LM(config) if isinstance(config, Mamba2Config) else MambaLM(config)
+
+
+def load_config(folder: str | Path) -> MambaConfig | Mamba2Config:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder}: no config.json")
@@ -71,7 +78,7 @@ def load_config(folder: str | Path) -> MambaConfig:
     if missing:
         raise CheckpointError(f"{path}: missing {', '.join(missing)}")
     try:
-        return MambaConfig.from_hf_dict(values)
+        return (Mamba2Config if model_type == "mamba2" else MambaConfig).from_hf_dict(values)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: {error}") from None
 
@@ -130,14 +137,14 @@ def _one_line_list(names: list[str]) -> str:
 
 
 def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None) -> MambaLM:
-    """A `MambaLM` with the folder's config and weights, in eval mode."""
+    """A `MambaLM` (a `Mamba2LM` for Mamba-2) with the folder's config and weights, in eval mode."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
     config = load_config(folder)
     stored = load_tensors(folder)
     with torch.device("meta"):
-        model = MambaLM(config)
+        model = model_for(config)
     expected = hf_state_dict(model)
     if config.tie_word_embeddings:
         # Tied: the head is the embedding. Some writers store it again; it must then be the same matrix.

@@ -251,13 +251,13 @@ class MambaMixer(nn.Module):
 
 
 class MambaBlock(nn.Module):
-    """Pre-norm residual block: x + mixer(norm(x))."""
+    """Pre-norm residual block: x + mixer(norm(x)). The mixer is Mamba's, or Mamba-2's."""
 
-    def __init__(self, config: MambaConfig):
+    def __init__(self, config, mixer_class: type[nn.Module] = MambaMixer):
         super().__init__()
         self.residual_in_fp32 = config.residual_in_fp32
         self.norm = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
-        self.mixer = MambaMixer(config)
+        self.mixer = mixer_class(config)
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         return x.float() if self.residual_in_fp32 else x
@@ -274,11 +274,13 @@ class MambaBlock(nn.Module):
 class MambaLM(nn.Module):
     """Embedding → blocks → final RMS norm → LM head (tied to the embedding by default)."""
 
+    mixer_class: type[nn.Module] = MambaMixer  # Mamba2LM puts Mamba-2's mixer in the same frame
+
     def __init__(self, config: MambaConfig):
         super().__init__()
         self.config = config
         self.embeddings = Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(MambaBlock(config) for _ in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(MambaBlock(config, self.mixer_class) for _ in range(config.num_hidden_layers))
         self.norm_f = RMSNorm(config.hidden_size, config.layer_norm_epsilon)
         self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:

@@ -3,6 +3,7 @@
 Per layer there are two tensors (the layouts of `mamba_ssm`'s inference cache):
   conv  (b, d_in, k)  the last k inputs of the causal convolution
   ssm   (b, d_in, n)  the selective SSM's hidden state h
+Mamba-2 keeps conv (b, conv_dim, k) over x, B and C, and ssm (b, h, p, n), a matrix per head.
 
 They are stored stacked over layers, so the whole state is two tensors however
 many tokens the model has read: the editor keeps it with each version, and
@@ -29,8 +30,8 @@ class StateError(ValueError):
 
 @dataclass(eq=False)
 class State:
-    conv: torch.Tensor  # (layers, b, d_in, k)
-    ssm: torch.Tensor  # (layers, b, d_in, n), always fp32: it accumulates over the whole session
+    conv: torch.Tensor  # (layers, b, d_in, k); Mamba-2: (layers, b, conv_dim, k)
+    ssm: torch.Tensor  # (layers, b, d_in, n); Mamba-2: (layers, b, h, p, n). Always fp32: it accumulates
 
     @classmethod
     def zeros(
@@ -42,9 +43,9 @@ class State:
         dtype: torch.dtype = torch.float32,
     ) -> State:
         """The state before the first token."""
-        layers, d_in = config.num_hidden_layers, config.intermediate_size
-        conv = torch.zeros(layers, batch, d_in, config.conv_kernel, device=device, dtype=dtype)
-        ssm = torch.zeros(layers, batch, d_in, config.state_size, device=device, dtype=torch.float32)
+        layers = config.num_hidden_layers
+        conv = torch.zeros(layers, batch, *config.conv_state_shape, device=device, dtype=dtype)
+        ssm = torch.zeros(layers, batch, *config.ssm_state_shape, device=device, dtype=torch.float32)
         return cls(conv, ssm)
 
     @property
@@ -92,7 +93,7 @@ class State:
         if set(tensors) != {"conv", "ssm"}:
             raise StateError(f"not a saved model state: tensors {sorted(tensors)}, expected conv and ssm")
         conv, ssm = tensors["conv"], tensors["ssm"]
-        if conv.dim() != 4 or ssm.dim() != 4 or conv.shape[:3] != ssm.shape[:3]:
+        if conv.dim() != 4 or ssm.dim() not in (4, 5) or conv.shape[:2] != ssm.shape[:2]:
             raise StateError(
                 f"not a saved model state: conv {tuple(conv.shape)} and ssm {tuple(ssm.shape)} do not fit together"
             )
@@ -100,9 +101,8 @@ class State:
 
     def fits(self, config: MambaConfig) -> bool:
         """Whether this state belongs to a model of this shape."""
-        layers, d_in = config.num_hidden_layers, config.intermediate_size
         return (
-            self.conv.shape[0] == layers
-            and self.conv.shape[2:] == (d_in, config.conv_kernel)
-            and self.ssm.shape[2:] == (d_in, config.state_size)
+            self.conv.shape[0] == config.num_hidden_layers
+            and self.conv.shape[2:] == config.conv_state_shape
+            and self.ssm.shape[2:] == config.ssm_state_shape
         )

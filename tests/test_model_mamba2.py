@@ -1,0 +1,159 @@
+"""Mamba-2: the peer check against transformers' Mamba2ForCausalLM, forward against step, states."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from infitool_edit.model import CheckpointError, Mamba2Config, Mamba2LM, State, load_checkpoint, save_checkpoint
+from infitool_edit.model.mamba2 import segment_sum
+
+transformers = pytest.importorskip("transformers")
+
+LOGITS_ATOL, LOGITS_RTOL = 1e-4, 1e-4
+SHAPE = dict(vocab_size=99, hidden_size=32, state_size=16, num_hidden_layers=2, expand=2, num_heads=4, head_dim=16)
+
+
+@pytest.fixture(autouse=True)
+def quiet_transformers():
+    transformers.utils.logging.set_verbosity_error()
+
+
+def hf_model(**overrides):
+    torch.manual_seed(0)
+    config = transformers.Mamba2Config(**{**SHAPE, "n_groups": 2, "chunk_size": 8, **overrides})
+    model = transformers.Mamba2ForCausalLM(config).eval()
+    with torch.no_grad():  # HF initialises D to 1 and the conv bias to small values: vary them
+        for layer in model.backbone.layers:
+            layer.mixer.D.uniform_(0.5, 1.5)
+            layer.mixer.norm.weight.uniform_(0.5, 1.5)
+    return model
+
+
+def ours_tiny(**overrides) -> Mamba2LM:
+    torch.manual_seed(0)
+    return Mamba2LM(Mamba2Config(**{**SHAPE, "n_groups": 2, "chunk_size": 8, **overrides})).eval()
+
+
+VARIANTS = {
+    "two-groups": {},
+    "one-group-tied": {"n_groups": 1, "tie_word_embeddings": True},
+    "biases-k3-chunk5": {"use_bias": True, "conv_kernel": 3, "chunk_size": 5},
+}
+
+
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
+@torch.no_grad()
+def test_our_forward_and_step_give_transformers_logits_on_their_checkpoint(overrides, tmp_path):
+    theirs = hf_model(**overrides)
+    theirs.save_pretrained(tmp_path)
+    ours = load_checkpoint(tmp_path)
+    assert isinstance(ours, Mamba2LM)
+    ids = torch.randint(0, 99, (2, 21))  # several chunks and a ragged end
+    expected = theirs(ids).logits
+    forward_logits, forward_state = ours(ids)
+    state = ours.new_state(batch=2)
+    stepped = torch.stack([ours.step(ids[:, t], state) for t in range(ids.shape[1])], dim=1)
+    torch.testing.assert_close(forward_logits, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    torch.testing.assert_close(stepped, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    assert state.matches(forward_state, atol=1e-4)
+
+
+@torch.no_grad()
+def test_our_step_matches_transformers_cached_decoding(tmp_path):
+    theirs = hf_model()
+    theirs.save_pretrained(tmp_path)
+    ours = load_checkpoint(tmp_path)
+    prompt, continuation = torch.randint(0, 99, (1, 11)), torch.randint(0, 99, (1, 5))
+    output = theirs(prompt, use_cache=True)
+    cache = output.cache
+    logits, state = ours(prompt)
+    torch.testing.assert_close(logits, output.logits, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    for t in range(continuation.shape[1]):
+        expected = theirs(continuation[:, t : t + 1], cache=cache, use_cache=True).logits[:, -1]
+        torch.testing.assert_close(ours.step(continuation[:, t], state), expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+
+
+@torch.no_grad()
+def test_a_mamba2_checkpoint_we_save_loads_in_transformers_and_back(tmp_path):
+    ours = ours_tiny()
+    save_checkpoint(ours, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "mamba2"
+    theirs = transformers.Mamba2ForCausalLM.from_pretrained(tmp_path).eval()
+    ids = torch.randint(0, 99, (1, 13))
+    expected, _ = ours(ids)
+    torch.testing.assert_close(theirs(ids).logits, expected, atol=LOGITS_ATOL, rtol=LOGITS_RTOL)
+    again, _ = load_checkpoint(tmp_path)(ids)
+    assert torch.equal(again, expected)
+
+
+@torch.no_grad()
+def test_forward_continues_from_a_state_as_if_the_sequence_were_one():
+    model = ours_tiny(chunk_size=4)
+    ids = torch.randint(0, 99, (2, 30))
+    whole, whole_state = model(ids)
+    pieces, state, start = [], model.new_state(batch=2), 0
+    for length in (2, 1, 9, 18):  # shorter than the conv window, one token, across chunk borders
+        logits, state = model(ids[:, start : start + length], state)
+        pieces.append(logits)
+        start += length
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, atol=1e-5, rtol=1e-5)
+    assert state.matches(whole_state, atol=1e-5)
+
+
+@torch.no_grad()
+def test_the_chunk_size_does_not_change_the_result():
+    ids = torch.randint(0, 99, (1, 23))
+    reference, _ = ours_tiny(chunk_size=23)(ids)
+    for chunk in (1, 4, 7, 64):
+        logits, _ = ours_tiny(chunk_size=chunk)(ids)
+        torch.testing.assert_close(logits, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_segment_sum_is_the_sum_between_two_steps():
+    a = torch.randn(6)
+    sums = segment_sum(a)
+    for i in range(6):
+        for j in range(6):
+            expected = a[j + 1 : i + 1].sum() if i >= j else float("-inf")
+            torch.testing.assert_close(sums[i, j], torch.as_tensor(expected, dtype=a.dtype))
+
+
+@torch.no_grad()
+def test_a_mamba2_state_has_its_own_shape_and_round_trips_through_bytes():
+    model = ours_tiny()
+    state = model.new_state()
+    model(torch.randint(0, 99, (1, 9)), state)
+    config = model.config
+    assert state.ssm.shape == (2, 1, config.num_heads, config.head_dim, config.state_size)
+    assert state.conv.shape == (2, 1, config.conv_dim, config.conv_kernel)
+    again = State.from_bytes(state.to_bytes())
+    assert again == state and again.fits(config)
+    assert not again.fits(Mamba2Config(**{**SHAPE, "n_groups": 1}))  # another conv width
+
+
+def test_an_inconsistent_mamba2_config_is_one_line(tmp_path):
+    hf_model().save_pretrained(tmp_path)
+    values = json.loads((tmp_path / "config.json").read_text())
+    values["num_heads"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    with pytest.raises(CheckpointError, match=r"num_heads · head_dim \(3 · 16\) must equal") as error:
+        load_checkpoint(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_the_editor_runs_a_byte_level_mamba2_checkpoint(tmp_path: Path):
+    """The agent's backend is the model's interface (forward, step, states), not Mamba-1's."""
+    from typer.testing import CliRunner
+
+    from infitool_edit.cli import app
+
+    torch.manual_seed(0)
+    save_checkpoint(Mamba2LM(Mamba2Config(**{**SHAPE, "vocab_size": 259, "n_groups": 1})), tmp_path / "m2")
+    draft = tmp_path / "draft.md"
+    draft.write_text("# Notes\n\nTeh first line.\n")
+    ran = CliRunner().invoke(app, ["run", str(draft), "--goal", "Fix.", "--model", str(tmp_path / "m2"),
+                                   "--max-commands", "3", "--seed", "0"])
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.startswith("> ") and "finished: " in ran.output
