@@ -64,9 +64,12 @@ def _cpu_signature() -> str:
 def _compile(flags: list[str], target: Path) -> str | None:
     """Compile SOURCE into target atomically; None on success, else the compiler's complaint."""
     compiler = os.environ.get("CC", "cc")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(handle)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(handle)
+    except OSError as error:  # a read-only home, a file where the folder should be
+        return f"cannot write to {target.parent} ({error.strerror or error})"
     try:
         result = subprocess.run(
             [compiler, *flags, str(SOURCE), "-o", partial, "-lm"],
@@ -91,7 +94,11 @@ _failure: str | None = None
 @functools.cache
 def _library_locked() -> ctypes.CDLL | None:
     global _failure
-    source = SOURCE.read_bytes()
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as error:
+        _failure = f"{SOURCE} is unreadable ({error.strerror or error})"
+        return None
     errors = []
     for flags in FLAG_SETS:
         key = hashlib.sha256(source + " ".join(flags).encode() + _cpu_signature().encode()).hexdigest()[:16]

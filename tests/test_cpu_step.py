@@ -139,8 +139,8 @@ def test_with_autograd_recording_step_takes_the_plain_path():
     torch.testing.assert_close(recorded.detach(), fused, atol=ATOL, rtol=RTOL)
 
 
-def test_without_a_c_compiler_decoding_still_works(tmp_path):
-    """A machine without cc decodes and reads prompts through PyTorch, and says why in one line."""
+def run_without_the_fused_step(env: dict) -> str:
+    """Decode and read a prompt in a fresh process with `env`; what unavailable_reason() says."""
     script = (
         "import torch\n"
         "from infitool_edit.kernels import cpu_step\n"
@@ -154,13 +154,25 @@ def test_without_a_c_compiler_decoding_still_works(tmp_path):
         "assert cpu_step.fused_step_for(model) is None\n"
         "print(cpu_step.unavailable_reason())\n"
     )
-    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env.pop(cpu_step.ENV_VAR, None)
+    env = {key: value for key, value in env.items() if key != cpu_step.ENV_VAR}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     reason = result.stdout.strip()
     assert reason.startswith("could not build cpu_step.c") and "\n" not in reason
+    return reason
+
+
+def test_without_a_c_compiler_decoding_still_works(tmp_path):
+    """A machine without cc decodes and reads prompts through PyTorch, and says why in one line."""
+    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert "no-such-compiler" in run_without_the_fused_step(env)
     assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-built left behind
+
+
+def test_an_unwritable_cache_folder_falls_back_too(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the cache folder would have to be made inside a file
+    assert "cannot write to" in run_without_the_fused_step({**os.environ, "XDG_CACHE_HOME": str(blocked)})
 
 
 def test_the_library_is_built_once_into_the_cache(tmp_path):
