@@ -19,6 +19,8 @@ Figures
   vs_transformers_int8                    transformers fp32 ÷ our int8 path
   prefill_tok_s_130m, prefill_vs_step     a 2,048-token prompt through `forward` vs stepping it
   flatness, rss_growth                    small model: step time and RSS at 1,000,000 tokens vs at 1,000
+  mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step
+                                          the same for Mamba-2 of mamba2-130m's shape (PyTorch path, no bounds)
   vs_kv_cache_4k/32k/128k                 a Llama of equal size decoding over a KV cache of that many tokens ÷ us
 """
 
@@ -35,12 +37,15 @@ import psutil
 import torch
 
 from infitool_edit.kernels import cpu_step
-from infitool_edit.model import MambaConfig, MambaLM
+from infitool_edit.model import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
 from infitool_edit.model.checkpoint import hf_state_dict
 from infitool_edit.model.quantize import quantize_int8
 
 THREADS = 1
 MAMBA_130M = MambaConfig(vocab_size=50280, hidden_size=768, state_size=16, num_hidden_layers=24, expand=2)
+# Mamba-2 at the size of state-spaces/mamba2-130m: the same width and depth, a (64 × 128) state per head.
+MAMBA2_130M = Mamba2Config(vocab_size=50288, hidden_size=768, state_size=128, num_hidden_layers=24, expand=2,
+                           num_heads=24, head_dim=64, n_groups=1, tie_word_embeddings=True)
 SMALL = MambaConfig(vocab_size=264, hidden_size=256, state_size=16, num_hidden_layers=4, expand=2)
 KV_CONTEXTS = {"4k": 4096, "32k": 32768, "128k": 131072}
 # Llama heads: 12 query heads of 64 over 4 key/value heads (grouped-query attention, as
@@ -137,13 +142,16 @@ def plain_step_ms(model: MambaLM) -> float:
 
 
 def transformers_stepper(model: MambaLM) -> tuple[Callable[[], float], float]:
-    """transformers' own Mamba on our weights, decoding with its cache: (a timer of its ms per
-    token, max |Δlogit| between its logits and ours on a prompt)."""
-    from transformers import MambaConfig as HFMambaConfig
-    from transformers import MambaForCausalLM
+    """transformers' own Mamba (or Mamba-2) on our weights, decoding with its cache: (a timer of
+    its ms per token, max |Δlogit| between its logits and ours on a prompt)."""
+    import transformers
 
-    hf = MambaForCausalLM(HFMambaConfig(**{k: v for k, v in model.config.to_hf_dict().items() if k != "architectures"}))
-    hf.load_state_dict(hf_state_dict(model), strict=False)  # not strict: the tied head is absent
+    values = {k: v for k, v in model.config.to_hf_dict().items() if k != "architectures"}
+    if isinstance(model, Mamba2LM):
+        hf = transformers.Mamba2ForCausalLM(transformers.Mamba2Config(**values))
+    else:
+        hf = transformers.MambaForCausalLM(transformers.MambaConfig(**values))
+    hf.load_state_dict(hf_state_dict(model), strict=False)  # not strict: a tied head is absent
     hf.eval()
     prompt = torch.tensor([[3, 1, 4, 1, 5]])
     with torch.no_grad():
@@ -324,6 +332,19 @@ def main() -> dict:
 
     for name, value in flatness_and_rss().items():
         record(name, value)
+
+    # Mamba-2 has no fused CPU step (yet): these show where its PyTorch path stands. No bounds.
+    torch.manual_seed(0)
+    mamba2 = Mamba2LM(MAMBA2_130M).eval()
+    ours2 = lambda: step_ms(mamba2)  # noqa: E731
+    theirs, difference = transformers_stepper(mamba2)
+    theirs_ms, ours_ms, ratio = interleaved(theirs, ours2, rounds=5)
+    record("mamba2_step_ms_130m", ours_ms, f"fp32, batch 1, PyTorch; logits within {difference:.1e} of transformers'")
+    record("mamba2_vs_transformers", ratio, f"transformers' Mamba-2 at {theirs_ms:.1f} ms")
+    prefill_ms, step2, ratio = interleaved(lambda: prefill_ms_per_token(mamba2), ours2, rounds=2)
+    record("mamba2_prefill_vs_step", 1 / ratio, f"2,048-token prompt at {1e3 / prefill_ms:.0f} tokens/s (SSD scan)")
+    del mamba2, theirs
+    gc.collect()
 
     llama = _llama_of_equal_size(floor.weight_bytes // 4)
     mamba_params = floor.weight_bytes / 4e6
