@@ -56,16 +56,49 @@ def _kernels_for(tensor: torch.Tensor):
     return dispatch
 
 
-def _cpu_kernels_for(*tensors: torch.Tensor | None):
-    """`infitool_edit.kernels.cpu_step` when its fused prompt kernels can take these tensors (fp32 on
-    the CPU, no autograd, a C compiler on this machine), else None: the plain path runs."""
-    if _kernels_for(tensors[0]) is not None:  # CUDA, or a kernel backend forced for a test
+def _cpu_step_module(tensor: torch.Tensor):
+    """`infitool_edit.kernels.cpu_step` (the fused C loops) where the plain CPU path would run,
+    else None: CUDA tensors, or a kernel backend forced for a test, take `_kernels_for`'s."""
+    if _kernels_for(tensor) is not None:
         return None
     try:
         from infitool_edit.kernels import cpu_step
     except ImportError:
         return None
-    return cpu_step if cpu_step.prompt_kernels_apply(*tensors) else None
+    return cpu_step
+
+
+def _cpu_kernels_for(*tensors: torch.Tensor | None):
+    """`cpu_step` when its fused prompt kernels can take these tensors (fp32 on the CPU, no
+    autograd, a C compiler on this machine), else None: the plain path runs."""
+    cpu_step = _cpu_step_module(tensors[0])
+    return cpu_step if cpu_step is not None and cpu_step.prompt_kernels_apply(*tensors) else None
+
+
+def causal_conv_silu(x: torch.Tensor, conv1d: nn.Conv1d, conv_state: torch.Tensor) -> torch.Tensor:
+    """SiLU(causal depthwise conv1d of x (b, l, c)) → (b, l, c), continuing from conv_state (b, c, k):
+    the last k-1 inputs before x are its left context. conv_state is advanced in place."""
+    k = conv_state.shape[-1]
+    window = torch.cat([conv_state[..., 1:], x.transpose(1, 2).to(conv_state.dtype)], dim=-1)  # (b, c, k-1+l)
+    conv_state.copy_(window[..., -k:].detach())  # the carried state is not differentiated through
+    x = F.silu(F.conv1d(window.to(x.dtype), conv1d.weight, conv1d.bias, groups=conv1d.groups))
+    return x.transpose(1, 2)
+
+
+def causal_conv_silu_step(x: torch.Tensor, conv1d: nn.Conv1d, conv_state: torch.Tensor) -> torch.Tensor:
+    """`causal_conv_silu` for one token x (b, c): slides x into conv_state (b, c, k) in place."""
+    window = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)  # (b, c, k)
+    conv_state.copy_(window)
+    x = torch.sum(window * conv1d.weight[:, 0], dim=-1)
+    return F.silu(x if conv1d.bias is None else x + conv1d.bias)
+
+
+def inverse_softplus_time_steps(count: int, config) -> torch.Tensor:
+    """softplus⁻¹ of `count` steps Δ drawn log-uniformly from [time_step_min, time_step_max] (at
+    least time_step_floor): the Δ bias Mamba and Mamba-2 start from."""
+    log_min, log_max = math.log(config.time_step_min), math.log(config.time_step_max)
+    dt = torch.exp(torch.rand(count) * (log_max - log_min) + log_min).clamp(min=config.time_step_floor)
+    return dt + torch.log(-torch.expm1(-dt))
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
@@ -172,6 +205,17 @@ class MambaMixer(nn.Module):
         self.out_proj = Linear(d_in, d, bias=config.use_bias)
         self._A_cache: tuple[tuple[int, int], torch.Tensor, torch.Tensor] | None = None
 
+    @torch.no_grad()
+    def init_weights(self, config: MambaConfig) -> None:
+        """S4D-real A, D = 1, Δ in [dt_min, dt_max], out_proj scaled down by the depth."""
+        self.conv1d.reset_parameters()
+        A = torch.arange(1, self.n + 1, dtype=torch.float32).expand(self.d_in, -1)
+        self.A_log.copy_(torch.log(A))
+        self.D.fill_(1.0)
+        nn.init.uniform_(self.dt_proj.weight, -(self.R**-0.5), self.R**-0.5)
+        self.dt_proj.bias.copy_(inverse_softplus_time_steps(self.d_in, config))
+        nn.init.normal_(self.out_proj.weight, std=config.initializer_range / math.sqrt(config.num_hidden_layers))
+
     def _A(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, A·log2 e), A = -exp(A_log) in fp32.
 
@@ -196,7 +240,6 @@ class MambaMixer(nn.Module):
 
     def forward(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
-        k = conv_state.shape[-1]
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, l, d_in) each
         A, A2 = self._A()
         cpu_kernels = _cpu_kernels_for(x, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias, self.D, A2)
@@ -206,10 +249,7 @@ class MambaMixer(nn.Module):
             x = cpu_kernels.causal_conv_silu(x, self.conv1d.weight, self.conv1d.bias, conv_state)
             dt, B, C = self._dt_B_C(x)
             return self.out_proj(cpu_kernels.selective_scan(x, dt, A2, B, C, self.D, z, ssm_state))
-        # The convolution sees the last k-1 inputs before this sequence as its left context.
-        window = torch.cat([conv_state[..., 1:], x.transpose(1, 2).to(conv_state.dtype)], dim=-1)  # (b, d_in, k-1+l)
-        x = F.silu(F.conv1d(window.to(x.dtype), self.conv1d.weight, self.conv1d.bias, groups=self.d_in))
-        x = x.transpose(1, 2)  # (b, l, d_in)
+        x = causal_conv_silu(x, self.conv1d, conv_state)  # (b, l, d_in)
         dt, B, C = self._dt_B_C(x)
         dt = F.softplus(dt)
         kernels = _kernels_for(hidden)
@@ -222,19 +262,13 @@ class MambaMixer(nn.Module):
             y, h = selective_scan(x.float(), dt.float(), A, B.float(), C.float(), ssm_state.float())
         y = (y + x * self.D).to(x.dtype) * F.silu(z)
         # The carried state is not differentiated through (training truncates there).
-        conv_state.copy_(window[..., -k:].detach())
         ssm_state.copy_(h.detach())
         return self.out_proj(y)
 
     def step(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, d) for one token → (b, d); updates conv_state and ssm_state in place."""
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, d_in) each
-        window = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)  # slide in x: (b, d_in, k)
-        conv_state.copy_(window)
-        x = torch.sum(window * self.conv1d.weight[:, 0], dim=-1)  # (b, d_in)
-        if self.conv1d.bias is not None:
-            x = x + self.conv1d.bias
-        x = F.silu(x)
+        x = causal_conv_silu_step(x, self.conv1d, conv_state)
         dt, B, C = self._dt_B_C(x)
         dt = F.softplus(dt)
         A, A2 = self._A()
@@ -333,13 +367,8 @@ class MambaLM(nn.Module):
 
     def _fused_step(self, token: torch.Tensor):
         """The fused CPU step for this model, or None where it does not apply."""
-        if torch.is_grad_enabled() or _kernels_for(token) is not None:  # CUDA, or a backend forced for a test
-            return None
-        try:
-            from infitool_edit.kernels import cpu_step
-        except ImportError:
-            return None
-        return cpu_step.fused_step_for(self)
+        cpu_step = None if torch.is_grad_enabled() else _cpu_step_module(token)
+        return None if cpu_step is None else cpu_step.fused_step_for(self)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm_f(x.to(self.norm_f.weight.dtype))
@@ -347,7 +376,8 @@ class MambaLM(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Fresh weights as Mamba initialises them (S4D-real A, Δ in [dt_min, dt_max])."""
+        """Fresh weights as Mamba (or Mamba-2) initialises them: the linear layers and the
+        embedding here, then what is particular to each mixer (`init_weights`)."""
         config = self.config
         for module in self.modules():
             if isinstance(module, Linear):
@@ -357,13 +387,4 @@ class MambaLM(nn.Module):
             elif isinstance(module, Embedding):
                 nn.init.normal_(module.weight, std=config.initializer_range)
         for block in self.layers:
-            mixer = block.mixer
-            mixer.conv1d.reset_parameters()
-            A = torch.arange(1, mixer.n + 1, dtype=torch.float32).expand(mixer.d_in, -1)
-            mixer.A_log.copy_(torch.log(A))
-            mixer.D.fill_(1.0)
-            nn.init.uniform_(mixer.dt_proj.weight, -(mixer.R**-0.5), mixer.R**-0.5)
-            log_min, log_max = math.log(config.time_step_min), math.log(config.time_step_max)
-            dt = torch.exp(torch.rand(mixer.d_in) * (log_max - log_min) + log_min).clamp(min=config.time_step_floor)
-            mixer.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
-            nn.init.normal_(mixer.out_proj.weight, std=config.initializer_range / math.sqrt(config.num_hidden_layers))
+            block.mixer.init_weights(config)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Mamba2Config
-from .mamba import Embedding, Linear, MambaLM
+from .mamba import Linear, MambaLM, causal_conv_silu, causal_conv_silu_step, inverse_softplus_time_steps
 
 
 def segment_sum(a: torch.Tensor) -> torch.Tensor:
@@ -121,6 +121,15 @@ class Mamba2Mixer(nn.Module):
         self.norm = GatedRMSNorm(d_in, config.n_groups, config.layer_norm_epsilon)
         self.out_proj = Linear(d_in, d, bias=config.use_bias)
 
+    @torch.no_grad()
+    def init_weights(self, config: Mamba2Config) -> None:
+        """A = 1…h per head, D = 1, Δ in [dt_min, dt_max], out_proj scaled down by the depth."""
+        self.conv1d.reset_parameters()
+        self.A_log.copy_(torch.log(torch.arange(1, self.heads + 1, dtype=torch.float32)))
+        self.D.fill_(1.0)
+        self.dt_bias.copy_(inverse_softplus_time_steps(self.heads, config))
+        nn.init.normal_(self.out_proj.weight, std=config.initializer_range / math.sqrt(config.num_hidden_layers))
+
     def _split(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """in_proj's output (..., ·) → z (..., d_in), xBC (..., conv_dim), Δ before its softplus (..., h)."""
         return projected.split([self.d_in, self.conv_dim, self.heads], dim=-1)
@@ -137,28 +146,20 @@ class Mamba2Mixer(nn.Module):
 
     def forward(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
-        k = conv_state.shape[-1]
         z, xBC, dt = self._split(self.in_proj(hidden))
-        window = torch.cat([conv_state[..., 1:], xBC.transpose(1, 2).to(conv_state.dtype)], dim=-1)
-        xBC = F.silu(F.conv1d(window.to(xBC.dtype), self.conv1d.weight, self.conv1d.bias, groups=self.conv_dim))
-        x, dt, B, C = self._ssm_inputs(xBC.transpose(1, 2), dt)
+        x, dt, B, C = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d, conv_state), dt)
         A = -torch.exp(self.A_log.float())
         y, h = ssd_scan(x * dt[..., None], dt * A, B, C, ssm_state.float(), self.chunk)
         y = (y + x * self.D.float()[:, None]).flatten(-2)  # (b, l, d_in)
         # The carried state is not differentiated through (training truncates there).
-        conv_state.copy_(window[..., -k:].detach())
         ssm_state.copy_(h.detach())
         return self.out_proj(self.norm(y.to(hidden.dtype), z))
 
     def step(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, d) for one token → (b, d); updates conv_state and ssm_state in place."""
         z, xBC, dt = self._split(self.in_proj(hidden))
-        window = torch.cat([conv_state[..., 1:], xBC.unsqueeze(-1)], dim=-1)  # slide in xBC: (b, conv_dim, k)
-        conv_state.copy_(window)
-        xBC = torch.sum(window * self.conv1d.weight[:, 0], dim=-1)
-        if self.conv1d.bias is not None:
-            xBC = xBC + self.conv1d.bias
-        x, dt, B, C = self._ssm_inputs(F.silu(xBC), dt)  # x (b, h, p); dt (b, h); B, C (b, h, n)
+        xBC = causal_conv_silu_step(xBC, self.conv1d, conv_state)
+        x, dt, B, C = self._ssm_inputs(xBC, dt)  # x (b, h, p); dt (b, h); B, C (b, h, n)
         A = -torch.exp(self.A_log.float())
         # H ← exp(Δ A) H + Δ x Bᵀ, in place; then y = H C + D x
         ssm_state.mul_(torch.exp(dt * A)[..., None, None])
@@ -174,22 +175,3 @@ class Mamba2LM(MambaLM):
 
     def _fused_step(self, token: torch.Tensor):
         return None  # the fused CPU step (kernels/cpu_step.c) is Mamba-1's; Mamba-2 steps in PyTorch
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Fresh weights as Mamba-2 initialises them (A = 1…h per head, Δ in [dt_min, dt_max])."""
-        config = self.config
-        for module in self.modules():
-            if isinstance(module, (Linear, Embedding)):
-                nn.init.normal_(module.weight, std=config.initializer_range)
-                if isinstance(module, Linear) and module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        for block in self.layers:
-            mixer = block.mixer
-            mixer.conv1d.reset_parameters()
-            mixer.A_log.copy_(torch.log(torch.arange(1, mixer.heads + 1, dtype=torch.float32)))
-            mixer.D.fill_(1.0)
-            log_min, log_max = math.log(config.time_step_min), math.log(config.time_step_max)
-            dt = torch.exp(torch.rand(mixer.heads) * (log_max - log_min) + log_min).clamp(min=config.time_step_floor)
-            mixer.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
-            nn.init.normal_(mixer.out_proj.weight, std=config.initializer_range / math.sqrt(config.num_hidden_layers))
