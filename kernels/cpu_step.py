@@ -99,9 +99,9 @@ def _library_locked() -> ctypes.CDLL | None:
     except OSError as error:
         _failure = f"{SOURCE} is unreadable ({error.strerror or error})"
         return None
-    errors = []
+    cpu = _cpu_signature().encode()
     for flags in FLAG_SETS:
-        key = hashlib.sha256(source + " ".join(flags).encode() + _cpu_signature().encode()).hexdigest()[:16]
+        key = hashlib.sha256(source + " ".join(flags).encode() + cpu).hexdigest()[:16]
         target = _cache_dir() / f"cpu_step-{key}.so"
         error = None if target.exists() else _compile(flags, target)
         if error is None:
@@ -131,8 +131,7 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                 ]
                 return library
-        errors.append(error)
-    _failure = errors[-1]
+    _failure = error  # the last flag set's
     return None
 
 
@@ -149,8 +148,9 @@ def unavailable_reason() -> str | None:
     return None if library() is not None else f"could not build {SOURCE.name}: {_failure}"
 
 
-def _fp32_cpu(tensor: torch.Tensor | None) -> bool:
-    return tensor is None or (tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.is_contiguous())
+def _readable(tensor: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the C code can read this tensor as a plain array of `dtype` (None: a NULL pointer)."""
+    return tensor is None or (tensor.dtype == dtype and tensor.device.type == "cpu" and tensor.is_contiguous())
 
 
 _NONE: dict = {}  # the "dict" of an absent slot: every name in it reads as None (a NULL pointer)
@@ -225,11 +225,7 @@ class FusedStep:
                for t, (_, name, _) in zip(tensors, self._slot_list)]
         if key != self._key:
             self._key, self._array = key, None
-            readable = all(
-                t is None or (t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous())
-                for t, (_, _, dtype) in zip(tensors, self._slot_list)
-            )
-            if readable:
+            if all(_readable(t, dtype) for t, (_, _, dtype) in zip(tensors, self._slot_list)):
                 A2 = iter([block.mixer._A()[1] for block in self.model.layers])
                 self._kept = [next(A2) if name == "A_log" else t for t, (_, name, _) in zip(tensors, self._slot_list)]
                 self._array = (ctypes.c_void_p * len(tensors))(*(0 if t is None else t.data_ptr() for t in self._kept))
@@ -240,8 +236,8 @@ class FusedStep:
             self.supported
             and token.numel() == 1
             and state.conv.shape[1] == 1
-            and _fp32_cpu(state.conv)
-            and _fp32_cpu(state.ssm)
+            and _readable(state.conv)
+            and _readable(state.ssm)
         )
 
     def __call__(self, token: torch.Tensor, state) -> torch.Tensor | None:
