@@ -2,13 +2,19 @@
 
 A version's commit holds three files at most: the draft under its own name,
 the notes (``<stem>.notes<suffix>``) and, when given, the model's state
-(``<name>.state``). Its message is the command line, followed by two
+(``<name>.state``). Its message is the command line, followed by the
 trailers that let the index be rebuilt from git alone::
 
     replace 13 "Teh" "The"
 
     Infitool-Version: 17
     Infitool-Line: main
+    Infitool-Scale: word
+
+``Infitool-Scale`` (how much prose the version changed, by the document's
+rule) is there when the version changed the draft; a rewind or fork adds
+``Infitool-Back-To: N``, the version it went back to. Older commits without
+them read as None.
 
 Lines of history are refs ``refs/infitool-edit/<draft>/lines/<line>``;
 checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
@@ -40,7 +46,10 @@ from .refs import RefWriter
 from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
 
 MAIN_LINE = "main"
-_TRAILERS = re.compile(r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n\Z")
+_TRAILERS = re.compile(
+    r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n"
+    r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: (\d+)\n)?\Z"
+)
 _COMMITTER_NAME = "infitool-edit"
 _COMMITTER_EMAIL = "infitool-edit@infitool-edit.invalid"
 _T = TypeVar("_T")
@@ -56,6 +65,8 @@ class VersionInfo:
     time: float  # unix seconds, whole (git keeps seconds)
     commit: str
     checkpoint: str | None = None
+    scale: str | None = None  # structure, paragraph, sentence, word; None: the draft did not change
+    back_to: int | None = None  # the version a rewind or fork went back to
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ class History:
         sha: str | None = tip
         while sha is not None:
             commit = self._objects.read_commit(sha)
-            version, line = _parse_trailers(commit.message, sha)
+            version, line = _parse_trailers(commit.message, sha)[:2]
             if line != line_name or version <= stop_at:
                 break
             walked.append((sha, commit, version))
@@ -191,17 +202,19 @@ class History:
                 parent = walked[position + 1][2]
             else:  # the version this line was forked from, or one already indexed
                 parent = self._version_of_commit(commit.parents[0])[0]
-            message = commit.message[: _TRAILERS.search(commit.message).start()]
+            trailers = _TRAILERS.search(commit.message)
+            message = commit.message[: trailers.start()]
             entries.append(
                 IndexEntry(
                     version, sha, parent, line_name, commit.author_name, message,
-                    float(commit.author_time),
+                    float(commit.author_time), trailers.group(3),
+                    int(trailers.group(4)) if trailers.group(4) else None,
                 )
             )
         return entries
 
     def _version_of_commit(self, sha: str) -> tuple[int, str]:
-        return _parse_trailers(self._objects.read_commit(sha).message, sha)
+        return _parse_trailers(self._objects.read_commit(sha).message, sha)[:2]
 
     def close(self) -> None:
         with self._mutex:
@@ -243,6 +256,13 @@ class History:
         return Path(self._location.repo.common_dir)
 
     @property
+    def folder(self) -> Path:
+        """This draft's own folder beside the history, which git ignores: the
+        index and the lock live there, and other parts keep their files
+        about the draft in sub-folders of it (the agent's stream)."""
+        return Path(self._location.folder)
+
+    @property
     def ref_prefix(self) -> str:
         return self._location.ref_prefix
 
@@ -264,8 +284,10 @@ class History:
         author: str,
         *,
         state: bytes | None = None,
+        scale: str | None = None,
     ) -> VersionInfo:
-        """One new version on the current line; one commit."""
+        """One new version on the current line; one commit. ``scale``: how
+        much prose it changed (the session grades it; see ``VersionInfo``)."""
         with self._mutex:
             self._check_open()
             files = {
@@ -277,24 +299,28 @@ class History:
             tree = self._objects.write_tree(files)
             head = self.head()
             line_name = head.line_name if head else MAIN_LINE
-            return self._commit(tree, line_name, head, message, author)
+            return self._commit(tree, line_name, head, message, author, scale=scale)
 
-    def restore(self, number: int, author: str) -> VersionInfo:
+    def restore(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
         """A new version on the current line with version ``number``'s draft,
         notes and state: rewinding never destroys what came after."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
             head = self.head()
-            return self._commit(tree, head.line_name, head, f"rewind v{number}", author)
+            return self._commit(
+                tree, head.line_name, head, f"rewind v{number}", author, scale=scale, back_to=number
+            )
 
-    def fork(self, number: int, author: str) -> VersionInfo:
+    def fork(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
         """A new line of history whose first version copies version ``number``;
         later records continue the new line."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
-            return self._commit(tree, self._new_line_name(), source, f"fork v{number}", author)
+            return self._commit(
+                tree, self._new_line_name(), source, f"fork v{number}", author, scale=scale, back_to=number
+            )
 
     def _new_line_name(self) -> str:
         suffix = len(self._tips)
@@ -303,7 +329,8 @@ class History:
         return f"fork-{suffix}"
 
     def _commit(
-        self, tree: str, line_name: str, parent: VersionInfo | None, message: str, author: str
+        self, tree: str, line_name: str, parent: VersionInfo | None, message: str, author: str,
+        *, scale: str | None = None, back_to: int | None = None,
     ) -> VersionInfo:
         index = self._require_index()
         number = index.count + 1
@@ -316,14 +343,16 @@ class History:
             [parent.commit] if parent else [],
             Identity(name, email, when, offset),
             Identity(_COMMITTER_NAME, _COMMITTER_EMAIL, when, offset),
-            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {line_name}\n",
+            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {line_name}\n"
+            + (f"Infitool-Scale: {scale}\n" if scale else "")
+            + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
         # Objects, then the ref, then the index: see the module docstring.
         self._refs.update(self._location.line_ref(line_name), commit)
         self._tips[line_name] = commit
         entry = IndexEntry(
             number, commit, parent.number if parent else None, line_name, author, message,
-            float(when),
+            float(when), scale, back_to,
         )
         index.append(entry)
         return self._to_info(entry)
@@ -375,6 +404,12 @@ class History:
     def count(self) -> int:
         with self._mutex:
             return self._require_index().count
+
+    def version(self, number: int) -> VersionInfo:
+        """What the history knows of version ``number`` (its parent, branch,
+        author, command line…); ``UnknownVersion`` if there is none."""
+        with self._mutex:
+            return self._info(number)
 
     def head(self) -> VersionInfo | None:
         with self._mutex:
@@ -446,6 +481,8 @@ class History:
             time=entry.time,
             commit=entry.commit,
             checkpoint=self._checkpoint_of.get(entry.number),
+            scale=entry.scale,
+            back_to=entry.back_to,
         )
 
     def _require_index(self) -> VersionIndex:
@@ -458,11 +495,12 @@ class History:
             raise HistoryError(f"the history of {self._location.draft_path} is closed")
 
 
-def _parse_trailers(message: str, sha: str) -> tuple[int, str]:
+def _parse_trailers(message: str, sha: str) -> tuple[int, str, str | None, int | None]:
     found = _TRAILERS.search(message)
     if found is None:
         raise HistoryError(f"commit {sha[:12]} is not an infitool-edit version")
-    return int(found.group(1)), found.group(2)
+    back_to = found.group(4)
+    return int(found.group(1)), found.group(2), found.group(3), int(back_to) if back_to else None
 
 
 def _clean_ident(text: str) -> str:

@@ -28,37 +28,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import Position, shift
 from infitool_edit.ui.buffer import DraftBuffer, LinesChanged
 from infitool_edit.ui.highlight import highlight_line
 from infitool_edit.ui.wrap import wrap_offsets
-
-Position = tuple[int, int]
 
 HIGHLIGHT_NAMES = (
     "heading1", "heading2", "heading3", "heading4", "heading5", "heading6",
     "strong", "emphasis", "code", "link", "quote", "list", "rule",
 )
-
-
-def shift_position(position: Position, edit: TextEdit, new_end: Position) -> Position:
-    """Where ``position`` lands after ``edit`` (which now ends at ``new_end``)."""
-    if position <= edit.start:
-        return position
-    if position < edit.end:
-        return new_end
-    line, col = position
-    end_line, end_col = edit.end
-    if line == end_line:
-        return new_end[0], new_end[1] + col - end_col
-    return line + new_end[0] - end_line, col
-
-
-def edit_end(edit: TextEdit) -> Position:
-    """Where the inserted text of ``edit`` ends, in the text after it."""
-    inserted = edit.text.split("\n")
-    if len(inserted) == 1:
-        return edit.start[0], edit.start[1] + len(inserted[0])
-    return edit.start[0] + len(inserted) - 1, len(inserted[-1])
 
 
 EDITING_KEYS = frozenset({"enter", "backspace", "delete", "tab"})
@@ -150,15 +128,17 @@ class DraftEditor(ScrollView, can_focus=True):
     def apply_edit(self, edit: TextEdit) -> Position:
         """Apply ``edit`` to the view; returns where its inserted text ends."""
         changed = self.buffer.apply(edit)
-        new_end = edit_end(edit)
-        self.writer_cursor = self.buffer.clamp(shift_position(self.writer_cursor, edit, new_end))
+        new_end = changed.end
+
+        def moved(position: Position) -> Position:
+            return shift(position, edit.start, edit.end, new_end)
+
+        self.writer_cursor = self.buffer.clamp(moved(self.writer_cursor))
         if self.model_cursor is not None:
-            self.model_cursor = self.buffer.clamp(shift_position(self.model_cursor, edit, new_end))
-        self.marks = [(shift_position(start, edit, new_end), shift_position(end, edit, new_end))
-                      for start, end in self.marks]
+            self.model_cursor = self.buffer.clamp(moved(self.model_cursor))
+        self.marks = [(moved(start), moved(end)) for start, end in self.marks]
         if self.ghost is not None:
-            start, end = self.ghost
-            self.ghost = (shift_position(start, edit, new_end), shift_position(end, edit, new_end))
+            self.ghost = (moved(self.ghost[0]), moved(self.ghost[1]))
         self._rewrap(changed)
         return new_end
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import end_after
 
 WORD_ENDS = frozenset(" \n")  # punctuation stays with its word; the space after it ends it
 
@@ -37,10 +38,7 @@ class WriterPen:
 
     def _pending_end(self) -> tuple[int, int]:
         assert self.start is not None
-        lines = self.text.split("\n")
-        if len(lines) == 1:
-            return self.start[0], self.start[1] + len(self.text)
-        return self.start[0] + len(lines) - 1, len(lines[-1])
+        return end_after(self.start, self.text)
 
     def edit(self, edit: TextEdit) -> None:
         """Take one edit the writer made in the view (already shown there)."""
