@@ -256,14 +256,12 @@ class Runner:
     def _execute(self, text: str, emit: Callable[[Event], None]) -> str | None:
         """Apply the model's line; returns the summary when it said ``done``."""
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
-        version = edit = summary = None
-        failed = False
+        version = edit = summary = executed = None
         try:
             executed = self.session.execute(line, author=self.author)
         except expected_errors() as error:
             # OSError too: a name the file system refuses (a checkpoint ref
             # too long) is the model's mistake to read about, not a crash.
-            failed = True
             observation = f"@error {one_line(error)}"
             emit(CommandFailed(line, one_line(error)))
         else:
@@ -273,8 +271,11 @@ class Runner:
         observation = bounded(observation.rstrip("\n")) + "\n"
         self.backend.feed(observation)
         self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version)
-        if not failed:
-            emit(CommandApplied(line, self.author, version, observation.rstrip("\n"), edit))
+        if executed is not None:
+            emit(CommandApplied(
+                line, self.author, version, observation.rstrip("\n"), edit,
+                executed.command, executed.scale, executed.notes_changed,
+            ))
         emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
         return summary
 

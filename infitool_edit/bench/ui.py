@@ -58,6 +58,7 @@ from infitool_edit.bench.core_history import _no_automatic_gc, _record
 from infitool_edit.history import History
 from infitool_edit.session.editing import EditingSession
 from infitool_edit.ui.app import make_app
+from infitool_edit.ui.pen import Holder
 
 BOUNDS = {
     "edit_render_ms_1mb": (operator.le, 5.0),
@@ -99,7 +100,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
         await pilot.pause()
         lines = app.session.workspace.line_count
         editor = app.editor
-        app.holder = "model"  # the model holds the pen while its edits stream in
+        app.holder = Holder.MODEL  # the model holds the pen while its edits stream in
         for n in range(EDITS):
             # Half the inserts land where the model is working (in view), half
             # anywhere in the book (the view jumps there and repaints whole).
@@ -113,18 +114,18 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
             event = CommandApplied(executed.line, "model:bench", executed.version,
                                    executed.observation, executed.edit)
             started = time.perf_counter()
-            app._show_event(event)
+            app.playback.show(event)
             paint_now(app)
             (jump_ms if jump else render_ms).append((time.perf_counter() - started) * 1000)
         assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
-        app.holder = "writer"
+        app.holder = Holder.WRITER
         editor.focus()
         await pilot.pause()
         for n in range(EDITS):
             character = "abcdefgh"[n % 8]
             key = events.Key(character, character)
             started = time.perf_counter()
-            await editor._on_key(key)
+            editor.writer_key(key)
             paint_now(app)
             keystroke_ms.append((time.perf_counter() - started) * 1000)
             if n % 40 == 39:
@@ -132,7 +133,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
                 started = time.perf_counter()
                 app.pen.flush()  # they become one version: git record + draft write
                 version_ms.append((time.perf_counter() - started) * 1000)
-                editor._set_writer_cursor((rng.randrange(lines), 0))
+                editor.set_writer_cursor((rng.randrange(lines), 0))
         await pilot.pause()
         app.pen.flush()
     return {

@@ -156,6 +156,28 @@ class DraftEditor(ScrollView, can_focus=True):
         for start, end in marks:
             self._refresh_range(start, end)
 
+    # --- the ghost: text the model is still typing ------------------------
+
+    def extend_ghost(self, at: Position, text: str) -> Position:
+        """Show ``text`` typed at the end of the ghost (which begins at ``at``
+        when there is none yet); returns where the ghost now ends."""
+        if self.ghost is None:
+            at = self.buffer.clamp(at)
+            self.ghost = (at, at)
+        start, end = self.ghost
+        new_end = self.apply_edit(TextEdit(end, end, text))
+        self.ghost = (start, new_end)
+        return new_end
+
+    def clear_ghost(self) -> Position | None:
+        """Take the ghost's text out again; returns where it began (None: no ghost)."""
+        if self.ghost is None:
+            return None
+        start, end = self.ghost
+        self.ghost = None
+        self.apply_edit(TextEdit(start, end, ""))
+        return start
+
     def set_struck(self, region: tuple[Position, Position] | None) -> None:
         """Show ``region`` struck through (a removal about to be applied)."""
         if self.struck is not None:
@@ -319,7 +341,7 @@ class DraftEditor(ScrollView, can_focus=True):
 
     # --- the writer's keys -------------------------------------------------
 
-    def _set_writer_cursor(self, position: Position, *, keep_x: bool = False) -> None:
+    def set_writer_cursor(self, position: Position, *, keep_x: bool = False) -> None:
         old_row = self.row_of(self.writer_cursor)
         self.writer_cursor = self.buffer.clamp(position)
         if not keep_x:
@@ -336,7 +358,7 @@ class DraftEditor(ScrollView, can_focus=True):
     def _writer_edit(self, edit: TextEdit) -> None:
         self.follow_model = False
         new_end = self.apply_edit(edit)
-        self._set_writer_cursor(new_end)
+        self.set_writer_cursor(new_end)
         self.post_message(self.WriterEdited(edit))
 
     def _move_rows(self, delta: int) -> None:
@@ -345,32 +367,33 @@ class DraftEditor(ScrollView, can_focus=True):
         x = self._desired_x
         if x is None:
             x = col - offsets[bisect_right(offsets, col) - 1]
-        self._set_writer_cursor(self.position_at_row(self.row_of(self.writer_cursor) + delta, x), keep_x=True)
+        self.set_writer_cursor(self.position_at_row(self.row_of(self.writer_cursor) + delta, x), keep_x=True)
         self._desired_x = x
 
     async def _on_key(self, event: events.Key) -> None:
-        handled = self._handle_key(event)
+        handled = self.writer_key(event)
         if handled:
             event.stop()
             event.prevent_default()
 
-    def _handle_key(self, event: events.Key) -> bool:
+    def writer_key(self, event: events.Key) -> bool:
+        """Act on one key; True when it was the editor's to handle."""
         line, col = self.writer_cursor
         key = event.key
         moves = {
-            "left": lambda: self._set_writer_cursor(
+            "left": lambda: self.set_writer_cursor(
                 (line, col - 1) if col else ((line - 1, len(self.buffer.lines[line - 1])) if line else (0, 0))),
-            "right": lambda: self._set_writer_cursor(
+            "right": lambda: self.set_writer_cursor(
                 (line, col + 1) if col < len(self.buffer.lines[line]) else
                 ((line + 1, 0) if line + 1 < self.buffer.line_count else (line, col))),
             "up": lambda: self._move_rows(-1),
             "down": lambda: self._move_rows(1),
             "pageup": lambda: self._move_rows(-max(self.scrollable_content_region.height - 1, 1)),
             "pagedown": lambda: self._move_rows(max(self.scrollable_content_region.height - 1, 1)),
-            "home": lambda: self._set_writer_cursor((line, 0)),
-            "end": lambda: self._set_writer_cursor((line, len(self.buffer.lines[line]))),
-            "ctrl+home": lambda: self._set_writer_cursor((0, 0)),
-            "ctrl+end": lambda: self._set_writer_cursor(self.buffer.end()),
+            "home": lambda: self.set_writer_cursor((line, 0)),
+            "end": lambda: self.set_writer_cursor((line, len(self.buffer.lines[line]))),
+            "ctrl+home": lambda: self.set_writer_cursor((0, 0)),
+            "ctrl+end": lambda: self.set_writer_cursor(self.buffer.end()),
         }
         if key in moves:
             self.follow_model = False
@@ -408,7 +431,7 @@ class DraftEditor(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is not None:
-            self._set_writer_cursor(self.position_at_row(int(self.scroll_y) + offset.y, offset.x))
+            self.set_writer_cursor(self.position_at_row(int(self.scroll_y) + offset.y, offset.x))
 
     def on_focus(self) -> None:
         self.refresh()

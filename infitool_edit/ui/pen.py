@@ -11,6 +11,7 @@ shortens it; elsewhere it becomes a ``delete`` version of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
@@ -75,3 +76,10 @@ def _as_command(edit: TextEdit) -> ast.Command:
     if edit.start == edit.end:
         return ast.Insert(point(edit.start), edit.text)
     return ast.Replace(span, edit.text)
+
+
+class Holder(StrEnum):
+    """Who holds the pen: the writer or the model (never both)."""
+
+    WRITER = "writer"
+    MODEL = "model"
