@@ -127,8 +127,8 @@ def log(
         versions = history.log(limit=limit)
     # One row per version, one line per row: long commands are cut with an
     # ellipsis (`show` prints a version in full); ★ marks a named checkpoint.
-    # The line of history is shown only once there are forks.
-    forked = any(info.line_name != "main" for info in versions)
+    # The branch is shown only once there are forks.
+    forked = any(info.branch != "main" for info in versions)
     table = Table()
     table.add_column("version", no_wrap=True, min_width=7)
     table.add_column("author", no_wrap=True, max_width=16, overflow="ellipsis")
@@ -140,7 +140,7 @@ def log(
         version = f"v{info.number}" + (" ★" if info.checkpoint else "")
         command = table_cell(info.message, 72)
         when = datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
-        row = [version, info.author, command, when] + ([info.line_name] if forked else [])
+        row = [version, info.author, command, when] + ([info.branch] if forked else [])
         table.add_row(*row)
     Console().print(table)
 

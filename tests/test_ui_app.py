@@ -192,7 +192,7 @@ async def test_timeline_previews_restores_and_forks(draft):
         await pilot.press("end", "f")  # fork the very first version
         await pilot.pause()
         fork = app.history.head()
-        assert fork.number == 8 and fork.line_name != head.line_name
+        assert fork.number == 8 and fork.branch != head.branch
         assert app.editor.text == DRAFT
 
 

@@ -197,9 +197,9 @@ async def _timeline_open(folder: Path) -> dict:
     draft.parent.mkdir()
     with History.open(draft) as history:
         _record(history, range(1, 11))
-        git_dir, line_ref, tip = history.git_dir, history.line_ref("main"), history.head()
+        git_dir, branch_ref, tip = history.git_dir, history.branch_ref("main"), history.head()
     started = time.perf_counter()
-    import_versions(git_dir, line_ref, tip.commit, 11, HISTORY_VERSIONS)
+    import_versions(git_dir, branch_ref, tip.commit, 11, HISTORY_VERSIONS)
     print(f"ui: {HISTORY_VERSIONS:,} versions made in {time.perf_counter() - started:.1f} s", flush=True)
     draft.write_text(history_draft(HISTORY_VERSIONS), encoding="utf-8")
     app = make_app(draft)
@@ -207,7 +207,7 @@ async def _timeline_open(folder: Path) -> dict:
     async with app.run_test(size=SCREEN) as pilot:
         await pilot.pause()
         for _ in range(5):
-            app.timeline._rows.clear()
+            app.timeline.forget_rows()
             started = time.perf_counter()
             pages_before = app.timeline.pages_read
             app.action_toggle_timeline()

@@ -16,10 +16,11 @@ rule) is there when the version changed the draft; a rewind or fork adds
 ``Infitool-Back-To: N``, the version it went back to. Older commits without
 them read as None.
 
-Lines of history are refs ``refs/infitool-edit/<draft>/lines/<line>``;
+Branches are refs ``refs/infitool-edit/<draft>/lines/<branch>`` (the
+folder keeps its first name, ``lines``, so older histories read as they are);
 checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
-one counter across all lines. The line that receives new versions is the
-line of the newest version, so it survives restarts without extra state.
+one counter across all branches. The branch that receives new versions is
+the branch of the newest version, so it survives restarts without extra state.
 
 Every change is written in the order objects → ref → index, each step
 atomic, so a kill at any moment leaves git consistent and an index that
@@ -45,7 +46,7 @@ from .refnames import decode_component
 from .refs import RefWriter
 from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
 
-MAIN_LINE = "main"
+MAIN_BRANCH = "main"
 _TRAILERS = re.compile(
     r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n"
     r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: (\d+)\n)?\Z"
@@ -59,7 +60,7 @@ _T = TypeVar("_T")
 class VersionInfo:
     number: int
     parent: int | None
-    line_name: str
+    branch: str
     author: str
     message: str
     time: float  # unix seconds, whole (git keeps seconds)
@@ -76,7 +77,7 @@ class Snapshot:
 
 
 class History:
-    """Record, list, read, restore and fork the versions of one draft."""
+    """Record, list, read, rewind and fork the versions of one draft."""
 
     def __init__(self, location: Location, lock: DraftLock):
         self._location = location
@@ -89,7 +90,7 @@ class History:
         self._notes_file = f"{location.draft_path.stem}.notes{location.draft_path.suffix}"
         self._state_file = f"{name}.state"
         self._identities = _writer_identities(location.repo)
-        self._tips: dict[str, str] = {}  # line name → newest commit
+        self._tips: dict[str, str] = {}  # branch → newest commit
         self._checkpoints: dict[str, int] = {}  # name → version number
         self._checkpoint_of: dict[int, str] = {}  # version number → its name
         self._index: VersionIndex | None = None
@@ -141,20 +142,20 @@ class History:
         """Make the index agree with the refs, which git trusts.
 
         After a kill between writing a ref and its index entry, the tip of
-        one line is one version ahead of the index: that entry is added
+        one branch is one version ahead of the index: that entry is added
         back. Any other disagreement means the index is damaged.
         """
         index = self._require_index()
         newest_tip = 0
         missing: list[IndexEntry] = []
-        for line_name, tip in self._tips.items():
+        for branch, tip in self._tips.items():
             version, _ = self._version_of_commit(tip)
             newest_tip = max(newest_tip, version)
             if version <= index.count:
                 if index.commit_of(version) != tip:
-                    raise IndexCorrupt(f"line {line_name} ends at a commit the index lacks")
+                    raise IndexCorrupt(f"branch {branch} ends at a commit the index lacks")
                 continue
-            missing += self._walk_line(line_name, tip, stop_at=index.count)
+            missing += self._walk_line(branch, tip, stop_at=index.count)
         if index.count > newest_tip:
             raise IndexCorrupt("the index holds versions no ref reaches")
         missing.sort(key=lambda entry: entry.number)
@@ -164,17 +165,17 @@ class History:
             raise IndexCorrupt("the index and the refs disagree")
         if index.count:
             newest = index.entry(index.count)
-            if self._tips.get(newest.line_name) != newest.commit:
-                raise IndexCorrupt("the newest version is not the tip of its line")
+            if self._tips.get(newest.branch) != newest.commit:
+                raise IndexCorrupt("the newest version is not the tip of its branch")
 
     def _rebuild_index(self) -> None:
-        """Rebuild the index from the commits the line refs reach."""
+        """Rebuild the index from the commits the branch refs reach."""
         if self._index is not None:
             self._index.close()
             self._index = None
         entries: list[IndexEntry] = []
-        for line_name, tip in self._tips.items():
-            entries += self._walk_line(line_name, tip, stop_at=0)
+        for branch, tip in self._tips.items():
+            entries += self._walk_line(branch, tip, stop_at=0)
         entries.sort(key=lambda entry: entry.number)
         if [entry.number for entry in entries] != list(range(1, len(entries) + 1)):
             raise HistoryError(
@@ -183,14 +184,14 @@ class History:
         write_index(self._location.folder, entries)
         self._index = VersionIndex(self._location.folder)
 
-    def _walk_line(self, line_name: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
-        """Versions above ``stop_at`` on one line, from its tip back to where it began."""
+    def _walk_line(self, branch: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
+        """Versions above ``stop_at`` on one branch, from its tip back to where it began."""
         walked: list[tuple[str, ParsedCommit, int]] = []
         sha: str | None = tip
         while sha is not None:
             commit = self._objects.read_commit(sha)
-            version, line = _parse_trailers(commit.message, sha)[:2]
-            if line != line_name or version <= stop_at:
+            version, its_branch = _parse_trailers(commit.message, sha)[:2]
+            if its_branch != branch or version <= stop_at:
                 break
             walked.append((sha, commit, version))
             sha = commit.parents[0] if commit.parents else None
@@ -200,13 +201,13 @@ class History:
                 parent = None
             elif position + 1 < len(walked):
                 parent = walked[position + 1][2]
-            else:  # the version this line was forked from, or one already indexed
+            else:  # the version this branch was forked from, or one already indexed
                 parent = self._version_of_commit(commit.parents[0])[0]
             trailers = _TRAILERS.search(commit.message)
             message = commit.message[: trailers.start()]
             entries.append(
                 IndexEntry(
-                    version, sha, parent, line_name, commit.author_name, message,
+                    version, sha, parent, branch, commit.author_name, message,
                     float(commit.author_time), trailers.group(3),
                     int(trailers.group(4)) if trailers.group(4) else None,
                 )
@@ -266,13 +267,13 @@ class History:
     def ref_prefix(self) -> str:
         return self._location.ref_prefix
 
-    def line_ref(self, line_name: str) -> str:
-        return self._location.line_ref(line_name)
+    def branch_ref(self, branch: str) -> str:
+        return self._location.branch_ref(branch)
 
     @property
-    def current_line(self) -> str:
+    def current_branch(self) -> str:
         head = self.head()
-        return head.line_name if head else MAIN_LINE
+        return head.branch if head else MAIN_BRANCH
 
     # --- recording -----------------------------------------------------------
 
@@ -286,7 +287,7 @@ class History:
         state: bytes | None = None,
         scale: str | None = None,
     ) -> VersionInfo:
-        """One new version on the current line; one commit. ``scale``: how
+        """One new version on the current branch; one commit. ``scale``: how
         much prose it changed (the session grades it; see ``VersionInfo``)."""
         with self._mutex:
             self._check_open()
@@ -298,38 +299,38 @@ class History:
                 files[self._state_file] = self._objects.write_blob(bytes(state))
             tree = self._objects.write_tree(files)
             head = self.head()
-            line_name = head.line_name if head else MAIN_LINE
-            return self._commit(tree, line_name, head, message, author, scale=scale)
+            branch = head.branch if head else MAIN_BRANCH
+            return self._commit(tree, branch, head, message, author, scale=scale)
 
-    def restore(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
-        """A new version on the current line with version ``number``'s draft,
+    def rewind(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
+        """A new version on the current branch with version ``number``'s draft,
         notes and state: rewinding never destroys what came after."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
             head = self.head()
             return self._commit(
-                tree, head.line_name, head, f"rewind v{number}", author, scale=scale, back_to=number
+                tree, head.branch, head, f"rewind v{number}", author, scale=scale, back_to=number
             )
 
     def fork(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
-        """A new line of history whose first version copies version ``number``;
-        later records continue the new line."""
+        """A new branch whose first version copies version ``number``;
+        later records continue the new branch."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
             return self._commit(
-                tree, self._new_line_name(), source, f"fork v{number}", author, scale=scale, back_to=number
+                tree, self._new_branch_name(), source, f"fork v{number}", author, scale=scale, back_to=number
             )
 
-    def _new_line_name(self) -> str:
+    def _new_branch_name(self) -> str:
         suffix = len(self._tips)
         while f"fork-{suffix}" in self._tips:
             suffix += 1
         return f"fork-{suffix}"
 
     def _commit(
-        self, tree: str, line_name: str, parent: VersionInfo | None, message: str, author: str,
+        self, tree: str, branch: str, parent: VersionInfo | None, message: str, author: str,
         *, scale: str | None = None, back_to: int | None = None,
     ) -> VersionInfo:
         index = self._require_index()
@@ -343,15 +344,15 @@ class History:
             [parent.commit] if parent else [],
             Identity(name, email, when, offset),
             Identity(_COMMITTER_NAME, _COMMITTER_EMAIL, when, offset),
-            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {line_name}\n"
+            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {branch}\n"
             + (f"Infitool-Scale: {scale}\n" if scale else "")
             + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
         # Objects, then the ref, then the index: see the module docstring.
-        self._refs.update(self._location.line_ref(line_name), commit)
-        self._tips[line_name] = commit
+        self._refs.update(self._location.branch_ref(branch), commit)
+        self._tips[branch] = commit
         entry = IndexEntry(
-            number, commit, parent.number if parent else None, line_name, author, message,
+            number, commit, parent.number if parent else None, branch, author, message,
             float(when), scale, back_to,
         )
         index.append(entry)
@@ -475,7 +476,7 @@ class History:
         return VersionInfo(
             number=entry.number,
             parent=entry.parent,
-            line_name=entry.line_name,
+            branch=entry.branch,
             author=entry.author,
             message=entry.message,
             time=entry.time,

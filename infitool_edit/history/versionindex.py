@@ -45,7 +45,7 @@ class IndexEntry:
     number: int
     commit: str
     parent: int | None
-    line_name: str
+    branch: str
     author: str
     message: str
     time: float
@@ -92,7 +92,7 @@ class VersionIndex:
     def append(self, entry: IndexEntry) -> None:
         if entry.number != self._count + 1:
             raise IndexCorrupt(f"version {entry.number} appended after {self._count}")
-        values = [entry.line_name, entry.author, entry.message]
+        values = [entry.branch, entry.author, entry.message]
         if entry.scale is not None or entry.back_to is not None:
             values += [entry.scale, entry.back_to]
         text = json.dumps(values, ensure_ascii=False).encode("utf-8")
@@ -130,11 +130,11 @@ class VersionIndex:
             text = blob[offset - text_start : offset - text_start + length]
             if len(text) != length or zlib.crc32(text) != text_crc:
                 raise IndexCorrupt(f"the text of version {number} is damaged")
-            line_name, author, message, *graded = json.loads(text)
+            branch, author, message, *graded = json.loads(text)
             scale, back_to = graded if graded else (None, None)
             entries.append(
                 IndexEntry(
-                    number, sha.hex(), parent or None, line_name, author, message, time,
+                    number, sha.hex(), parent or None, branch, author, message, time,
                     scale, back_to,
                 )
             )

@@ -292,7 +292,7 @@ class EditingSession:
     def _rewind(self, command: ast.Rewind, line: str, author: str) -> Executed:
         number = self._resolve(command.to)
         scale = self.workspace.rewrite_scale(self.history.read(number).draft)
-        info = self.history.restore(number, author, scale=scale)
+        info = self.history.rewind(number, author, scale=scale)
         return self._after_going_back(command, info, line, author)
 
     def fork(self, number: int, *, author: str | None = None) -> Executed:

@@ -34,7 +34,7 @@ from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, Outline
 from infitool_edit.ui.pen import Holder, WriterPen
 from infitool_edit.ui.playback import Playback
 from infitool_edit.ui.preview import VersionPreview
-from infitool_edit.ui.themes import DEFAULT_THEME, builtin_theme_folder, load_themes
+from infitool_edit.ui.themes import builtin_theme_folder, install_themes
 from infitool_edit.ui.timeline import TimelineView
 
 WRITER = "writer"
@@ -122,18 +122,10 @@ class InfitoolEditApp(App):
     def stream(self) -> CommandStream:
         return self.query_one("#stream", CommandStream)
 
-    # The model pen's parts, as the panes and the tests name them.
-    @property
-    def inbox(self):
-        return self.model_pen.inbox
-
-    @property
-    def runner(self):
-        return self.model_pen.runner
-
-    @property
-    def backend_name(self) -> str:
-        return self.model_pen.backend_name
+    # The model pen's parts, by the names playback and the tests use.
+    inbox = property(lambda self: self.model_pen.inbox)
+    runner = property(lambda self: self.model_pen.runner)
+    backend_name = property(lambda self: self.model_pen.backend_name)
 
     @property
     def preview(self) -> int | None:
@@ -141,16 +133,7 @@ class InfitoolEditApp(App):
         return self.version_preview.number
 
     def on_mount(self) -> None:
-        themes, errors = load_themes(*self._theme_folders)
-        for theme in themes:
-            self.register_theme(theme)
-        for error in errors:
-            self.notify(error, severity="warning", timeout=8)
-        wanted = self._theme_choice or DEFAULT_THEME
-        if wanted not in self.available_themes:
-            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
-            wanted = DEFAULT_THEME
-        self.theme = wanted
+        install_themes(self, self._theme_folders, self._theme_choice)
         # Kept: timers and modal screens must reach these whatever screen is on top.
         self.outline_pane = self.query_one(OutlinePane)
         self.notes_pane = self.query_one(NotesPane)

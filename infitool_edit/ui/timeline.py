@@ -189,6 +189,10 @@ class TimelineView(ScrollView, can_focus=True):
             self._update_virtual_size()
             self.refresh()
 
+    def forget_rows(self) -> None:
+        """Drop the rows read so far: the next paint reads its page again."""
+        self._rows.clear()
+
     def reset_filter(self) -> None:
         self._matching = []
         self._scanned_below = self.total
