@@ -1,5 +1,5 @@
 """Screenshots of the main screens (pytest-textual-snapshot). Update them
-with `pytest tests/test_ui_snapshots.py --snapshot-update` after a change
+with `pytest tests/ui/test_ui_snapshots.py --snapshot-update` after a change
 you have looked at."""
 
 from __future__ import annotations
