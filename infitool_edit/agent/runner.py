@@ -7,6 +7,10 @@ from any other thread. While it runs, the runner listens to the session
 (``Session.subscribe``): a command someone else executed (the writer's
 edit, rewind or fork) reaches it as a typed ``Executed`` and goes into the
 stream before the model writes on.
+
+(Just over 400 lines, on purpose: the loop, the writer's events and the
+stream's records are one state machine over one stream and one backend;
+split in two, each half would reach into the other's state.)
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ the branch of the newest version, so it survives restarts without extra state.
 Every change is written in the order objects → ref → index, each step
 atomic, so a kill at any moment leaves git consistent and an index that
 claims nothing git lacks; ``open`` brings a lagging index up to the refs.
+
+(Over 400 lines, on purpose: recording, reading and rebuilding the index
+share one lock and one view of the refs; the storage layers below it
+already live in objects.py, refs.py, versionindex.py and location.py.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ and rewraps the edited lines only; the running row totals are rebuilt with
 Two cursors are drawn: the writer's (which the keys move) and the model's
 (which the agent's commands move). Text the model is still typing (a command
 not yet applied) is shown as a "ghost" range in the model's colour.
+
+(Over 400 lines, on purpose: layout, painting and the writer's keys all
+work on the same row geometry, ``_row_starts`` and the wrap offsets; apart,
+each would need the other's private state.)
 """
 
 from __future__ import annotations
