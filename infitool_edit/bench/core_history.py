@@ -9,8 +9,8 @@
 - ``cost_growth``: the median cost of one record over the 1,000 records
   ending at version 100,000, divided by the median over versions 501-1,500
   of a second, young history, the two recorded in turns (1.0 = no growth).
-- ``rewind_ms_100k``: the slowest of 50 restores of random versions of the
-  100,000-version history, each followed by reading the restored draft as
+- ``rewind_ms_100k``: the slowest of 50 rewinds to random versions of the
+  100,000-version history, each followed by reading the draft it brought back as
   the session does (``rewind_ms_100k_median`` beside it).
 - ``log_ms_100k``: the median time to list the newest 1,000 versions.
 - ``open_ms_100k``: the time to reopen the 100,000-version history.

@@ -350,6 +350,7 @@ class InfitoolEditApp(App):
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
         self.writer_pen.flush()
+        self.version_preview.cancel()  # the history closes below
         self._unsubscribe()  # the notes pane stays as it is while the app goes
         self._commit_notes(self.notes_pane.take_edit())
         self.model_pen.stop()

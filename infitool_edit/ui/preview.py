@@ -35,9 +35,14 @@ class VersionPreview:
 
     def select(self, number: int) -> None:
         """The timeline's cursor moved: preview there once it rests."""
+        self.cancel()
+        self._timer = self.app.set_timer(PREVIEW_DELAY_S, lambda: self.show(number))
+
+    def cancel(self) -> None:
+        """Forget a preview still waiting for the timeline's cursor to rest."""
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.app.set_timer(PREVIEW_DELAY_S, lambda: self.show(number))
+            self._timer = None
 
     def show(self, number: int) -> None:
         """Show version ``number`` read-only, its change marked word by word."""
