@@ -25,9 +25,8 @@ from rich.text import Text
 
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, script_lines
-from infitool_edit.document import ApplyError
-from infitool_edit.history import History, HistoryError
-from infitool_edit.session.draftfile import DraftError
+from infitool_edit.errors import expected_errors, one_line
+from infitool_edit.history import History
 from infitool_edit.session.editing import EditingSession
 
 app = typer.Typer(
@@ -37,9 +36,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-# Errors a user can cause; each becomes one line and exit code 1.
-USER_ERRORS = (CommandError, ApplyError, DraftError, HistoryError, OSError)
 
 # readable=False: the session reports an unreadable draft in its own words.
 DraftArg = Annotated[
@@ -60,15 +56,9 @@ def fail(message: str) -> typer.Exit:
 def user_errors() -> Iterator[None]:
     try:
         yield
-    except USER_ERRORS as exc:
+    # Errors a user can cause; each becomes one line and exit code 1.
+    except expected_errors() as exc:
         raise fail(one_line(exc)) from None
-
-
-def one_line(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def version_number(history: History, ref: str) -> int:
@@ -122,7 +112,7 @@ def apply(
             for number, command in numbered:
                 try:
                     executed = session.execute(command)
-                except USER_ERRORS as exc:
+                except expected_errors() as exc:
                     raise fail(f"{script}, line {number}: {one_line(exc)}") from None
                 typer.echo(executed.observation)
 
@@ -137,8 +127,8 @@ def log(
         versions = history.log(limit=limit)
     # One row per version, one line per row: long commands are cut with an
     # ellipsis (`show` prints a version in full); ★ marks a named checkpoint.
-    # The line of history is shown only once there are forks.
-    forked = any(info.line_name != "main" for info in versions)
+    # The branch is shown only once there are forks.
+    forked = any(info.branch != "main" for info in versions)
     table = Table()
     table.add_column("version", no_wrap=True, min_width=7)
     table.add_column("author", no_wrap=True, max_width=16, overflow="ellipsis")
@@ -150,7 +140,7 @@ def log(
         version = f"v{info.number}" + (" ★" if info.checkpoint else "")
         command = table_cell(info.message, 72)
         when = datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
-        row = [version, info.author, command, when] + ([info.line_name] if forked else [])
+        row = [version, info.author, command, when] + ([info.branch] if forked else [])
         table.add_row(*row)
     Console().print(table)
 
@@ -227,14 +217,11 @@ ServerModelOption = Annotated[
 
 def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
     # Imported here: torch loads in seconds, and the other commands need none of it.
-    from infitool_edit.agent.headless import AGENT_ERRORS, make_backend, run_headless
+    from infitool_edit.agent.headless import make_backend, run_headless
 
     with user_errors():
-        try:
-            backend = make_backend(**backend_options)
-            run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
-        except AGENT_ERRORS as exc:
-            raise fail(str(exc).splitlines()[0]) from None
+        backend = make_backend(**backend_options)
+        run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
 
 
 @app.command()

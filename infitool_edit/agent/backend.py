@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from infitool_edit.errors import InfitoolError
+
 MODEL_PREFIX = "> "
 """Every line the model writes starts with this; the runtime's lines with ``@``."""
 
 
-class StateMismatch(ValueError):
+class StateMismatch(InfitoolError, ValueError):
     """The session's stored state was written by another kind of backend or
     another model (one line: which one to resume with instead)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 
 
@@ -34,6 +35,9 @@ class CommandApplied:
     version: int | None  # None for commands that made no version (read-only)
     observation: str  # the text appended to the stream after the command
     edit: TextEdit | None  # what changed in the draft, for incremental views
+    command: ast.Command | None = None  # as parsed (the session's Executed.command)
+    scale: str | None = None  # how much prose changed, by the document's rule
+    notes_changed: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from infitool_edit.agent.backend import Backend, StateMismatch
+from infitool_edit.agent.backend import Backend
 from infitool_edit.agent.events import (
     CommandApplied,
     CommandFailed,
@@ -21,18 +21,13 @@ from infitool_edit.agent.events import (
     Finished,
     TokenDecided,
 )
-from infitool_edit.agent.remote import RemoteBackend, RemoteError
+from infitool_edit.agent.remote import RemoteBackend
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
-from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, ModelError, SSMBackend, load_model, random_tiny_model
-from infitool_edit.model.checkpoint import CheckpointError
-from infitool_edit.model.state import StateError
+from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, SSMBackend, load_model, random_tiny_model
 from infitool_edit.session.editing import EditingSession
 
 OBSERVATION_PREVIEW_LINES = 6
-
-# What a user can get wrong here, each reported in one line.
-AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch, RemoteError)
 
 
 def make_backend(

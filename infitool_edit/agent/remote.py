@@ -20,13 +20,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, StateMismatch, Turn
 from infitool_edit.commands.grammar import command_regex
 
 MARKER = b"remote\x00\x00"  # the stored "state": the stream is the memory
 
 
-class RemoteError(ValueError):
+class RemoteError(InfitoolError, ValueError):
     """The server could not be reached or answered nonsense (one line)."""
 
 

@@ -2,8 +2,15 @@
 observation goes back into the stream, and everything is recorded.
 
 ``Runner.run`` blocks, so the TUI calls it from a thread worker and receives
-events through ``emit``; ``pause``, ``resume``, ``stop`` and ``writer_executed``
-may be called from any other thread.
+events through ``emit``; ``pause``, ``resume`` and ``stop`` may be called
+from any other thread. While it runs, the runner listens to the session
+(``Session.subscribe``): a command someone else executed (the writer's
+edit, rewind or fork) reaches it as a typed ``Executed`` and goes into the
+stream before the model writes on.
+
+(Just over 400 lines, on purpose: the loop, the writer's events and the
+stream's records are one state machine over one stream and one backend;
+split in two, each half would reach into the other's state.)
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.agent.backend import MODEL_PREFIX, Backend, Chunk, Turn
 from infitool_edit.agent.events import (
     CommandApplied,
@@ -31,19 +39,37 @@ from infitool_edit.agent.events import (
     TokenDecided,
 )
 from infitool_edit.agent.stream import Record, StreamLog, stream_dir_for
-from infitool_edit.commands import CommandError, ast, parse
+from infitool_edit.commands import ast
+from infitool_edit.document import MAX_OBSERVATION_CHARS
+from infitool_edit.errors import expected_errors, one_line
 
-MAX_OBSERVATION_CHARS = 4000
-"""A bound on any runtime text added to the stream in one piece, so one
-command's cost stays bounded whatever the session's length."""
+if TYPE_CHECKING:
+    from infitool_edit.document import Workspace
+    from infitool_edit.history import History
+    from infitool_edit.session.editing import Executed
 
 KEYFRAME_EVERY = 8
 """Store the backend's state with every 8th record; reopening replays at most
 the 7 records since, which keeps the state file small for long sessions."""
 
 
-class AgentError(ValueError):
+class AgentError(InfitoolError, ValueError):
     """A one-line reason the agent cannot start (empty goal, no stream to resume)."""
+
+
+class Session(Protocol):
+    """What the runner needs of an editing session (``EditingSession`` is one)."""
+
+    history: History
+    workspace: Workspace
+    goal: str | None
+
+    @property
+    def draft_path(self) -> Path: ...
+
+    def execute(self, line_or_command: str | ast.Command, *, author: str | None = None) -> Executed: ...
+
+    def subscribe(self, listener: Callable[[Executed], None]) -> Callable[[], None]: ...
 
 
 def check_goal(goal: str | None) -> None:
@@ -61,13 +87,15 @@ def command_seed(seed: int, head_version: int | None, stream_tokens: int) -> int
 
 
 def bounded(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    """Any runtime text added to the stream in one piece is bounded, so one
+    command's cost stays bounded whatever the session's length."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Runner:
     def __init__(
         self,
-        session: Any,
+        session: Session,
         backend: Backend,
         goal: str | None = None,
         *,
@@ -93,7 +121,9 @@ class Runner:
         self._go = threading.Event()
         self._go.set()
         self._stopping = threading.Event()
-        self._writer_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer_events: queue.SimpleQueue[Executed] = queue.SimpleQueue()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._opened_at = 0  # the newest version the stream held when it opened
         self._since_keyframe = 0
         self._ready = False
         self._tokens_per_s = 0.0  # of the last line, for Stats
@@ -114,10 +144,12 @@ class Runner:
         self._stopping.set()
         self._go.set()
 
-    def writer_executed(self, executed: Any) -> None:
-        """The writer applied a command (``session.execute``'s result): it
-        goes into the stream as ``@user …`` before the model writes on."""
-        self._writer_events.put(executed)
+    def _heard(self, executed: Executed) -> None:
+        """The session executed a command (on whichever thread executed it):
+        someone else's goes into the stream as ``@user …`` before the model
+        writes on; the model's own are already there."""
+        if executed.author != self.author:
+            self._writer_events.put(executed)
 
     # --- the loop --------------------------------------------------------------
 
@@ -150,6 +182,9 @@ class Runner:
                     emit(Finished(summary))
                     return
         finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
             self.stream.close()
             self._ready = False
 
@@ -159,18 +194,24 @@ class Runner:
         is continued from its stored state."""
         if self._ready:
             return
+        # Listen first: a writer's version made while the stream catches up
+        # is either caught up or heard, and one heard twice is skipped.
+        if self._unsubscribe is None:
+            self._unsubscribe = self.session.subscribe(self._heard)
         self.stream = StreamLog(self._stream_dir)
         head = self.stream.head
         if head is None:
             if self.goal is None:
                 raise AgentError("no session to resume: start one with a goal")
             self._save_meta(self.goal, self._seed or 0)
-            self._append_runtime(self._prompt(), head_version=_head_version(self.session))
+            prompt = self._prompt()
+            self._opened_at = self._head_version() or 0
+            self._append_runtime(prompt, head_version=self._opened_at or None)
         else:
             self._load_backend(head)
             stored = self._stored_meta()
             if self.goal is not None and self.goal != stored["goal"]:
-                self._append_runtime(f"@goal {_one_line(self.goal)}\n")
+                self._append_runtime(f"@goal {_escape_newlines(self.goal)}\n")
             self._save_meta(self.goal or stored["goal"], stored["seed"] if self._seed is None else self._seed)
             self._catch_up_with_history()
         meta = self._stored_meta()
@@ -186,7 +227,7 @@ class Runner:
         mark = self.backend.snapshot()
         head = self.stream.head
         turn = Turn(
-            line_count=_line_count(self.session),
+            line_count=self.session.workspace.line_count,
             head_version=head.head_version if head else None,
             seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
             read_draft=lambda: self.session.workspace.text,
@@ -219,25 +260,26 @@ class Runner:
     def _execute(self, text: str, emit: Callable[[Event], None]) -> str | None:
         """Apply the model's line; returns the summary when it said ``done``."""
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
-        version = edit = summary = None
-        failed = False
+        version = edit = summary = executed = None
         try:
             executed = self.session.execute(line, author=self.author)
-        except (ValueError, LookupError, OSError) as error:
+        except expected_errors() as error:
             # OSError too: a name the file system refuses (a checkpoint ref
             # too long) is the model's mistake to read about, not a crash.
-            failed = True
-            observation = f"@error {_one_line(str(error))}"
-            emit(CommandFailed(line, str(error)))
+            observation = f"@error {one_line(error)}"
+            emit(CommandFailed(line, one_line(error)))
         else:
             line, version, edit, observation = executed.line, executed.version, executed.edit, executed.observation
-            if executed.done:
-                summary = parse(line).summary
+            if isinstance(executed.command, ast.Done):
+                summary = executed.command.summary
         observation = bounded(observation.rstrip("\n")) + "\n"
         self.backend.feed(observation)
         self._append(text + observation, model_bytes=len(text.encode("utf-8")), version=version)
-        if not failed:
-            emit(CommandApplied(line, self.author, version, observation.rstrip("\n"), edit))
+        if executed is not None:
+            emit(CommandApplied(
+                line, self.author, version, observation.rstrip("\n"), edit,
+                executed.command, executed.scale, executed.notes_changed,
+            ))
         emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
         return summary
 
@@ -246,18 +288,19 @@ class Runner:
     def _take_writer_events(self) -> None:
         while not self._writer_events.empty():
             executed = self._writer_events.get()
-            self._writer_version(executed.line, executed.version, executed.observation)
+            if executed.version is not None and executed.version <= self._opened_at:
+                continue  # made while the stream opened: it is in the stream already
+            self._writer_version(executed.line, executed.version, executed.observation, executed.back_to)
 
-    def _writer_version(self, line: str, version: int | None, observation: str) -> None:
-        """A writer's command into the stream; a rewind or fork also takes
-        the model's mind back to that version. A version reads ``@ok vN``
-        whoever reports it (the live session or the history on resume), so
-        both ways give the model the same stream."""
-        restored = _restored_version(line, self.session.history)
-        if restored is not None:
-            self._rewind_to(restored)
+    def _writer_version(self, line: str, version: int | None, observation: str, back_to: int | None) -> None:
+        """A writer's command into the stream; a rewind or fork (``back_to``)
+        also takes the model's mind back to that version. A version reads
+        ``@ok vN`` whoever reports it (the live session or the history on
+        resume), so both ways give the model the same stream."""
+        if back_to is not None:
+            self._rewind_to(back_to)
         answer = f"@ok v{version}" if version is not None else bounded(observation.rstrip("\n"))
-        self._append_runtime(f"@user {_one_line(line)}\n{answer}\n", version=version)
+        self._append_runtime(f"@user {_escape_newlines(line)}\n{answer}\n", version=version)
 
     def _rewind_to(self, version: int) -> None:
         record = self.stream.record_for_version(version)
@@ -271,8 +314,8 @@ class Runner:
     def _prompt(self) -> str:
         view = self.session.execute("read", author=self.author)
         return (
-            f"@goal {_one_line(self.goal or '')}\n"
-            f"@view {_draft_path(self.session).name}, {_line_count(self.session)} lines, cursor 1:1\n"
+            f"@goal {_escape_newlines(self.goal or '')}\n"
+            f"@view {Path(self.session.draft_path).name}, {self.session.workspace.line_count} lines, cursor 1:1\n"
             f"{bounded(view.observation.rstrip(chr(10)))}\n"
         )
 
@@ -323,14 +366,22 @@ class Runner:
         history = self.session.history
         head = self.stream.head
         known = head.head_version if head else None
+        self._opened_at = known or 0
         if history.head() is None or history.head().number == known:
             return
         newer = [v for v in reversed(history.log(limit=1000)) if known is None or v.number > known]
+        self._opened_at = max([self._opened_at, *(info.number for info in newer)])
         for info in newer:
             if info.author == self.author:
-                self._append_runtime(f"{MODEL_PREFIX}{_one_line(info.message)}\n@ok v{info.number}\n", version=info.number)
+                self._append_runtime(
+                    f"{MODEL_PREFIX}{_escape_newlines(info.message)}\n@ok v{info.number}\n", version=info.number
+                )
             else:
-                self._writer_version(info.message, info.number, "")
+                self._writer_version(info.message, info.number, "", info.back_to)
+
+    def _head_version(self) -> int | None:
+        head = self.session.history.head()
+        return head.number if head is not None else None
 
     def _save_meta(self, goal: str, seed: int) -> None:
         path = self.stream.directory / "session.json"
@@ -359,34 +410,6 @@ def _stream_lock(directory: Path) -> threading.Lock:
         return _stream_locks.setdefault(directory, threading.Lock())
 
 
-# --- what the runner needs from the session, in one place ------------------
-
-
-def _draft_path(session: Any) -> Path:
-    return Path(session.draft_path)
-
-
-def _line_count(session: Any) -> int:
-    return session.workspace.line_count
-
-
-def _head_version(session: Any) -> int | None:
-    head = session.history.head()
-    return head.number if head is not None else None
-
-
-def _restored_version(line: str, history: Any) -> int | None:
-    """The version a writer's ``rewind`` or ``fork`` went back to, else None."""
-    if line.startswith("fork v"):
-        return int(line.removeprefix("fork v"))
-    if not line.startswith("rewind "):
-        return None
-    try:
-        target = parse(line).to
-    except CommandError:
-        return None  # not a command line (a message written by another tool)
-    return target.number if isinstance(target, ast.VersionRef) else history.find_checkpoint(target.name)
-
-
-def _one_line(text: str) -> str:
+def _escape_newlines(text: str) -> str:
+    """A line of the stream holds one line: its newlines are written ``\\n``."""
     return text.replace("\n", "\\n")

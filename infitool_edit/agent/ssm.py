@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, StateMismatch, Turn
 from infitool_edit.agent.constrain import (
     MAX_COMMAND_BYTES,
@@ -35,7 +36,7 @@ DEFAULT_MODEL_NAME = "random-tiny-byte"
 weights, built the same way from the same seed on every machine."""
 
 
-class ModelError(ValueError):
+class ModelError(InfitoolError, ValueError):
     """A model that cannot be used as a backend (one line)."""
 
 

@@ -44,9 +44,9 @@ RECORD_DTYPE = np.dtype(
 
 
 def stream_dir_for(history) -> Path:
-    """Where a draft's stream lives: with its history, in the folder git
-    ignores inside the history's repository (never in the writer's tree)."""
-    return Path(history.git_dir, history.ref_prefix.removeprefix("refs/"), "agent")
+    """Where a draft's stream lives: in the history's own folder for the
+    draft, which git ignores (never in the writer's tree)."""
+    return Path(history.folder, "agent")
 
 
 @dataclass(frozen=True)

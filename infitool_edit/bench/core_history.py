@@ -9,8 +9,8 @@
 - ``cost_growth``: the median cost of one record over the 1,000 records
   ending at version 100,000, divided by the median over versions 501-1,500
   of a second, young history, the two recorded in turns (1.0 = no growth).
-- ``rewind_ms_100k``: the slowest of 50 restores of random versions of the
-  100,000-version history, each followed by reading the restored draft as
+- ``rewind_ms_100k``: the slowest of 50 rewinds to random versions of the
+  100,000-version history, each followed by reading the draft it brought back as
   the session does (``rewind_ms_100k_median`` beside it).
 - ``log_ms_100k``: the median time to list the newest 1,000 versions.
 - ``open_ms_100k``: the time to reopen the 100,000-version history.
@@ -87,10 +87,10 @@ def measure(total: int = TOTAL_VERSIONS) -> dict:
             print(f"history: {versions_per_s:,.0f} versions/s over {rate_versions:,} "
                   f"({versions_per_cpu_s:,.0f} per second of this process's CPU time)",
                   flush=True)
-            git_dir, line_ref, tip = history.git_dir, history.line_ref("main"), history.head()
+            git_dir, branch_ref, tip = history.git_dir, history.branch_ref("main"), history.head()
 
         started = time.perf_counter()
-        _import(git_dir, line_ref, tip.commit, rate_versions + 1, imported_until)
+        _import(git_dir, branch_ref, tip.commit, rate_versions + 1, imported_until)
         print(f"history: versions {rate_versions + 1:,}-{imported_until:,} imported with git "
               f"fast-import in {time.perf_counter() - started:.1f} s", flush=True)
 
@@ -159,7 +159,7 @@ def _record(history: History, numbers) -> list[float]:
     return costs
 
 
-def _import(git_dir: Path, line_ref: str, parent: str, first: int, last: int) -> None:
+def _import(git_dir: Path, branch_ref: str, parent: str, first: int, last: int) -> None:
     """Versions ``first``..``last`` on the main line, as ``History.record`` makes them."""
     importer = subprocess.Popen(
         ["git", "--git-dir", str(git_dir), "fast-import", "--quiet"],
@@ -169,7 +169,7 @@ def _import(git_dir: Path, line_ref: str, parent: str, first: int, last: int) ->
     for number in range(first, last + 1):
         message = f"{_message(number)}\n\nInfitool-Version: {number}\nInfitool-Line: main\n"
         parts = [
-            f"commit {line_ref}\n",
+            f"commit {branch_ref}\n",
             f"author {AUTHOR} <model-bench@infitool-edit.invalid> {when}\n",
             f"committer infitool-edit <infitool-edit@infitool-edit.invalid> {when}\n",
             _data(message),
@@ -197,7 +197,7 @@ def _rewind_times(history: History, total: int) -> list[float]:
     for _ in range(REWIND_SAMPLES):
         number = chooser.randint(1, total)
         started = time.perf_counter()
-        restored = history.restore(number, "Writer")
+        restored = history.rewind(number, "Writer")
         snapshot = history.read(restored.number)
         times.append((time.perf_counter() - started) * 1000)
         if snapshot.draft != _draft(number):

@@ -58,6 +58,7 @@ from infitool_edit.bench.core_history import _no_automatic_gc, _record
 from infitool_edit.history import History
 from infitool_edit.session.editing import EditingSession
 from infitool_edit.ui.app import make_app
+from infitool_edit.ui.pen import Holder
 
 BOUNDS = {
     "edit_render_ms_1mb": (operator.le, 5.0),
@@ -99,7 +100,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
         await pilot.pause()
         lines = app.session.workspace.line_count
         editor = app.editor
-        app.holder = "model"  # the model holds the pen while its edits stream in
+        app.holder = Holder.MODEL  # the model holds the pen while its edits stream in
         for n in range(EDITS):
             # Half the inserts land where the model is working (in view), half
             # anywhere in the book (the view jumps there and repaints whole).
@@ -113,18 +114,18 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
             event = CommandApplied(executed.line, "model:bench", executed.version,
                                    executed.observation, executed.edit)
             started = time.perf_counter()
-            app._show_event(event)
+            app.playback.show(event)
             paint_now(app)
             (jump_ms if jump else render_ms).append((time.perf_counter() - started) * 1000)
         assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
-        app.holder = "writer"
+        app.holder = Holder.WRITER
         editor.focus()
         await pilot.pause()
         for n in range(EDITS):
             character = "abcdefgh"[n % 8]
             key = events.Key(character, character)
             started = time.perf_counter()
-            await editor._on_key(key)
+            editor.writer_key(key)
             paint_now(app)
             keystroke_ms.append((time.perf_counter() - started) * 1000)
             if n % 40 == 39:
@@ -132,7 +133,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
                 started = time.perf_counter()
                 app.pen.flush()  # they become one version: git record + draft write
                 version_ms.append((time.perf_counter() - started) * 1000)
-                editor._set_writer_cursor((rng.randrange(lines), 0))
+                editor.set_writer_cursor((rng.randrange(lines), 0))
         await pilot.pause()
         app.pen.flush()
     return {
@@ -196,9 +197,9 @@ async def _timeline_open(folder: Path) -> dict:
     draft.parent.mkdir()
     with History.open(draft) as history:
         _record(history, range(1, 11))
-        git_dir, line_ref, tip = history.git_dir, history.line_ref("main"), history.head()
+        git_dir, branch_ref, tip = history.git_dir, history.branch_ref("main"), history.head()
     started = time.perf_counter()
-    import_versions(git_dir, line_ref, tip.commit, 11, HISTORY_VERSIONS)
+    import_versions(git_dir, branch_ref, tip.commit, 11, HISTORY_VERSIONS)
     print(f"ui: {HISTORY_VERSIONS:,} versions made in {time.perf_counter() - started:.1f} s", flush=True)
     draft.write_text(history_draft(HISTORY_VERSIONS), encoding="utf-8")
     app = make_app(draft)
@@ -206,7 +207,7 @@ async def _timeline_open(folder: Path) -> dict:
     async with app.run_test(size=SCREEN) as pilot:
         await pilot.pause()
         for _ in range(5):
-            app.timeline._rows.clear()
+            app.timeline.forget_rows()
             started = time.perf_counter()
             pages_before = app.timeline.pages_read
             app.action_toggle_timeline()

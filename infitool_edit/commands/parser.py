@@ -13,13 +13,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.commands import grammar
 from infitool_edit.commands.ast import Command
 from infitool_edit.commands.fsm import command_dfa
 from infitool_edit.commands.regular import to_regex
 
 
-class CommandError(ValueError):
+class CommandError(InfitoolError, ValueError):
     """A line that is not a command. ``column`` is 1-based and counts
     characters; ``expected`` says what would have been right there. When the
     line came from a script, ``line`` is its 1-based line number."""

@@ -4,8 +4,8 @@ The canonical spelling of a command, the one the history stores as a
 commit message: ``parse(serialize(c)) == c`` for every command that can be
 written at all. A command that cannot (line 0, an empty search string, a
 raw control character other than newline and tab in a string, a heading
-slug with a space) raises ``ValueError`` instead of producing a line that
-would not read back.
+slug with a space) raises ``UnwritableCommand`` (a ``ValueError``) instead
+of producing a line that would not read back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ import re
 from infitool_edit.commands import grammar
 from infitool_edit.commands.ast import Command
 from infitool_edit.commands.regular import to_regex
+from infitool_edit.errors import InfitoolError
+
+
+class UnwritableCommand(InfitoolError, ValueError):
+    """A command no line of the language spells (see the module's docstring)."""
+
 
 _KIND_PATTERNS: dict[str, re.Pattern[str]] = {}
 
@@ -61,13 +67,13 @@ def serialize(command: Command) -> str:
     """The one line that ``parse`` reads back as ``command``."""
     forms = grammar.FORMS_BY_COMMAND.get(type(command))
     if forms is None:
-        raise ValueError(f"not a command: {command!r}")
+        raise UnwritableCommand(f"not a command: {command!r}")
     for form in forms:
         line = _write(form, command)
         if line is not None:
             return line
     usages = " or ".join(form.usage for form in forms)
-    raise ValueError(f"cannot write this {type(command).__name__} as a command line ({usages}): {_shown(command)}")
+    raise UnwritableCommand(f"cannot write this {type(command).__name__} as a command line ({usages}): {_shown(command)}")
 
 
 def _shown(command: Command) -> str:

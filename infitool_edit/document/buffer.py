@@ -11,7 +11,7 @@ an empty last line: that line is where text appended at the end goes.
 
 from __future__ import annotations
 
-Position = tuple[int, int]
+from infitool_edit.document.positions import Position, end_after, position_of
 
 
 def normalize_newlines(text: str) -> str:
@@ -57,16 +57,13 @@ class LineBuffer:
         (start_line, start_col), (end_line, end_col) = start, end
         prefix = self.lines[start_line][:start_col]
         suffix = self.lines[end_line][end_col:]
-        new_lines = (prefix + text + suffix).split("\n")
-        self.lines[start_line : end_line + 1] = new_lines
+        self.lines[start_line : end_line + 1] = (prefix + text + suffix).split("\n")
         self._text = None
-        return start_line + len(new_lines) - 1, len(new_lines[-1]) - len(suffix)
+        return end_after(start, text)
 
     def offset_to_position(self, offset: int) -> Position:
         """A character offset into ``text`` as (line, col)."""
-        text = self.text
-        line = text.count("\n", 0, offset)
-        return line, offset - (text.rfind("\n", 0, offset) + 1)
+        return position_of(self.text, offset)
 
     def find(self, needle: str, start: Position | None = None, end: Position | None = None) -> tuple[Position, Position] | None:
         """The first occurrence of ``needle`` in [start, end) (the whole text
@@ -81,8 +78,8 @@ class LineBuffer:
         inside = region.find(needle)
         if inside < 0:
             return None
-        found = _advance(start, region[:inside])
-        return found, _advance(found, needle)
+        found = end_after(start, region[:inside])
+        return found, end_after(found, needle)
 
     def find_all(self, needle: str, limit: int) -> tuple[int, list[Position]]:
         """How many times ``needle`` occurs (not overlapping), and where the
@@ -94,11 +91,3 @@ class LineBuffer:
             found.append(self.offset_to_position(offset))
             offset = text.find(needle, offset + len(needle))
         return text.count(needle), found
-
-
-def _advance(position: Position, text: str) -> Position:
-    """Where ``position`` ends up after ``text`` is read from it."""
-    newlines = text.count("\n")
-    if newlines == 0:
-        return position[0], position[1] + len(text)
-    return position[0] + newlines, len(text) - text.rfind("\n") - 1

@@ -26,7 +26,7 @@ milliseconds, so an edit costs at most a parse of a bounded region:
 
 Headings and blocks are kept in sorted numpy arrays of line numbers, so the
 shift below an edit is one slice add, as cheap at the top of a long draft as
-at its end. ``tests/test_document_structure.py`` checks the result against a
+at its end. ``tests/document/test_document_structure.py`` checks the result against a
 full parse after random edits.
 """
 

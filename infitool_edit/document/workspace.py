@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import re
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.commands import ast
 from infitool_edit.document.buffer import LineBuffer, Position, normalize_newlines
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import common_prefix, position_of, shift
 from infitool_edit.document.observation import (
     MAX_FOUND,
     MAX_READ_LINES,
@@ -40,7 +42,7 @@ _SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?:\s|$)")
 Range = tuple[Position, Position]
 
 
-class ApplyError(ValueError):
+class ApplyError(InfitoolError, ValueError):
     """A command that cannot be applied to this draft; nothing was changed.
     ``str()`` is one line, meant for the writer and the model alike."""
 
@@ -161,7 +163,7 @@ class Workspace:
         scale = "structure" if structural else _prose_scale(old_text, text)
 
         other = self.writer_cursor if is_model else self.model_cursor
-        other = _shifted(other, start, end, new_end)
+        other = shift(other, start, end, new_end)
         self.model_cursor, self.writer_cursor = (new_end, other) if is_model else (other, new_end)
         return Outcome(
             "ok",
@@ -170,6 +172,18 @@ class Workspace:
             scale=scale,
             cursor=new_end,
         )
+
+    def rewrite_scale(self, new_text: str) -> str | None:
+        """The scale of turning this draft into ``new_text`` wholesale (a
+        rewind, a fork): the rule of ``apply``, graded on the one stretch that
+        differs. The workspace itself does not change; None: nothing differs."""
+        old, new = self.text, normalize_newlines(new_text)
+        if old == new:
+            return None
+        prefix = common_prefix(old, new)
+        suffix = common_prefix(old[prefix:][::-1], new[prefix:][::-1])
+        start, end = position_of(old, prefix), position_of(old, len(old) - suffix)
+        return Workspace(old)._edit(start, end, new[prefix : len(new) - suffix], True).scale
 
     # --- reading ------------------------------------------------------------
 
@@ -281,19 +295,6 @@ def _inverse(start: Position, new_end: Position, old_text: str, new_text: str) -
     if not old_text:
         return ast.Delete(span)
     return ast.Replace(span, old_text)
-
-
-def _shifted(cursor: Position, start: Position, end: Position, new_end: Position) -> Position:
-    """Where another author's cursor goes when [start, end) became text ending
-    at ``new_end``: unmoved before the edit, to the edit's start inside the
-    replaced text, and along with the text after it."""
-    if cursor <= start:
-        return cursor
-    if cursor < end:
-        return start
-    if cursor[0] == end[0]:
-        return new_end[0], new_end[1] + cursor[1] - end[1]
-    return cursor[0] + new_end[0] - end[0], cursor[1]
 
 
 def _prose_scale(old_text: str, new_text: str) -> str:

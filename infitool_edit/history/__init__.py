@@ -1,4 +1,4 @@
-"""Every version of a draft as a git commit: record, list, read, restore, fork.
+"""Every version of a draft as a git commit: record, list, read, rewind, fork.
 
 See ``docs/history.md`` for where the history lives and how it stays whole.
 """

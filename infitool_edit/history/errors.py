@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from infitool_edit.errors import InfitoolError
 
-class HistoryError(Exception):
+
+class HistoryError(InfitoolError):
     """The history cannot do what was asked; ``str()`` is one line."""
 
 

@@ -41,8 +41,8 @@ class Location:
     def ref_prefix(self) -> str:
         return f"{REF_ROOT}/{encode_component(self.draft_key)}"
 
-    def line_ref(self, line_name: str) -> str:
-        return f"{self.ref_prefix}/lines/{encode_component(line_name)}"
+    def branch_ref(self, branch: str) -> str:
+        return f"{self.ref_prefix}/lines/{encode_component(branch)}"
 
     def checkpoint_ref(self, name: str) -> str:
         return f"{self.ref_prefix}/checkpoints/{encode_component(name)}"

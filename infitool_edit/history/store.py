@@ -2,22 +2,33 @@
 
 A version's commit holds three files at most: the draft under its own name,
 the notes (``<stem>.notes<suffix>``) and, when given, the model's state
-(``<name>.state``). Its message is the command line, followed by two
+(``<name>.state``). Its message is the command line, followed by the
 trailers that let the index be rebuilt from git alone::
 
     replace 13 "Teh" "The"
 
     Infitool-Version: 17
     Infitool-Line: main
+    Infitool-Scale: word
 
-Lines of history are refs ``refs/infitool-edit/<draft>/lines/<line>``;
+``Infitool-Scale`` (how much prose the version changed, by the document's
+rule) is there when the version changed the draft; a rewind or fork adds
+``Infitool-Back-To: N``, the version it went back to. Older commits without
+them read as None.
+
+Branches are refs ``refs/infitool-edit/<draft>/lines/<branch>`` (the
+folder keeps its first name, ``lines``, so older histories read as they are);
 checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
-one counter across all lines. The line that receives new versions is the
-line of the newest version, so it survives restarts without extra state.
+one counter across all branches. The branch that receives new versions is
+the branch of the newest version, so it survives restarts without extra state.
 
 Every change is written in the order objects → ref → index, each step
 atomic, so a kill at any moment leaves git consistent and an index that
 claims nothing git lacks; ``open`` brings a lagging index up to the refs.
+
+(Over 400 lines, on purpose: recording, reading and rebuilding the index
+share one lock and one view of the refs; the storage layers below it
+already live in objects.py, refs.py, versionindex.py and location.py.)
 """
 
 from __future__ import annotations
@@ -39,8 +50,11 @@ from .refnames import decode_component
 from .refs import RefWriter
 from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
 
-MAIN_LINE = "main"
-_TRAILERS = re.compile(r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n\Z")
+MAIN_BRANCH = "main"
+_TRAILERS = re.compile(
+    r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n"
+    r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: (\d+)\n)?\Z"
+)
 _COMMITTER_NAME = "infitool-edit"
 _COMMITTER_EMAIL = "infitool-edit@infitool-edit.invalid"
 _T = TypeVar("_T")
@@ -50,12 +64,14 @@ _T = TypeVar("_T")
 class VersionInfo:
     number: int
     parent: int | None
-    line_name: str
+    branch: str
     author: str
     message: str
     time: float  # unix seconds, whole (git keeps seconds)
     commit: str
     checkpoint: str | None = None
+    scale: str | None = None  # structure, paragraph, sentence, word; None: the draft did not change
+    back_to: int | None = None  # the version a rewind or fork went back to
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ class Snapshot:
 
 
 class History:
-    """Record, list, read, restore and fork the versions of one draft."""
+    """Record, list, read, rewind and fork the versions of one draft."""
 
     def __init__(self, location: Location, lock: DraftLock):
         self._location = location
@@ -78,7 +94,7 @@ class History:
         self._notes_file = f"{location.draft_path.stem}.notes{location.draft_path.suffix}"
         self._state_file = f"{name}.state"
         self._identities = _writer_identities(location.repo)
-        self._tips: dict[str, str] = {}  # line name → newest commit
+        self._tips: dict[str, str] = {}  # branch → newest commit
         self._checkpoints: dict[str, int] = {}  # name → version number
         self._checkpoint_of: dict[int, str] = {}  # version number → its name
         self._index: VersionIndex | None = None
@@ -130,20 +146,20 @@ class History:
         """Make the index agree with the refs, which git trusts.
 
         After a kill between writing a ref and its index entry, the tip of
-        one line is one version ahead of the index: that entry is added
+        one branch is one version ahead of the index: that entry is added
         back. Any other disagreement means the index is damaged.
         """
         index = self._require_index()
         newest_tip = 0
         missing: list[IndexEntry] = []
-        for line_name, tip in self._tips.items():
+        for branch, tip in self._tips.items():
             version, _ = self._version_of_commit(tip)
             newest_tip = max(newest_tip, version)
             if version <= index.count:
                 if index.commit_of(version) != tip:
-                    raise IndexCorrupt(f"line {line_name} ends at a commit the index lacks")
+                    raise IndexCorrupt(f"branch {branch} ends at a commit the index lacks")
                 continue
-            missing += self._walk_line(line_name, tip, stop_at=index.count)
+            missing += self._walk_line(branch, tip, stop_at=index.count)
         if index.count > newest_tip:
             raise IndexCorrupt("the index holds versions no ref reaches")
         missing.sort(key=lambda entry: entry.number)
@@ -153,17 +169,17 @@ class History:
             raise IndexCorrupt("the index and the refs disagree")
         if index.count:
             newest = index.entry(index.count)
-            if self._tips.get(newest.line_name) != newest.commit:
-                raise IndexCorrupt("the newest version is not the tip of its line")
+            if self._tips.get(newest.branch) != newest.commit:
+                raise IndexCorrupt("the newest version is not the tip of its branch")
 
     def _rebuild_index(self) -> None:
-        """Rebuild the index from the commits the line refs reach."""
+        """Rebuild the index from the commits the branch refs reach."""
         if self._index is not None:
             self._index.close()
             self._index = None
         entries: list[IndexEntry] = []
-        for line_name, tip in self._tips.items():
-            entries += self._walk_line(line_name, tip, stop_at=0)
+        for branch, tip in self._tips.items():
+            entries += self._walk_line(branch, tip, stop_at=0)
         entries.sort(key=lambda entry: entry.number)
         if [entry.number for entry in entries] != list(range(1, len(entries) + 1)):
             raise HistoryError(
@@ -172,14 +188,14 @@ class History:
         write_index(self._location.folder, entries)
         self._index = VersionIndex(self._location.folder)
 
-    def _walk_line(self, line_name: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
-        """Versions above ``stop_at`` on one line, from its tip back to where it began."""
+    def _walk_line(self, branch: str, tip: str, *, stop_at: int) -> list[IndexEntry]:
+        """Versions above ``stop_at`` on one branch, from its tip back to where it began."""
         walked: list[tuple[str, ParsedCommit, int]] = []
         sha: str | None = tip
         while sha is not None:
             commit = self._objects.read_commit(sha)
-            version, line = _parse_trailers(commit.message, sha)
-            if line != line_name or version <= stop_at:
+            version, its_branch = _parse_trailers(commit.message, sha)[:2]
+            if its_branch != branch or version <= stop_at:
                 break
             walked.append((sha, commit, version))
             sha = commit.parents[0] if commit.parents else None
@@ -189,19 +205,21 @@ class History:
                 parent = None
             elif position + 1 < len(walked):
                 parent = walked[position + 1][2]
-            else:  # the version this line was forked from, or one already indexed
+            else:  # the version this branch was forked from, or one already indexed
                 parent = self._version_of_commit(commit.parents[0])[0]
-            message = commit.message[: _TRAILERS.search(commit.message).start()]
+            trailers = _TRAILERS.search(commit.message)
+            message = commit.message[: trailers.start()]
             entries.append(
                 IndexEntry(
-                    version, sha, parent, line_name, commit.author_name, message,
-                    float(commit.author_time),
+                    version, sha, parent, branch, commit.author_name, message,
+                    float(commit.author_time), trailers.group(3),
+                    int(trailers.group(4)) if trailers.group(4) else None,
                 )
             )
         return entries
 
     def _version_of_commit(self, sha: str) -> tuple[int, str]:
-        return _parse_trailers(self._objects.read_commit(sha).message, sha)
+        return _parse_trailers(self._objects.read_commit(sha).message, sha)[:2]
 
     def close(self) -> None:
         with self._mutex:
@@ -243,16 +261,23 @@ class History:
         return Path(self._location.repo.common_dir)
 
     @property
+    def folder(self) -> Path:
+        """This draft's own folder beside the history, which git ignores: the
+        index and the lock live there, and other parts keep their files
+        about the draft in sub-folders of it (the agent's stream)."""
+        return Path(self._location.folder)
+
+    @property
     def ref_prefix(self) -> str:
         return self._location.ref_prefix
 
-    def line_ref(self, line_name: str) -> str:
-        return self._location.line_ref(line_name)
+    def branch_ref(self, branch: str) -> str:
+        return self._location.branch_ref(branch)
 
     @property
-    def current_line(self) -> str:
+    def current_branch(self) -> str:
         head = self.head()
-        return head.line_name if head else MAIN_LINE
+        return head.branch if head else MAIN_BRANCH
 
     # --- recording -----------------------------------------------------------
 
@@ -264,8 +289,10 @@ class History:
         author: str,
         *,
         state: bytes | None = None,
+        scale: str | None = None,
     ) -> VersionInfo:
-        """One new version on the current line; one commit."""
+        """One new version on the current branch; one commit. ``scale``: how
+        much prose it changed (the session grades it; see ``VersionInfo``)."""
         with self._mutex:
             self._check_open()
             files = {
@@ -276,34 +303,39 @@ class History:
                 files[self._state_file] = self._objects.write_blob(bytes(state))
             tree = self._objects.write_tree(files)
             head = self.head()
-            line_name = head.line_name if head else MAIN_LINE
-            return self._commit(tree, line_name, head, message, author)
+            branch = head.branch if head else MAIN_BRANCH
+            return self._commit(tree, branch, head, message, author, scale=scale)
 
-    def restore(self, number: int, author: str) -> VersionInfo:
-        """A new version on the current line with version ``number``'s draft,
+    def rewind(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
+        """A new version on the current branch with version ``number``'s draft,
         notes and state: rewinding never destroys what came after."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
             head = self.head()
-            return self._commit(tree, head.line_name, head, f"rewind v{number}", author)
+            return self._commit(
+                tree, head.branch, head, f"rewind v{number}", author, scale=scale, back_to=number
+            )
 
-    def fork(self, number: int, author: str) -> VersionInfo:
-        """A new line of history whose first version copies version ``number``;
-        later records continue the new line."""
+    def fork(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
+        """A new branch whose first version copies version ``number``;
+        later records continue the new branch."""
         with self._mutex:
             source = self._info(number)
             tree = self._objects.read_commit(source.commit).tree
-            return self._commit(tree, self._new_line_name(), source, f"fork v{number}", author)
+            return self._commit(
+                tree, self._new_branch_name(), source, f"fork v{number}", author, scale=scale, back_to=number
+            )
 
-    def _new_line_name(self) -> str:
+    def _new_branch_name(self) -> str:
         suffix = len(self._tips)
         while f"fork-{suffix}" in self._tips:
             suffix += 1
         return f"fork-{suffix}"
 
     def _commit(
-        self, tree: str, line_name: str, parent: VersionInfo | None, message: str, author: str
+        self, tree: str, branch: str, parent: VersionInfo | None, message: str, author: str,
+        *, scale: str | None = None, back_to: int | None = None,
     ) -> VersionInfo:
         index = self._require_index()
         number = index.count + 1
@@ -316,14 +348,16 @@ class History:
             [parent.commit] if parent else [],
             Identity(name, email, when, offset),
             Identity(_COMMITTER_NAME, _COMMITTER_EMAIL, when, offset),
-            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {line_name}\n",
+            f"{message}\n\nInfitool-Version: {number}\nInfitool-Line: {branch}\n"
+            + (f"Infitool-Scale: {scale}\n" if scale else "")
+            + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
         # Objects, then the ref, then the index: see the module docstring.
-        self._refs.update(self._location.line_ref(line_name), commit)
-        self._tips[line_name] = commit
+        self._refs.update(self._location.branch_ref(branch), commit)
+        self._tips[branch] = commit
         entry = IndexEntry(
-            number, commit, parent.number if parent else None, line_name, author, message,
-            float(when),
+            number, commit, parent.number if parent else None, branch, author, message,
+            float(when), scale, back_to,
         )
         index.append(entry)
         return self._to_info(entry)
@@ -375,6 +409,12 @@ class History:
     def count(self) -> int:
         with self._mutex:
             return self._require_index().count
+
+    def version(self, number: int) -> VersionInfo:
+        """What the history knows of version ``number`` (its parent, branch,
+        author, command line…); ``UnknownVersion`` if there is none."""
+        with self._mutex:
+            return self._info(number)
 
     def head(self) -> VersionInfo | None:
         with self._mutex:
@@ -440,12 +480,14 @@ class History:
         return VersionInfo(
             number=entry.number,
             parent=entry.parent,
-            line_name=entry.line_name,
+            branch=entry.branch,
             author=entry.author,
             message=entry.message,
             time=entry.time,
             commit=entry.commit,
             checkpoint=self._checkpoint_of.get(entry.number),
+            scale=entry.scale,
+            back_to=entry.back_to,
         )
 
     def _require_index(self) -> VersionIndex:
@@ -458,11 +500,12 @@ class History:
             raise HistoryError(f"the history of {self._location.draft_path} is closed")
 
 
-def _parse_trailers(message: str, sha: str) -> tuple[int, str]:
+def _parse_trailers(message: str, sha: str) -> tuple[int, str, str | None, int | None]:
     found = _TRAILERS.search(message)
     if found is None:
         raise HistoryError(f"commit {sha[:12]} is not an infitool-edit version")
-    return int(found.group(1)), found.group(2)
+    back_to = found.group(4)
+    return int(found.group(1)), found.group(2), found.group(3), int(back_to) if back_to else None
 
 
 def _clean_ident(text: str) -> str:

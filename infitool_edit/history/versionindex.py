@@ -7,7 +7,9 @@ commits from a ref cannot. It is two files:
 - ``versions.idx``: a header, then one fixed-size record per version
   (record *n* is version *n*): commit sha, parent number, time, where the
   version's text lies in ``versions.text``, and two CRCs.
-- ``versions.text``: per version, JSON ``[line name, author, message]``.
+- ``versions.text``: per version, JSON ``[line name, author, message]``, then
+  the scale and the version a rewind went back to when there are (an index
+  written before them holds three fields; they read as None).
 
 Both are appended with single unbuffered ``write`` calls, text first, so a
 killed process leaves at worst a torn last record (dropped on open) or
@@ -43,10 +45,12 @@ class IndexEntry:
     number: int
     commit: str
     parent: int | None
-    line_name: str
+    branch: str
     author: str
     message: str
     time: float
+    scale: str | None = None
+    back_to: int | None = None
 
 
 class VersionIndex:
@@ -88,9 +92,10 @@ class VersionIndex:
     def append(self, entry: IndexEntry) -> None:
         if entry.number != self._count + 1:
             raise IndexCorrupt(f"version {entry.number} appended after {self._count}")
-        text = json.dumps(
-            [entry.line_name, entry.author, entry.message], ensure_ascii=False
-        ).encode("utf-8")
+        values = [entry.branch, entry.author, entry.message]
+        if entry.scale is not None or entry.back_to is not None:
+            values += [entry.scale, entry.back_to]
+        text = json.dumps(values, ensure_ascii=False).encode("utf-8")
         os.write(self._text_fd, text)
         offset = self._text_size
         self._text_size += len(text)
@@ -125,9 +130,13 @@ class VersionIndex:
             text = blob[offset - text_start : offset - text_start + length]
             if len(text) != length or zlib.crc32(text) != text_crc:
                 raise IndexCorrupt(f"the text of version {number} is damaged")
-            line_name, author, message = json.loads(text)
+            branch, author, message, *graded = json.loads(text)
+            scale, back_to = graded if graded else (None, None)
             entries.append(
-                IndexEntry(number, sha.hex(), parent or None, line_name, author, message, time)
+                IndexEntry(
+                    number, sha.hex(), parent or None, branch, author, message, time,
+                    scale, back_to,
+                )
             )
         return entries
 

@@ -25,13 +25,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from infitool_edit.errors import InfitoolError
+
 _TEMP_SUFFIX = ".tmp"
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Mode of a draft we create, before the umask (what `open(..., "w")` uses).
 _NEW_FILE_MODE = 0o666
 
 
-class DraftError(ValueError):
+class DraftError(InfitoolError, ValueError):
     """The draft cannot be read or written; ``str()`` is one line naming the
     file and the problem. A ValueError like the command language's and the
     document's errors, so a caller can treat every refusal alike."""

@@ -12,6 +12,12 @@ resolves, the file was not changed by someone else, the draft is writable),
 so a failing command leaves the draft, the notes and the history as they
 were.
 
+Whoever shows or records the session's work subscribes to it
+(``subscribe``): every recorded or answered command reaches each listener
+as one ``Executed``, on the thread that executed it, in the order the
+versions were made. The agent's runner hears the writer's edits this way,
+and the app hears its own; nobody relays one to another.
+
 When another program changes the draft during a session, ``execute``
 refuses with DraftChanged. The explicit way on is to reopen the draft (or
 call ``adopt_disk``): the file as it is on disk becomes a new version
@@ -21,6 +27,7 @@ authored ``disk``, so neither their text nor any earlier version is lost.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,7 @@ from infitool_edit.commands import parse, serialize
 from infitool_edit.commands import ast
 from infitool_edit.document import ApplyError, HeadingInfo, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import end_after
 from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
 from infitool_edit.session.draftfile import DraftFile, DraftReadOnly
@@ -50,19 +58,31 @@ _CHANGES_FILE = (*ast.EDITING, ast.Rewind)
 
 @dataclass(frozen=True)
 class Executed:
-    """What one command did. ``version`` is the number of the version it
-    recorded, or None for commands that only look (read, find, goal…)."""
+    """What one command did, as the session publishes it. ``version`` is the
+    number of the version it recorded, or None for commands that only look
+    (read, find, goal…)."""
 
+    command: ast.Command | None  # as parsed; None for a fork (not a command of the language)
     line: str  # the command, serialized as the history stores it
     author: str
     version: int | None
     outcome: Outcome | None  # None for the session's own commands
     observation: str
     edit: TextEdit | None  # what changed in the draft, for incremental views
+    scale: str | None = None  # how much prose changed, by the document's rule (also in the version)
+    back_to: int | None = None  # the version a rewind or a fork went back to
 
     @property
     def done(self) -> bool:
-        return self.line.split(" ", 1)[0] == "done"
+        return isinstance(self.command, ast.Done)
+
+    @property
+    def notes_changed(self) -> bool:
+        """Whether the notes may differ now (a note, or a rewind or fork)."""
+        return self.back_to is not None or bool(self.outcome and self.outcome.notes_changed)
+
+
+Listener = Callable[[Executed], None]
 
 
 class EditingSession:
@@ -79,6 +99,7 @@ class EditingSession:
         # The model's worker thread and the writer's keys both execute: one
         # command at a time, so each version is exactly one command's work.
         self._turn = threading.RLock()
+        self._listeners: list[Listener] = []
 
     @property
     def draft_path(self) -> Path:
@@ -171,6 +192,28 @@ class EditingSession:
         with self._turn:
             return self.workspace.outline()
 
+    # --- listening ----------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every command executed from now on (after
+        it took effect, inside the session's turn, on the executing thread:
+        keep it short, and hand work for another thread over a queue).
+        Returns the call that unsubscribes it."""
+        with self._turn:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._turn:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _publish(self, executed: Executed) -> Executed:
+        for listener in list(self._listeners):
+            listener(executed)
+        return executed
+
     # --- executing --------------------------------------------------------
 
     def execute(self, line_or_command: str | ast.Command, *, author: str | None = None) -> Executed:
@@ -180,7 +223,7 @@ class EditingSession:
             parse(line_or_command) if isinstance(line_or_command, str) else line_or_command
         )
         with self._turn:
-            return self._execute(command, serialize(command), author or self.author)
+            return self._publish(self._execute(command, serialize(command), author or self.author))
 
     def _execute(self, command: ast.Command, line: str, author: str) -> Executed:
         if isinstance(command, _CHANGES_FILE):
@@ -191,40 +234,45 @@ class EditingSession:
             self.draft.check_unchanged()
 
         if isinstance(command, ast.Goal):
-            return self._look(line, author, f"@goal {self.goal or '(no goal was given)'}")
+            return self._look(command, line, author, f"@goal {self.goal or '(no goal was given)'}")
         if isinstance(command, ast.History):
-            return self._look(line, author, self._history_observation())
+            return self._look(command, line, author, self._history_observation())
         if isinstance(command, ast.Done):
-            return self._look(line, author, "@done")
+            return self._look(command, line, author, "@done")
         if isinstance(command, ast.Checkpoint):
             return self._checkpoint(command, line, author)
         if isinstance(command, ast.Rewind):
             return self._rewind(command, line, author)
         return self._apply(command, line, author)
 
-    def _look(self, line: str, author: str, observation: str) -> Executed:
-        return Executed(line, author, None, None, observation, None)
+    def _look(self, command: ast.Command, line: str, author: str, observation: str) -> Executed:
+        return Executed(command, line, author, None, None, observation, None)
 
     def _apply(self, command: ast.Command, line: str, author: str) -> Executed:
         before = (self.workspace.text, self.workspace.notes)
         outcome = self.workspace.apply(command, author=author)
         if outcome.edit is None and not outcome.notes_changed:
-            return Executed(line, author, None, outcome, outcome.render(None), None)
+            return Executed(command, line, author, None, outcome, outcome.render(None), None)
         try:
-            info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
+            info = self.history.record(
+                self.workspace.text, self.workspace.notes, line, author, scale=outcome.scale
+            )
         except BaseException:
             # The version was not recorded: neither may the change be.
             self._load(*before)
             raise
         if outcome.edit is not None:
             self.draft.write(self.workspace.text, durable=False)
-        return Executed(line, author, info.number, outcome, outcome.render(info.number), outcome.edit)
+        return Executed(
+            command, line, author, info.number, outcome, outcome.render(info.number), outcome.edit,
+            outcome.scale,
+        )
 
     def _checkpoint(self, command: ast.Checkpoint, line: str, author: str) -> Executed:
         self._check_checkpoint_name(command.name)
         info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
         self.history.checkpoint(command.name)
-        return Executed(line, author, info.number, None, f"@ok v{info.number}", None)
+        return Executed(command, line, author, info.number, None, f"@ok v{info.number}", None)
 
     def _check_checkpoint_name(self, name: str) -> None:
         """Refuse a name the history would refuse, before recording the
@@ -243,35 +291,42 @@ class EditingSession:
 
     def _rewind(self, command: ast.Rewind, line: str, author: str) -> Executed:
         number = self._resolve(command.to)
-        info = self.history.restore(number, author)
-        return self._after_restore(info, line, author)
+        scale = self.workspace.rewrite_scale(self.history.read(number).draft)
+        info = self.history.rewind(number, author, scale=scale)
+        return self._after_going_back(command, info, line, author)
 
     def fork(self, number: int, *, author: str | None = None) -> Executed:
-        """Start a new line of history from version ``number``; the draft
-        becomes that version's text."""
+        """Start a new branch from version ``number``; the draft becomes that
+        version's text."""
         with self._turn:
             if self.read_only:
                 raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; not forking")
             self.draft.check_unchanged()
             author = author or self.author
-            info = self.history.fork(number, author)
-            return self._after_restore(info, f"fork v{number}", author)
+            scale = self.workspace.rewrite_scale(self.history.read(number).draft)
+            info = self.history.fork(number, author, scale=scale)
+            return self._publish(self._after_going_back(None, info, f"fork v{number}", author))
 
-    def _after_restore(self, info: VersionInfo, line: str, author: str) -> Executed:
+    def _after_going_back(
+        self, command: ast.Rewind | None, info: VersionInfo, line: str, author: str
+    ) -> Executed:
+        """The draft and notes become the version a rewind or fork made."""
         old_text = self.workspace.text
         snapshot = self.history.read(info.number)
         self._load(snapshot.draft, snapshot.notes)
         edit = None
         if snapshot.draft != old_text:
-            edit = TextEdit((0, 0), _end_of(old_text), snapshot.draft)
+            edit = TextEdit((0, 0), end_after((0, 0), old_text), snapshot.draft)
             self.draft.write(snapshot.draft)
-        return Executed(line, author, info.number, None, f"@ok v{info.number} restored", edit)
+        return Executed(
+            command, line, author, info.number, None, f"@ok v{info.number} restored", edit,
+            info.scale, info.back_to,
+        )
 
     def _resolve(self, ref: ast.VersionRef | ast.CheckpointRef) -> int:
         if isinstance(ref, ast.CheckpointRef):
             return self.history.find_checkpoint(ref.name)
-        self.history.read(ref.number)  # UnknownVersion before anything changes
-        return ref.number
+        return self.history.version(ref.number).number  # UnknownVersion before anything changes
 
     def _history_observation(self) -> str:
         versions = self.history.log(limit=HISTORY_LINES)
@@ -284,9 +339,3 @@ class EditingSession:
                 message = message[: HISTORY_MESSAGE_CHARS - 1] + "…"
             lines.append(f"v{info.number} {info.author} {message}")
         return "\n".join(lines)
-
-
-def _end_of(text: str) -> tuple[int, int]:
-    """The 0-based (line, column) just past the last character."""
-    last_newline = text.rfind("\n")
-    return (text.count("\n"), len(text) - last_newline - 1)

@@ -12,15 +12,18 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import Position, end_after
 
 
 @dataclass(frozen=True)
 class LinesChanged:
-    """Lines ``first .. first+removed-1`` became ``first .. first+added-1``."""
+    """Lines ``first .. first+removed-1`` became ``first .. first+added-1``;
+    the edit's new text ends at ``end``."""
 
     first: int
     removed: int
     added: int
+    end: Position
 
 
 def is_fence(line: str) -> bool:
@@ -68,7 +71,8 @@ class DraftBuffer:
         new_lines = (head + edit.text + tail).split("\n")
         self.lines[start_line : end_line + 1] = new_lines
         self._update_fences(start_line, end_line - start_line + 1, new_lines)
-        return LinesChanged(start_line, end_line - start_line + 1, len(new_lines))
+        return LinesChanged(start_line, end_line - start_line + 1, len(new_lines),
+                            end_after(edit.start, edit.text))
 
     def _update_fences(self, first: int, removed: int, new_lines: list[str]) -> None:
         shift = len(new_lines) - removed

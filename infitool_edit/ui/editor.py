@@ -10,6 +10,10 @@ and rewraps the edited lines only; the running row totals are rebuilt with
 Two cursors are drawn: the writer's (which the keys move) and the model's
 (which the agent's commands move). Text the model is still typing (a command
 not yet applied) is shown as a "ghost" range in the model's colour.
+
+(Over 400 lines, on purpose: layout, painting and the writer's keys all
+work on the same row geometry, ``_row_starts`` and the wrap offsets; apart,
+each would need the other's private state.)
 """
 
 from __future__ import annotations
@@ -28,37 +32,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import Position, shift
 from infitool_edit.ui.buffer import DraftBuffer, LinesChanged
 from infitool_edit.ui.highlight import highlight_line
 from infitool_edit.ui.wrap import wrap_offsets
-
-Position = tuple[int, int]
 
 HIGHLIGHT_NAMES = (
     "heading1", "heading2", "heading3", "heading4", "heading5", "heading6",
     "strong", "emphasis", "code", "link", "quote", "list", "rule",
 )
-
-
-def shift_position(position: Position, edit: TextEdit, new_end: Position) -> Position:
-    """Where ``position`` lands after ``edit`` (which now ends at ``new_end``)."""
-    if position <= edit.start:
-        return position
-    if position < edit.end:
-        return new_end
-    line, col = position
-    end_line, end_col = edit.end
-    if line == end_line:
-        return new_end[0], new_end[1] + col - end_col
-    return line + new_end[0] - end_line, col
-
-
-def edit_end(edit: TextEdit) -> Position:
-    """Where the inserted text of ``edit`` ends, in the text after it."""
-    inserted = edit.text.split("\n")
-    if len(inserted) == 1:
-        return edit.start[0], edit.start[1] + len(inserted[0])
-    return edit.start[0] + len(inserted) - 1, len(inserted[-1])
 
 
 EDITING_KEYS = frozenset({"enter", "backspace", "delete", "tab"})
@@ -150,15 +132,17 @@ class DraftEditor(ScrollView, can_focus=True):
     def apply_edit(self, edit: TextEdit) -> Position:
         """Apply ``edit`` to the view; returns where its inserted text ends."""
         changed = self.buffer.apply(edit)
-        new_end = edit_end(edit)
-        self.writer_cursor = self.buffer.clamp(shift_position(self.writer_cursor, edit, new_end))
+        new_end = changed.end
+
+        def moved(position: Position) -> Position:
+            return shift(position, edit.start, edit.end, new_end)
+
+        self.writer_cursor = self.buffer.clamp(moved(self.writer_cursor))
         if self.model_cursor is not None:
-            self.model_cursor = self.buffer.clamp(shift_position(self.model_cursor, edit, new_end))
-        self.marks = [(shift_position(start, edit, new_end), shift_position(end, edit, new_end))
-                      for start, end in self.marks]
+            self.model_cursor = self.buffer.clamp(moved(self.model_cursor))
+        self.marks = [(moved(start), moved(end)) for start, end in self.marks]
         if self.ghost is not None:
-            start, end = self.ghost
-            self.ghost = (shift_position(start, edit, new_end), shift_position(end, edit, new_end))
+            self.ghost = (moved(self.ghost[0]), moved(self.ghost[1]))
         self._rewrap(changed)
         return new_end
 
@@ -175,6 +159,28 @@ class DraftEditor(ScrollView, can_focus=True):
         self.marks = marks
         for start, end in marks:
             self._refresh_range(start, end)
+
+    # --- the ghost: text the model is still typing ------------------------
+
+    def extend_ghost(self, at: Position, text: str) -> Position:
+        """Show ``text`` typed at the end of the ghost (which begins at ``at``
+        when there is none yet); returns where the ghost now ends."""
+        if self.ghost is None:
+            at = self.buffer.clamp(at)
+            self.ghost = (at, at)
+        start, end = self.ghost
+        new_end = self.apply_edit(TextEdit(end, end, text))
+        self.ghost = (start, new_end)
+        return new_end
+
+    def clear_ghost(self) -> Position | None:
+        """Take the ghost's text out again; returns where it began (None: no ghost)."""
+        if self.ghost is None:
+            return None
+        start, end = self.ghost
+        self.ghost = None
+        self.apply_edit(TextEdit(start, end, ""))
+        return start
 
     def set_struck(self, region: tuple[Position, Position] | None) -> None:
         """Show ``region`` struck through (a removal about to be applied)."""
@@ -339,7 +345,7 @@ class DraftEditor(ScrollView, can_focus=True):
 
     # --- the writer's keys -------------------------------------------------
 
-    def _set_writer_cursor(self, position: Position, *, keep_x: bool = False) -> None:
+    def set_writer_cursor(self, position: Position, *, keep_x: bool = False) -> None:
         old_row = self.row_of(self.writer_cursor)
         self.writer_cursor = self.buffer.clamp(position)
         if not keep_x:
@@ -356,7 +362,7 @@ class DraftEditor(ScrollView, can_focus=True):
     def _writer_edit(self, edit: TextEdit) -> None:
         self.follow_model = False
         new_end = self.apply_edit(edit)
-        self._set_writer_cursor(new_end)
+        self.set_writer_cursor(new_end)
         self.post_message(self.WriterEdited(edit))
 
     def _move_rows(self, delta: int) -> None:
@@ -365,32 +371,33 @@ class DraftEditor(ScrollView, can_focus=True):
         x = self._desired_x
         if x is None:
             x = col - offsets[bisect_right(offsets, col) - 1]
-        self._set_writer_cursor(self.position_at_row(self.row_of(self.writer_cursor) + delta, x), keep_x=True)
+        self.set_writer_cursor(self.position_at_row(self.row_of(self.writer_cursor) + delta, x), keep_x=True)
         self._desired_x = x
 
     async def _on_key(self, event: events.Key) -> None:
-        handled = self._handle_key(event)
+        handled = self.writer_key(event)
         if handled:
             event.stop()
             event.prevent_default()
 
-    def _handle_key(self, event: events.Key) -> bool:
+    def writer_key(self, event: events.Key) -> bool:
+        """Act on one key; True when it was the editor's to handle."""
         line, col = self.writer_cursor
         key = event.key
         moves = {
-            "left": lambda: self._set_writer_cursor(
+            "left": lambda: self.set_writer_cursor(
                 (line, col - 1) if col else ((line - 1, len(self.buffer.lines[line - 1])) if line else (0, 0))),
-            "right": lambda: self._set_writer_cursor(
+            "right": lambda: self.set_writer_cursor(
                 (line, col + 1) if col < len(self.buffer.lines[line]) else
                 ((line + 1, 0) if line + 1 < self.buffer.line_count else (line, col))),
             "up": lambda: self._move_rows(-1),
             "down": lambda: self._move_rows(1),
             "pageup": lambda: self._move_rows(-max(self.scrollable_content_region.height - 1, 1)),
             "pagedown": lambda: self._move_rows(max(self.scrollable_content_region.height - 1, 1)),
-            "home": lambda: self._set_writer_cursor((line, 0)),
-            "end": lambda: self._set_writer_cursor((line, len(self.buffer.lines[line]))),
-            "ctrl+home": lambda: self._set_writer_cursor((0, 0)),
-            "ctrl+end": lambda: self._set_writer_cursor(self.buffer.end()),
+            "home": lambda: self.set_writer_cursor((line, 0)),
+            "end": lambda: self.set_writer_cursor((line, len(self.buffer.lines[line]))),
+            "ctrl+home": lambda: self.set_writer_cursor((0, 0)),
+            "ctrl+end": lambda: self.set_writer_cursor(self.buffer.end()),
         }
         if key in moves:
             self.follow_model = False
@@ -428,7 +435,7 @@ class DraftEditor(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is not None:
-            self._set_writer_cursor(self.position_at_row(int(self.scroll_y) + offset.y, offset.x))
+            self.set_writer_cursor(self.position_at_row(int(self.scroll_y) + offset.y, offset.x))
 
     def on_focus(self) -> None:
         self.refresh()

@@ -11,9 +11,11 @@ shortens it; elsewhere it becomes a ``delete`` version of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.positions import end_after
 
 WORD_ENDS = frozenset(" \n")  # punctuation stays with its word; the space after it ends it
 
@@ -37,10 +39,7 @@ class WriterPen:
 
     def _pending_end(self) -> tuple[int, int]:
         assert self.start is not None
-        lines = self.text.split("\n")
-        if len(lines) == 1:
-            return self.start[0], self.start[1] + len(self.text)
-        return self.start[0] + len(lines) - 1, len(lines[-1])
+        return end_after(self.start, self.text)
 
     def edit(self, edit: TextEdit) -> None:
         """Take one edit the writer made in the view (already shown there)."""
@@ -77,3 +76,10 @@ def _as_command(edit: TextEdit) -> ast.Command:
     if edit.start == edit.end:
         return ast.Insert(point(edit.start), edit.text)
     return ast.Replace(span, edit.text)
+
+
+class Holder(StrEnum):
+    """Who holds the pen: the writer or the model (never both)."""
+
+    WRITER = "writer"
+    MODEL = "model"

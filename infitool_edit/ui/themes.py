@@ -9,6 +9,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
+from textual.app import App
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
@@ -52,3 +53,19 @@ def load_themes(*folders: Path) -> tuple[list[Theme], list[str]]:
             except ValueError as error:
                 errors.append(f"theme skipped: {error}")
     return themes, errors
+
+
+def install_themes(app: App, folders: tuple[Path, ...], wanted: str | None) -> None:
+    """Register the built-in themes and those in ``folders`` with ``app`` and
+    switch to ``wanted`` (a broken file or an unknown name: a warning, and
+    the default theme)."""
+    themes, errors = load_themes(*folders)
+    for theme in themes:
+        app.register_theme(theme)
+    for error in errors:
+        app.notify(error, severity="warning", timeout=8)
+    wanted = wanted or DEFAULT_THEME
+    if wanted not in app.available_themes:
+        app.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+        wanted = DEFAULT_THEME
+    app.theme = wanted

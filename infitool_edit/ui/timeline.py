@@ -5,7 +5,8 @@ log (``History.log(limit, before)``) and later pages only when they scroll
 into view. Without a filter, row ``i`` is version ``count - i`` (numbers
 are global and dense), so no page before the visible one is ever read. With
 an author or scale filter, matching versions are collected page by page
-while the view scrolls down.
+while the view scrolls down. A version's scale is the one the session
+graded it with and the history recorded (``VersionInfo.scale``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from infitool_edit.ui.scale import SCALES, scale_of_command
-
 PAGE = 200
+SCALES = ("structure", "paragraph", "sentence", "word")  # the document's grades, largest first
 AUTHOR_FILTERS = ("all", "model", "writer")
 SCALE_FILTERS = ("all", *SCALES)
 
@@ -39,22 +39,19 @@ class Row:
     message: str
     time: float
     checkpoint: str | None
+    scale: str | None = None  # None: the version did not change the draft's prose
 
     @property
     def by_model(self) -> bool:
         return self.author.startswith("model:")
 
-    @property
-    def scale(self) -> str | None:
-        return scale_of_command(self.message.split("\n", 1)[0])
-
 
 def row_of(info) -> Row:
-    return Row(info.number, info.author, info.message, info.time, info.checkpoint)
+    return Row(info.number, info.author, info.message, info.time, info.checkpoint, info.scale)
 
 
 class TimelineView(ScrollView, can_focus=True):
-    """Versions, newest first. Moving the cursor previews; Enter restores."""
+    """Versions, newest first. Moving the cursor previews; Enter rewinds."""
 
     DEFAULT_CSS = """
     TimelineView {
@@ -76,7 +73,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("pagedown", "move(20)", "Page older", show=False),
         Binding("home", "move(-1000000000)", "Newest", show=False),
         Binding("end", "move(1000000000)", "Oldest", show=False),
-        Binding("enter", "restore", "Restore"),
+        Binding("enter", "rewind", "Rewind"),
         Binding("f", "fork", "Fork"),
         Binding("a", "cycle_author", "Author filter"),
         Binding("s", "cycle_scale", "Scale filter"),
@@ -96,7 +93,7 @@ class TimelineView(ScrollView, can_focus=True):
             super().__init__()
             self.number = number
 
-    class RestoreRequested(Message):
+    class RewindRequested(Message):
         def __init__(self, number: int) -> None:
             super().__init__()
             self.number = number
@@ -177,11 +174,10 @@ class TimelineView(ScrollView, can_focus=True):
             self._scanned_below = bottom - 1
         self._update_virtual_size()
 
-    def add_version(self, number: int, author: str, message: str, checkpoint: str | None = None) -> None:
+    def add_version(self, number: int, author: str, message: str, *, checkpoint: str | None = None,
+                    scale: str | None = None) -> None:
         """A version was just recorded: show it on top without reading the log."""
-        if checkpoint is None and message.startswith("checkpoint "):
-            checkpoint = message[len("checkpoint "):].strip().strip('"')
-        row = Row(number, author, message, time.time(), checkpoint)
+        row = Row(number, author, message, time.time(), checkpoint, scale)
         self._rows[number] = row
         self.total = max(self.total, number)
         listed = not self.filtered or self._matches(row)
@@ -192,6 +188,10 @@ class TimelineView(ScrollView, can_focus=True):
         if self.shown:  # hidden, it would cost a screen layout per version for nothing
             self._update_virtual_size()
             self.refresh()
+
+    def forget_rows(self) -> None:
+        """Drop the rows read so far: the next paint reads its page again."""
+        self._rows.clear()
 
     def reset_filter(self) -> None:
         self._matching = []
@@ -288,9 +288,9 @@ class TimelineView(ScrollView, can_focus=True):
         if offset is not None:
             self.action_move(int(self.scroll_y) + offset.y - self.cursor)
 
-    def action_restore(self) -> None:
+    def action_rewind(self) -> None:
         if (number := self.selected) is not None:
-            self.post_message(self.RestoreRequested(number))
+            self.post_message(self.RewindRequested(number))
 
     def action_fork(self) -> None:
         if (number := self.selected) is not None:

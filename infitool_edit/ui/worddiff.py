@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from infitool_edit.document.positions import common_prefix, position_of
+
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
 MAX_MIDDLE_WORDS = 20000
 
@@ -22,21 +24,10 @@ class WordDiff:
     removed: list[str]  # words (with their spacing) that left the old text
 
 
-def _common_prefix(a: str, b: str) -> int:
-    low, high = 0, min(len(a), len(b))
-    while low < high:  # a binary search of C-speed slice comparisons
-        mid = (low + high + 1) // 2
-        if a[:mid] == b[:mid]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
 def word_diff(old: str, new: str) -> WordDiff:
-    prefix = _common_prefix(old, new)
+    prefix = common_prefix(old, new)
     prefix = _word_start(new, prefix)
-    suffix = _common_prefix(old[prefix:][::-1], new[prefix:][::-1])
+    suffix = common_prefix(old[prefix:][::-1], new[prefix:][::-1])
     old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     old_words, new_words = _WORDS.findall(old_mid), _WORDS.findall(new_mid)
     if len(old_words) + len(new_words) > MAX_MIDDLE_WORDS:
@@ -60,9 +51,3 @@ def _word_start(text: str, index: int) -> int:
     while index > 0 and index <= len(text) and text[index - 1].isalnum():
         index -= 1
     return index
-
-
-def position_of(text: str, offset: int) -> tuple[int, int]:
-    """A character offset as a 0-based (line, col)."""
-    line = text.count("\n", 0, offset)
-    return line, offset - (text.rfind("\n", 0, offset) + 1)

@@ -76,24 +76,24 @@ def test_in_a_work_tree_the_writers_repository_is_left_alone(writer_repo):
         history.record("# One\n\nmore\n", "", 'insert $ "more"', "model:tiny")
         history.record("# One\n\nmore\nand more\n", "n", 'insert $ "and more"', "Writer")
         history.fork(1, "Writer")
-        history.restore(2, "Writer")
+        history.rewind(2, "Writer")
         history.checkpoint("first pass")
-        line_ref = history.line_ref("main")
+        branch_ref = history.branch_ref("main")
     assert writer_view(writer_repo) == before
     assert not (writer_repo / ".chapters").exists()
     assert not list(writer_repo.glob("chapters/.*.infitool"))
 
-    assert line_ref == "refs/infitool-edit/chapters%2Fone.md/lines/main"
-    log = git("log", "--format=%an <%ae>|%s", line_ref, cwd=writer_repo).stdout.splitlines()
+    assert branch_ref == "refs/infitool-edit/chapters%2Fone.md/lines/main"
+    log = git("log", "--format=%an <%ae>|%s", branch_ref, cwd=writer_repo).stdout.splitlines()
     assert log == [
         'Writer <writer@example.com>|insert $ "and more"',
         'model:tiny <model-tiny@infitool-edit.invalid>|insert $ "more"',
     ]
     refs = git("for-each-ref", "--format=%(refname)", "refs/infitool-edit", cwd=writer_repo)
     assert "refs/infitool-edit/chapters%2Fone.md/checkpoints/first%20pass" in refs.stdout.split()
-    tree = git("ls-tree", "--name-only", line_ref, cwd=writer_repo).stdout.split()
+    tree = git("ls-tree", "--name-only", branch_ref, cwd=writer_repo).stdout.split()
     assert tree == ["one.md", "one.notes.md"]
-    assert git("show", f"{line_ref}:one.md", cwd=writer_repo).stdout == "# One\n\nmore\nand more\n"
+    assert git("show", f"{branch_ref}:one.md", cwd=writer_repo).stdout == "# One\n\nmore\nand more\n"
     assert_fsck_clean(writer_repo)
 
 
@@ -203,11 +203,11 @@ def test_sigkill_at_any_moment_leaves_every_version_readable(tmp_path, in_work_t
             expected_state = bytes([count % 256]) * 5000 if count % 3 == 0 else None
             assert history.state(count) == expected_state
             git_dir = str(history.git_dir)
-            line_ref = history.line_ref("main")
+            branch_ref = history.branch_ref("main")
         result = git("--git-dir", git_dir, "fsck", "--full", "--strict", cwd=folder, check=False)
         assert result.returncode == 0, result.stderr
         assert "error" not in result.stderr
-        subjects = git("--git-dir", git_dir, "log", "--format=%s", line_ref, cwd=folder).stdout
+        subjects = git("--git-dir", git_dir, "log", "--format=%s", branch_ref, cwd=folder).stdout
         assert subjects.splitlines()[0] == f"edit {count}"
         assert len(subjects.splitlines()) == count
 
@@ -225,7 +225,7 @@ def test_history_keeps_working_after_git_gc_packs_it(writer_repo):
         assert history.read(7).draft == "v7\n"
         assert history.find_checkpoint("packed") == 20
         history.record("v21\n", "", "edit 21", "model:tiny")
-        history.restore(3, "Writer")
+        history.rewind(3, "Writer")
     with History.open(draft) as history:
         assert history.read(22).draft == "v3\n"
     assert_fsck_clean(writer_repo)
@@ -247,7 +247,7 @@ def test_a_ref_lock_left_by_a_killed_session_is_taken_over(tmp_path):
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
         history.record("one\n", "", "edit 1", "Ana")
-        lock = history.git_dir / (history.line_ref("main") + ".lock")
+        lock = history.git_dir / (history.branch_ref("main") + ".lock")
     lock.write_text("0" * 40 + "\n")
     os.utime(lock, (time.time() - 60, time.time() - 60))
     with History.open(draft) as history:

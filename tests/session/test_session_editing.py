@@ -258,7 +258,7 @@ def test_fork_starts_a_new_line_from_an_old_version(example_draft):
         session.execute('replace 5 "Teh" "The"')
         forked = session.fork(1)
         assert example_draft.read_text() == original
-        lines = {info.number: info.line_name for info in session.history.log()}
+        lines = {info.number: info.branch for info in session.history.log()}
         assert lines[forked.version] != lines[2]  # a line of its own
         session.execute('insert $ "Forked.\\n"')
         assert session.history.head().parent == forked.version

@@ -30,7 +30,7 @@ def test_an_empty_history_has_no_head(history):
 def test_each_record_is_one_numbered_version(history):
     first = history.record("# Title\n", "", 'insert 1 "# Title\\n"', "model:tiny")
     second = history.record("# Title\n\nBody.\n", "todo", 'insert $ "\\nBody.\\n"', "Ana")
-    assert (first.number, first.parent, first.line_name) == (1, None, "main")
+    assert (first.number, first.parent, first.branch) == (1, None, "main")
     assert (second.number, second.parent) == (2, 1)
     assert second.author == "Ana"
     assert second.message == 'insert $ "\\nBody.\\n"'
@@ -61,14 +61,14 @@ def test_log_is_newest_first_and_pages_with_before(history):
 def test_restore_makes_a_new_version_and_destroys_nothing(history):
     history.record("one\n", "n1", "edit 1", "model:tiny", state=b"mind-1")
     history.record("two\n", "n2", "edit 2", "model:tiny", state=b"mind-2")
-    restored = history.restore(1, "Ana")
+    restored = history.rewind(1, "Ana")
     assert (restored.number, restored.parent, restored.message) == (3, 2, "rewind v1")
     assert restored.author == "Ana"
     assert history.read(3) == Snapshot("one\n", "n1")
     assert history.state(3) == b"mind-1"  # rewinding the text rewinds the model's mind
     assert history.read(2) == Snapshot("two\n", "n2")
     with pytest.raises(UnknownVersion):
-        history.restore(9, "Ana")
+        history.rewind(9, "Ana")
 
 
 def test_fork_starts_a_new_line_that_later_records_continue(history):
@@ -76,14 +76,14 @@ def test_fork_starts_a_new_line_that_later_records_continue(history):
         history.record(f"main {number}\n", "", f"edit {number}", "model:tiny")
     forked = history.fork(2, "Ana")
     assert (forked.number, forked.parent, forked.message) == (4, 2, "fork v2")
-    assert forked.line_name != "main"
+    assert forked.branch != "main"
     assert history.read(4).draft == "main 2\n"
     later = history.record("forked further\n", "", "edit 5", "model:tiny")
-    assert (later.number, later.parent, later.line_name) == (5, 4, forked.line_name)
+    assert (later.number, later.parent, later.branch) == (5, 4, forked.branch)
     again = history.fork(3, "Ana")
-    assert again.line_name not in ("main", forked.line_name)
+    assert again.branch not in ("main", forked.branch)
     assert again.number == 6  # numbers are global across lines
-    assert history.restore(5, "Ana").line_name == again.line_name
+    assert history.rewind(5, "Ana").branch == again.branch
 
 
 def test_checkpoints_name_the_head_once(history):
@@ -150,7 +150,7 @@ def test_everything_survives_a_restart(tmp_path):
         assert history.state(1) == b"s1"
         assert history.find_checkpoint("kept") == 3
         following = history.record("three\n", "", "edit 4", "model:tiny")
-        assert (following.number, following.line_name) == (4, before[0].line_name)
+        assert (following.number, following.branch) == (4, before[0].branch)
 
 
 def test_a_closed_history_refuses_work(tmp_path):

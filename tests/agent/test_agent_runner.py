@@ -140,7 +140,7 @@ def test_pause_stops_within_a_token_and_writer_edits_go_in_first(session: Editin
     thread.start()
     assert paused.wait(10)
     assert sum(isinstance(e, TokenDecided) for e in events) == 1  # paused within one token
-    runner.writer_executed(session.execute(_add("writer line"), author="writer"))
+    session.execute(_add("writer line"), author="writer")  # the runner hears it from the session
     runner.resume()
     thread.join(10)
     assert not thread.is_alive()

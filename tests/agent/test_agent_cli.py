@@ -23,7 +23,7 @@ from infitool_edit.history import History
 from infitool_edit.model.checkpoint import save_checkpoint
 from infitool_edit.session.editing import EditingSession
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from helpers import EXAMPLES
 
 
 def _draft(tmp_path: Path) -> Path:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,9 @@ from infitool_edit.commands import CommandError, EDITING, parse, script_lines, s
 from infitool_edit.commands import ast
 from infitool_edit.commands.grammar import FORMS, VERBS
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPOSITORY
+
+ROOT = REPOSITORY
 DOC = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
 SCRIPT = (ROOT / "examples" / "edit-session.txt").read_text(encoding="utf-8")
 DRAFT = (ROOT / "examples" / "draft.md").read_text(encoding="utf-8")

@@ -132,7 +132,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         events: list = []
         runner = Runner(session, _backend(model), None, max_commands=6, seed=7, emit=events.append, keyframe_every=3)
         runner.open()
-        runner.writer_executed(_go_back(session, how, target))
+        _go_back(session, how, target)  # the open runner hears it from the session
         runner.run()
         live = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
         backend = runner.backend

@@ -15,7 +15,7 @@ from infitool_edit.commands import command_dfa, serialize
 from infitool_edit.commands.generate import commands
 from infitool_edit.commands.grammar import command_regex
 
-from test_commands_fsm import interesting_lines, mutated_commands
+from helpers.command_lines import interesting_lines, mutated_commands
 
 llguidance = pytest.importorskip("llguidance")
 

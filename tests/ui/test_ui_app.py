@@ -79,15 +79,15 @@ async def test_an_insert_is_typed_in_token_by_token_then_applied(draft):
     app = make_app(draft)
     async with app.run_test(size=(100, 30)) as pilot:
         app.holder = "model"
-        app._show_event(CommandStarted())
+        app.playback.show(CommandStarted())
         for token in ['insert 3:1 "', "Ind", "eed", ",\\n"]:
-            app._show_event(TokenDecided(token))
+            app.playback.show(TokenDecided(token))
         await pilot.pause()
         assert app.editor.buffer.lines[2] == "Indeed,"
         assert app.editor.buffer.lines[3].startswith("Teh method")
         assert app.editor.ghost == ((2, 0), (3, 0))
         executed = app.session.execute('insert 3:1 "Indeed, "', author="model:test")
-        app._show_event(CommandApplied(executed.line, "model:test", executed.version,
+        app.playback.show(CommandApplied(executed.line, "model:test", executed.version,
                                        executed.observation, executed.edit))
         await pilot.pause()
         assert app.editor.ghost is None
@@ -103,7 +103,7 @@ async def test_a_removal_is_shown_struck_through_then_applied(draft):
         executed = app.session.execute('delete 3:1-3:5', author="model:test")
         app.inbox.put(CommandApplied(executed.line, "model:test", executed.version,
                                      executed.observation, executed.edit))
-        app._take_events()  # what the inbox's wake-up message does, now (no race with its timer)
+        app.playback.take_events()  # what the inbox's wake-up message does, now (no race with its timer)
         assert app.editor.struck == ((2, 0), (2, 4))
         assert app.editor.buffer.lines[2] == "Teh method we propose is good."  # not yet
         await wait_until(pilot, lambda: app.editor.struck is None)
@@ -192,7 +192,7 @@ async def test_timeline_previews_restores_and_forks(draft):
         await pilot.press("end", "f")  # fork the very first version
         await pilot.pause()
         fork = app.history.head()
-        assert fork.number == 8 and fork.line_name != head.line_name
+        assert fork.number == 8 and fork.branch != head.branch
         assert app.editor.text == DRAFT
 
 

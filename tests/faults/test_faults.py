@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from helpers import EXAMPLES, run_cli
 from infitool_edit.commands import ast, parse_script, serialize
 from infitool_edit.document import Workspace
 from infitool_edit.history import History

@@ -21,7 +21,7 @@ def build(draft):
                            state=b"s%d" % number if number % 2 else None)
         history.fork(3, "Ana")
         history.record("forked\n", "", 'insert 1 "x"', "Ana")
-        history.restore(6, "Ana")
+        history.rewind(6, "Ana")
         history.fork(9, "Ana")
         history.record("second fork\n", "", "edit 12", "model:tiny")
         history.checkpoint("end")
@@ -29,7 +29,7 @@ def build(draft):
 
 
 def _index_folder(history):
-    return history._location.folder
+    return history.folder
 
 
 def snapshot_all(history):
@@ -86,7 +86,7 @@ def test_refs_are_the_truth_when_the_index_claims_more(tmp_path):
     with History.open(draft) as history:
         first = history.record("one\n", "", "edit 1", "Ana")
         history.record("two\n", "", "edit 2", "Ana")
-        ref_path = history.git_dir / history.line_ref("main")
+        ref_path = history.git_dir / history.branch_ref("main")
     # The ref moves back to version 1 (as if someone reset it) while the index
     # still claims version 2: git wins.
     ref_path.write_text(first.commit + "\n")
@@ -99,7 +99,7 @@ def test_foreign_commits_on_our_refs_are_reported_in_one_line(tmp_path):
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
         history.record("one\n", "", "edit 1", "Ana")
-        git_dir, ref = history.git_dir, history.line_ref("main")
+        git_dir, ref = history.git_dir, history.branch_ref("main")
     tree = subprocess.run(["git", "--git-dir", str(git_dir), "mktree"], input="",
                           capture_output=True, text=True, check=True).stdout.strip()
     foreign = subprocess.run(
@@ -126,7 +126,7 @@ def test_a_ref_to_a_missing_commit_is_reported_in_one_line(tmp_path):
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
         history.record("one\n", "", "edit 1", "Ana")
-        ref_path = history.git_dir / history.line_ref("main")
+        ref_path = history.git_dir / history.branch_ref("main")
     ref_path.write_text("1" * 40 + "\n")
     with pytest.raises(HistoryError) as caught:
         History.open(draft)

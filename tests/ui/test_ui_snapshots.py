@@ -1,5 +1,5 @@
 """Screenshots of the main screens (pytest-textual-snapshot). Update them
-with `pytest tests/test_ui_snapshots.py --snapshot-update` after a change
+with `pytest tests/ui/test_ui_snapshots.py --snapshot-update` after a change
 you have looked at."""
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ def test_goal_prompt(snap_compare, draft):
 def test_timeline_preview(snap_compare, draft):
     async def preview(pilot) -> None:
         app = pilot.app
-        app.session.execute('replace 3 "slow" "quick"', author="model:script")
-        app.timeline.add_version(2, "model:script", 'replace 3 "slow" "quick"')
-        app._resync()
+        executed = app.session.execute('replace 3 "slow" "quick"', author="model:script")
+        app.timeline.add_version(2, "model:script", executed.line, scale=executed.scale)
+        app.resync()
         await pilot.press("ctrl+t", "down")
-        app.show_preview(app.timeline.selected)  # now, not after the preview's debounce timer
+        app.version_preview.show(app.timeline.selected)  # now, not after the preview's debounce timer
         await _steady(pilot)
 
     assert snap_compare(make_app(draft), terminal_size=(100, 30), run_before=preview)

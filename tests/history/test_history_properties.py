@@ -33,35 +33,35 @@ class HistoryMachine(RuleBasedStateMachine):
 
     def _expect(self, info, content, parent, line):
         assert info.number == len(self.contents) + 1
-        assert (info.parent, info.line_name) == (parent, line)
+        assert (info.parent, info.branch) == (parent, line)
         self.contents.append(content)
         self.parents.append(parent)
         self.lines.append(line)
         self.tips[line] = info.number
 
     @property
-    def current_line(self):
+    def current_branch(self):
         return self.lines[-1] if self.lines else "main"
 
     @rule(draft=texts, notes=texts, state=states, message=texts)
     def record(self, draft, notes, state, message):
         info = self.history.record(draft, notes, message, "model:tiny", state=state)
         assert info.message == message
-        self._expect(info, (Snapshot(draft, notes), state), self.tips.get(self.current_line),
-                     self.current_line)
+        self._expect(info, (Snapshot(draft, notes), state), self.tips.get(self.current_branch),
+                     self.current_branch)
 
     @rule(data=st.data())
     def restore(self, data):
         number = data.draw(st.integers(0, len(self.contents) + 1))
         if not 1 <= number <= len(self.contents):
             try:
-                self.history.restore(number, "Ana")
+                self.history.rewind(number, "Ana")
             except UnknownVersion:
                 return
             raise AssertionError(f"restored a version that does not exist: {number}")
-        info = self.history.restore(number, "Ana")
+        info = self.history.rewind(number, "Ana")
         assert info.message == f"rewind v{number}"
-        line = self.current_line
+        line = self.current_branch
         self._expect(info, self.contents[number - 1], self.tips[line], line)
 
     @precondition(lambda self: self.contents)
@@ -69,8 +69,8 @@ class HistoryMachine(RuleBasedStateMachine):
     def fork(self, data):
         number = data.draw(st.integers(1, len(self.contents)))
         info = self.history.fork(number, "Ana")
-        assert info.line_name not in self.tips
-        self._expect(info, self.contents[number - 1], number, info.line_name)
+        assert info.branch not in self.tips
+        self._expect(info, self.contents[number - 1], number, info.branch)
 
     @precondition(lambda self: self.contents)
     @rule(name=st.sampled_from(["one", "two", "a b", ".x..y.lock"]))
@@ -91,7 +91,7 @@ class HistoryMachine(RuleBasedStateMachine):
 
     @rule()
     def lose_the_index(self):
-        folder = self.history._location.folder
+        folder = self.history.folder
         self.history.close()
         for name in (INDEX_FILE, TEXT_FILE):
             os.unlink(os.path.join(folder, name))
@@ -110,7 +110,7 @@ class HistoryMachine(RuleBasedStateMachine):
         log = self.history.log()
         assert [info.number for info in log] == list(range(len(self.contents), 0, -1))
         assert [info.parent for info in reversed(log)] == self.parents
-        assert [info.line_name for info in reversed(log)] == self.lines
+        assert [info.branch for info in reversed(log)] == self.lines
         for name, number in self.checkpoints.items():
             assert self.history.find_checkpoint(name) == number
         assert self.history.count() == len(self.contents)
