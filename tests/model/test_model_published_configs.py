@@ -145,6 +145,28 @@ def test_a_published_config_loads_and_gives_transformers_logits(name, tmp_path):
     assert_our_logits_are_transformers(load_checkpoint(tmp_path), theirs)
 
 
+# Every key that shapes the model or its numbers, set away from its default, so a key we did
+# not read (or read as something else) shows in the logits.
+UNUSUAL = {
+    "falcon_mamba": {"model_type": "falcon_mamba", "hidden_size": 48, "expand": 3, "num_hidden_layers": 2,
+                     "vocab_size": TINY_VOCAB, "state_size": 6, "conv_kernel": 3, "time_step_rank": "auto",
+                     "use_bias": True, "use_conv_bias": False, "residual_in_fp32": False,
+                     "layer_norm_epsilon": 1e-2, "mixer_rms_eps": 1e-1},
+    "mamba": {"model_type": "mamba", "hidden_size": 32, "intermediate_size": 80, "num_hidden_layers": 2,
+              "vocab_size": TINY_VOCAB, "time_step_rank": 5, "tie_word_embeddings": False, "layer_norm_epsilon": 1e-1},
+    "mamba2": {"model_type": "mamba2", "hidden_size": 32, "expand": 2, "num_heads": 8, "head_dim": 8, "n_groups": 2,
+               "state_size": 4, "chunk_size": 4, "num_hidden_layers": 2, "vocab_size": TINY_VOCAB,
+               "use_bias": True, "use_conv_bias": False, "tie_word_embeddings": True, "layer_norm_epsilon": 1e-1,
+               "time_step_limit": [0.05, 2.0], "residual_in_fp32": False, "norm_before_gate": True},
+}
+
+
+@pytest.mark.parametrize("model_type", UNUSUAL)
+def test_every_key_that_shapes_the_model_is_read_as_transformers_reads_it(model_type, tmp_path):
+    theirs = built_by_transformers(UNUSUAL[model_type], tmp_path)
+    assert_our_logits_are_transformers(load_checkpoint(tmp_path), theirs)
+
+
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_shrinking_keeps_every_key_and_every_disagreement(name):
     original = published(name)
