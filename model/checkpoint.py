@@ -15,6 +15,7 @@ a `CheckpointError` whose message is one line naming the problem.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -63,6 +64,23 @@ def hf_state_dict(model: MambaLM) -> dict[str, torch.Tensor]:
 def model_for(config: MambaConfig | Mamba2Config) -> MambaLM:
     """A fresh model of the config's kind: Mamba (and FalconMamba) or Mamba-2."""
     return Mamba2LM(config) if isinstance(config, Mamba2Config) else MambaLM(config)
+
+
+def expected_tensor_shapes(config: MambaConfig | Mamba2Config) -> dict[str, tuple[int, ...]]:
+    """The tensors (HF names and layouts, a tied head left out) a folder for this config holds,
+    without building all its layers: one layer is built on the meta device and its names are
+    repeated, as every layer is alike (building 64 layers' init ops costs seconds even on meta)."""
+    with torch.device("meta"):
+        one_layer = hf_state_dict(model_for(dataclasses.replace(config, num_hidden_layers=1)))
+    first = _PREFIX + "layers.0."
+    shapes = {}
+    for name, tensor in one_layer.items():
+        if name.startswith(first):
+            for index in range(config.num_hidden_layers):
+                shapes[f"{_PREFIX}layers.{index}.{name.removeprefix(first)}"] = tuple(tensor.shape)
+        else:
+            shapes[name] = tuple(tensor.shape)
+    return shapes
 
 
 def read_config_json(folder: str | Path) -> dict:

@@ -17,16 +17,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from .checkpoint import (
     CONFIG_CLASSES,
     PENDING_MODEL_TYPES,
     CheckpointError,
     config_from_values,
     config_mismatch,
-    hf_state_dict,
-    model_for,
+    expected_tensor_shapes,
     read_config_json,
     read_tensor_headers,
 )
@@ -157,9 +154,7 @@ def _inspect_supported(folder: Path, values: dict, headers: dict | None, report:
     if config is None:
         return
     report.architecture = _describe(config, values)
-    with torch.device("meta"):
-        model = model_for(config)
-    expected = {name: tuple(tensor.shape) for name, tensor in hf_state_dict(model).items()}
+    expected = expected_tensor_shapes(config)
     report.state_bytes = 4 * config.num_hidden_layers * (math.prod(config.conv_state_shape) + math.prod(config.ssm_state_shape))
     if headers is None:
         _count(expected, config.tie_word_embeddings, "config.json", report)
