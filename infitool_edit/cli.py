@@ -273,6 +273,25 @@ def run_bench(
     typer.echo(json.dumps(module.main()))
 
 
+@app.command(name="inspect")
+def inspect_checkpoint(
+    folder: Annotated[Path, typer.Argument(help="A downloaded checkpoint folder.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of lines.")] = False,
+) -> None:
+    """Say what a checkpoint folder is (architecture, parameters, memory, tokenizer, chat
+    template) and what would be refused, reading no weights. Exit code 1 if anything would be."""
+    from infitool_edit.model import CheckpointError
+    from infitool_edit.model.inspect import inspect_folder
+
+    try:
+        report = inspect_folder(folder)
+    except CheckpointError as exc:
+        raise fail(one_line(exc)) from None
+    typer.echo(json.dumps(report.to_dict()) if as_json else "\n".join(report.lines()))
+    if not report.loads:
+        raise typer.Exit(1)
+
+
 def _route_bare_draft(args: list[str]) -> list[str]:
     """`infitool-edit DRAFT` means `infitool-edit edit DRAFT` (a draft named like
     a subcommand still opens with `infitool-edit edit NAME`)."""

@@ -15,6 +15,7 @@ a `CheckpointError` whose message is one line naming the problem.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -28,7 +29,11 @@ from .mamba import Embedding, Linear, MambaLM
 from .mamba2 import Mamba2LM
 
 _PREFIX = "backbone."  # HF keeps everything but the LM head under `backbone`
-_MODEL_TYPES = ("mamba", "falcon_mamba", "mamba2")
+# model_type → the config class that reads it (and, through `model_for`, the model it builds).
+CONFIG_CLASSES: dict[str, type] = {"mamba": MambaConfig, "falcon_mamba": MambaConfig, "mamba2": Mamba2Config}
+SUPPORTED_MODEL_TYPES = tuple(CONFIG_CLASSES)
+# Published model types whose model code is not in this build yet: refused by name, not as unknown.
+PENDING_MODEL_TYPES = {"rwkv7": "RWKV-7", "granitemoehybrid": "Granite-4.0-H (Mamba-2 + attention)"}
 
 
 class CheckpointError(ValueError):
@@ -61,7 +66,25 @@ def model_for(config: MambaConfig | Mamba2Config) -> MambaLM:
     return Mamba2LM(config) if isinstance(config, Mamba2Config) else MambaLM(config)
 
 
-def load_config(folder: str | Path) -> MambaConfig | Mamba2Config:
+def expected_tensor_shapes(config: MambaConfig | Mamba2Config) -> dict[str, tuple[int, ...]]:
+    """The tensors (HF names and layouts, a tied head left out) a folder for this config holds,
+    without building all its layers: one layer is built on the meta device and its names are
+    repeated, as every layer is alike (building 64 layers' init ops costs seconds even on meta)."""
+    with torch.device("meta"):
+        one_layer = hf_state_dict(model_for(dataclasses.replace(config, num_hidden_layers=1)))
+    first = _PREFIX + "layers.0."
+    shapes = {}
+    for name, tensor in one_layer.items():
+        if name.startswith(first):
+            for index in range(config.num_hidden_layers):
+                shapes[f"{_PREFIX}layers.{index}.{name.removeprefix(first)}"] = tuple(tensor.shape)
+        else:
+            shapes[name] = tuple(tensor.shape)
+    return shapes
+
+
+def read_config_json(folder: str | Path) -> dict:
+    """The folder's config.json as a dict, or a `CheckpointError` saying why not."""
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder}: no config.json")
@@ -71,16 +94,147 @@ def load_config(folder: str | Path) -> MambaConfig | Mamba2Config:
         raise CheckpointError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(values, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
+    return values
+
+
+def config_from_values(values: dict, path: str | Path) -> MambaConfig | Mamba2Config:
+    """The config a config.json dict describes, read as transformers reads it (model/config.py)."""
     model_type = values.get("model_type")
-    if model_type not in _MODEL_TYPES:
-        raise CheckpointError(f"{path}: model_type {model_type!r} is not one of {', '.join(_MODEL_TYPES)}")
+    if model_type in PENDING_MODEL_TYPES:
+        raise CheckpointError(
+            f"{path}: model_type {model_type} ({PENDING_MODEL_TYPES[model_type]}) has no model code in this build yet"
+        )
+    if model_type not in CONFIG_CLASSES:
+        raise CheckpointError(f"{path}: model_type {model_type!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}")
     missing = [key for key in ("hidden_size", "num_hidden_layers", "vocab_size") if key not in values]
     if missing:
         raise CheckpointError(f"{path}: missing {', '.join(missing)}")
     try:
-        return (Mamba2Config if model_type == "mamba2" else MambaConfig).from_hf_dict(values)
+        return CONFIG_CLASSES[model_type].from_hf_dict(values)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: {error}") from None
+
+
+def load_config(folder: str | Path) -> MambaConfig | Mamba2Config:
+    return config_from_values(read_config_json(folder), Path(folder) / "config.json")
+
+
+# ---- tensor headers: names, shapes and dtypes without reading the weights -----------------
+
+SAFETENSORS_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                           "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
+
+
+def _safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{name: (shape, dtype)} from a .safetensors file's JSON header: 8 bytes of length, then JSON."""
+    try:
+        with path.open("rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            if not 2 <= size <= _MAX_HEADER_BYTES:
+                raise ValueError(f"header length {size}")
+            header = json.loads(file.read(size).decode("utf-8"))
+        return {
+            name: (tuple(int(n) for n in entry["shape"]), str(entry["dtype"]))
+            for name, entry in header.items()
+            if name != "__metadata__"
+        }
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({error})") from None
+
+
+def read_tensor_headers(folder: str | Path) -> dict[str, tuple[tuple[int, ...], str]] | None:
+    """Every stored tensor's (shape, dtype) from the safetensors headers, reading no weights;
+    None when the weights are only in pytorch_model.bin (whose shapes need unpickling)."""
+    folder = Path(folder)
+    if (folder / "model.safetensors").is_file():
+        return _safetensors_header(folder / "model.safetensors")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        headers = {}
+        for shard in _shard_names(index):
+            if not (folder / shard).is_file():
+                raise CheckpointError(f"{index}: shard {shard} is missing")
+            headers.update(_safetensors_header(folder / shard))
+        return headers
+    return None
+
+
+# ---- which config key disagrees with the weights -------------------------------------------
+
+def _layer_count(shapes: dict) -> int:
+    indices = {int(name.split(".")[2]) for name in shapes if name.startswith(_PREFIX + "layers.") and name.split(".")[2].isdigit()}
+    return max(indices) + 1 if indices else 0
+
+
+def config_mismatch(values: dict, config: MambaConfig | Mamba2Config, shapes: dict[str, tuple]) -> str | None:
+    """The first config.json key the stored tensors contradict, as one line, or None.
+
+    The tensors are taken as the truth: each check reads what a tensor's shape (or presence)
+    says a key must be, and names the key and the tensor. `values` is the raw config.json,
+    so a derived key is reported as what was written (expand, not intermediate_size)."""
+    layer = _PREFIX + "layers.0.mixer."
+
+    def shape(name: str) -> tuple | None:
+        found = shapes.get(name)
+        return None if found is None else tuple(found)
+
+    def said(key: str, ours, theirs, evidence: str) -> str | None:
+        if ours == theirs:
+            return None
+        return f"config.json gives {key} {ours}, but the weights say {theirs} ({evidence})"
+
+    embedding = shape(_PREFIX + "embeddings.weight")
+    checks = []
+    if embedding is not None and len(embedding) == 2:
+        evidence = f"{_PREFIX}embeddings.weight is {embedding}"
+        checks += [("vocab_size", config.vocab_size, embedding[0], evidence),
+                   ("hidden_size", config.hidden_size, embedding[1], evidence)]
+    layers = _layer_count(shapes)
+    if layers:
+        checks.append(("num_hidden_layers", config.num_hidden_layers, layers, f"the last layer stored is {layers - 1}"))
+    width_key = "intermediate_size" if "intermediate_size" in values and isinstance(config, MambaConfig) else "expand"
+
+    def width(d_in: int, evidence: str):
+        if width_key == "intermediate_size":
+            return ("intermediate_size", config.intermediate_size, d_in, evidence)
+        return (f"expand {config.expand} · hidden_size", config.intermediate_size, d_in, evidence)
+
+    A_log, conv, in_bias = shape(layer + "A_log"), shape(layer + "conv1d.weight"), layer + "in_proj.bias"
+    if isinstance(config, MambaConfig):
+        dt_proj = shape(layer + "dt_proj.weight")
+        if A_log is not None and len(A_log) == 2:
+            evidence = f"{layer}A_log is {A_log}"
+            checks += [width(A_log[0], evidence), ("state_size", config.state_size, A_log[1], evidence)]
+        if dt_proj is not None and len(dt_proj) == 2:
+            checks.append(("time_step_rank", config.time_step_rank, dt_proj[1], f"{layer}dt_proj.weight is {dt_proj}"))
+    else:
+        out_proj = shape(layer + "out_proj.weight")
+        if A_log is not None and len(A_log) == 1:
+            checks.append(("num_heads", config.num_heads, A_log[0], f"{layer}A_log is {A_log}"))
+        if out_proj is not None and len(out_proj) == 2:
+            evidence = f"{layer}out_proj.weight is {out_proj}"
+            checks.append(width(out_proj[1], evidence))
+            if A_log is not None and len(A_log) == 1 and out_proj[1] % A_log[0] == 0:
+                checks.append(("head_dim", config.head_dim, out_proj[1] // A_log[0], f"{evidence} over {A_log[0]} heads"))
+            if conv is not None and len(conv) == 3:
+                checks.append(("n_groups · state_size", config.n_groups * config.state_size,
+                               (conv[0] - out_proj[1]) // 2, f"{layer}conv1d.weight is {conv}"))
+    if conv is not None and len(conv) == 3:
+        checks.append(("conv_kernel", config.conv_kernel, conv[2], f"{layer}conv1d.weight is {conv}"))
+    if layers:
+        checks.append(("use_bias", config.use_bias, in_bias in shapes,
+                       f"{in_bias} is {'stored' if in_bias in shapes else 'absent'}"))
+        conv_bias = layer + "conv1d.bias"
+        checks.append(("use_conv_bias", config.use_conv_bias, conv_bias in shapes,
+                       f"{conv_bias} is {'stored' if conv_bias in shapes else 'absent'}"))
+    if not config.tie_word_embeddings and embedding is not None and "lm_head.weight" not in shapes:
+        checks.append(("tie_word_embeddings", False, True, "there is no lm_head.weight"))
+    for check in checks:
+        message = said(*check)
+        if message is not None:
+            return message.replace(" True", " true").replace(" False", " false")
+    return None
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -102,14 +256,17 @@ def _read_bin(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _read_sharded(index_path: Path, read_shard) -> dict[str, torch.Tensor]:
+def _shard_names(index_path: Path) -> list[str]:
     try:
         weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
-        shards = sorted(set(weight_map.values()))
+        return sorted(set(weight_map.values()))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         raise CheckpointError(f"{index_path}: not a shard index (no weight_map)") from None
+
+
+def _read_sharded(index_path: Path, read_shard) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
-    for shard in shards:
+    for shard in _shard_names(index_path):
         shard_path = index_path.parent / shard
         if not shard_path.is_file():
             raise CheckpointError(f"{index_path}: shard {shard} is missing")
@@ -136,16 +293,31 @@ def _one_line_list(names: list[str]) -> str:
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
+def _refuse_a_config_the_tensors_contradict(folder, values, config, stored, expected) -> None:
+    """Where the stored tensors do not fit the model the config describes, name the config key
+    they contradict (the tensors decide); a misfit no key explains is left to the checks after."""
+    shapes = {name: tuple(tensor.shape) for name, tensor in stored.items()}
+    wanted = {name: tuple(tensor.shape) for name, tensor in expected.items()}
+    comparable = {name: shape for name, shape in shapes.items() if name in wanted or name != "lm_head.weight"}
+    if comparable == wanted:
+        return
+    mismatch = config_mismatch(values, config, shapes)
+    if mismatch is not None:
+        raise CheckpointError(f"{folder}: {mismatch}")
+
+
 def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None) -> MambaLM:
     """A `MambaLM` (a `Mamba2LM` for Mamba-2) with the folder's config and weights, in eval mode."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
-    config = load_config(folder)
+    values = read_config_json(folder)
+    config = config_from_values(values, folder / "config.json")
     stored = load_tensors(folder)
     with torch.device("meta"):
         model = model_for(config)
     expected = hf_state_dict(model)
+    _refuse_a_config_the_tensors_contradict(folder, values, config, stored, expected)
     if config.tie_word_embeddings:
         # Tied: the head is the embedding. Some writers store it again; it must then be the same matrix.
         head = stored.pop("lm_head.weight", None)
