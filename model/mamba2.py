@@ -172,6 +172,10 @@ class Mamba2LM(MambaLM):
     """Mamba's LM frame around Mamba-2 mixers: `forward`, `step` and states work the same way."""
 
     mixer_class = Mamba2Mixer
+    fused_kind = "mamba2"
 
-    def _fused_step(self, token: torch.Tensor):
+    def fused_dims(self) -> dict:
+        return {}
+
+    def fused_weights(self):
         return None  # the fused CPU step (kernels/cpu_step.c) is Mamba-1's; Mamba-2 steps in PyTorch
