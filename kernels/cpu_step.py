@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import platform
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -187,6 +188,8 @@ LINEAR_KINDS = {
 }
 QBLOCK = 32  # cpu_step.c's block of quantized activations and 4-bit weights
 
+# INFITOOL_CPU_THREADS=fixed: always use torch.get_num_threads() threads (benchmarks comparing 1 and 2).
+ADAPTIVE_THREADS = os.environ.get("INFITOOL_CPU_THREADS", "").strip().lower() != "fixed"
 calls: collections.Counter = collections.Counter()  # fused calls by kernel name: tests check they ran
 
 
@@ -215,6 +218,36 @@ def _linear_pointers(weight, bias, scale, shape: tuple[int, int]) -> list[int] |
     return [weight.data_ptr(), 0 if bias is None else bias.data_ptr(), 0 if scale is None else scale.data_ptr(), code]
 
 
+class ThreadChooser:
+    """How many of the threads it is given a step uses: all of them, or one, whichever has been
+    faster lately. On an idle machine the team wins; on one busier than its cores (here, 2 cores at
+    load 10) a team of 2 can lose 1.2–1.8× to one thread, because each barrier waits for the partner
+    to be scheduled. The step times each call (a perf_counter pair), keeps the last few times per
+    choice, and retries the other choice every PROBE_EVERY calls, so it follows the load."""
+
+    KEEP, PROBE_EVERY = 5, 64
+
+    def __init__(self) -> None:
+        self.times: dict[int, collections.deque] = {}
+        self.calls = 0
+
+    def pick(self, most: int) -> int:
+        if most <= 1:
+            return 1
+        self.calls += 1
+        choices = (most, 1)
+        for threads in choices:  # measure each a few times first
+            if len(self.times.get(threads, ())) < 3:
+                return threads
+        best = min(choices, key=lambda threads: statistics.median(self.times[threads]))
+        if self.calls % self.PROBE_EVERY == 0:
+            return choices[1] if best == choices[0] else choices[0]
+        return best
+
+    def record(self, threads: int, seconds: float) -> None:
+        self.times.setdefault(threads, collections.deque(maxlen=self.KEEP)).append(seconds)
+
+
 class MambaStep:
     """The fused decode step of a Mamba model of the given dimensions:
     `step(weights, token, conv, ssm)` → logits (1, vocab), like `MambaLM.step`.
@@ -233,6 +266,7 @@ class MambaStep:
         self._key: list | None = None
         self._array: ctypes.Array | None = None
         self._kept: list = []  # the tensors whose addresses the array holds, kept alive
+        self.threads = ThreadChooser()
 
     def _pointers(self, weights: list) -> ctypes.Array | None:
         if len(weights) != self.count:
@@ -277,13 +311,15 @@ class MambaStep:
         index = int(token.reshape(-1)[0])
         if not 0 <= index < self.dims.vocab:
             raise IndexError(f"token {index} is outside the vocabulary of {self.dims.vocab}")
-        threads = max(1, torch.get_num_threads())
+        threads = self.threads.pick(torch.get_num_threads()) if ADAPTIVE_THREADS else torch.get_num_threads()
         scratch = torch.empty(self.library.mamba_step_scratch(ctypes.byref(self.dims), threads))
         logits = torch.empty(1, self.dims.vocab)
+        start = time.perf_counter()
         self.library.mamba_step(
             ctypes.byref(self.dims), pointers, index, conv.data_ptr(), ssm.data_ptr(),
             scratch.data_ptr(), logits.data_ptr(), threads,
         )
+        self.threads.record(threads, time.perf_counter() - start)
         calls[self.name] += 1
         return logits
 

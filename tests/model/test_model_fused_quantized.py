@@ -17,6 +17,12 @@ from infitool_edit.model.quantize import (
 pytestmark = pytest.mark.skipif(cpu_step.library() is None, reason=f"{cpu_step.unavailable_reason()}")
 
 
+@pytest.fixture(autouse=True)
+def every_thread_it_is_given(monkeypatch):
+    """The step uses all its threads (not the faster of all and one), so the team always runs."""
+    monkeypatch.setattr(cpu_step, "ADAPTIVE_THREADS", False)
+
+
 def small(**overrides) -> MambaLM:
     torch.manual_seed(0)
     config = MambaConfig(**{**dict(vocab_size=97, hidden_size=64, state_size=16, num_hidden_layers=2), **overrides})
@@ -121,6 +127,18 @@ def test_4_bit_packing_round_trips_and_fits_a_7b_model_in_4_gb():
 def test_a_tied_head_and_embedding_share_one_int8_copy():
     quantized = quantize_int8(small())
     assert quantized.embeddings.weight_int8.data_ptr() == quantized.lm_head.weight_int8.data_ptr()
+
+
+def test_the_thread_chooser_keeps_to_the_faster_choice_and_probes_the_other():
+    chooser = cpu_step.ThreadChooser()
+    assert chooser.pick(1) == 1
+    picks = []
+    for _ in range(200):
+        threads = chooser.pick(2)
+        picks.append(threads)
+        chooser.record(threads, 2.0 if threads == 2 else 1.0)  # a busy machine: the team is slower
+    assert picks[:3] == [2, 2, 2] and picks[3:6] == [1, 1, 1]
+    assert 2 in picks[6:] and picks[6:].count(1) > 0.9 * len(picks[6:])
 
 
 def test_read_bandwidth_is_measured():
