@@ -580,3 +580,171 @@ double read_sum(const float *x, int64_t size, int32_t threads) {
     }
     return total;
 }
+
+/* ---- Mamba-2 -------------------------------------------------------------------------------
+ * One Mamba-2 decode step, fused; its plain twin is `Mamba2LM.step` (model/mamba2.py). Per layer:
+ *   z, xBC, dt = in_proj(norm(residual));  xBC = SiLU(conv(xBC));  x, B, C = xBC split
+ *   Δ = clamp(softplus(dt + dt_bias));  per head: H ← exp(Δ A) H + Δ x Bᵀ;  y = H C + D x
+ *   out = out_proj(RMSNorm_per_group(y · SiLU(z)) · norm_weight)
+ * The same frame as Mamba's step (embedding, pre-norm residual blocks, final norm, head) and the
+ * same linear layers (fp32, int8, 4-bit). Threads split in_proj's columns and the convolution's
+ * channels evenly, then the heads; out_proj by its input rows (the heads' channels). */
+typedef struct {
+    int32_t d, d_in, n, k, heads, head_dim, groups, vocab, layers;
+    float eps, dt_min, dt_max;
+} Mamba2Dims;
+
+enum {
+    M2_NORM, M2_IN_PROJ, M2_CONV_W = M2_IN_PROJ + LINEAR, M2_CONV_B, M2_DT_BIAS, M2_A_LOG, M2_D,
+    M2_GATE_NORM, M2_OUT_PROJ, M2_PER_LAYER = M2_OUT_PROJ + LINEAR
+};
+
+typedef struct {
+    int64_t proj, xbc, y, xq, xs, square_parts, out_parts, shared;
+    int64_t residual, hidden, hq, hs, private_size;
+} Step2Scratch;
+
+static Step2Scratch step2_scratch(const Mamba2Dims *dims, int threads) {
+    const int64_t d = dims->d, d_in = dims->d_in, conv_dim = d_in + 2 * (int64_t)dims->groups * dims->n;
+    Step2Scratch s;
+    int64_t at = 0;
+    s.proj = at; at += d_in + conv_dim + dims->heads;
+    s.xbc = at; at += conv_dim;
+    s.y = at; at += d_in;
+    s.xq = at; at += d_in / 4 + 16;
+    s.xs = at; at += d_in / QBLOCK + 16;
+    s.square_parts = at; at += (int64_t)threads * dims->groups;
+    s.out_parts = at; at += (int64_t)threads * d;
+    s.shared = at + 16;
+    at = 0;
+    s.residual = at; at += d;
+    s.hidden = at; at += d;
+    s.hq = at; at += d / 4 + 16;
+    s.hs = at; at += d / QBLOCK + 16;
+    s.private_size = (at + 15) / 16 * 16 + 16;
+    return s;
+}
+
+int64_t mamba2_step_scratch(const Mamba2Dims *dims, int32_t threads) {
+    const Step2Scratch s = step2_scratch(dims, threads);
+    return s.shared + threads * s.private_size;
+}
+
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* Read `token`: logits (vocab) out, conv_state (layers, conv_dim, k) and ssm_state
+ * (layers, heads, head_dim, n) advanced in place. `weights` holds M2_PER_LAYER pointers per
+ * layer, then TAIL more (Mamba's tail). */
+void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t token,
+                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads) {
+    if (threads < 1) threads = 1;
+    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, vocab = dims->vocab;
+    const int heads = dims->heads, p = dims->head_dim, groups = dims->groups;
+    const int gn = groups * n, conv_dim = d_in + 2 * gn, proj_out = d_in + conv_dim + heads;
+    const int per_group = heads / groups, group_size = d_in / groups;
+    /* Heads per share so that channel boundaries fall on whole blocks of QBLOCK. */
+    const int head_align = QBLOCK / gcd(p, QBLOCK);
+    const Step2Scratch s = step2_scratch(dims, threads);
+    const void *const *tail = weights + (size_t)dims->layers * M2_PER_LAYER;
+    float *proj = scratch + s.proj, *xbc = scratch + s.xbc, *y = scratch + s.y;
+    int8_t *xq = (int8_t *)(scratch + s.xq);
+    float *xs = scratch + s.xs, *square_parts = scratch + s.square_parts, *out_parts = scratch + s.out_parts;
+    TeamBarrier barrier = {0, 0};
+
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *mine = scratch + s.shared + (size_t)t * s.private_size;
+        float *residual = mine + s.residual, *hidden = mine + s.hidden, *hs = mine + s.hs;
+        int8_t *hq = (int8_t *)(mine + s.hq);
+        int o0, o1, k0, k1, h0, h1;
+        share(proj_out, 16, t, team, &o0, &o1);
+        share(conv_dim, 16, t, team, &k0, &k1);
+        share(heads, head_align, t, team, &h0, &h1);
+        const int c0 = h0 * p, c1 = h1 * p; /* this thread's channels of y */
+
+        if (tail[EMBEDDING_S]) {
+            const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
+            const float scale = ((const float *)tail[EMBEDDING_S])[token];
+            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
+        } else {
+            const float *embedding = tail[EMBEDDING];
+            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
+        }
+        for (int layer = 0; layer < dims->layers; layer++) {
+            const void *const *w = weights + (size_t)layer * M2_PER_LAYER;
+            float *conv = conv_state + (size_t)layer * conv_dim * k;
+            float *H = ssm_state + (size_t)layer * heads * p * n;
+            rms_norm(residual, w[M2_NORM], dims->eps, d, hidden);
+            if (quantized(w + M2_IN_PROJ)) quantize_q8(hidden, d, hq, hs);
+            if (o1 > o0) linear_part(w + M2_IN_PROJ, hidden, hq, hs, d, proj_out, 0, d, o0, o1, 1, proj + o0);
+            team_wait(&barrier, team);
+            const float *z = proj, *xbc_in = proj + d_in, *dt_raw = proj + d_in + conv_dim;
+            const float *conv_w = w[M2_CONV_W], *conv_b = w[M2_CONV_B];
+            for (int c = k0; c < k1; c++) {
+                float *window = conv + (size_t)c * k;
+                memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
+                window[k - 1] = xbc_in[c];
+                float sum = conv_b ? conv_b[c] : 0.0f;
+                for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
+                xbc[c] = silu(sum);
+            }
+            team_wait(&barrier, team);
+            const float *x = xbc, *B = xbc + d_in, *C = xbc + d_in + gn;
+            const float *dt_bias = w[M2_DT_BIAS], *A_log = w[M2_A_LOG], *D = w[M2_D];
+            float *squares = square_parts + (size_t)t * groups;
+            for (int g = 0; g < groups; g++) squares[g] = 0.0f;
+            for (int h = h0; h < h1; h++) {
+                float delta = softplus(dt_raw[h] + dt_bias[h]);
+                delta = delta < dims->dt_min ? dims->dt_min : delta;
+                delta = delta > dims->dt_max ? dims->dt_max : delta;
+                const float decay = expf(-expf(A_log[h]) * delta);
+                const int g = h / per_group;
+                const float *Bg = B + (size_t)g * n, *Cg = C + (size_t)g * n;
+                float square = 0.0f;
+                for (int i = 0; i < p; i++) {
+                    const int c = h * p + i;
+                    float *state = H + (size_t)c * n;
+                    const float dx = delta * x[c];
+                    float yc = 0.0f;
+#pragma omp simd reduction(+ : yc)
+                    for (int j = 0; j < n; j++) {
+                        const float value = state[j] * decay + dx * Bg[j];
+                        state[j] = value;
+                        yc += value * Cg[j];
+                    }
+                    const float gated = (yc + D[h] * x[c]) * silu(z[c]);
+                    y[c] = gated;
+                    square += gated * gated;
+                }
+                squares[g] += square;
+            }
+            team_wait(&barrier, team);
+            /* The gated RMS norm per group, then out_proj over this thread's channels. */
+            const float *gate_w = w[M2_GATE_NORM];
+            for (int c = c0; c < c1; c++) {
+                const int g = c / group_size;
+                float total = 0.0f;
+                for (int part = 0; part < team; part++) total += square_parts[(size_t)part * groups + g];
+                y[c] = y[c] / sqrtf(total / (float)group_size + dims->eps) * gate_w[c];
+            }
+            if (quantized(w + M2_OUT_PROJ)) quantize_q8(y + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
+            linear_part(w + M2_OUT_PROJ, y, xq, xs, d_in, d, c0, c1, 0, d, 0, out_parts + (size_t)t * d);
+            team_wait(&barrier, team);
+            const float *out_bias = w[M2_OUT_PROJ + L_B];
+            for (int part = 0; part < team; part++)
+                for (int i = 0; i < d; i++) residual[i] += out_parts[(size_t)part * d + i];
+            if (out_bias)
+                for (int i = 0; i < d; i++) residual[i] += out_bias[i];
+        }
+        rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
+        if (quantized(tail + HEAD)) quantize_q8(hidden, d, hq, hs);
+        int v0, v1;
+        share(vocab, 16, t, team, &v0, &v1);
+        if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+    }
+}

@@ -45,6 +45,12 @@ class MambaDims(ctypes.Structure):
     ] + [("eps", ctypes.c_float), ("mixer_eps", ctypes.c_float)]
 
 
+class Mamba2Dims(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_int32) for name in ("d", "d_in", "n", "k", "heads", "head_dim", "groups", "vocab", "layers")
+    ] + [("eps", ctypes.c_float), ("dt_min", ctypes.c_float), ("dt_max", ctypes.c_float)]
+
+
 def enabled() -> bool:
     return os.environ.get(ENV_VAR, "").strip().lower() not in {"0", "off", "false", "no"}
 
@@ -136,6 +142,13 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.POINTER(MambaDims), ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
                 ]
+                library.mamba2_step_scratch.restype = ctypes.c_int64
+                library.mamba2_step_scratch.argtypes = [ctypes.POINTER(Mamba2Dims), ctypes.c_int32]
+                library.mamba2_step.restype = None
+                library.mamba2_step.argtypes = [
+                    ctypes.POINTER(Mamba2Dims), ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
+                ]
                 library.read_sum.restype = ctypes.c_double
                 library.read_sum.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
                 library.mamba_scan.restype = None
@@ -180,6 +193,8 @@ def _readable(tensor: torch.Tensor | None, dtype: torch.dtype = torch.float32) -
 # (`MambaLM.fused_weights()`); nothing here knows the model's classes.
 MAMBA_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "x_proj*", "dt_proj*", "A2", "D", "out_proj*")
 MAMBA_TAIL = ("embedding", "embedding_scale", "norm_f", "lm_head*")
+# Mamba-2 (`Mamba2LM.fused_weights()`): A_log as it is (the step takes -exp per head itself).
+MAMBA2_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "dt_bias", "A_log", "D", "gate_norm", "out_proj*")
 # weight dtype → (the C file's KIND_*, the scales' dtype, weight elements per byte-sized element)
 LINEAR_KINDS = {
     torch.float32: (0, None, 1),  # (in, out)
@@ -257,16 +272,23 @@ class MambaStep:
     moved or converted are read as they are now; the pointer array is rebuilt only then."""
 
     name = "mamba_step"
+    LAYER = MAMBA_LAYER
 
-    def __init__(self, dims: MambaDims) -> None:
+    def __init__(self, dims) -> None:
         self.dims, self.library = dims, library()
-        self.shapes = _linear_shapes(dims)
-        self.layout = [*MAMBA_LAYER * dims.layers, *MAMBA_TAIL]
+        self.shapes = self._linear_shapes(dims)
+        self.layout = [*self.LAYER * dims.layers, *MAMBA_TAIL]
+        self._run = getattr(self.library, self.name)
+        self._scratch = getattr(self.library, f"{self.name}_scratch")
         self.count = sum(3 if name.endswith("*") else 1 for name in self.layout)
         self._key: list | None = None
         self._array: ctypes.Array | None = None
         self._kept: list = []  # the tensors whose addresses the array holds, kept alive
         self.threads = ThreadChooser()
+
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        return _linear_shapes(dims)
 
     def _pointers(self, weights: list) -> ctypes.Array | None:
         if len(weights) != self.count:
@@ -312,10 +334,10 @@ class MambaStep:
         if not 0 <= index < self.dims.vocab:
             raise IndexError(f"token {index} is outside the vocabulary of {self.dims.vocab}")
         threads = self.threads.pick(torch.get_num_threads()) if ADAPTIVE_THREADS else torch.get_num_threads()
-        scratch = torch.empty(self.library.mamba_step_scratch(ctypes.byref(self.dims), threads))
+        scratch = torch.empty(self._scratch(ctypes.byref(self.dims), threads))
         logits = torch.empty(1, self.dims.vocab)
         start = time.perf_counter()
-        self.library.mamba_step(
+        self._run(
             ctypes.byref(self.dims), pointers, index, conv.data_ptr(), ssm.data_ptr(),
             scratch.data_ptr(), logits.data_ptr(), threads,
         )
@@ -404,6 +426,30 @@ def mamba_step(d: int, d_in: int, n: int, k: int, rank: int, vocab: int, layers:
         return None
     return MambaStep(MambaDims(d=d, d_in=d_in, n=n, k=k, rank=rank, vocab=vocab, layers=layers,
                                falcon=int(falcon), eps=eps, mixer_eps=mixer_eps))
+
+
+class Mamba2Step(MambaStep):
+    """The fused decode step of a Mamba-2 model (`Mamba2LM.fused_weights()`, MAMBA2_LAYER); the
+    state is conv (layers, 1, conv_dim, k) and ssm (layers, 1, heads, head_dim, n)."""
+
+    name = "mamba2_step"
+    LAYER = MAMBA2_LAYER
+
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        conv_dim = dims.d_in + 2 * dims.groups * dims.n
+        return {"in_proj": (dims.d, dims.d_in + conv_dim + dims.heads), "out_proj": (dims.d_in, dims.d),
+                "lm_head": (dims.d, dims.vocab)}
+
+
+@functools.lru_cache(maxsize=16)
+def mamba2_step(d: int, d_in: int, n: int, k: int, heads: int, head_dim: int, groups: int, vocab: int,
+                layers: int, eps: float, dt_min: float, dt_max: float) -> Mamba2Step | None:
+    """The fused step for Mamba-2 models of these dimensions, or None where the C file cannot be built."""
+    if library() is None:
+        return None
+    return Mamba2Step(Mamba2Dims(d=d, d_in=d_in, n=n, k=k, heads=heads, head_dim=head_dim, groups=groups,
+                                 vocab=vocab, layers=layers, eps=eps, dt_min=dt_min, dt_max=dt_max))
 
 
 def read_gb_s(megabytes: int = 512, threads: int = 1, repeats: int = 3) -> float | None:

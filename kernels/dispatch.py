@@ -73,7 +73,7 @@ def _c_takes(tensors) -> bool:
     )
 
 
-STEPS = {"mamba": cpu_step.mamba_step}
+STEPS = {"mamba": cpu_step.mamba_step, "mamba2": cpu_step.mamba2_step}
 
 
 def fused_step(kind: str, dims: dict, *state: torch.Tensor):

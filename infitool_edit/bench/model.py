@@ -28,8 +28,8 @@ Figures
   vs_transformers_int8                    transformers fp32 ÷ our int8 path
   prefill_tok_s_130m, prefill_vs_step     a 2,048-token prompt through `forward` vs stepping it
   flatness, rss_growth                    small model: step time and RSS at 1,000,000 tokens vs at 1,000
-  mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step
-                                          the same for Mamba-2 of mamba2-130m's shape (PyTorch path, no bounds)
+  mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step, mamba2_fused_vs_plain
+                                          the same for Mamba-2 of mamba2-130m's shape (fused C step, no bounds)
   vs_kv_cache_4k/32k/128k                 a Llama of equal size decoding over a KV cache of that many tokens ÷ us
 """
 
@@ -390,14 +390,16 @@ def main() -> dict:
     for name, value in flatness_and_rss().items():
         record(name, value)
 
-    # Mamba-2 has no fused CPU step (yet): these show where its PyTorch path stands. No bounds.
+    # Mamba-2 through its fused CPU step (kernels/cpu_step.c, mamba2_step). No bounds.
     torch.manual_seed(0)
     mamba2 = Mamba2LM(MAMBA2_130M).eval()
     ours2 = lambda: step_ms(mamba2)  # noqa: E731
     theirs, difference = transformers_stepper(mamba2)
     theirs_ms, ours_ms, ratio = interleaved(theirs, ours2, rounds=5)
-    record("mamba2_step_ms_130m", ours_ms, f"fp32, batch 1, PyTorch; logits within {difference:.1e} of transformers'")
+    record("mamba2_step_ms_130m", ours_ms, f"fp32, batch 1; logits within {difference:.1e} of transformers'")
     record("mamba2_vs_transformers", ratio, f"transformers' Mamba-2 at {theirs_ms:.1f} ms")
+    _, _, ratio = interleaved(lambda: plain_step_ms(mamba2), ours2, rounds=3)
+    record("mamba2_fused_vs_plain", ratio, "its PyTorch twin ÷ the fused step, per round")
     prefill_ms, step2, ratio = interleaved(lambda: prefill_ms_per_token(mamba2), ours2, rounds=2)
     record("mamba2_prefill_vs_step", 1 / ratio, f"2,048-token prompt at {1e3 / prefill_ms:.0f} tokens/s (SSD scan)")
     del mamba2, theirs
