@@ -31,6 +31,9 @@ Figures
   mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step, mamba2_fused_vs_plain
                                           the same for Mamba-2 of mamba2-130m's shape (fused C step, no bounds)
   vs_kv_cache_4k/32k/128k                 a Llama of equal size decoding over a KV cache of that many tokens ÷ us
+
+With `--llamacpp BIN` (a llama-bench binary) it prints instead the table of issue 14: each row
+ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import torch
@@ -308,8 +312,36 @@ def check_bounds(figures: dict[str, float]) -> dict[str, bool]:
     return {name: name in figures and meets(figures[name], bound) for name, (meets, bound, _) in BOUNDS.items()}
 
 
-def main() -> dict:
+def llamacpp_figures(binary: Path) -> dict[str, float]:
+    """`--llamacpp BIN`: the issue's table, ours ÷ llama.cpp's per row (bench/_llamacpp.py)."""
+    from infitool_edit.bench import _llamacpp
+
+    if not binary.is_file():
+        raise _llamacpp.LlamaCppError(f"{binary}: no llama-bench binary there (docs/kernels.md says how to build one)")
+    torch.manual_seed(0)
+    models = {"mamba": MambaLM(MAMBA_130M).eval(), "mamba2": Mamba2LM(MAMBA2_130M).eval()}
+    quantizers = {"f32": lambda m: m, "q8_0": quantize_int8, "q4_0": quantize_q4}
+    made: dict[tuple[str, str], MambaLM] = {}
+
+    def ours(name: str, kind: str, threads: int, prompt: int) -> float:
+        model = made.get((name, kind))
+        if model is None:
+            model = made[(name, kind)] = quantizers[kind](models[name])
+        cpu_step.ADAPTIVE_THREADS = False
+        try:
+            run = (lambda: prefill_ms_per_token(model, prompt)) if prompt else (lambda: step_ms(model, repeats=9))
+            return with_threads(threads, run)()
+        finally:
+            cpu_step.ADAPTIVE_THREADS = True
+
+    print("| row | ours | llama.cpp | ratio |\n|---|---|---|---|", flush=True)
+    return _llamacpp.compare(binary, models, ours)
+
+
+def main(llamacpp: Path | None = None) -> dict:
     torch.set_num_threads(THREADS)
+    if llamacpp is not None:
+        return {"threads": THREADS, **llamacpp_figures(llamacpp)}
     # transformers says, rightly, that mamba_ssm is missing: its plain PyTorch path is what we time.
     from transformers.utils import logging as transformers_logging
 
