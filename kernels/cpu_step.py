@@ -1,12 +1,16 @@
-"""The fused CPU decode step (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
+"""The fused CPU decode steps (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
 
-`MambaLM.step` uses it when it can — one token, batch 1, fp32 weights and state on
-the CPU, no autograd — and runs its plain PyTorch twin otherwise; the two give the
-same logits to fp32 tolerance (tests/test_cpu_step.py). The C file is compiled on
-first use, once per machine, into the user's cache directory; a machine without a
-C compiler decodes through the PyTorch path and loses nothing but speed.
+`MambaLM.step` (and `Mamba2LM.step`) use them when `dispatch` says the C backend applies — one
+token, batch 1, an fp32 state on the CPU, no autograd — handing over their weights as a flat
+list of tensors (`fused_weights()`); nothing here imports the model. They run the plain
+PyTorch twin otherwise, and the two give the same logits to fp32 tolerance
+(tests/test_cpu_step.py, tests/model/). The C file is compiled on first use, once per machine,
+into the user's cache directory; a machine without a C compiler decodes through the PyTorch
+path and loses nothing but speed.
 
-`INFITOOL_CPU_STEP=off` turns the fused step off (benchmarks compare the two).
+`INFITOOL_CPU_STEP=off` turns the fused step off (benchmarks compare the two);
+`INFITOOL_CPU_THREADS=fixed` makes it use every thread torch is given rather than the faster
+of all and one (`ThreadChooser`).
 """
 
 from __future__ import annotations
