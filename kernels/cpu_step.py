@@ -355,23 +355,12 @@ def _rows(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.stride(-1) == 1 else tensor.contiguous()
 
 
-def prompt_kernels_apply(*tensors: torch.Tensor | None) -> bool:
-    """Whether `causal_conv_silu` and `selective_scan` can take these tensors: the fused step is on
-    and built, autograd is not recording, and each tensor is fp32 on the CPU."""
-    return (
-        not torch.is_grad_enabled()
-        and enabled()
-        and all(t is None or (t.dtype == torch.float32 and t.device.type == "cpu") for t in tensors)
-        and library() is not None
-    )
-
-
 def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                      conv_state: torch.Tensor) -> torch.Tensor:
     """SiLU(causal depthwise conv of x), continuing from conv_state and advancing it in place.
 
     x: (b, l, d_in); weight: (d_in, 1, k) as nn.Conv1d keeps it; conv_state: (b, d_in, k).
-    Returns (b, l, d_in). Check `prompt_kernels_apply` first."""
+    Returns (b, l, d_in). For fp32 CPU tensors, outside autograd (dispatch.backend_for says "c")."""
     x = _rows(x)
     weight, bias = weight.contiguous(), None if bias is None else bias.contiguous()
     batch, length, d_in = x.shape
@@ -398,7 +387,7 @@ def selective_scan(
     """The gated scan of a prompt: y = (C·h_t + D x) · SiLU(z) with Δ = softplus(dt), advancing h in place.
 
     x, dt, z: (b, l, d_in); B, C: (b, l, n); A2 = A·log2 e: (d_in, n); D: (d_in,); h: (b, d_in, n).
-    Returns y (b, l, d_in). Check `prompt_kernels_apply` first."""
+    Returns y (b, l, d_in). For fp32 CPU tensors, outside autograd (dispatch.backend_for says "c")."""
     x, dt, B, C, z = (_rows(t) for t in (x, dt, B, C, z))
     if B.stride() != C.stride():
         B, C = B.contiguous(), C.contiguous()
