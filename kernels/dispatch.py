@@ -74,6 +74,7 @@ def _c_takes(tensors) -> bool:
 
 
 STEPS = {"mamba": cpu_step.mamba_step, "mamba2": cpu_step.mamba2_step}
+_steps: dict[tuple, object] = {}  # (kind, dims) → step: a dict lookup per token, not lru_cache's kwargs
 
 
 def fused_step(kind: str, dims: dict, *state: torch.Tensor):
@@ -83,7 +84,11 @@ def fused_step(kind: str, dims: dict, *state: torch.Tensor):
     or a state it cannot read."""
     if kind not in STEPS or backend_for(*state) != "c":
         return None
-    return STEPS[kind](**dims)
+    key = (kind, *dims.values())
+    step = _steps.get(key)
+    if step is None:
+        step = _steps[key] = STEPS[kind](**dims)
+    return step
 
 
 def _require(module_name: str, backend: str) -> ModuleType:
