@@ -258,19 +258,30 @@ def resume(
 
 
 def bench_suites() -> list[str]:
-    return sorted(module.name for module in pkgutil.iter_modules(bench.__path__))
+    return sorted(module.name for module in pkgutil.iter_modules(bench.__path__) if not module.name.startswith("_"))
 
 
 @app.command(name="bench")
 def run_bench(
     suite: Annotated[str, typer.Argument(help="Which suite, e.g. core.", show_default=False)],
+    llamacpp: Annotated[Path | None, typer.Option(help="bench model: compare with this llama-bench binary.")] = None,
 ) -> None:
     """Run a benchmark suite; its last output line is one JSON object of figures."""
     suites = bench_suites()
     module = importlib.import_module(f"{bench.__name__}.{suite}") if suite in suites else None
     if module is None or not callable(getattr(module, "main", None)):
         raise fail(f"unknown benchmark suite {suite!r} (available: {', '.join(suites) or 'none'})")
-    typer.echo(json.dumps(module.main()))
+    if llamacpp is not None and suite != "model":
+        raise fail("--llamacpp is an option of `bench model` only")
+    if llamacpp is None:
+        typer.echo(json.dumps(module.main()))
+        return
+    from infitool_edit.bench._llamacpp import LlamaCppError
+
+    try:
+        typer.echo(json.dumps(module.main(llamacpp=llamacpp)))
+    except (LlamaCppError, ImportError) as error:  # no such binary, no gguf package, a tool that failed
+        raise fail(str(error).splitlines()[0]) from None
 
 
 @app.command(name="inspect")

@@ -7,17 +7,47 @@
  * step is one call, and the matrix-vector products read the (in, out) weights row after row,
  * eight rows at a time, which streams them faster than a general matrix multiply does.
  *
- * Scope: batch 1, fp32 weights and state, one thread. `cpu_step.py` compiles this file with
- * the machine's C compiler on first use and falls back to the PyTorch step without one.
+ * Threads: one OpenMP team for the whole step (`threads` of them, the caller's
+ * torch.get_num_threads()). Each thread owns a range of the d_in channels and does, for its
+ * channels, in_proj's columns, the convolution, dt_proj's columns, the scan and the gate; x_proj
+ * and out_proj are split by their input rows (the same channels) into per-thread partial sums,
+ * which every thread then adds up in the same order into its own copy of the residual. So a
+ * layer costs two barriers and every weight is read by exactly one thread. Without OpenMP the
+ * pragmas are ignored and one thread does it all.
+ *
+ * Quantized layers (model/quantize.py) are read as the best CPU runtimes read them: the
+ * activations are quantized on the fly to int8 in blocks of 32 (one fp32 scale per block, as
+ * llama.cpp's Q8_0), and each block's dot product is an integer one (AVX2 `maddubs`, else a
+ * portable loop), scaled once per block.
+ *
+ * `cpu_step.py` compiles this file with the machine's C compiler on first use and falls back
+ * to the PyTorch step without one.
  *
  * Layouts (those of the PyTorch model, so no weight is copied):
- *   Linear weights (in, out) row-major; the embedding (d, vocab), a token's vector is a column;
- *   conv weight (d_in, k); A2 = A·log2(e) (d_in, n); conv state (d_in, k); ssm state (d_in, n).
+ *   fp32 Linear weights (in, out) row-major; int8 weights (out, in) with an fp32 scale per row;
+ *   4-bit weights (out, in/2) bytes, 32 per group (element j of a group in the low nibble of
+ *   byte j, element j+16 in its high nibble, stored +8 as in Q4_0) with a bf16 scale per
+ *   (row, group); the fp32 embedding (d, vocab), a token's vector is a column; the int8
+ *   embedding (vocab, d) rows with an fp32 scale each; conv weight (d_in, k);
+ *   A2 = A·log2(e) (d_in, n); conv state (d_in, k); ssm state (d_in, n).
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sched.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define HAVE_AVX2 1
+#endif
 
 typedef struct {
     int32_t d, d_in, n, k, rank, vocab, layers;
@@ -26,15 +56,20 @@ typedef struct {
     float mixer_eps;    /* FalconMamba's norms inside the mixer */
 } MambaDims;
 
-/* Per-layer weight pointers, in this order (NULL for an absent bias). Each linear layer has three:
- * its weight, its bias, and its scales — NULL for fp32 weights (in, out); for `quantize_int8`'s
- * layers, int8 weights (out, in) with one bf16 scale per output. */
+/* A linear layer is four pointers: weight, bias (NULL for none), scales (NULL for fp32) and its
+ * kind, a small integer stored in the pointer slot. */
+enum { L_W, L_B, L_S, L_KIND, LINEAR };
+enum { KIND_F32 = 0, KIND_INT8 = 1, KIND_Q4 = 2 };
+/* Per-layer pointers, in this order. */
 enum {
-    NORM, IN_W, IN_B, IN_S, CONV_W, CONV_B, X_W, X_B, X_S, DT_W, DT_B, DT_S, A2, D_SKIP,
-    OUT_W, OUT_B, OUT_S, PER_LAYER
+    NORM, IN_PROJ, CONV_W = IN_PROJ + LINEAR, CONV_B, X_PROJ, DT_PROJ = X_PROJ + LINEAR,
+    A2 = DT_PROJ + LINEAR, D_SKIP, OUT_PROJ, PER_LAYER = OUT_PROJ + LINEAR
 };
-/* After the layers: the embedding, the final norm, and the LM head as a linear layer. */
-enum { EMBEDDING, NORM_F, HEAD_W, HEAD_B, HEAD_S, TAIL };
+/* After the layers: the embedding (and its int8 row scales, NULL for fp32), the final norm,
+ * the LM head as a linear layer. */
+enum { EMBEDDING, EMBEDDING_S, NORM_F, HEAD, TAIL = HEAD + LINEAR };
+
+#define QBLOCK 32 /* activations and 4-bit weights are quantized in blocks of this many */
 
 /* 2^x, Cephes' exp2f polynomial (relative error below 2e-7), written so loops over it vectorize. */
 static inline float exp2_fast(float x) {
@@ -107,25 +142,28 @@ static void rms_norm(const float *x, const float *weight, float eps, int size, f
     for (int i = 0; i < size; i++) out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);
 }
 
-/* y (out) = x (in) · W (in, out) + bias: W is read row after row, eight rows per pass over y,
- * so y stays in L1 and the weights stream through in order. */
-static void matvec(const float *restrict x, const float *restrict W, const float *restrict bias,
-                   int in, int out, float *restrict y) {
-    if (bias) memcpy(y, bias, sizeof(float) * (size_t)out);
-    else memset(y, 0, sizeof(float) * (size_t)out);
+/* y[0:cols] (+)= x (in) · W (in rows of `ld` floats, the first `cols` of each): W is read row after
+ * row, eight rows per pass over y, so y stays in L1 and the weights stream through in order.
+ * `accumulate` adds to y; otherwise y starts from bias (or zero). */
+static void matvec(const float *restrict x, const float *restrict W, int64_t ld, const float *restrict bias,
+                   int in, int cols, int accumulate, float *restrict y) {
+    if (!accumulate) {
+        if (bias) memcpy(y, bias, sizeof(float) * (size_t)cols);
+        else memset(y, 0, sizeof(float) * (size_t)cols);
+    }
     int i = 0;
     for (; i + 8 <= in; i += 8) {
-        const float *w = W + (size_t)i * out;
+        const float *w = W + (size_t)i * ld;
         const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
         const float x4 = x[i + 4], x5 = x[i + 5], x6 = x[i + 6], x7 = x[i + 7];
-        for (int j = 0; j < out; j++)
-            y[j] += x0 * w[j] + x1 * w[j + out] + x2 * w[j + 2 * out] + x3 * w[j + 3 * out]
-                  + x4 * w[j + 4 * out] + x5 * w[j + 5 * out] + x6 * w[j + 6 * out] + x7 * w[j + 7 * out];
+        for (int j = 0; j < cols; j++)
+            y[j] += x0 * w[j] + x1 * w[j + ld] + x2 * w[j + 2 * ld] + x3 * w[j + 3 * ld]
+                  + x4 * w[j + 4 * ld] + x5 * w[j + 5 * ld] + x6 * w[j + 6 * ld] + x7 * w[j + 7 * ld];
     }
     for (; i < in; i++) {
         const float xi = x[i];
-        const float *w = W + (size_t)i * out;
-        for (int j = 0; j < out; j++) y[j] += xi * w[j];
+        const float *w = W + (size_t)i * ld;
+        for (int j = 0; j < cols; j++) y[j] += xi * w[j];
     }
 }
 
@@ -136,42 +174,128 @@ static inline float bf16_to_float(uint16_t bits) {
     return value;
 }
 
-/* x rounded to the nearest bf16 (ties to even), kept in a float. */
-static inline float round_to_bf16(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
-    float rounded;
-    memcpy(&rounded, &bits, sizeof rounded);
-    return rounded;
-}
-
-/* y (out) = x (in) · (W (out, in) int8 · scale (out) bf16)ᵀ + bias: each output is a dot product
- * of one int8 row. Like the aten kernel of the PyTorch path (`Int8Linear`), activations and
- * outputs are rounded to bf16, so prompts (read through that kernel) and steps agree. */
-static void matvec_int8(const float *restrict x, const int8_t *restrict W, const uint16_t *restrict scale,
-                        const float *restrict bias, int in, int out, float *restrict y) {
-    float rounded[in];
-    for (int i = 0; i < in; i++) rounded[i] = round_to_bf16(x[i]);
-    /* One row per pass: a version summing four rows per load of x measured a third slower. */
-    for (int o = 0; o < out; o++) {
-        const int8_t *restrict w = W + (size_t)o * in;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < in; i++) sum += rounded[i] * (float)w[i];
-        y[o] = round_to_bf16(sum * bf16_to_float(scale[o])) + (bias ? bias[o] : 0.0f);
+/* x (size, a multiple of QBLOCK) → q (size) int8 and scale (size / QBLOCK): per block,
+ * scale = max|x| / 127 and q = round(x / scale), ties to even (torch.round's rule; the twin is
+ * `quantize_activations` in model/quantize.py). */
+static void quantize_q8(const float *restrict x, int size, int8_t *restrict q, float *restrict scale) {
+    for (int b = 0; b < size / QBLOCK; b++) {
+        const float *xb = x + (size_t)b * QBLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < QBLOCK; i++) {
+            const float a = fabsf(xb[i]);
+            amax = a > amax ? a : amax;
+        }
+        const float s = amax / 127.0f;
+        scale[b] = s;
+        for (int i = 0; i < QBLOCK; i++) q[(size_t)b * QBLOCK + i] = s > 0.0f ? (int8_t)nearbyintf(xb[i] / s) : 0;
     }
 }
 
-/* A linear layer from its three pointers (weight, bias, scales): fp32 or int8, see PER_LAYER. */
-static void linear(const float *x, const void *const *layer, int in, int out, float *y) {
-    if (layer[2]) matvec_int8(x, layer[0], layer[2], layer[1], in, out, y);
-    else matvec(x, layer[0], layer[1], in, out, y);
+#ifdef HAVE_AVX2
+static inline __m256 dot32_q8(__m256i a, __m256i b) {
+    /* maddubs multiplies unsigned by signed bytes: move a's signs onto b (llama.cpp's trick). */
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-/* The floats of scratch space `mamba_step` needs. */
-int64_t mamba_step_scratch(const MambaDims *dims) {
-    return 3 * (int64_t)dims->d + 5 * (int64_t)dims->d_in + dims->rank + 2 * dims->n;
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 32 4-bit weights (16 bytes, stored +8) → 32 signed bytes in -8..7. */
+static inline __m256i unpack_q4(const uint8_t *bytes) {
+    const __m128i packed = _mm_loadu_si128((const __m128i *)bytes);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+}
+#endif
+
+/* Σ_b xs[b] · (xq_b · w_b) over `blocks` blocks of int8 weights: one row's (partial) dot product. */
+static inline float row_dot_int8(const int8_t *restrict xq, const float *restrict xs,
+                                 const int8_t *restrict w, int blocks) {
+#ifdef HAVE_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK));
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]), dot32_q8(a, v), acc);
+    }
+    return hsum(acc);
+#else
+    float sum = 0.0f;
+    for (int b = 0; b < blocks; b++) {
+        int32_t dot = 0;
+        for (int i = 0; i < QBLOCK; i++) dot += (int32_t)xq[b * QBLOCK + i] * (int32_t)w[b * QBLOCK + i];
+        sum += xs[b] * (float)dot;
+    }
+    return sum;
+#endif
+}
+
+/* The same for 4-bit weights with a bf16 scale per block. */
+static inline float row_dot_q4(const int8_t *restrict xq, const float *restrict xs,
+                               const uint8_t *restrict w, const uint16_t *restrict ws, int blocks) {
+#ifdef HAVE_AVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK));
+        const __m256i v = unpack_q4(w + (size_t)b * (QBLOCK / 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(xs[b] * bf16_to_float(ws[b])), dot32_q8(a, v), acc);
+    }
+    return hsum(acc);
+#else
+    float sum = 0.0f;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *wb = w + (size_t)b * (QBLOCK / 2);
+        const int8_t *ab = xq + (size_t)b * QBLOCK;
+        int32_t dot = 0;
+        for (int j = 0; j < QBLOCK / 2; j++)
+            dot += (int32_t)ab[j] * ((wb[j] & 0x0f) - 8) + (int32_t)ab[j + QBLOCK / 2] * ((wb[j] >> 4) - 8);
+        sum += xs[b] * bf16_to_float(ws[b]) * (float)dot;
+    }
+    return sum;
+#endif
+}
+
+/* A linear layer, in part: y[o0:o1] = x[i0:i1] · W[i0:i1, o0:o1] (+ bias[o0:o1] when `with_bias`).
+ * x is the whole input; for quantized layers xq, xs are its int8 blocks and their scales (i0, i1
+ * are multiples of QBLOCK then). y points at output o0. */
+static void linear_part(const void *const *layer, const float *x, const int8_t *xq, const float *xs,
+                        int in, int out, int i0, int i1, int o0, int o1, int with_bias, float *y) {
+    const float *bias = with_bias ? layer[L_B] : NULL;
+    const intptr_t kind = (intptr_t)layer[L_KIND];
+    if (kind == KIND_F32) {
+        matvec(x + i0, (const float *)layer[L_W] + (size_t)i0 * out + o0, out, bias ? bias + o0 : NULL,
+               i1 - i0, o1 - o0, 0, y);
+        return;
+    }
+    const int blocks = (i1 - i0) / QBLOCK, b0 = i0 / QBLOCK;
+    for (int o = o0; o < o1; o++) {
+        float value;
+        if (kind == KIND_INT8) {
+            const int8_t *row = (const int8_t *)layer[L_W] + (size_t)o * in + i0;
+            value = row_dot_int8(xq + i0, xs + b0, row, blocks) * ((const float *)layer[L_S])[o];
+        } else {
+            const uint8_t *row = (const uint8_t *)layer[L_W] + (size_t)o * (in / 2) + i0 / 2;
+            const uint16_t *scales = (const uint16_t *)layer[L_S] + (size_t)o * (in / QBLOCK) + b0;
+            value = row_dot_q4(xq + i0, xs + b0, row, scales, blocks);
+        }
+        y[o - o0] = value + (bias ? bias[o] : 0.0f);
+    }
+}
+
+static inline int quantized(const void *const *layer) { return (intptr_t)layer[L_KIND] != KIND_F32; }
+
+/* [lo, hi): thread t's share of `total` items in runs of `align` (the last run may be short). */
+static void share(int total, int align, int t, int threads, int *lo, int *hi) {
+    const int runs = (total + align - 1) / align;
+    *lo = align * (int)((int64_t)runs * t / threads);
+    *hi = align * (int)((int64_t)runs * (t + 1) / threads);
+    if (*lo > total) *lo = total;
+    if (*hi > total) *hi = total;
 }
 
 /* h ← exp(ΔA) h + Δ B x and y = C · h + D x for every channel: the body of `ssm_token`,
@@ -244,72 +368,383 @@ void mamba_conv(int64_t l, int32_t d_in, int32_t k, const float *x, int64_t x_st
 /* The selective scan of a prompt (its twin: `selective_scan` in model/mamba.py, plus the softplus,
  * skip and gate around it), one batch row: ssm_token over l tokens in order. Rows of x, dt, z, y
  * (d_in floats) and of B, C (n floats) are `*_stride` floats apart; h (d_in, n) is advanced in
- * place; delta: d_in floats of scratch. */
+ * place; delta: d_in floats of scratch. Channels are independent, so each of `threads` threads
+ * walks the whole prompt for its own channels. */
 void mamba_scan(int64_t l, int32_t d_in, int32_t n,
                 const float *x, int64_t x_stride, const float *dt, int64_t dt_stride,
                 const float *A2_, const float *B, const float *C, int64_t bc_stride,
                 const float *D, const float *z, int64_t z_stride,
-                float *h, float *delta, float *y, int64_t y_stride) {
-    for (int64_t t = 0; t < l; t++)
-        ssm_token(d_in, n, x + t * x_stride, dt + t * dt_stride, A2_, B + t * bc_stride,
-                  C + t * bc_stride, D, z + t * z_stride, h, delta, y + t * y_stride);
+                float *h, float *delta, float *y, int64_t y_stride, int32_t threads) {
+#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+    {
+        int t = 0, team = 1, c0, c1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        share(d_in, 16, t, team, &c0, &c1);
+        for (int64_t s = 0; s < l && c1 > c0; s++)
+            ssm_token(c1 - c0, n, x + s * x_stride + c0, dt + s * dt_stride + c0, A2_ + (size_t)c0 * n,
+                      B + s * bc_stride, C + s * bc_stride, D + c0, z + s * z_stride + c0,
+                      h + (size_t)c0 * n, delta + c0, y + s * y_stride + c0);
+    }
 }
 
-/* The mixer of one layer: hidden (d) → out (d), advancing conv (d_in, k) and ssm (d_in, n). */
-static void mixer_step(const MambaDims *dims, const void *const *w, const float *hidden,
-                       float *conv, float *ssm, float *scratch, float *out) {
-    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, rank = dims->rank;
-    float *xz = scratch;               /* 2·d_in: x, then the gate z */
-    float *x = scratch + 2 * d_in;     /* d_in: x after the convolution and SiLU */
-    float *dbc = x + d_in;             /* rank + 2n: Δ (low rank), B, C */
-    float *dt = dbc + rank + 2 * n;    /* d_in */
-    float *y = dt + d_in;              /* d_in */
-    const float *z = xz + d_in;
+/* A barrier for the step's team that spins briefly and then sleeps (a futex on Linux, else
+ * yields). libgomp's own barrier and its wait policy are the ones torch loaded and configured;
+ * they spin for long, and on a machine busier than its cores a spinning thread burns the time
+ * slice its partner needs to arrive (2 threads measured 3–4× slower than 1 at load 10 on 2 cores
+ * with it, 1.2–1.4× spinning then yielding). `arrived` counts the team in; the last one in flips
+ * `phase`, which the others wait on. */
+typedef struct {
+    int arrived, phase;
+} TeamBarrier;
 
-    linear(hidden, w + IN_W, d, 2 * d_in, xz);
-
-    /* Slide x into the convolution's window, then take its dot product with the kernel. */
-    const float *conv_w = w[CONV_W], *conv_b = w[CONV_B];
-    for (int c = 0; c < d_in; c++) {
-        float *window = conv + (size_t)c * k;
-        memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
-        window[k - 1] = xz[c];
-        float sum = conv_b ? conv_b[c] : 0.0f;
-        for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
-        x[c] = sum;
+static void team_wait(TeamBarrier *barrier, int team) {
+    if (team == 1) return;
+    const int phase = __atomic_load_n(&barrier->phase, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&barrier->arrived, 1, __ATOMIC_ACQ_REL) == team) {
+        __atomic_store_n(&barrier->arrived, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&barrier->phase, phase + 1, __ATOMIC_RELEASE);
+#ifdef __linux__
+        syscall(SYS_futex, &barrier->phase, FUTEX_WAKE_PRIVATE, team, NULL, NULL, 0);
+#endif
+        return;
     }
-#pragma omp simd
-    for (int c = 0; c < d_in; c++) x[c] = silu(x[c]);
-
-    linear(x, w + X_W, d_in, rank + 2 * n, dbc);
-    float *B = dbc + rank, *C = B + n;
-    if (dims->falcon) {
-        rms_norm(dbc, NULL, dims->mixer_eps, rank, dbc);
-        rms_norm(B, NULL, dims->mixer_eps, n, B);
-        rms_norm(C, NULL, dims->mixer_eps, n, C);
+    for (int spin = 0; __atomic_load_n(&barrier->phase, __ATOMIC_ACQUIRE) == phase; spin++) {
+        if (spin < 2000) {
+#ifdef HAVE_AVX2
+            _mm_pause();
+#endif
+        } else {
+#ifdef __linux__
+            /* Sleeps only while phase still reads `phase`: a wake between the check and here is not lost. */
+            syscall(SYS_futex, &barrier->phase, FUTEX_WAIT_PRIVATE, phase, NULL, NULL, 0);
+#else
+            sched_yield();
+#endif
+        }
     }
-    linear(dbc, w + DT_W, rank, d_in, dt);
-    ssm_token(d_in, n, x, dt, w[A2], B, C, w[D_SKIP], z, ssm, dt, y);
-    linear(y, w + OUT_W, d_in, d, out);
 }
 
-/* Read `token`: logits (vocab) out, conv_state (layers, d_in, k) and ssm_state (layers, d_in, n)
- * advanced in place. `weights` holds PER_LAYER pointers per layer, then TAIL more. */
+/* Scratch layout of `mamba_step`, in floats: shared arrays, then one private region per thread. */
+typedef struct {
+    int64_t xz, x, dt, y, xq, xs, dbc_parts, out_parts, shared;            /* offsets; `shared` = size */
+    int64_t residual, hidden, dbc, hq, hs, dq, ds, private_size;           /* offsets in a private region */
+} StepScratch;
+
+static StepScratch step_scratch(const MambaDims *dims, int threads) {
+    const int64_t d = dims->d, d_in = dims->d_in, bc = dims->rank + 2 * dims->n;
+    StepScratch s;
+    int64_t at = 0;
+    s.xz = at; at += 2 * d_in;
+    s.x = at; at += d_in;
+    s.dt = at; at += d_in;
+    s.y = at; at += d_in;
+    s.xq = at; at += d_in / 4 + 16;          /* int8 */
+    s.xs = at; at += d_in / QBLOCK + 16;
+    s.dbc_parts = at; at += threads * bc;
+    s.out_parts = at; at += threads * d;
+    s.shared = at + 16;
+    at = 0;
+    s.residual = at; at += d;
+    s.hidden = at; at += d;
+    s.dbc = at; at += bc;
+    s.hq = at; at += d / 4 + 16;             /* int8 */
+    s.hs = at; at += d / QBLOCK + 16;
+    s.dq = at; at += dims->rank / 4 + 16;    /* int8 */
+    s.ds = at; at += dims->rank / QBLOCK + 16;
+    s.private_size = (at + 15) / 16 * 16 + 16; /* whole cache lines apart */
+    return s;
+}
+
+/* The floats of scratch space `mamba_step` needs with `threads` threads. */
+int64_t mamba_step_scratch(const MambaDims *dims, int32_t threads) {
+    const StepScratch s = step_scratch(dims, threads);
+    return s.shared + threads * s.private_size;
+}
+
+/* Read `token` with `threads` threads: logits (vocab) out, conv_state (layers, d_in, k) and
+ * ssm_state (layers, d_in, n) advanced in place. `weights` holds PER_LAYER pointers per layer, then
+ * TAIL more. scratch: mamba_step_scratch(dims, threads) floats. */
 void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token,
-                float *conv_state, float *ssm_state, float *scratch, float *logits) {
-    const int d = dims->d, d_in = dims->d_in, vocab = dims->vocab;
+                float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads) {
+    if (threads < 1) threads = 1;
+    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, rank = dims->rank, vocab = dims->vocab;
+    const int bc = rank + 2 * n;
+    const StepScratch s = step_scratch(dims, threads);
     const void *const *tail = weights + (size_t)dims->layers * PER_LAYER;
-    const float *embedding = tail[EMBEDDING];
-    float *residual = scratch, *hidden = scratch + d, *mixed = scratch + 2 * d, *rest = scratch + 3 * d;
+    float *xz = scratch + s.xz, *x = scratch + s.x, *dt = scratch + s.dt, *y = scratch + s.y;
+    int8_t *xq = (int8_t *)(scratch + s.xq);
+    float *xs = scratch + s.xs, *dbc_parts = scratch + s.dbc_parts, *out_parts = scratch + s.out_parts;
+    TeamBarrier barrier = {0, 0};
 
-    for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
-    for (int layer = 0; layer < dims->layers; layer++) {
-        const void *const *w = weights + (size_t)layer * PER_LAYER;
-        rms_norm(residual, w[NORM], dims->eps, d, hidden);
-        mixer_step(dims, w, hidden, conv_state + (size_t)layer * d_in * dims->k,
-                   ssm_state + (size_t)layer * d_in * dims->n, rest, mixed);
-        for (int i = 0; i < d; i++) residual[i] += mixed[i];
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *mine = scratch + s.shared + (size_t)t * s.private_size;
+        float *residual = mine + s.residual, *hidden = mine + s.hidden, *dbc = mine + s.dbc;
+        int8_t *hq = (int8_t *)(mine + s.hq), *dq = (int8_t *)(mine + s.dq);
+        float *hs = mine + s.hs, *ds = mine + s.ds;
+        int c0, c1;
+        share(d_in, QBLOCK, t, team, &c0, &c1); /* this thread's channels */
+
+        if (tail[EMBEDDING_S]) {
+            const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
+            const float scale = ((const float *)tail[EMBEDDING_S])[token];
+            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
+        } else {
+            const float *embedding = tail[EMBEDDING];
+            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
+        }
+        for (int layer = 0; layer < dims->layers; layer++) {
+            const void *const *w = weights + (size_t)layer * PER_LAYER;
+            float *conv = conv_state + (size_t)layer * d_in * k, *h = ssm_state + (size_t)layer * d_in * n;
+            rms_norm(residual, w[NORM], dims->eps, d, hidden);
+            if (quantized(w + IN_PROJ)) quantize_q8(hidden, d, hq, hs);
+            /* in_proj: this thread's columns of x and of the gate z. */
+            if (c1 > c0) {
+                linear_part(w + IN_PROJ, hidden, hq, hs, d, 2 * d_in, 0, d, c0, c1, 1, xz + c0);
+                linear_part(w + IN_PROJ, hidden, hq, hs, d, 2 * d_in, 0, d, d_in + c0, d_in + c1, 1, xz + d_in + c0);
+            }
+            /* Slide x into the convolution's window, then take its dot product with the kernel. */
+            const float *conv_w = w[CONV_W], *conv_b = w[CONV_B];
+            for (int c = c0; c < c1; c++) {
+                float *window = conv + (size_t)c * k;
+                memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
+                window[k - 1] = xz[c];
+                float sum = conv_b ? conv_b[c] : 0.0f;
+                for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
+                x[c] = silu(sum);
+            }
+            /* x_proj over this thread's input rows: a partial Δ, B, C. */
+            if (quantized(w + X_PROJ)) quantize_q8(x + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
+            linear_part(w + X_PROJ, x, xq, xs, d_in, bc, c0, c1, 0, bc, 0, dbc_parts + (size_t)t * bc);
+            team_wait(&barrier, team);
+            const float *x_bias = w[X_PROJ + L_B];
+            for (int j = 0; j < bc; j++) dbc[j] = x_bias ? x_bias[j] : 0.0f;
+            for (int part = 0; part < team; part++)
+                for (int j = 0; j < bc; j++) dbc[j] += dbc_parts[(size_t)part * bc + j];
+            float *B = dbc + rank, *C = B + n;
+            if (dims->falcon) {
+                rms_norm(dbc, NULL, dims->mixer_eps, rank, dbc);
+                rms_norm(B, NULL, dims->mixer_eps, n, B);
+                rms_norm(C, NULL, dims->mixer_eps, n, C);
+            }
+            if (c1 > c0) {
+                if (quantized(w + DT_PROJ)) quantize_q8(dbc, rank, dq, ds);
+                linear_part(w + DT_PROJ, dbc, dq, ds, rank, d_in, 0, rank, c0, c1, 1, dt + c0);
+                ssm_token(c1 - c0, n, x + c0, dt + c0, (const float *)w[A2] + (size_t)c0 * n, B, C,
+                          (const float *)w[D_SKIP] + c0, xz + d_in + c0, h + (size_t)c0 * n, dt + c0, y + c0);
+            }
+            /* out_proj over this thread's input rows: a partial output. */
+            if (quantized(w + OUT_PROJ)) quantize_q8(y + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
+            linear_part(w + OUT_PROJ, y, xq, xs, d_in, d, c0, c1, 0, d, 0, out_parts + (size_t)t * d);
+            team_wait(&barrier, team);
+            /* Every thread adds the parts in the same order: identical copies of the residual. */
+            const float *out_bias = w[OUT_PROJ + L_B];
+            for (int part = 0; part < team; part++)
+                for (int i = 0; i < d; i++) residual[i] += out_parts[(size_t)part * d + i];
+            if (out_bias)
+                for (int i = 0; i < d; i++) residual[i] += out_bias[i];
+        }
+        rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
+        if (quantized(tail + HEAD)) quantize_q8(hidden, d, hq, hs);
+        int v0, v1;
+        share(vocab, 16, t, team, &v0, &v1);
+        if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
     }
-    rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
-    linear(hidden, tail + HEAD_W, d, vocab, logits);
+}
+
+/* Σ x over n floats with `threads` threads: a read-only pass over memory, for measuring the read
+ * bandwidth the decode step is bounded by (the benchmark gives it a buffer larger than the caches). */
+double read_sum(const float *x, int64_t size, int32_t threads) {
+    double total = 0.0;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) reduction(+ : total) schedule(static)
+    for (int64_t block = 0; block < (size + 4095) / 4096; block++) {
+        const int64_t end = (block + 1) * 4096 < size ? (block + 1) * 4096 : size;
+        float a = 0.0f, b = 0.0f, c = 0.0f, e = 0.0f;
+        int64_t i = block * 4096;
+#pragma omp simd reduction(+ : a, b, c, e)
+        for (int64_t j = i; j < end - 3; j += 4) {
+            a += x[j];
+            b += x[j + 1];
+            c += x[j + 2];
+            e += x[j + 3];
+        }
+        total += (double)(a + b + c + e);
+    }
+    return total;
+}
+
+/* ---- Mamba-2 -------------------------------------------------------------------------------
+ * One Mamba-2 decode step, fused; its plain twin is `Mamba2LM.step` (model/mamba2.py). Per layer:
+ *   z, xBC, dt = in_proj(norm(residual));  xBC = SiLU(conv(xBC));  x, B, C = xBC split
+ *   Δ = clamp(softplus(dt + dt_bias));  per head: H ← exp(Δ A) H + Δ x Bᵀ;  y = H C + D x
+ *   out = out_proj(RMSNorm_per_group(y · SiLU(z)) · norm_weight)
+ * The same frame as Mamba's step (embedding, pre-norm residual blocks, final norm, head) and the
+ * same linear layers (fp32, int8, 4-bit). Threads split in_proj's columns and the convolution's
+ * channels evenly, then the heads; out_proj by its input rows (the heads' channels). */
+typedef struct {
+    int32_t d, d_in, n, k, heads, head_dim, groups, vocab, layers;
+    float eps, dt_min, dt_max;
+} Mamba2Dims;
+
+enum {
+    M2_NORM, M2_IN_PROJ, M2_CONV_W = M2_IN_PROJ + LINEAR, M2_CONV_B, M2_DT_BIAS, M2_A_LOG, M2_D,
+    M2_GATE_NORM, M2_OUT_PROJ, M2_PER_LAYER = M2_OUT_PROJ + LINEAR
+};
+
+typedef struct {
+    int64_t proj, xbc, y, xq, xs, square_parts, out_parts, shared;
+    int64_t residual, hidden, hq, hs, private_size;
+} Step2Scratch;
+
+static Step2Scratch step2_scratch(const Mamba2Dims *dims, int threads) {
+    const int64_t d = dims->d, d_in = dims->d_in, conv_dim = d_in + 2 * (int64_t)dims->groups * dims->n;
+    Step2Scratch s;
+    int64_t at = 0;
+    s.proj = at; at += d_in + conv_dim + dims->heads;
+    s.xbc = at; at += conv_dim;
+    s.y = at; at += d_in;
+    s.xq = at; at += d_in / 4 + 16;
+    s.xs = at; at += d_in / QBLOCK + 16;
+    s.square_parts = at; at += (int64_t)threads * dims->groups;
+    s.out_parts = at; at += (int64_t)threads * d;
+    s.shared = at + 16;
+    at = 0;
+    s.residual = at; at += d;
+    s.hidden = at; at += d;
+    s.hq = at; at += d / 4 + 16;
+    s.hs = at; at += d / QBLOCK + 16;
+    s.private_size = (at + 15) / 16 * 16 + 16;
+    return s;
+}
+
+int64_t mamba2_step_scratch(const Mamba2Dims *dims, int32_t threads) {
+    const Step2Scratch s = step2_scratch(dims, threads);
+    return s.shared + threads * s.private_size;
+}
+
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* Read `token`: logits (vocab) out, conv_state (layers, conv_dim, k) and ssm_state
+ * (layers, heads, head_dim, n) advanced in place. `weights` holds M2_PER_LAYER pointers per
+ * layer, then TAIL more (Mamba's tail). */
+void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t token,
+                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads) {
+    if (threads < 1) threads = 1;
+    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, vocab = dims->vocab;
+    const int heads = dims->heads, p = dims->head_dim, groups = dims->groups;
+    const int gn = groups * n, conv_dim = d_in + 2 * gn, proj_out = d_in + conv_dim + heads;
+    const int per_group = heads / groups, group_size = d_in / groups;
+    /* Heads per share so that channel boundaries fall on whole blocks of QBLOCK. */
+    const int head_align = QBLOCK / gcd(p, QBLOCK);
+    const Step2Scratch s = step2_scratch(dims, threads);
+    const void *const *tail = weights + (size_t)dims->layers * M2_PER_LAYER;
+    float *proj = scratch + s.proj, *xbc = scratch + s.xbc, *y = scratch + s.y;
+    int8_t *xq = (int8_t *)(scratch + s.xq);
+    float *xs = scratch + s.xs, *square_parts = scratch + s.square_parts, *out_parts = scratch + s.out_parts;
+    TeamBarrier barrier = {0, 0};
+
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *mine = scratch + s.shared + (size_t)t * s.private_size;
+        float *residual = mine + s.residual, *hidden = mine + s.hidden, *hs = mine + s.hs;
+        int8_t *hq = (int8_t *)(mine + s.hq);
+        int o0, o1, k0, k1, h0, h1;
+        share(proj_out, 16, t, team, &o0, &o1);
+        share(conv_dim, 16, t, team, &k0, &k1);
+        share(heads, head_align, t, team, &h0, &h1);
+        const int c0 = h0 * p, c1 = h1 * p; /* this thread's channels of y */
+
+        if (tail[EMBEDDING_S]) {
+            const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
+            const float scale = ((const float *)tail[EMBEDDING_S])[token];
+            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
+        } else {
+            const float *embedding = tail[EMBEDDING];
+            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
+        }
+        for (int layer = 0; layer < dims->layers; layer++) {
+            const void *const *w = weights + (size_t)layer * M2_PER_LAYER;
+            float *conv = conv_state + (size_t)layer * conv_dim * k;
+            float *H = ssm_state + (size_t)layer * heads * p * n;
+            rms_norm(residual, w[M2_NORM], dims->eps, d, hidden);
+            if (quantized(w + M2_IN_PROJ)) quantize_q8(hidden, d, hq, hs);
+            if (o1 > o0) linear_part(w + M2_IN_PROJ, hidden, hq, hs, d, proj_out, 0, d, o0, o1, 1, proj + o0);
+            team_wait(&barrier, team);
+            const float *z = proj, *xbc_in = proj + d_in, *dt_raw = proj + d_in + conv_dim;
+            const float *conv_w = w[M2_CONV_W], *conv_b = w[M2_CONV_B];
+            for (int c = k0; c < k1; c++) {
+                float *window = conv + (size_t)c * k;
+                memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
+                window[k - 1] = xbc_in[c];
+                float sum = conv_b ? conv_b[c] : 0.0f;
+                for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
+                xbc[c] = silu(sum);
+            }
+            team_wait(&barrier, team);
+            const float *x = xbc, *B = xbc + d_in, *C = xbc + d_in + gn;
+            const float *dt_bias = w[M2_DT_BIAS], *A_log = w[M2_A_LOG], *D = w[M2_D];
+            float *squares = square_parts + (size_t)t * groups;
+            for (int g = 0; g < groups; g++) squares[g] = 0.0f;
+            for (int h = h0; h < h1; h++) {
+                float delta = softplus(dt_raw[h] + dt_bias[h]);
+                delta = delta < dims->dt_min ? dims->dt_min : delta;
+                delta = delta > dims->dt_max ? dims->dt_max : delta;
+                const float decay = expf(-expf(A_log[h]) * delta);
+                const int g = h / per_group;
+                const float *Bg = B + (size_t)g * n, *Cg = C + (size_t)g * n;
+                float square = 0.0f;
+                for (int i = 0; i < p; i++) {
+                    const int c = h * p + i;
+                    float *state = H + (size_t)c * n;
+                    const float dx = delta * x[c];
+                    float yc = 0.0f;
+#pragma omp simd reduction(+ : yc)
+                    for (int j = 0; j < n; j++) {
+                        const float value = state[j] * decay + dx * Bg[j];
+                        state[j] = value;
+                        yc += value * Cg[j];
+                    }
+                    const float gated = (yc + D[h] * x[c]) * silu(z[c]);
+                    y[c] = gated;
+                    square += gated * gated;
+                }
+                squares[g] += square;
+            }
+            team_wait(&barrier, team);
+            /* The gated RMS norm per group, then out_proj over this thread's channels. */
+            const float *gate_w = w[M2_GATE_NORM];
+            for (int c = c0; c < c1; c++) {
+                const int g = c / group_size;
+                float total = 0.0f;
+                for (int part = 0; part < team; part++) total += square_parts[(size_t)part * groups + g];
+                y[c] = y[c] / sqrtf(total / (float)group_size + dims->eps) * gate_w[c];
+            }
+            if (quantized(w + M2_OUT_PROJ)) quantize_q8(y + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
+            linear_part(w + M2_OUT_PROJ, y, xq, xs, d_in, d, c0, c1, 0, d, 0, out_parts + (size_t)t * d);
+            team_wait(&barrier, team);
+            const float *out_bias = w[M2_OUT_PROJ + L_B];
+            for (int part = 0; part < team; part++)
+                for (int i = 0; i < d; i++) residual[i] += out_parts[(size_t)part * d + i];
+            if (out_bias)
+                for (int i = 0; i < d; i++) residual[i] += out_bias[i];
+        }
+        rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
+        if (quantized(tail + HEAD)) quantize_q8(hidden, d, hq, hs);
+        int v0, v1;
+        share(vocab, 16, t, team, &v0, &v1);
+        if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+    }
 }

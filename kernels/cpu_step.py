@@ -1,25 +1,31 @@
-"""The fused CPU decode step (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
+"""The fused CPU decode steps (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
 
-`MambaLM.step` uses it when it can — one token, batch 1, fp32 weights and state on
-the CPU, no autograd — and runs its plain PyTorch twin otherwise; the two give the
-same logits to fp32 tolerance (tests/test_cpu_step.py). The C file is compiled on
-first use, once per machine, into the user's cache directory; a machine without a
-C compiler decodes through the PyTorch path and loses nothing but speed.
+`MambaLM.step` (and `Mamba2LM.step`) use them when `dispatch` says the C backend applies — one
+token, batch 1, an fp32 state on the CPU, no autograd — handing over their weights as a flat
+list of tensors (`fused_weights()`); nothing here imports the model. They run the plain
+PyTorch twin otherwise, and the two give the same logits to fp32 tolerance
+(tests/test_cpu_step.py, tests/model/). The C file is compiled on first use, once per machine,
+into the user's cache directory; a machine without a C compiler decodes through the PyTorch
+path and loses nothing but speed.
 
-`INFITOOL_CPU_STEP=off` turns the fused step off (benchmarks compare the two).
+`INFITOOL_CPU_STEP=off` turns the fused step off (benchmarks compare the two);
+`INFITOOL_CPU_THREADS=fixed` makes it use every thread torch is given rather than the faster
+of all and one (`ThreadChooser`).
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import hashlib
 import os
 import platform
+import statistics
 import subprocess
 import tempfile
 import threading
-import weakref
+import time
 from pathlib import Path
 
 import torch
@@ -29,6 +35,8 @@ ENV_VAR = "INFITOOL_CPU_STEP"
 # Tried in order: the first set is tuned for this CPU; the second is for compilers without -march=native.
 FLAG_SETS = (
     # -fno-trapping-math changes no result; it lets gcc vectorize loops whose selects skip a division.
+    # -fopenmp gives the step its threads; a compiler without OpenMP gets one thread (-fopenmp-simd).
+    ["-O3", "-march=native", "-fopenmp", "-fno-trapping-math", "-fPIC", "-shared"],
     ["-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fPIC", "-shared"],
     ["-O3", "-fPIC", "-shared"],
 )
@@ -39,6 +47,12 @@ class MambaDims(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_int32) for name in ("d", "d_in", "n", "k", "rank", "vocab", "layers", "falcon")
     ] + [("eps", ctypes.c_float), ("mixer_eps", ctypes.c_float)]
+
+
+class Mamba2Dims(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_int32) for name in ("d", "d_in", "n", "k", "heads", "head_dim", "groups", "vocab", "layers")
+    ] + [("eps", ctypes.c_float), ("dt_min", ctypes.c_float), ("dt_max", ctypes.c_float)]
 
 
 def enabled() -> bool:
@@ -91,6 +105,21 @@ _build_lock = threading.Lock()
 _failure: str | None = None
 
 
+def _load(target: Path) -> ctypes.CDLL:
+    """dlopen the library, its OpenMP runtime told to sleep, not spin, at a barrier unless the user
+    said otherwise. The step meets two barriers a layer; on a machine busier than its cores a
+    spinning thread burns the time slice its partner needs (2 threads measured 4–10× slower than 1
+    spinning, ~1.1× sleeping, at load 10 on 2 cores). libgomp reads the setting when it loads,
+    which is here (torch's own OpenMP runtime is a separate copy, loaded and configured earlier)."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return ctypes.CDLL(str(target))
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        return ctypes.CDLL(str(target))
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
 @functools.cache
 def _library_locked() -> ctypes.CDLL | None:
     global _failure
@@ -106,24 +135,33 @@ def _library_locked() -> ctypes.CDLL | None:
         error = None if target.exists() else _compile(flags, target)
         if error is None:
             try:
-                library = ctypes.CDLL(str(target))
+                library = _load(target)
             except OSError as load_error:
                 error = str(load_error)
             else:
                 library.mamba_step_scratch.restype = ctypes.c_int64
-                library.mamba_step_scratch.argtypes = [ctypes.POINTER(MambaDims)]
+                library.mamba_step_scratch.argtypes = [ctypes.POINTER(MambaDims), ctypes.c_int32]
                 library.mamba_step.restype = None
                 library.mamba_step.argtypes = [
                     ctypes.POINTER(MambaDims), ctypes.c_void_p, ctypes.c_int64,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
                 ]
+                library.mamba2_step_scratch.restype = ctypes.c_int64
+                library.mamba2_step_scratch.argtypes = [ctypes.POINTER(Mamba2Dims), ctypes.c_int32]
+                library.mamba2_step.restype = None
+                library.mamba2_step.argtypes = [
+                    ctypes.POINTER(Mamba2Dims), ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
+                ]
+                library.read_sum.restype = ctypes.c_double
+                library.read_sum.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
                 library.mamba_scan.restype = None
                 library.mamba_scan.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32,
                     ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
                 ]
                 library.mamba_conv.restype = None
                 library.mamba_conv.argtypes = [
@@ -153,110 +191,162 @@ def _readable(tensor: torch.Tensor | None, dtype: torch.dtype = torch.float32) -
     return tensor is None or (tensor.dtype == dtype and tensor.device.type == "cpu" and tensor.is_contiguous())
 
 
-_NONE: dict = {}  # the "dict" of an absent slot: every name in it reads as None (a NULL pointer)
+# What the fused step reads, in order: per layer MAMBA_LAYER, then MAMBA_TAIL. A name ending in
+# "*" is a linear layer, given as three tensors (weight, bias or None, scales or None) whose
+# weight's dtype says how it is stored (LINEAR_KINDS). The model builds the list
+# (`MambaLM.fused_weights()`); nothing here knows the model's classes.
+MAMBA_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "x_proj*", "dt_proj*", "A2", "D", "out_proj*")
+MAMBA_TAIL = ("embedding", "embedding_scale", "norm_f", "lm_head*")
+# Mamba-2 (`Mamba2LM.fused_weights()`): A_log as it is (the step takes -exp per head itself).
+MAMBA2_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "dt_bias", "A_log", "D", "gate_norm", "out_proj*")
+# weight dtype → (the C file's KIND_*, the scales' dtype, weight elements per byte-sized element)
+LINEAR_KINDS = {
+    torch.float32: (0, None, 1),  # (in, out)
+    torch.int8: (1, torch.float32, 1),  # (out, in), one scale per row
+    torch.uint8: (2, torch.bfloat16, 2),  # (out, in/2), two 4-bit weights a byte, a scale per 32
+}
+QBLOCK = 32  # cpu_step.c's block of quantized activations and 4-bit weights
+
+# INFITOOL_CPU_THREADS=fixed: always use torch.get_num_threads() threads (benchmarks comparing 1 and 2).
+ADAPTIVE_THREADS = os.environ.get("INFITOOL_CPU_THREADS", "").strip().lower() != "fixed"
+calls: collections.Counter = collections.Counter()  # fused calls by kernel name: tests check they ran
 
 
-class FusedStep:
-    """The fused step for one model: `fused(token, state)` → logits (1, vocab), like `model.step`.
+def _linear_shapes(dims: MambaDims) -> dict[str, tuple[int, int]]:
+    """(in, out) of each linear layer of a Mamba model of these dimensions."""
+    return {"in_proj": (dims.d, 2 * dims.d_in), "x_proj": (dims.d_in, dims.rank + 2 * dims.n),
+            "dt_proj": (dims.rank, dims.d_in), "out_proj": (dims.d_in, dims.d), "lm_head": (dims.d, dims.vocab)}
 
-    Each call checks the weights' addresses, so a model whose weights are replaced, moved
-    or retrained in between is always read as it is now."""
 
-    def __init__(self, model) -> None:
-        config = model.config
-        self.model, self.library = model, library()
-        self.dims = MambaDims(
-            d=config.hidden_size, d_in=config.intermediate_size, n=config.state_size, k=config.conv_kernel,
-            rank=config.time_step_rank, vocab=config.vocab_size, layers=config.num_hidden_layers,
-            falcon=int(config.falcon), eps=config.layer_norm_epsilon, mixer_eps=config.mixer_rms_eps,
-        )
-        self.scratch_floats = self.library.mamba_step_scratch(ctypes.byref(self.dims)) if self.library else 0
-        self._slot_list = self._slots()
-        # Layers other than fp32 `Linear` and `Int8Linear` have a forward of their own: not read here.
-        self.supported = self.library is not None and self._slot_list is not None
+def _linear_pointers(weight, bias, scale, shape: tuple[int, int]) -> list[int] | None:
+    """The four pointers cpu_step.c reads for a linear layer (weight, bias, scales, kind), or None
+    when these tensors are not a layout it knows (a bf16 model, a shape other than the model's)."""
+    kind = LINEAR_KINDS.get(getattr(weight, "dtype", None))
+    if kind is None:
+        return None
+    code, scale_dtype, per_element = kind
+    fan_in, fan_out = shape
+    if (not _readable(weight, weight.dtype) or weight.numel() * per_element != fan_in * fan_out
+            or not _readable(bias) or (bias is not None and bias.numel() != fan_out)):
+        return None
+    if scale_dtype is None:
+        if scale is not None:
+            return None
+    elif scale is None or not _readable(scale, scale_dtype) or fan_in % QBLOCK:
+        return None
+    return [weight.data_ptr(), 0 if bias is None else bias.data_ptr(), 0 if scale is None else scale.data_ptr(), code]
+
+
+class ThreadChooser:
+    """How many of the threads it is given a step uses: all of them, or one, whichever has been
+    faster lately. On an idle machine the team wins; on one busier than its cores (here, 2 cores at
+    load 10) a team of 2 can lose 1.2–1.8× to one thread, because each barrier waits for the partner
+    to be scheduled. The step times each call (a perf_counter pair), keeps the last few times per
+    choice, and retries the other choice every PROBE_EVERY calls, so it follows the load."""
+
+    KEEP, PROBE_EVERY = 5, 64
+
+    def __init__(self) -> None:
+        self.times: dict[int, collections.deque] = {}
+        self.calls = 0
+
+    def pick(self, most: int) -> int:
+        if most <= 1:
+            return 1
+        self.calls += 1
+        choices = (most, 1)
+        for threads in choices:  # measure each a few times first
+            if len(self.times.get(threads, ())) < 3:
+                return threads
+        best = min(choices, key=lambda threads: statistics.median(self.times[threads]))
+        if self.calls % self.PROBE_EVERY == 0:
+            return choices[1] if best == choices[0] else choices[0]
+        return best
+
+    def record(self, threads: int, seconds: float) -> None:
+        self.times.setdefault(threads, collections.deque(maxlen=self.KEEP)).append(seconds)
+
+
+class MambaStep:
+    """The fused decode step of a Mamba model of the given dimensions:
+    `step(weights, token, conv, ssm)` → logits (1, vocab), like `MambaLM.step`.
+
+    `weights` is the flat list of MAMBA_LAYER × layers + MAMBA_TAIL (linear layers as three
+    tensors each). Their addresses are checked on every call, so weights that were replaced,
+    moved or converted are read as they are now; the pointer array is rebuilt only then."""
+
+    name = "mamba_step"
+    LAYER = MAMBA_LAYER
+
+    def __init__(self, dims) -> None:
+        self.dims, self.library = dims, library()
+        self.shapes = self._linear_shapes(dims)
+        self.layout = [*self.LAYER * dims.layers, *MAMBA_TAIL]
+        self._run = getattr(self.library, self.name)
+        self._scratch = getattr(self.library, f"{self.name}_scratch")
+        self.count = sum(3 if name.endswith("*") else 1 for name in self.layout)
         self._key: list | None = None
         self._array: ctypes.Array | None = None
-        self._kept: list = []  # keeps A·log2 e alive while the C step holds its address
+        self._kept: list = []  # the tensors whose addresses the array holds, kept alive
+        self.threads = ThreadChooser()
 
-    def _slots(self) -> list[tuple[dict, str, torch.dtype]] | None:
-        """Where each weight lives — (a module's parameter or buffer dict, name, the dtype the C
-        step reads) — in the C file's order; None if a layer is of a kind it does not know.
-        Reading the dicts takes a fiftieth of going through the modules' attributes."""
-        from infitool_edit.model.mamba import Linear  # the model package imports this module lazily
-        from infitool_edit.model.quantize import Int8Linear
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        return _linear_shapes(dims)
 
-        f32 = torch.float32
-
-        def linear(layer) -> list[tuple[dict, str, torch.dtype]]:
-            if type(layer) is Linear:
-                return [(layer._parameters, "weight", f32), (layer._parameters, "bias", f32), (_NONE, "scale", f32)]
-            if type(layer) is Int8Linear:
-                return [(layer._buffers, "weight_int8", torch.int8), (layer._parameters, "bias", f32),
-                        (layer._buffers, "scale", torch.bfloat16)]
-            raise TypeError(type(layer).__name__)
-
-        try:
-            slots = []
-            for block in self.model.layers:
-                mixer = block.mixer
-                slots += [
-                    (block.norm._parameters, "weight", f32), *linear(mixer.in_proj),
-                    (mixer.conv1d._parameters, "weight", f32), (mixer.conv1d._parameters, "bias", f32),
-                    *linear(mixer.x_proj), *linear(mixer.dt_proj),
-                    (mixer._parameters, "A_log", f32),  # stands for A·log2 e, derived from it
-                    (mixer._parameters, "D", f32), *linear(mixer.out_proj),
-                ]
-            model = self.model
-            return slots + [
-                (model.embeddings._parameters, "weight", f32), (model.norm_f._parameters, "weight", f32),
-                *linear(model.lm_head),
-            ]
-        except TypeError:
+    def _pointers(self, weights: list) -> ctypes.Array | None:
+        if len(weights) != self.count:
             return None
-
-    def _pointers(self) -> ctypes.Array | None:
-        """The weights' addresses for the C step, or None when one is not on the CPU in the
-        dtype the C step reads (a model converted to bf16, say).
-
-        Rebuilt only when a weight was replaced, moved or converted, or A_log was written
-        (A·log2 e is derived from it); otherwise reused, so a token costs microseconds here."""
-        tensors = [slot.get(name) for slot, name, _ in self._slot_list]
-        key = [0 if t is None else (t.data_ptr(), t._version if name == "A_log" else 0)
-               for t, (_, name, _) in zip(tensors, self._slot_list)]
-        if key != self._key:
-            self._key, self._array = key, None
-            if all(_readable(t, dtype) for t, (_, _, dtype) in zip(tensors, self._slot_list)):
-                A2 = iter([block.mixer._A()[1] for block in self.model.layers])
-                self._kept = [next(A2) if name == "A_log" else t for t, (_, name, _) in zip(tensors, self._slot_list)]
-                self._array = (ctypes.c_void_p * len(tensors))(*(0 if t is None else t.data_ptr() for t in self._kept))
+        key = [0 if t is None else t.data_ptr() for t in weights]
+        if key == self._key:
+            return self._array
+        self._key, self._array, self._kept = key, None, []
+        pointers, at = [], 0
+        for name in self.layout:
+            if name.endswith("*"):
+                linear = _linear_pointers(*weights[at:at + 3], self.shapes[name[:-1]])
+                if linear is None:
+                    return None
+                pointers += linear
+                at += 3
+                continue
+            tensor = weights[at]
+            at += 1
+            if name == "embedding" and tensor is not None and tensor.dtype == torch.int8:
+                ok = _readable(tensor, torch.int8) and tensor.shape == (self.dims.vocab, self.dims.d)
+            elif name == "embedding_scale":
+                ok = tensor is None or (_readable(tensor) and tensor.numel() == self.dims.vocab)
+                ok = ok and (tensor is None) == (weights[at - 2].dtype != torch.int8)
+            else:
+                ok = _readable(tensor) and (tensor is not None or name == "conv_bias")
+            if not ok:
+                return None
+            pointers.append(0 if tensor is None else tensor.data_ptr())
+        self._kept = list(weights)
+        self._array = (ctypes.c_void_p * len(pointers))(*(p or None for p in pointers))
         return self._array
 
-    def accepts(self, token: torch.Tensor, state) -> bool:
-        return (
-            self.supported
-            and token.numel() == 1
-            and state.conv.shape[1] == 1
-            and _readable(state.conv)
-            and _readable(state.ssm)
-        )
-
-    def __call__(self, token: torch.Tensor, state) -> torch.Tensor | None:
-        """Logits (1, vocab), the state advanced in place; None (nothing changed) when this
-        model, token or state is not one the fused step takes."""
-        if not self.accepts(token, state):
+    def __call__(self, weights: list, token: torch.Tensor, conv: torch.Tensor, ssm: torch.Tensor) -> torch.Tensor | None:
+        """Logits (1, vocab), conv (layers, 1, d_in, k) and ssm (layers, 1, d_in, n) advanced in place;
+        None (nothing changed) when these weights or states are not ones the step reads."""
+        if token.numel() != 1 or conv.shape[1] != 1 or not (_readable(conv) and _readable(ssm)):
             return None
-        pointers = self._pointers()
+        pointers = self._pointers(weights)
         if pointers is None:
             return None
         index = int(token.reshape(-1)[0])
         if not 0 <= index < self.dims.vocab:
             raise IndexError(f"token {index} is outside the vocabulary of {self.dims.vocab}")
-        scratch = torch.empty(self.scratch_floats)
+        threads = self.threads.pick(torch.get_num_threads()) if ADAPTIVE_THREADS else torch.get_num_threads()
+        scratch = torch.empty(self._scratch(ctypes.byref(self.dims), threads))
         logits = torch.empty(1, self.dims.vocab)
-        self.library.mamba_step(
-            ctypes.byref(self.dims), pointers, index, state.conv.data_ptr(), state.ssm.data_ptr(),
-            scratch.data_ptr(), logits.data_ptr(),
+        start = time.perf_counter()
+        self._run(
+            ctypes.byref(self.dims), pointers, index, conv.data_ptr(), ssm.data_ptr(),
+            scratch.data_ptr(), logits.data_ptr(), threads,
         )
+        self.threads.record(threads, time.perf_counter() - start)
+        calls[self.name] += 1
         return logits
 
 
@@ -265,23 +355,12 @@ def _rows(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.stride(-1) == 1 else tensor.contiguous()
 
 
-def prompt_kernels_apply(*tensors: torch.Tensor | None) -> bool:
-    """Whether `causal_conv_silu` and `selective_scan` can take these tensors: the fused step is on
-    and built, autograd is not recording, and each tensor is fp32 on the CPU."""
-    return (
-        not torch.is_grad_enabled()
-        and enabled()
-        and all(t is None or (t.dtype == torch.float32 and t.device.type == "cpu") for t in tensors)
-        and library() is not None
-    )
-
-
 def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                      conv_state: torch.Tensor) -> torch.Tensor:
     """SiLU(causal depthwise conv of x), continuing from conv_state and advancing it in place.
 
     x: (b, l, d_in); weight: (d_in, 1, k) as nn.Conv1d keeps it; conv_state: (b, d_in, k).
-    Returns (b, l, d_in). Check `prompt_kernels_apply` first."""
+    Returns (b, l, d_in). For fp32 CPU tensors, outside autograd (dispatch.backend_for says "c")."""
     x = _rows(x)
     weight, bias = weight.contiguous(), None if bias is None else bias.contiguous()
     batch, length, d_in = x.shape
@@ -297,6 +376,7 @@ def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         )
     if state is not conv_state:
         conv_state.copy_(state)
+    calls["mamba_conv"] += 1
     return out
 
 
@@ -307,7 +387,7 @@ def selective_scan(
     """The gated scan of a prompt: y = (C·h_t + D x) · SiLU(z) with Δ = softplus(dt), advancing h in place.
 
     x, dt, z: (b, l, d_in); B, C: (b, l, n); A2 = A·log2 e: (d_in, n); D: (d_in,); h: (b, d_in, n).
-    Returns y (b, l, d_in). Check `prompt_kernels_apply` first."""
+    Returns y (b, l, d_in). For fp32 CPU tensors, outside autograd (dispatch.backend_for says "c")."""
     x, dt, B, C, z = (_rows(t) for t in (x, dt, B, C, z))
     if B.stride() != C.stride():
         B, C = B.contiguous(), C.contiguous()
@@ -322,22 +402,58 @@ def selective_scan(
             x[row].data_ptr(), x.stride(1), dt[row].data_ptr(), dt.stride(1),
             A2.data_ptr(), B[row].data_ptr(), C[row].data_ptr(), B.stride(1),
             D.data_ptr(), z[row].data_ptr(), z.stride(1),
-            state[row].data_ptr(), delta.data_ptr(), y[row].data_ptr(), y.stride(1),
+            state[row].data_ptr(), delta.data_ptr(), y[row].data_ptr(), y.stride(1), torch.get_num_threads(),
         )
+    calls["mamba_scan"] += 1
     if state is not h:
         h.copy_(state)
     return y
 
 
-_fused_steps: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def fused_step_for(model) -> FusedStep | None:
-    """The fused step for this model (built once per model), or None where it is off or
-    cannot run (no compiler, replaced layers)."""
-    if not enabled():
+@functools.lru_cache(maxsize=16)
+def mamba_step(d: int, d_in: int, n: int, k: int, rank: int, vocab: int, layers: int, falcon: bool,
+               eps: float, mixer_eps: float) -> MambaStep | None:
+    """The fused step for Mamba models of these dimensions (one per shape), or None where the
+    C file cannot be built."""
+    if library() is None:
         return None
-    fused = _fused_steps.get(model)
-    if fused is None:
-        fused = _fused_steps[model] = FusedStep(model)
-    return fused if fused.supported else None
+    return MambaStep(MambaDims(d=d, d_in=d_in, n=n, k=k, rank=rank, vocab=vocab, layers=layers,
+                               falcon=int(falcon), eps=eps, mixer_eps=mixer_eps))
+
+
+class Mamba2Step(MambaStep):
+    """The fused decode step of a Mamba-2 model (`Mamba2LM.fused_weights()`, MAMBA2_LAYER); the
+    state is conv (layers, 1, conv_dim, k) and ssm (layers, 1, heads, head_dim, n)."""
+
+    name = "mamba2_step"
+    LAYER = MAMBA2_LAYER
+
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        conv_dim = dims.d_in + 2 * dims.groups * dims.n
+        return {"in_proj": (dims.d, dims.d_in + conv_dim + dims.heads), "out_proj": (dims.d_in, dims.d),
+                "lm_head": (dims.d, dims.vocab)}
+
+
+@functools.lru_cache(maxsize=16)
+def mamba2_step(d: int, d_in: int, n: int, k: int, heads: int, head_dim: int, groups: int, vocab: int,
+                layers: int, eps: float, dt_min: float, dt_max: float) -> Mamba2Step | None:
+    """The fused step for Mamba-2 models of these dimensions, or None where the C file cannot be built."""
+    if library() is None:
+        return None
+    return Mamba2Step(Mamba2Dims(d=d, d_in=d_in, n=n, k=k, heads=heads, head_dim=head_dim, groups=groups,
+                                 vocab=vocab, layers=layers, eps=eps, dt_min=dt_min, dt_max=dt_max))
+
+
+def read_gb_s(megabytes: int = 512, threads: int = 1, repeats: int = 3) -> float | None:
+    """Read bandwidth (GB/s): the best of `repeats` read-only sums over a buffer larger than the
+    caches, with `threads` threads; None without the C library."""
+    if library() is None:
+        return None
+    buffer = torch.ones(megabytes * 2**20 // 4)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        library().read_sum(buffer.data_ptr(), buffer.numel(), threads)
+        best = min(best, time.perf_counter() - start)
+    return buffer.nbytes / best / 1e9

@@ -28,11 +28,12 @@ prefix), so checkpoints map onto this model one to one.
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from infitool_edit.kernels import cpu_step, dispatch
 
 from .config import MambaConfig
 from .state import State
@@ -42,37 +43,6 @@ SCAN_CHUNK = 32
 # exp(ΔA) is computed as 2^(Δ · A·log2 e): PyTorch's CPU exp2 is about three times faster than
 # its exp and as exact, and the scan takes one per (token, channel, state entry).
 LOG2_E = 1.4426950408889634
-
-
-def _kernels_for(tensor: torch.Tensor):
-    """`infitool_edit.kernels.dispatch` for CUDA tensors (or any tensor when INFITOOL_KERNELS
-    forces a backend, as tests do), else None: the plain PyTorch path below."""
-    if not tensor.is_cuda and not os.environ.get("INFITOOL_KERNELS"):
-        return None
-    try:
-        from infitool_edit.kernels import dispatch
-    except ImportError:
-        return None
-    return dispatch
-
-
-def _cpu_step_module(tensor: torch.Tensor):
-    """`infitool_edit.kernels.cpu_step` (the fused C loops) where the plain CPU path would run,
-    else None: CUDA tensors, or a kernel backend forced for a test, take `_kernels_for`'s."""
-    if _kernels_for(tensor) is not None:
-        return None
-    try:
-        from infitool_edit.kernels import cpu_step
-    except ImportError:
-        return None
-    return cpu_step
-
-
-def _cpu_kernels_for(*tensors: torch.Tensor | None):
-    """`cpu_step` when its fused prompt kernels can take these tensors (fp32 on the CPU, no
-    autograd, a C compiler on this machine), else None: the plain path runs."""
-    cpu_step = _cpu_step_module(tensors[0])
-    return cpu_step if cpu_step is not None and cpu_step.prompt_kernels_apply(*tensors) else None
 
 
 def causal_conv_silu(x: torch.Tensor, conv1d: nn.Conv1d, conv_state: torch.Tensor) -> torch.Tensor:
@@ -128,6 +98,10 @@ class Linear(nn.Module):
         y = torch.matmul(x, self.weight)
         return y if self.bias is None else y + self.bias
 
+    def fused_tensors(self) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        """(weight, bias, scales) as the fused CPU step reads a linear layer: fp32 (in, out), no scales."""
+        return self._parameters["weight"], self._parameters.get("bias"), None
+
 
 class Embedding(nn.Module):
     """Token vectors, stored as the columns of a (d, vocab) matrix: the layout of the LM
@@ -139,6 +113,10 @@ class Embedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids, self.weight.t())
+
+    def fused_tensors(self) -> tuple[torch.Tensor, None]:
+        """(vectors, scales) as the fused CPU step reads them: fp32 columns, no scales."""
+        return self._parameters["weight"], None
 
 
 class RMSNorm(nn.Module):
@@ -242,19 +220,18 @@ class MambaMixer(nn.Module):
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (b, l, d_in) each
         A, A2 = self._A()
-        cpu_kernels = _cpu_kernels_for(x, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias, self.D, A2)
-        if cpu_kernels is not None:
+        backend = dispatch.backend_for(x, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias, self.D, A2)
+        if backend == "c":
             # The same numbers through fused C loops (kernels/cpu_step.c): no temporaries the
             # size of the prompt times the state, a third less time per prompt token.
-            x = cpu_kernels.causal_conv_silu(x, self.conv1d.weight, self.conv1d.bias, conv_state)
+            x = cpu_step.causal_conv_silu(x, self.conv1d.weight, self.conv1d.bias, conv_state)
             dt, B, C = self._dt_B_C(x)
-            return self.out_proj(cpu_kernels.selective_scan(x, dt, A2, B, C, self.D, z, ssm_state))
+            return self.out_proj(cpu_step.selective_scan(x, dt, A2, B, C, self.D, z, ssm_state))
         x = causal_conv_silu(x, self.conv1d, conv_state)  # (b, l, d_in)
         dt, B, C = self._dt_B_C(x)
         dt = F.softplus(dt)
-        kernels = _kernels_for(hidden)
-        if kernels is not None and not ssm_state.any():
-            y, h = kernels.selective_scan_fn(
+        if backend in dispatch.GPU_KERNELS and not ssm_state.any():
+            y, h = dispatch.selective_scan_fn(
                 x.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), return_last_state=True
             )
             y = y.transpose(1, 2)
@@ -272,9 +249,8 @@ class MambaMixer(nn.Module):
         dt, B, C = self._dt_B_C(x)
         dt = F.softplus(dt)
         A, A2 = self._A()
-        kernels = _kernels_for(hidden)
-        if kernels is not None:
-            y = kernels.selective_state_update(ssm_state, x, dt, A, B, C)
+        if dispatch.backend_for(hidden) in dispatch.GPU_KERNELS:
+            y = dispatch.selective_state_update(ssm_state, x, dt, A, B, C)
         else:
             # h ← exp(ΔA) h + Δ B x, in place; then y = C · h
             decay = torch.exp2(dt.unsqueeze(-1) * A2)  # exp(ΔA): (b, d_in, n)
@@ -323,7 +299,7 @@ class MambaLM(nn.Module):
 
     def new_state(self, batch: int = 1) -> State:
         """The zero state (nothing read yet), on this model's device."""
-        weight = self.embeddings.weight
+        weight = self.norm_f.weight  # not the embedding's: a quantized one is int8
         return State.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)
 
     def forward(
@@ -355,9 +331,10 @@ class MambaLM(nn.Module):
         where it can be built; the PyTorch loop below is its twin, and the path everywhere else."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
-        fused = self._fused_step(token)
+        fused = dispatch.fused_step(self.fused_kind, self.fused_dims(), state.conv, state.ssm)
         if fused is not None:
-            logits = fused(token, state)
+            weights = self.fused_weights()
+            logits = None if weights is None else fused(weights, token, state.conv, state.ssm)
             if logits is not None:
                 return logits
         x = self.embeddings(token)  # (b, d)
@@ -365,10 +342,38 @@ class MambaLM(nn.Module):
             x = block.step(x, state.conv[layer], state.ssm[layer])
         return self._logits(x)
 
-    def _fused_step(self, token: torch.Tensor):
-        """The fused CPU step for this model, or None where it does not apply."""
-        cpu_step = None if torch.is_grad_enabled() else _cpu_step_module(token)
-        return None if cpu_step is None else cpu_step.fused_step_for(self)
+    fused_kind = "mamba"  # which fused CPU step reads this model (dispatch.fused_step)
+
+    def fused_dims(self) -> dict:
+        """The dimensions the fused step is built for (kernels/cpu_step.py's `mamba_step`)."""
+        c = self.config
+        return dict(d=c.hidden_size, d_in=c.intermediate_size, n=c.state_size, k=c.conv_kernel,
+                    rank=c.time_step_rank, vocab=c.vocab_size, layers=c.num_hidden_layers, falcon=c.falcon,
+                    eps=c.layer_norm_epsilon, mixer_eps=c.mixer_rms_eps)
+
+    def fused_weights(self) -> list[torch.Tensor | None] | None:
+        """Every tensor the fused CPU step reads, as one flat list in the order of
+        kernels/cpu_step.py's MAMBA_LAYER (per layer) and MAMBA_TAIL; None when a layer is of a
+        kind it cannot read (one without `fused_tensors`).
+
+        The kernel gets tensors, never modules, so kernels/ does not depend on model/. Built on
+        every call from the modules' dicts (tens of microseconds): a layer or weight replaced
+        between tokens is read as it is now."""
+        weights: list[torch.Tensor | None] = []
+        try:
+            for block in self._modules["layers"]:
+                mixer = block._modules["mixer"]
+                linears = mixer._modules
+                conv = linears["conv1d"]._parameters
+                weights += (block._modules["norm"]._parameters["weight"], *linears["in_proj"].fused_tensors(),
+                            conv["weight"], conv.get("bias"), *linears["x_proj"].fused_tensors(),
+                            *linears["dt_proj"].fused_tensors(), mixer._A()[1], mixer._parameters["D"],
+                            *linears["out_proj"].fused_tensors())
+            modules = self._modules
+            return weights + [*modules["embeddings"].fused_tensors(), modules["norm_f"]._parameters["weight"],
+                              *modules["lm_head"].fused_tensors()]
+        except (AttributeError, KeyError):  # a layer the fused step does not know
+            return None
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm_f(x.to(self.norm_f.weight.dtype))

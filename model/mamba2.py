@@ -172,6 +172,30 @@ class Mamba2LM(MambaLM):
     """Mamba's LM frame around Mamba-2 mixers: `forward`, `step` and states work the same way."""
 
     mixer_class = Mamba2Mixer
+    fused_kind = "mamba2"
 
-    def _fused_step(self, token: torch.Tensor):
-        return None  # the fused CPU step (kernels/cpu_step.c) is Mamba-1's; Mamba-2 steps in PyTorch
+    def fused_dims(self) -> dict:
+        """The dimensions the fused step is built for (kernels/cpu_step.py's `mamba2_step`)."""
+        c = self.config
+        dt_min, dt_max = c.time_step_limit
+        return dict(d=c.hidden_size, d_in=c.intermediate_size, n=c.state_size, k=c.conv_kernel, heads=c.num_heads,
+                    head_dim=c.head_dim, groups=c.n_groups, vocab=c.vocab_size, layers=c.num_hidden_layers,
+                    eps=c.layer_norm_epsilon, dt_min=dt_min, dt_max=dt_max)
+
+    def fused_weights(self) -> list[torch.Tensor | None] | None:
+        """Every tensor the fused CPU step reads, flat, in kernels/cpu_step.py's MAMBA2_LAYER order
+        per layer and then MAMBA_TAIL; None when a layer is of a kind it cannot read."""
+        weights: list[torch.Tensor | None] = []
+        try:
+            for block in self._modules["layers"]:
+                mixer = block._modules["mixer"]
+                modules, own = mixer._modules, mixer._parameters
+                conv = modules["conv1d"]._parameters
+                weights += (block._modules["norm"]._parameters["weight"], *modules["in_proj"].fused_tensors(),
+                            conv["weight"], conv.get("bias"), own["dt_bias"], own["A_log"], own["D"],
+                            modules["norm"]._parameters["weight"], *modules["out_proj"].fused_tensors())
+            modules = self._modules
+            return weights + [*modules["embeddings"].fused_tensors(), modules["norm_f"]._parameters["weight"],
+                              *modules["lm_head"].fused_tensors()]
+        except (AttributeError, KeyError):  # a layer the fused step does not know
+            return None

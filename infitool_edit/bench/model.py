@@ -13,15 +13,27 @@ Figures
   plain_step_ms_130m, fused_vs_plain      the same step through its plain PyTorch twin, and twin ÷ fused
   floor_ratio         step_ms_130m ÷ floor_ms_130m
   transformers_step_ms, vs_transformers   transformers' MambaForCausalLM, same weights, with cache
-  int8_step_ms, bf16_vs_fp32_floor        the int8 weight-only decode path ÷ the fp32 floor
+  read_gb_s           bytes per second of a read-only sum over a 256 MB buffer, one thread (cpu_step.read_gb_s)
+  step_share_of_read_bw   (weights' bytes ÷ read_gb_s) ÷ step_ms_130m: the share of the read
+                      bandwidth one fp32 step streams its weights at (target ≥ 0.8), per round
+  threads2_vs_1       fp32 step with 2 threads ÷ with 1, per round (target ≤ 0.7 on an idle machine);
+                      load_before / load_after: /proc/loadavg's 1-minute load around the run
+  int8_step_ms, bf16_vs_fp32_floor        the int8 decode path (activations quantized per block of
+                      32, integer dot products, int8 head and embedding) ÷ the fp32 floor
   int8_logits_*       RMS and max |logit difference| int8 vs fp32 ÷ the std of the fp32 logits
                       (stated tolerance: RMS ≤ 0.05), and how often the argmax agrees (≥ 0.95)
+  q4_step_ms, q4_logits_*                 the same for 4-bit weights (Q4_0-like groups of 32), no bounds
+  int8_threads2_vs_1  the int8 step with 2 threads ÷ with 1
+  adaptive2_vs_1      the fp32 step given 2 threads, choosing 2 or 1 by recent times (the default), ÷ 1 thread
   vs_transformers_int8                    transformers fp32 ÷ our int8 path
   prefill_tok_s_130m, prefill_vs_step     a 2,048-token prompt through `forward` vs stepping it
   flatness, rss_growth                    small model: step time and RSS at 1,000,000 tokens vs at 1,000
-  mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step
-                                          the same for Mamba-2 of mamba2-130m's shape (PyTorch path, no bounds)
+  mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step, mamba2_fused_vs_plain
+                                          the same for Mamba-2 of mamba2-130m's shape (fused C step, no bounds)
   vs_kv_cache_4k/32k/128k                 a Llama of equal size decoding over a KV cache of that many tokens ÷ us
+
+With `--llamacpp BIN` (a llama-bench binary) it prints instead the table of issue 14: each row
+ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import torch
@@ -39,7 +52,7 @@ import torch
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
 from infitool_edit.model.checkpoint import hf_state_dict
-from infitool_edit.model.quantize import quantize_int8
+from infitool_edit.model.quantize import quantize_int8, quantize_q4
 
 THREADS = 1
 MAMBA_130M = MambaConfig(vocab_size=50280, hidden_size=768, state_size=16, num_hidden_layers=24, expand=2)
@@ -168,7 +181,7 @@ def transformers_stepper(model: MambaLM) -> tuple[Callable[[], float], float]:
     return timer, difference
 
 
-def int8_logits_error(model: MambaLM, quantized: MambaLM, length: int = 64) -> dict[str, float]:
+def int8_logits_error(model: MambaLM, quantized: MambaLM, length: int = 64, prefix: str = "int8") -> dict[str, float]:
     """How far the int8 path's logits are from fp32 over a sequence: RMS and max of the
     difference relative to the std of the fp32 logits, and how often the argmax agrees."""
     ids = torch.randint(0, model.config.vocab_size, (1, length), generator=torch.Generator().manual_seed(0))
@@ -177,9 +190,9 @@ def int8_logits_error(model: MambaLM, quantized: MambaLM, length: int = 64) -> d
         approximate, _ = quantized(ids)
     difference, spread = approximate - reference, reference.std()
     return {
-        "int8_logits_rms_error": (difference.pow(2).mean().sqrt() / spread).item(),
-        "int8_logits_max_error": (difference.abs().max() / spread).item(),
-        "int8_top1_agreement": (approximate.argmax(-1) == reference.argmax(-1)).float().mean().item(),
+        f"{prefix}_logits_rms_error": (difference.pow(2).mean().sqrt() / spread).item(),
+        f"{prefix}_logits_max_error": (difference.abs().max() / spread).item(),
+        f"{prefix}_top1_agreement": (approximate.argmax(-1) == reference.argmax(-1)).float().mean().item(),
     }
 
 
@@ -275,12 +288,60 @@ def kv_cache_stepper(llama, context: int) -> Callable[[], float]:
     return timer
 
 
+def with_threads(threads: int, run: Callable[[], float]) -> Callable[[], float]:
+    """run() with torch (and so the fused step) pinned to `threads` threads, then back."""
+    def timed() -> float:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(previous)
+    return timed
+
+
+def load_1min() -> float:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as loadavg:
+            return float(loadavg.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def check_bounds(figures: dict[str, float]) -> dict[str, bool]:
     return {name: name in figures and meets(figures[name], bound) for name, (meets, bound, _) in BOUNDS.items()}
 
 
-def main() -> dict:
+def llamacpp_figures(binary: Path) -> dict[str, float]:
+    """`--llamacpp BIN`: the issue's table, ours ÷ llama.cpp's per row (bench/_llamacpp.py)."""
+    from infitool_edit.bench import _llamacpp
+
+    if not binary.is_file():
+        raise _llamacpp.LlamaCppError(f"{binary}: no llama-bench binary there (docs/kernels.md says how to build one)")
+    torch.manual_seed(0)
+    models = {"mamba": MambaLM(MAMBA_130M).eval(), "mamba2": Mamba2LM(MAMBA2_130M).eval()}
+    quantizers = {"f32": lambda m: m, "q8_0": quantize_int8, "q4_0": quantize_q4}
+    made: dict[tuple[str, str], MambaLM] = {}
+
+    def ours(name: str, kind: str, threads: int, prompt: int) -> float:
+        model = made.get((name, kind))
+        if model is None:
+            model = made[(name, kind)] = quantizers[kind](models[name])
+        cpu_step.ADAPTIVE_THREADS = False
+        try:
+            run = (lambda: prefill_ms_per_token(model, prompt)) if prompt else (lambda: step_ms(model, repeats=9))
+            return with_threads(threads, run)()
+        finally:
+            cpu_step.ADAPTIVE_THREADS = True
+
+    print("| row | ours | llama.cpp | ratio |\n|---|---|---|---|", flush=True)
+    return _llamacpp.compare(binary, models, ours)
+
+
+def main(llamacpp: Path | None = None) -> dict:
     torch.set_num_threads(THREADS)
+    if llamacpp is not None:
+        return {"threads": THREADS, **llamacpp_figures(llamacpp)}
     # transformers says, rightly, that mamba_ssm is missing: its plain PyTorch path is what we time.
     from transformers.utils import logging as transformers_logging
 
@@ -303,6 +364,20 @@ def main() -> dict:
     record("floor_ms_130m", floor_ms, "the weights' bytes at copy bandwidth")
     record("step_ms_130m", step, "fp32, batch 1")
     record("floor_ratio", ratio, "per round, median")
+    bytes_130m = floor.weight_bytes
+    read_ms = lambda: bytes_130m / (cpu_step.read_gb_s(256, threads=1, repeats=2) * 1e9) * 1e3  # noqa: E731
+    if reason is None:
+        read_floor, step, ratio = interleaved(read_ms, ours, rounds=7)
+        record("read_gb_s", bytes_130m / read_floor / 1e6, "one thread summing a 256 MB buffer (read only)")
+        record("step_share_of_read_bw", ratio, f"weights at read bandwidth {read_floor:.1f} ms ÷ step {step:.1f} ms")
+        record("load_before", load_1min(), "1-minute load average of this machine (/proc/loadavg)")
+        cpu_step.ADAPTIVE_THREADS = False  # the team of 2 itself, not the step's choice between 2 and 1
+        two, one, ratio = interleaved(with_threads(2, ours), with_threads(1, ours), rounds=9)
+        record("threads2_vs_1", ratio, f"fp32 step: {two:.1f} ms with 2 threads, {one:.1f} ms with 1")
+        cpu_step.ADAPTIVE_THREADS = True
+        two, one, ratio = interleaved(with_threads(2, lambda: step_ms(model, repeats=9)), with_threads(1, ours), rounds=5)
+        record("adaptive2_vs_1", ratio, "given 2 threads, the step uses the faster of 2 and 1 (ThreadChooser)")
+        record("load_after", load_1min())
     plain_ms, _, ratio = interleaved(lambda: plain_step_ms(model), ours, rounds=9)
     record("plain_step_ms_130m", plain_ms, "the PyTorch twin of the fused step")
     record("fused_vs_plain", ratio, "twin ÷ fused, per round")
@@ -316,14 +391,28 @@ def main() -> dict:
 
     quantized = quantize_int8(model)
     int8_ms, floor_ms, ratio = interleaved(lambda: step_ms(quantized), floor.ms, rounds=15)
-    record("int8_step_ms", int8_ms, "int8 weights, bf16 activations in the matmuls")
+    record("int8_step_ms", int8_ms, "int8 weights, activations quantized per block of 32")
     record("bf16_vs_fp32_floor", ratio, "int8 step / fp32 floor, per round")
     for name, value in int8_logits_error(model, quantized).items():
         record(name, value, "÷ std of the fp32 logits" if "error" in name else "")
     theirs, _ = transformers_stepper(model)
     _, _, ratio = interleaved(theirs, lambda: step_ms(quantized), rounds=9)
     record("vs_transformers_int8", ratio, "transformers fp32 / our int8 path")
+    cpu_step.ADAPTIVE_THREADS = False
+    two, one, ratio = interleaved(with_threads(2, lambda: step_ms(quantized)), with_threads(1, lambda: step_ms(quantized)),
+                                  rounds=5)
+    cpu_step.ADAPTIVE_THREADS = True
+    record("int8_threads2_vs_1", ratio, f"int8 step: {two:.1f} ms with 2 threads, {one:.1f} ms with 1")
     del quantized, theirs
+    gc.collect()
+
+    q4 = quantize_q4(model)
+    q4_ms, _, ratio = interleaved(lambda: step_ms(q4), ours, rounds=9)
+    record("q4_step_ms", q4_ms, f"4-bit weights in groups of 32; {ratio:.2f}× the fp32 step")
+    record("q4_weights_mb", weight_bytes(q4) / 1e6, "4-bit layers, int8 head and embedding (tied: one copy)")
+    for name, value in int8_logits_error(model, q4, prefix="q4").items():
+        record(name, value, "÷ std of the fp32 logits" if "error" in name else "")
+    del q4
     gc.collect()
 
     prefill_ms, step, ratio = interleaved(lambda: prefill_ms_per_token(model), ours, rounds=2)
@@ -333,14 +422,16 @@ def main() -> dict:
     for name, value in flatness_and_rss().items():
         record(name, value)
 
-    # Mamba-2 has no fused CPU step (yet): these show where its PyTorch path stands. No bounds.
+    # Mamba-2 through its fused CPU step (kernels/cpu_step.c, mamba2_step). No bounds.
     torch.manual_seed(0)
     mamba2 = Mamba2LM(MAMBA2_130M).eval()
     ours2 = lambda: step_ms(mamba2)  # noqa: E731
     theirs, difference = transformers_stepper(mamba2)
     theirs_ms, ours_ms, ratio = interleaved(theirs, ours2, rounds=5)
-    record("mamba2_step_ms_130m", ours_ms, f"fp32, batch 1, PyTorch; logits within {difference:.1e} of transformers'")
+    record("mamba2_step_ms_130m", ours_ms, f"fp32, batch 1; logits within {difference:.1e} of transformers'")
     record("mamba2_vs_transformers", ratio, f"transformers' Mamba-2 at {theirs_ms:.1f} ms")
+    _, _, ratio = interleaved(lambda: plain_step_ms(mamba2), ours2, rounds=3)
+    record("mamba2_fused_vs_plain", ratio, "its PyTorch twin ÷ the fused step, per round")
     prefill_ms, step2, ratio = interleaved(lambda: prefill_ms_per_token(mamba2), ours2, rounds=2)
     record("mamba2_prefill_vs_step", 1 / ratio, f"2,048-token prompt at {1e3 / prefill_ms:.0f} tokens/s (SSD scan)")
     del mamba2, theirs

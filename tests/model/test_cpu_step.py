@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from infitool_edit.kernels import cpu_step
+from infitool_edit.kernels import cpu_step, dispatch
 from infitool_edit.model import MambaConfig, MambaLM
 from infitool_edit.model.quantize import quantize_int8
 
@@ -39,6 +39,14 @@ def step_all(model, ids, state):
     return torch.cat([model.step(ids[:, t], state) for t in range(ids.shape[1])])
 
 
+def fused_calls(run, kernel="mamba_step"):
+    """(run()'s result, how many times the fused kernel ran meanwhile): a test of a fused path
+    must see it run, or a model that stopped calling it would pass unnoticed."""
+    before = cpu_step.calls[kernel]
+    result = run()
+    return result, cpu_step.calls[kernel] - before
+
+
 VARIANTS = {
     "mamba": {},
     "falcon": {"falcon": True},
@@ -52,9 +60,9 @@ VARIANTS = {
 def test_the_fused_step_gives_the_plain_steps_logits_and_state(monkeypatch, overrides):
     model = tiny(**overrides)
     ids = torch.randint(0, 97, (1, 60))
-    assert cpu_step.fused_step_for(model) is not None
     fused_state, plain_state = model.new_state(), model.new_state()
-    fused = step_all(model, ids, fused_state)
+    fused, ran = fused_calls(lambda: step_all(model, ids, fused_state))
+    assert ran == 60
     reference = plain(monkeypatch, lambda: step_all(model, ids, plain_state))
     torch.testing.assert_close(fused, reference, atol=ATOL, rtol=RTOL)
     assert fused_state.matches(plain_state, atol=1e-5)
@@ -76,7 +84,8 @@ def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, l
             start += length
         return torch.cat(logits, dim=1), state
 
-    fused, fused_state = read()
+    (fused, fused_state), ran = fused_calls(read, "mamba_scan")
+    assert ran == len(lengths) * model.config.num_hidden_layers
     reference, plain_state = plain(monkeypatch, read)
     torch.testing.assert_close(fused, reference, atol=ATOL, rtol=RTOL)
     assert fused_state.matches(plain_state, atol=1e-5)
@@ -84,14 +93,14 @@ def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, l
 
 @torch.no_grad()
 def test_the_fused_step_reads_int8_layers_as_their_own_matmul_does(monkeypatch):
-    """quantize_int8 leaves a tiny model's dt_proj fp32 (its width is not a multiple of 16), so this
-    runs both kinds of layer in one step. Both paths round activations and outputs to bf16 around
-    the int8 rows; only their summation order differs."""
+    """quantize_int8 leaves a tiny model's dt_proj fp32 (its width is not a multiple of 32), so this
+    runs both kinds of layer in one step. Both paths quantize activations per block of 32 and sum
+    the same integer products; only their summation order differs."""
     model = tiny()
     quantized = quantize_int8(model)
-    assert cpu_step.fused_step_for(quantized) is not None
     ids = torch.randint(0, 97, (1, 40))
-    fused = step_all(quantized, ids, quantized.new_state())
+    fused, ran = fused_calls(lambda: step_all(quantized, ids, quantized.new_state()))
+    assert ran == 40
     plain_int8 = plain(monkeypatch, lambda: step_all(quantized, ids, quantized.new_state()))
     fp32 = plain(monkeypatch, lambda: step_all(model, ids, model.new_state()))
 
@@ -120,12 +129,13 @@ def test_the_fused_step_sees_weights_changed_between_steps(monkeypatch):
 @torch.no_grad()
 def test_what_the_fused_step_does_not_take_runs_the_plain_step():
     model = tiny()
-    fused = cpu_step.fused_step_for(model)
-    assert not fused.accepts(torch.tensor([1, 2]), model.new_state(batch=2))  # a batch of two
-    assert fused(torch.tensor([1, 2]), model.new_state(batch=2)) is None
+    state, pair = model.new_state(), model.new_state(batch=2)
+    fused = dispatch.fused_step("mamba", model.fused_dims(), state.conv, state.ssm)
+    assert fused(model.fused_weights(), torch.tensor([1, 2]), pair.conv, pair.ssm) is None  # a batch of two
     assert model.step(torch.tensor([1, 2]), model.new_state(batch=2)).shape == (2, 97)
     bf16 = tiny().to(torch.bfloat16)
-    assert cpu_step.FusedStep(bf16)(torch.tensor([1]), bf16.new_state()) is None
+    assert fused(bf16.fused_weights(), torch.tensor([1]), state.conv, state.ssm) is None
+    assert dispatch.fused_step("mamba", model.fused_dims(), pair.conv.bfloat16(), pair.ssm) is None
     with pytest.raises(IndexError):
         model.step(97, model.new_state())  # outside the vocabulary: an error, never a stray read
 
@@ -151,7 +161,7 @@ def run_without_the_fused_step(env: dict) -> str:
         "    logits = model.step(3, state)\n"
         "    model(torch.tensor([[1, 2, 3]]), state)\n"
         "assert logits.shape == (1, 50)\n"
-        "assert cpu_step.fused_step_for(model) is None\n"
+        "assert not cpu_step.calls\n"
         "print(cpu_step.unavailable_reason())\n"
     )
     env = {key: value for key, value in env.items() if key != cpu_step.ENV_VAR}
