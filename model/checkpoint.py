@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .bounds import check_config_against_weights
 from .config import Mamba2Config, MambaConfig
 from .mamba import Embedding, Linear, MambaLM
 from .mamba2 import Mamba2LM
@@ -142,6 +143,7 @@ def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, d
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
     config = load_config(folder)
+    check_config_against_weights(folder, config)  # before anything is built (issue 13)
     stored = load_tensors(folder)
     with torch.device("meta"):
         model = model_for(config)

@@ -24,6 +24,7 @@ from infitool_edit.agent.events import (
 from infitool_edit.agent.remote import RemoteBackend, RemoteError
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
+from infitool_edit.agent.stream import StreamError
 from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, ModelError, SSMBackend, load_model, random_tiny_model
 from infitool_edit.model.checkpoint import CheckpointError
 from infitool_edit.model.state import StateError
@@ -32,7 +33,7 @@ from infitool_edit.session.editing import EditingSession
 OBSERVATION_PREVIEW_LINES = 6
 
 # What a user can get wrong here, each reported in one line.
-AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch, RemoteError)
+AGENT_ERRORS = (AgentError, ModelError, CheckpointError, StateError, StateMismatch, RemoteError, StreamError)
 
 
 def make_backend(
