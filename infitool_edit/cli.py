@@ -63,8 +63,16 @@ def user_errors() -> Iterator[None]:
 
 def version_number(history: History, ref: str) -> int:
     """`17` and `v17` name a version; anything else, a checkpoint."""
+    # ASCII digits only: str.isdigit() takes '٣' and '³' too.
+    # A checkpoint whose name is all digits ("17") wins over the version
+    # number when one exists; `v17` always means version 17.
+    if ref[:1] not in ("v", "V") and ref.isascii() and ref.isdigit():
+        try:
+            return history.find_checkpoint(ref)
+        except HistoryError:
+            return int(ref)
     digits = ref[1:] if ref[:1] in ("v", "V") else ref
-    if digits.isdigit():
+    if digits.isascii() and digits.isdigit():
         return int(digits)
     return history.find_checkpoint(ref)
 
@@ -181,6 +189,15 @@ def fork(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") 
     """Start a new line of DRAFT's history from VERSION."""
     with user_errors(), EditingSession.open(draft, author=author) as session:
         typer.echo(session.fork(version_number(session.history, version)).observation)
+
+
+@app.command()
+def repair(draft: DraftArg) -> None:
+    """Rebuild DRAFT's history refs and index from the commits git still holds."""
+    from infitool_edit.history.repair import repair as repair_history
+
+    with user_errors():
+        typer.echo(repair_history(draft))
 
 
 # --- the agent ------------------------------------------------------------------
@@ -312,7 +329,19 @@ def _route_bare_draft(args: list[str]) -> list[str]:
     return args
 
 
+def _print_warnings() -> None:
+    """The core's warnings (``logging`` under ``infitool_edit``), one line each on stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("infitool-edit: %(message)s"))
+    logger = logging.getLogger("infitool_edit")
+    logger.addHandler(handler)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    _print_warnings()
     args = _route_bare_draft(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="infitool-edit")

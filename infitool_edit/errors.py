@@ -10,8 +10,6 @@ This module imports nothing of the project: every package may import it.
 
 from __future__ import annotations
 
-import sys
-
 
 class InfitoolError(Exception):
     """Something the user (or the model) can get wrong; ``str()`` is one line."""
@@ -21,26 +19,10 @@ class InfitoolError(Exception):
         return text.splitlines()[0] if text.strip() else type(self).__name__
 
 
-# model/ is owned apart and does not derive from the root yet: its two
-# errors are listed here, the one place, and only once that module is loaded
-# (an error of a module never imported cannot have been raised, and the
-# CLI's light commands must not load torch to catch it).
-_MODEL_ERRORS = (
-    ("infitool_edit.model.checkpoint", "CheckpointError"),
-    ("infitool_edit.model.state", "StateError"),
-)
-
-
 def expected_errors() -> tuple[type[BaseException], ...]:
-    """The errors that end in one line rather than a traceback: the root,
-    the operating system's (an unwritable file, a name too long), and
-    model/'s."""
-    model = tuple(
-        getattr(sys.modules[module], name)
-        for module, name in _MODEL_ERRORS
-        if module in sys.modules
-    )
-    return (InfitoolError, OSError, *model)
+    """The errors that end in one line rather than a traceback: the root
+    and the operating system's (an unwritable file, a name too long)."""
+    return (InfitoolError, OSError)
 
 
 def one_line(error: BaseException) -> str:

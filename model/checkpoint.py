@@ -24,6 +24,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from infitool_edit.errors import InfitoolError
+
+from .bounds import check_config_against_weights
 from .config import Mamba2Config, MambaConfig
 from .mamba import Embedding, Linear, MambaLM
 from .mamba2 import Mamba2LM
@@ -36,7 +39,7 @@ SUPPORTED_MODEL_TYPES = tuple(CONFIG_CLASSES)
 PENDING_MODEL_TYPES = {"rwkv7": "RWKV-7", "granitemoehybrid": "Granite-4.0-H (Mamba-2 + attention)"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InfitoolError, ValueError):
     """A checkpoint folder that cannot be loaded; `str()` is one line."""
 
 
@@ -313,6 +316,7 @@ def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, d
         raise CheckpointError(f"{folder}: not a folder")
     values = read_config_json(folder)
     config = config_from_values(values, folder / "config.json")
+    check_config_against_weights(folder, config)  # before anything is built (issue 13)
     stored = load_tensors(folder)
     with torch.device("meta"):
         model = model_for(config)

@@ -19,12 +19,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from infitool_edit.errors import InfitoolError
+
 from .config import MambaConfig
 
 _FORMAT = "infitool-mamba-state/1"
 
 
-class StateError(ValueError):
+class StateError(InfitoolError, ValueError):
     """Bytes that are not a saved `State`."""
 
 

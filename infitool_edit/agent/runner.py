@@ -38,7 +38,7 @@ from infitool_edit.agent.events import (
     Stats,
     TokenDecided,
 )
-from infitool_edit.agent.stream import Record, StreamLog, stream_dir_for
+from infitool_edit.agent.stream import Record, StreamError, StreamLog, stream_dir_for
 from infitool_edit.commands import ast
 from infitool_edit.document import MAX_OBSERVATION_CHARS
 from infitool_edit.errors import expected_errors, one_line
@@ -209,7 +209,12 @@ class Runner:
             self._append_runtime(prompt, head_version=self._opened_at or None)
         else:
             self._load_backend(head)
-            stored = self._stored_meta()
+            try:
+                stored = self._stored_meta()
+            except StreamError:
+                if self.goal is None:
+                    raise
+                stored = {"goal": self.goal, "seed": self._seed or 0}  # a new goal rewrites it
             if self.goal is not None and self.goal != stored["goal"]:
                 self._append_runtime(f"@goal {_escape_newlines(self.goal)}\n")
             self._save_meta(self.goal or stored["goal"], stored["seed"] if self._seed is None else self._seed)
@@ -390,7 +395,17 @@ class Runner:
         os.replace(temporary, path)
 
     def _stored_meta(self) -> dict:
-        return json.loads((self.stream.directory / "session.json").read_text(encoding="utf-8"))
+        path = self.stream.directory / "session.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(meta.get("goal"), str) or not isinstance(meta.get("seed"), int):
+                raise ValueError
+        except (OSError, ValueError, AttributeError):
+            raise StreamError(
+                f"{path} is damaged or missing; start again with `infitool-edit run DRAFT --goal ...` "
+                "(a new goal rewrites it; the history keeps every version)"
+            ) from None
+        return meta
 
     def _wait_while_paused(self, emit: Callable[[Event], None]) -> None:
         if self._go.is_set():

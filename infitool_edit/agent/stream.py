@@ -19,15 +19,24 @@ On disk (one folder per draft, beside its history: :func:`stream_dir_for`):
 Writes go text, then state, then record: the record is the commit point. On
 open, anything written after the last whole record (a kill mid-write) is cut
 off, so the three files always agree.
+
+Repairs only shrink: on open the records are checked in order (parent before
+it, text where the previous chunk ended and inside ``stream.txt``, state slots
+in sequence and inside ``states.bin``); the first that does not check out ends
+the valid prefix, everything from it on is cut off and reported in one
+warning line. A file is never extended, whatever a damaged record claims.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from infitool_edit.errors import InfitoolError
 
 RECORD_DTYPE = np.dtype(
     [
@@ -41,6 +50,16 @@ RECORD_DTYPE = np.dtype(
         ("state_slot", "<i8"),  # slot in states.bin holding the state after it, -1 if none
     ]
 )
+
+
+log = logging.getLogger("infitool_edit")
+# A recurrent state bigger than this is not one we wrote (a 7B Mamba's is ~40 MB).
+MAX_STATE_BYTES = 1 << 30
+
+
+class StreamError(InfitoolError, ValueError):
+    """The stream's files cannot be used as they are; one line naming the
+    file and what to do."""
 
 
 def stream_dir_for(history) -> Path:
@@ -77,8 +96,8 @@ class StreamLog:
         self._state_size_path = self.directory / "state-size"
         for path in (self._text_path, self._records_path, self._states_path):
             path.touch(exist_ok=True)
-        self._records = self._load_records()
         self._state_size = self._load_state_size()
+        self._records = self._load_records()
         self._repair_tails()
         versions = self._records["version"][: self._count]
         made = np.nonzero(versions >= 0)[0]
@@ -120,7 +139,14 @@ class StreamLog:
     def chunk(self, record: Record) -> str:
         with open(self._text_path, "rb") as f:
             f.seek(record.start)
-            return f.read(record.end - record.start).decode("utf-8")
+            data = f.read(record.end - record.start)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StreamError(
+                f"{self._text_path} is damaged at bytes {record.start}-{record.end}; delete the folder "
+                f"{self.directory} to start the model's stream afresh (the history keeps every version)"
+            ) from None
 
     def chain(self, record: Record | None, *, since_state: bool = False) -> list[Record]:
         """The records from the start of the logical stream (or, with
@@ -218,16 +244,55 @@ class StreamLog:
         raw = self._records_path.read_bytes()
         whole = len(raw) // RECORD_DTYPE.itemsize * RECORD_DTYPE.itemsize
         records = np.frombuffer(raw[:whole], dtype=RECORD_DTYPE).copy()
+        valid, reason = self._valid_prefix(records)
+        if valid < len(records):
+            log.warning(
+                "warning: %s: dropped %d of %d stream records from record %d on (%s); the history keeps every version",
+                self.directory, len(records) - valid, len(records), valid, reason,
+            )
+            records = records[:valid].copy()
         self._count = len(records)
         return records
 
+    def _valid_prefix(self, records: np.ndarray) -> tuple[int, str]:
+        """How many leading records are consistent with each other and with
+        the files, and why the next one is not."""
+        text_size = self._text_path.stat().st_size
+        states_size = self._states_path.stat().st_size
+        text_end = 0
+        next_slot = 0
+        for index, row in enumerate(records.tolist()):
+            parent, start, end, model_bytes, version, head_version, tokens, slot = row
+            if not -1 <= parent < index:
+                return index, f"record {index} names parent {parent}"
+            if start != text_end or not start <= end <= text_size:
+                return index, f"record {index} claims bytes {start}-{end} of a {text_size}-byte stream.txt"
+            if not 0 <= model_bytes <= end - start or version < -1 or head_version < -1 or tokens < 0:
+                return index, f"record {index} holds impossible counts"
+            if slot != -1:
+                if self._state_size is None or slot != next_slot or (slot + 1) * self._state_size > states_size:
+                    return index, f"record {index} names state slot {slot}, which states.bin lacks"
+                next_slot += 1
+            text_end = end
+        return len(records), ""
+
     def _load_state_size(self) -> int | None:
-        if self._state_size_path.exists():
-            return int(self._state_size_path.read_text())
-        return None
+        if not self._state_size_path.exists():
+            return None
+        try:
+            size = int(self._state_size_path.read_text(encoding="ascii").strip())
+        except (ValueError, UnicodeDecodeError, OSError):
+            size = 0
+        if not 0 < size <= MAX_STATE_BYTES:
+            raise StreamError(
+                f"{self._state_size_path} is damaged (not a state size); delete the folder {self.directory} "
+                "to start the model's stream afresh (the history keeps every version)"
+            )
+        return size
 
     def _repair_tails(self) -> None:
-        """Cut what a kill left after the last whole record."""
+        """Cut what a kill (or damage) left after the last valid record;
+        never extend a file."""
         n = len(self._records)
         text_end = int(self._records["end"].max()) if n else 0
         slots = self._records["state_slot"]
@@ -237,7 +302,7 @@ class StreamLog:
             (self._text_path, text_end),
             (self._states_path, state_end),
         ):
-            if path.stat().st_size != size:
+            if path.stat().st_size > size:
                 os.truncate(path, size)
 
     def _grow(self, row: np.ndarray) -> None:

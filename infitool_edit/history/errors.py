@@ -19,3 +19,12 @@ class DraftLocked(HistoryError):
 
 class CheckpointExists(HistoryError, ValueError):
     """Checkpoint names are unique: a name may name one version only."""
+
+
+class HistoryDamaged(HistoryError):
+    """A file of the history (a ref, an object, the index) does not hold
+    what it should; the message names it and the way to recover."""
+
+
+def repair_hint(draft) -> str:
+    return f"run `infitool-edit repair {draft}` to rebuild the history from the commits git still holds"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import git
 
-from .errors import HistoryError
+from .errors import HistoryDamaged, HistoryError
 
 # Level 1 compresses a few-MB model state in milliseconds; git reads any level.
 _COMPRESSION_LEVEL = 1
@@ -129,58 +129,88 @@ class ObjectStore:
     # --- reading -------------------------------------------------------------
 
     def read(self, hexsha: str) -> tuple[bytes, bytes]:
-        """``(kind, body)`` of an object, loose or packed."""
+        """``(kind, body)`` of an object, loose or packed; HistoryDamaged
+        naming the file when it is truncated or garbled."""
         path = os.path.join(self._objects, hexsha[:2], hexsha[2:])
         try:
             with open(path, "rb") as handle:
                 raw = zlib.decompress(handle.read())
         except FileNotFoundError:
             return self._read_packed(hexsha)
-        header_end = raw.index(b"\0")
-        kind, _size = raw[:header_end].split(b" ")
-        return kind, raw[header_end + 1 :]
+        except (zlib.error, OSError) as error:
+            raise HistoryDamaged(f"object {path} is damaged ({_reason(error)})") from None
+        try:
+            header_end = raw.index(b"\0")
+            kind, size = raw[:header_end].split(b" ")
+            body = raw[header_end + 1 :]
+            if int(size) != len(body) or kind not in (b"blob", b"tree", b"commit", b"tag"):
+                raise ValueError("wrong size or kind")
+        except ValueError:
+            raise HistoryDamaged(f"object {path} is damaged (not a git object)") from None
+        if hashlib.sha1(raw).hexdigest() != hexsha:
+            raise HistoryDamaged(f"object {path} is damaged (its content does not match its name)")
+        return kind, body
 
     def _read_packed(self, hexsha: str) -> tuple[bytes, bytes]:
         try:
             stream = self._repo.odb.stream(bytes.fromhex(hexsha))
         except ValueError:  # GitPython's word for "git has no such object"
-            raise HistoryError(
+            raise HistoryDamaged(
                 f"object {hexsha} is missing from {self._repo.common_dir}"
             ) from None
+        except Exception as error:  # a damaged pack: gitdb raises what it meets
+            raise HistoryDamaged(f"object {hexsha} in {self._repo.common_dir} is unreadable ({_reason(error)})") from None
         return stream.type, stream.read()
 
     def read_tree(self, hexsha: str) -> dict[str, str]:
         """``{name: sha}`` of a flat tree."""
         kind, body = self.read(hexsha)
         if kind != b"tree":
-            raise ValueError(f"object {hexsha} is a {kind.decode()}, not a tree")
+            raise HistoryDamaged(f"object {hexsha} is a {kind.decode()}, not a tree")
         files: dict[str, str] = {}
         position = 0
-        while position < len(body):
-            name_start = body.index(b" ", position) + 1
-            name_end = body.index(b"\0", name_start)
-            sha = body[name_end + 1 : name_end + 21]
-            files[body[name_start:name_end].decode()] = sha.hex()
-            position = name_end + 21
+        try:
+            while position < len(body):
+                name_start = body.index(b" ", position) + 1
+                name_end = body.index(b"\0", name_start)
+                sha = body[name_end + 1 : name_end + 21]
+                files[body[name_start:name_end].decode()] = sha.hex()
+                position = name_end + 21
+        except (ValueError, UnicodeDecodeError):
+            raise HistoryDamaged(f"tree {hexsha} is damaged") from None
         return files
 
     def read_commit(self, hexsha: str) -> ParsedCommit:
         kind, body = self.read(hexsha)
         if kind != b"commit":
-            raise ValueError(f"object {hexsha} is a {kind.decode()}, not a commit")
-        headers, _, message = body.partition(b"\n\n")
-        tree = ""
-        parents: list[str] = []
-        author_name = ""
-        author_time = 0
-        for line in headers.split(b"\n"):
-            key, _, value = line.partition(b" ")
-            if key == b"tree":
-                tree = value.decode()
-            elif key == b"parent":
-                parents.append(value.decode())
-            elif key == b"author":
-                name, _, rest = value.decode().partition(" <")
-                author_name = name
-                author_time = int(rest.rsplit(" ", 2)[1])
-        return ParsedCommit(tree, tuple(parents), author_name, author_time, message.decode())
+            raise HistoryDamaged(f"object {hexsha} is a {kind.decode()}, not a commit")
+        try:
+            return _parse_commit(body)
+        except (ValueError, IndexError, UnicodeDecodeError):
+            raise HistoryDamaged(f"commit {hexsha} is damaged") from None
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _parse_commit(body: bytes) -> ParsedCommit:
+    headers, _, message = body.partition(b"\n\n")
+    tree = ""
+    parents: list[str] = []
+    author_name = ""
+    author_time = 0
+    for line in headers.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if key == b"tree":
+            tree = value.decode()
+        elif key == b"parent":
+            parents.append(value.decode())
+        elif key == b"author":
+            name, _, rest = value.decode().partition(" <")
+            author_name = name
+            author_time = int(rest.rsplit(" ", 2)[1])
+    if len(tree) != 40:
+        raise ValueError("no tree")
+    return ParsedCommit(tree, tuple(parents), author_name, author_time, message.decode())

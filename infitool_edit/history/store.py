@@ -34,6 +34,8 @@ already live in objects.py, refs.py, versionindex.py and location.py.)
 from __future__ import annotations
 
 import difflib
+import logging
+import os
 import re
 import threading
 import time
@@ -43,21 +45,23 @@ from typing import Callable, TypeVar
 
 import git
 
-from .errors import CheckpointExists, HistoryError, UnknownVersion
+from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
 from .location import DraftLock, Location, locate
 from .objects import Identity, ObjectStore, ParsedCommit
 from .refnames import decode_component
 from .refs import RefWriter
-from .versionindex import IndexCorrupt, IndexEntry, VersionIndex, write_index
+from .versionindex import INDEX_FILE, RECORD_SIZE, IndexCorrupt, IndexEntry, VersionIndex, write_index
 
 MAIN_BRANCH = "main"
-_TRAILERS = re.compile(
-    r"\n\nInfitool-Version: (\d+)\nInfitool-Line: (.+)\n"
-    r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: (\d+)\n)?\Z"
+VERSION_TRAILERS = re.compile(
+    r"\n\nInfitool-Version: ([0-9]+)\nInfitool-Line: (.+)\n"
+    r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: ([0-9]+)\n)?\Z"
 )
 _COMMITTER_NAME = "infitool-edit"
 _COMMITTER_EMAIL = "infitool-edit@infitool-edit.invalid"
 _T = TypeVar("_T")
+_SHA = re.compile(r"[0-9a-f]{40}")
+log = logging.getLogger("infitool_edit")
 
 
 @dataclass(frozen=True)
@@ -121,24 +125,139 @@ class History:
     def _load(self) -> None:
         tips = self._read_refs("lines")
         self._tips = {decode_component(name): sha for name, sha in tips.items()}
+        fell_back = self._fall_back_from_damaged_tips()
+        checkpoints = {}
+        for name, sha in self._read_refs("checkpoints").items():
+            try:
+                checkpoints[decode_component(name)] = self._version_of_commit(sha)[0]
+            except HistoryDamaged:
+                log.warning("%s: checkpoint %s names a damaged commit; left out", self._location.draft_path,
+                            decode_component(name))
+        self._refuse_if_refs_lost(checkpoints, trust_index=not fell_back)
         try:
+            if fell_back:
+                raise IndexCorrupt("the newest version was dropped")
             self._index = VersionIndex(self._location.folder)
             self._catch_up_with_refs()
         except IndexCorrupt:
             self._rebuild_index()
-        self._name_versions({
-            decode_component(name): self._version_of_commit(sha)[0]
-            for name, sha in self._read_refs("checkpoints").items()
-        })
+        self._name_versions(checkpoints)
+
+    def _newest_tip_version(self) -> int:
+        return max((self._version_of_commit(tip)[0] for tip in self._tips.values()), default=0)
+
+    def _refuse_if_refs_lost(self, checkpoints: dict[str, int], *, trust_index: bool) -> None:
+        """Never start the history again behind the writer's back: when the
+        index, a checkpoint or the agent's stream knows of more versions than
+        the line refs reach (a ref deleted or emptied), refuse and say how to
+        recover."""
+        newest = self._newest_tip_version()
+        evidence = []
+        indexed = self._indexed_count() if trust_index else 0
+        if indexed > newest:
+            evidence.append(f"its index holds v{indexed}")
+        named = max(checkpoints.values(), default=0)
+        if named > newest:
+            evidence.append(f"a checkpoint names v{named}")
+        if not self._tips:
+            if indexed < 0:
+                evidence.append("its index exists")
+            records = os.path.join(self._location.folder, "agent", "records.bin")
+            if os.path.isfile(records) and os.path.getsize(records) > 0:
+                evidence.append("an agent stream exists")
+        if evidence:
+            reached = f"its refs reach only v{newest}" if self._tips else "it has no line refs"
+            raise HistoryDamaged(
+                f"the history of {self._location.draft_path} lost versions: {' and '.join(evidence)}, "
+                f"but {reached}; {repair_hint(self._location.draft_path)}"
+            )
+
+    def _indexed_count(self) -> int:
+        """How many versions the index file claims (-1 when it exists but
+        its header is not ours), read raw: the index may be damaged."""
+        path = os.path.join(self._location.folder, INDEX_FILE)
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(RECORD_SIZE)
+                size = os.fstat(handle.fileno()).st_size
+        except FileNotFoundError:
+            return 0
+        if size == 0:
+            return 0
+        if not header.startswith(b"infitool-edit version index"):
+            return -1
+        return max(0, (size - RECORD_SIZE) // RECORD_SIZE)
+
+    def _fall_back_from_damaged_tips(self) -> bool:
+        """A branch whose newest commit is damaged goes back to that
+        version's parent (named by the index), with a one-line warning."""
+        fell_back = False
+        for branch, tip in list(self._tips.items()):
+            try:
+                self._version_of_commit(tip)
+                continue
+            except HistoryDamaged as damage:
+                reason = str(damage)
+            parent = self._indexed_parent_of(tip)
+            if parent is None:
+                raise HistoryDamaged(
+                    f"the newest commit of {self._location.draft_path}'s branch {branch} is damaged "
+                    f"({reason}); {repair_hint(self._location.draft_path)}"
+                )
+            number, sha = parent
+            self._refs.update(self._location.branch_ref(branch), sha)
+            self._tips[branch] = sha
+            log.warning("warning: %s: the newest version's commit %s is damaged; the history goes on from v%d",
+                        self._location.draft_path, tip[:12], number)
+            fell_back = True
+        return fell_back
+
+    def _indexed_parent_of(self, sha: str) -> tuple[int, str] | None:
+        """``(number, commit)`` of the parent of the version whose commit is
+        ``sha``, if the index knows it and the parent's commit is whole."""
+        try:
+            index = VersionIndex(self._location.folder)
+        except (IndexCorrupt, OSError):
+            return None
+        try:
+            for number in range(index.count, max(0, index.count - 1000), -1):
+                if index.commit_of(number) != sha:
+                    continue
+                parent = index.entry(number).parent
+                if parent is None:
+                    return None
+                parent_sha = index.commit_of(parent)
+                self._version_of_commit(parent_sha)
+                return parent, parent_sha
+        except (IndexCorrupt, HistoryError):
+            return None
+        finally:
+            index.close()
+        return None
 
     def _read_refs(self, kind: str) -> dict[str, str]:
         """``{last ref component: commit sha}`` under our prefix, loose or packed."""
         prefix = f"{self._location.ref_prefix}/{kind}/"
         found = {}
-        for ref in git.Reference.iter_items(self._location.repo, common_path=prefix):
+        try:
+            refs = list(git.Reference.iter_items(self._location.repo, common_path=prefix))
+        except (ValueError, AssertionError, OSError, git.GitError) as error:
+            raise HistoryDamaged(
+                f"the refs under {self.git_dir}/{prefix} are unreadable ({error}); "
+                f"{repair_hint(self._location.draft_path)}"
+            ) from None
+        for ref in refs:
             if ref.path.endswith(".lock") or not ref.path.startswith(prefix):
                 continue
-            sha = git.SymbolicReference.dereference_recursive(self._location.repo, ref.path)
+            try:
+                sha = git.SymbolicReference.dereference_recursive(self._location.repo, ref.path)
+            except (ValueError, AssertionError, TypeError, OSError, git.GitError):
+                sha = None
+            if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+                raise HistoryDamaged(
+                    f"the ref {self.git_dir}/{ref.path} is damaged (not a commit id); "
+                    f"{repair_hint(self._location.draft_path)}"
+                )
             found[ref.path[len(prefix) :]] = sha
         return found
 
@@ -152,6 +271,7 @@ class History:
         index = self._require_index()
         newest_tip = 0
         missing: list[IndexEntry] = []
+        # (A tip whose commit is damaged was dropped by _fall_back_from_damaged_tips.)
         for branch, tip in self._tips.items():
             version, _ = self._version_of_commit(tip)
             newest_tip = max(newest_tip, version)
@@ -207,7 +327,7 @@ class History:
                 parent = walked[position + 1][2]
             else:  # the version this branch was forked from, or one already indexed
                 parent = self._version_of_commit(commit.parents[0])[0]
-            trailers = _TRAILERS.search(commit.message)
+            trailers = VERSION_TRAILERS.search(commit.message)
             message = commit.message[: trailers.start()]
             entries.append(
                 IndexEntry(
@@ -445,8 +565,10 @@ class History:
 
     def diff(self, a: int, b: int) -> str:
         """A unified diff of the draft from version ``a`` to version ``b``."""
-        before = self.read(a).draft.splitlines(keepends=True)
-        after = self.read(b).draft.splitlines(keepends=True)
+        # Lines end at \n only: splitlines() would also split at a form
+        # feed or U+2028 inside a line, and show lines the draft lacks.
+        before = _lines(self.read(a).draft)
+        after = _lines(self.read(b).draft)
         name = self._draft_file
         lines = difflib.unified_diff(before, after, f"v{a}/{name}", f"v{b}/{name}")
         return "".join(
@@ -500,8 +622,14 @@ class History:
             raise HistoryError(f"the history of {self._location.draft_path} is closed")
 
 
+def _lines(text: str) -> list[str]:
+    """``text`` split after each ``\n``, keeping it."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
 def _parse_trailers(message: str, sha: str) -> tuple[int, str, str | None, int | None]:
-    found = _TRAILERS.search(message)
+    found = VERSION_TRAILERS.search(message)
     if found is None:
         raise HistoryError(f"commit {sha[:12]} is not an infitool-edit version")
     back_to = found.group(4)

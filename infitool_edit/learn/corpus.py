@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from infitool_edit.errors import InfitoolError
 from infitool_edit.learn.split import held_out
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ class Document:
         return held_out(self.source, self.path)
 
 
-class CorpusError(ValueError):
+class CorpusError(InfitoolError, ValueError):
     """A corpus that cannot be read (one line)."""
 
 

@@ -1,36 +1,64 @@
-"""The draft on disk: read it strictly, write it atomically, notice when
-another program changed it.
+"""The draft on disk: read it strictly and boundedly, write it atomically,
+and never lose a change another program made.
 
-The draft file is the writer's, not ours: we read it only as UTF-8 text,
-replace it only whole (a temporary file in the same folder, flushed, then
-renamed over it, so a reader or a crash sees the old file or the new one and
-never half of one; fsynced on save and on close), and never overwrite a
-change someone else made since we last read or wrote it.
+The draft file is the writer's, not ours: we read it only as UTF-8 text from
+a regular file no larger than a limit (a FIFO, a device or a link to one is
+refused without blocking), replace it only whole (a temporary file in the
+same folder, flushed, then renamed over it, so a reader or a crash sees the
+old file or the new one and never half of one; fsynced on save and on
+close), and never overwrite a change someone else made since we last read or
+wrote it.
 
-Change detection compares what ``os.stat`` says (inode, size, mtime) with
-what we saw last; when they differ we compare the bytes before calling it a
+Change detection compares what ``fstat`` says (inode, size, mtime) with what
+we saw last; when they differ we compare the bytes before calling it a
 change, so a ``touch`` or a rewrite with identical bytes is not a conflict.
-An in-place rewrite of the same size inside one mtime tick would go
-unnoticed; every editor we know of either changes the size, lands in a later
-tick, or replaces the file (a new inode).
+
+A write is a compare-and-swap, as close to one as POSIX allows without the
+other program's cooperation (see ``PendingWrite``): the old file is held
+open from the check to after the rename, checked again just before the
+rename and once more after it, and kept open until the next write so that a
+program which opened it before the rename and writes to it after is caught
+too. Whatever such a program wrote reaches the caller as ``DraftRaced``
+with their bytes, never silently dropped with the replaced inode.
 """
 
 from __future__ import annotations
 
 import errno
-import glob
 import os
+import re
+import secrets
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from infitool_edit.errors import InfitoolError
 
 _TEMP_SUFFIX = ".tmp"
+# Our temporary files are `.<draft name>.infitool-<pid>-<16 hex digits>.tmp`;
+# only names of exactly that shape are ever removed as leftovers of ours.
+_TEMP_MARK = "infitool"
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Mode of a draft we create, before the umask (what `open(..., "w")` uses).
 _NEW_FILE_MODE = 0o666
+
+MAX_DRAFT_MB_ENV = "INFITOOL_EDIT_MAX_DRAFT_MB"
+DEFAULT_MAX_DRAFT_BYTES = 64 * 2**20  # a long book is 2-3 MB; a draft past this is not prose
+
+
+def max_draft_bytes() -> int:
+    """The size limit of a draft: ``$INFITOOL_EDIT_MAX_DRAFT_MB`` megabytes
+    (a positive number), else 64 MB."""
+    value = os.environ.get(MAX_DRAFT_MB_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_DRAFT_BYTES
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not 0 < megabytes < 2**40:
+        raise DraftError(f"{MAX_DRAFT_MB_ENV}={value!r} is not a positive number of megabytes")
+    return int(megabytes * 2**20)
 
 
 class DraftError(InfitoolError, ValueError):
@@ -43,8 +71,28 @@ class DraftChanged(DraftError):
     """Another program changed the draft since we last read or wrote it."""
 
 
+class DraftRaced(DraftChanged):
+    """Another program wrote the draft while we were replacing it.
+
+    ``base`` is what the file held when we last knew it, ``theirs`` what the
+    other program made of it (read from the file, or from the inode our
+    rename replaced). ``replaced`` says whether our bytes are now in the file
+    (their change landed in the old inode) or not (we stopped before the
+    rename). Either way their bytes are here, for the caller to keep."""
+
+    def __init__(self, message: str, *, base: bytes, theirs: bytes, replaced: bool):
+        super().__init__(message)
+        self.base = base
+        self.theirs = theirs
+        self.replaced = replaced
+
+
 class DraftReadOnly(DraftError):
     """The draft is read-only: it can be read, not edited."""
+
+
+class DraftTooLarge(DraftError):
+    """The draft is larger than the configured limit."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +133,26 @@ def decode_draft(path: Path, data: bytes) -> str:
         ) from None
 
 
+# --- line endings -------------------------------------------------------------
+
+_LINE_ENDS = re.compile(r"\r\n|\r|\n")
+
+
+def line_ending_of(text: str) -> str:
+    """The line ending a draft uses: ``\\r\\n``, ``\\r`` or ``\\n``, whichever
+    ends most of its lines (``\\n`` for a text with none, and on a tie)."""
+    if "\r" not in text:
+        return "\n"
+    crlf = text.count("\r\n")
+    counts = {"\n": text.count("\n") - crlf, "\r\n": crlf, "\r": text.count("\r") - crlf}
+    return max(("\n", "\r\n", "\r"), key=lambda ending: counts[ending])
+
+
+def with_line_ending(text: str, ending: str) -> str:
+    """``text`` (lines ended by ``\\n``) with every line ended by ``ending``."""
+    return text if ending == "\n" else text.replace("\n", ending)
+
+
 def _describe(path: Path, exc: OSError, doing: str) -> DraftError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.EACCES:
@@ -92,28 +160,65 @@ def _describe(path: Path, exc: OSError, doing: str) -> DraftError:
     return DraftError(f"{path}: cannot {doing}: {reason}")
 
 
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns
+    )
+
+
+@dataclass
+class _Replaced:
+    """The inode our last rename replaced, held open: a program that opened
+    it before the rename may still write to it."""
+
+    fd: int
+    seen: os.stat_result
+    base: bytes
+
+
 class DraftFile:
     """One draft on disk and what we last knew about it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, max_bytes: int | None = None):
         self.path = Path(path)
+        self.max_bytes = max_draft_bytes() if max_bytes is None else max_bytes
         self._unsynced = False  # a write whose bytes may still sit in the page cache
         self._stamp: DiskStamp | None = None  # None until the first read
+        self._replaced: _Replaced | None = None
 
     # --- reading ----------------------------------------------------------
 
     def read(self) -> str:
         """The draft's text ('' for a draft that does not exist yet, whose
         folder does); remembers what it saw for change detection."""
-        data = self._read_bytes()
-        if data is None:
+        opened = self._open_existing()
+        if opened is None:
             self._stamp = DiskStamp.missing()
             return ""
+        fd, st = opened
+        try:
+            data = self._read_fd(fd, st)
+        finally:
+            os.close(fd)
         text = decode_draft(self.path, data)
-        self._stamp = self._stamp_for(data)
+        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
         return text
 
-    def _read_bytes(self) -> bytes | None:
+    def _open_existing(self) -> tuple[int, os.stat_result] | None:
+        """The draft opened for reading, checked to be a regular file within
+        the limit; None when it does not exist. Never blocks: O_NONBLOCK
+        makes opening a FIFO return at once, and it is refused before any
+        read."""
         folder = self.path.parent
         try:
             if not folder.is_dir():
@@ -121,14 +226,60 @@ class DraftFile:
         except OSError as exc:
             raise _describe(self.path, exc, "read") from None
         try:
-            with open(self.path, "rb") as handle:
-                return handle.read()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
         except FileNotFoundError:
             return None
         except IsADirectoryError:
             raise DraftError(f"{self.path}: is a directory, not a draft") from None
         except OSError as exc:
             raise _describe(self.path, exc, "read") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise DraftError(f"{self.path}: is a directory, not a draft")
+            if not stat.S_ISREG(st.st_mode):
+                raise DraftError(f"{self.path}: is {_kind(st.st_mode)}; a draft must be a regular file")
+            self._check_size(st.st_size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise DraftTooLarge(
+                f"{self.path}: {size / 2**20:.1f} MB is over the {self.max_bytes / 2**20:g} MB limit "
+                f"for a draft (raise it with {MAX_DRAFT_MB_ENV})"
+            )
+
+    def _read_fd(self, fd: int, st: os.stat_result) -> bytes:
+        """At most the limit, from the start, whatever the file claims."""
+        chunks = []
+        total = 0
+        offset = 0
+        while True:
+            try:
+                chunk = os.pread(fd, min(1 << 22, self.max_bytes + 1 - total), offset)
+            except OSError as exc:
+                raise _describe(self.path, exc, "read") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            offset += len(chunk)
+            if total > self.max_bytes:
+                self._check_size(total)
+        return b"".join(chunks)
+
+    def _read_bytes(self) -> bytes | None:
+        opened = self._open_existing()
+        if opened is None:
+            return None
+        fd, st = opened
+        try:
+            return self._read_fd(fd, st)
+        finally:
+            os.close(fd)
 
     def _stat(self) -> os.stat_result | None:
         try:
@@ -138,17 +289,18 @@ class DraftFile:
         except OSError as exc:
             raise _describe(self.path, exc, "stat") from None
 
-    def _stamp_for(self, data: bytes) -> DiskStamp:
-        st = self._stat()
-        if st is None:  # deleted between the read and the stat
-            return DiskStamp.missing()
-        return DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
-
     # --- state ------------------------------------------------------------
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
+
+    @property
+    def last_known(self) -> bytes:
+        """The bytes we last read or wrote (b'' for a missing file)."""
+        if self._stamp is None:
+            raise RuntimeError("last_known before read()")
+        return self._stamp.content or b""
 
     @property
     def read_only(self) -> bool:
@@ -177,11 +329,32 @@ class DraftFile:
             return True
         # Same bytes, new stat (touched, or rewritten identically): adopt it
         # so the next check is cheap again.
-        self._stamp = self._stamp_for(data)
+        st = self._stat()
+        if st is not None:
+            self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
         return False
 
+    def adopt(self, expected: bytes) -> None:
+        """Take the file as ours to build on if it holds ``expected``;
+        DraftRaced with what it holds otherwise."""
+        opened = self._open_existing()
+        if opened is None:
+            raise DraftRaced(f"{self.path}: deleted by another program as it was being written",
+                             base=expected, theirs=b"", replaced=False)
+        fd, st = opened
+        try:
+            data = self._read_fd(fd, st)
+        finally:
+            os.close(fd)
+        if data != expected:
+            raise DraftRaced(f"{self.path}: changed by another program as it was being written",
+                             base=expected, theirs=data, replaced=False)
+        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
+
     def check_unchanged(self) -> None:
-        """Raise DraftChanged if another program changed the draft."""
+        """Raise DraftRaced if a program wrote to the inode our last write
+        replaced, DraftChanged if another program changed the draft."""
+        self.check_replaced()
         if self.changed_on_disk():
             raise DraftChanged(
                 f"{self.path}: changed on disk by another program since it was "
@@ -189,68 +362,97 @@ class DraftFile:
                 "as it is now as a new version)"
             )
 
+    def check_replaced(self) -> None:
+        """A program that opened the draft before our last rename and wrote
+        to it after wrote into the replaced inode, which only we still hold:
+        hand their bytes over (DraftRaced) instead of losing them."""
+        replaced = self._replaced
+        if replaced is None:
+            return
+        try:
+            now = os.fstat(replaced.fd)
+        except OSError:
+            self._forget_replaced()
+            return
+        # Size and mtime: our own rename changes the old inode's ctime.
+        if (now.st_size, now.st_mtime_ns) == (replaced.seen.st_size, replaced.seen.st_mtime_ns):
+            return
+        try:
+            theirs = self._read_fd(replaced.fd, now)
+        except BaseException:
+            self._forget_replaced()
+            raise
+        if theirs == replaced.base:
+            replaced.seen = now  # touched, not changed: keep watching
+            return
+        self._forget_replaced()
+        if theirs != replaced.base:
+            raise DraftRaced(
+                f"{self.path}: another program wrote to the draft as it was being replaced",
+                base=replaced.base, theirs=theirs, replaced=True,
+            )
+
+    def _forget_replaced(self) -> None:
+        if self._replaced is not None:
+            try:
+                os.close(self._replaced.fd)
+            except OSError:
+                pass
+            self._replaced = None
+
     # --- writing ----------------------------------------------------------
 
     def write(self, text: str, *, durable: bool = True) -> None:
         """Replace the draft with ``text`` atomically, keeping its mode and
         (where allowed) its owner. Refuses (DraftChanged) if someone else
-        changed it first, and (DraftReadOnly) if it is read-only.
+        changed it first, and (DraftReadOnly) if it is read-only; raises
+        DraftRaced, with their bytes, when someone wrote it during the write.
 
         Every write is atomic (a crash or SIGKILL leaves the old file or the
         new one). ``durable=False`` skips the fsyncs, which cost milliseconds
         per write and would cap a fast model at a few hundred commands a
         second; ``sync()`` (on save and on close) makes such a write survive
         a power cut too."""
+        self.prepare(text.encode("utf-8"), durable=durable).commit()
+
+    def prepare(self, data: bytes, *, durable: bool = True) -> PendingWrite:
+        """The first half of a write: check that nobody changed the draft,
+        hold the file open, write our bytes to a temporary file. Nothing is
+        visible until ``commit``; ``abandon`` removes the temporary file."""
+        if self._stamp is None:
+            raise RuntimeError("prepare() before read()")
         self.check_unchanged()
         if self.read_only:
             raise DraftReadOnly(f"{self.path}: the draft is read-only; not writing it")
-        data = text.encode("utf-8")
-        self._replace_with(data, self._stat(), durable=durable)
-        self._stamp = self._stamp_for(data)
-        self._unsynced = not durable
-
-    def sync(self) -> None:
-        """Make the last write durable, if it is not yet."""
-        if not self._unsynced:
-            return
+        self._check_size(len(data))
         target = self._target
+        old_fd = old_st = None
         try:
-            fd = os.open(target, os.O_RDONLY)
+            old_fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             raise _describe(self.path, exc, "write") from None
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fsync_folder(target.parent)
-        self._unsynced = False
+            if old_fd is not None:
+                old_st = os.fstat(old_fd)
+                if not stat.S_ISREG(old_st.st_mode):
+                    raise DraftError(f"{self.path}: is {_kind(old_st.st_mode)}; a draft must be a regular file")
+                if not self._stamp.same_stat(old_st) and self._read_fd(old_fd, old_st) != self._stamp.content:
+                    raise DraftChanged(f"{self.path}: changed on disk by another program; not overwriting it")
+            elif self._stamp.inode is not None:
+                raise DraftChanged(f"{self.path}: deleted by another program; not recreating it")
+            temp_name = self._write_temporary(target, data, old_st, durable=durable)
+        except BaseException:
+            if old_fd is not None:
+                os.close(old_fd)
+            raise
+        return PendingWrite(self, target, temp_name, old_fd, old_st, data, durable)
 
-    @property
-    def _target(self) -> Path:
-        """The file a write replaces: through a symlink, the file it points
-        to, so the writer's link stays a link."""
-        return Path(os.path.realpath(self.path))
-
-    def _temporary_prefix(self, target: Path) -> str:
-        return f".{target.name}."
-
-    def remove_stale_temporaries(self) -> list[Path]:
-        """Delete temporary files a killed write left beside the draft. Only
-        safe while holding the draft's lock (no other write is under way)."""
-        target = self._target
-        pattern = f"{glob.escape(self._temporary_prefix(target))}*{_TEMP_SUFFIX}"
-        removed = []
-        for candidate in target.parent.glob(pattern):
-            _remove_quietly(str(candidate))
-            removed.append(candidate)
-        return removed
-
-    def _replace_with(self, data: bytes, old: os.stat_result | None, *, durable: bool) -> None:
-        target = self._target
+    def _write_temporary(self, target: Path, data: bytes, old: os.stat_result | None, *, durable: bool) -> str:
+        temp_name = str(target.parent / f"{self._temporary_prefix(target)}{os.getpid()}-{secrets.token_hex(8)}{_TEMP_SUFFIX}")
         try:
-            fd, temp_name = tempfile.mkstemp(
-                dir=target.parent, prefix=self._temporary_prefix(target), suffix=_TEMP_SUFFIX
-            )
+            fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise _describe(self.path, exc, "write") from None
         try:
@@ -260,15 +462,220 @@ class DraftFile:
                 _copy_ownership(handle.fileno(), old)
                 if durable:
                     os.fsync(handle.fileno())
-            os.replace(temp_name, target)
         except OSError as exc:
             _remove_quietly(temp_name)
             raise _describe(self.path, exc, "write") from None
         except BaseException:
             _remove_quietly(temp_name)
             raise
-        if durable:
-            _fsync_folder(target.parent)
+        return temp_name
+
+    def sync(self) -> None:
+        """Make the last write durable, if it is not yet."""
+        if not self._unsynced:
+            return
+        target = self._target
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise _describe(self.path, exc, "write") from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_folder(target.parent)
+        self._unsynced = False
+
+    def close(self) -> None:
+        """Stop watching the inode the last write replaced."""
+        self._forget_replaced()
+
+    @property
+    def _target(self) -> Path:
+        """The file a write replaces: through a symlink, the file it points
+        to, so the writer's link stays a link."""
+        return Path(os.path.realpath(self.path))
+
+    def _temporary_prefix(self, target: Path) -> str:
+        return f".{target.name}.{_TEMP_MARK}-"
+
+    def is_our_temporary(self, name: str) -> bool:
+        """Whether a file name has exactly the shape of our temporary files."""
+        prefix = self._temporary_prefix(self._target)
+        return re.fullmatch(re.escape(prefix) + r"[0-9]+-[0-9a-f]{16}" + re.escape(_TEMP_SUFFIX), name) is not None
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary files a killed write of ours left beside the
+        draft: regular files named exactly as our writer names them, nothing
+        else. Only safe while holding the draft's lock (no other write of
+        ours is under way)."""
+        target = self._target
+        removed = []
+        try:
+            candidates = [entry for entry in os.scandir(target.parent) if self.is_our_temporary(entry.name)]
+        except OSError:
+            return removed
+        for entry in candidates:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            _remove_quietly(entry.path)
+            removed.append(Path(entry.path))
+        return removed
+
+
+class PendingWrite:
+    """A write between ``DraftFile.prepare`` and ``commit``: our bytes in a
+    temporary file, the old file held open."""
+
+    def __init__(self, draft: DraftFile, target: Path, temp_name: str, old_fd: int | None,
+                 old_st: os.stat_result | None, data: bytes, durable: bool):
+        self._draft = draft
+        self._target = target
+        self._temp = temp_name
+        self._old_fd = old_fd
+        self._old_st = old_st
+        self._data = data
+        self._durable = durable
+        self._done = False
+
+    def abandon(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        _remove_quietly(self._temp)
+        if self._old_fd is not None:
+            os.close(self._old_fd)
+
+    def commit(self) -> None:
+        """Put our bytes in place, unless the draft changed since ``prepare``
+        (DraftRaced, nothing replaced); if someone wrote the old file during
+        the rename itself, ours is in place and theirs is in the DraftRaced."""
+        if self._done:
+            raise RuntimeError("a write committed twice")
+        draft = self._draft
+        base = (draft._stamp.content or b"") if draft._stamp else b""
+        raced: DraftRaced | None = None
+        try:
+            self._check_still_old(base)
+            if self._old_fd is None:
+                # Create only if still absent: link fails where rename would clobber.
+                try:
+                    os.link(self._temp, self._target)
+                except FileExistsError:
+                    theirs = draft._read_bytes() or b""
+                    raise DraftRaced(f"{draft.path}: created by another program as it was being written",
+                                     base=base, theirs=theirs, replaced=False) from None
+                _remove_quietly(self._temp)
+            else:
+                self._swap_in(base)
+        except DraftRaced as exc:
+            if not exc.replaced:
+                self.abandon()
+                raise
+            raced = exc
+        except OSError as exc:
+            self.abandon()
+            raise _describe(draft.path, exc, "write") from None
+        except BaseException:
+            self.abandon()
+            raise
+        self._done = True
+        if self._durable:
+            _fsync_folder(self._target.parent)
+        try:
+            st = os.stat(self._target)
+        except OSError:
+            st = None
+        draft._stamp = (
+            DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, self._data) if st is not None
+            else DiskStamp.missing()
+        )
+        draft._unsynced = not self._durable
+        # Watch the replaced inode from now until the next write.
+        draft._forget_replaced()
+        if self._old_fd is not None:
+            draft._replaced = _Replaced(self._old_fd, self._old_st, base)
+        if raced is not None:
+            raise raced
+        draft.check_replaced()  # a write that landed during the rename itself
+
+    def _swap_in(self, base: bytes) -> None:
+        """Rename our file over the draft. Where Linux allows, the two are
+        exchanged atomically (renameat2 RENAME_EXCHANGE), so the file that was
+        really at the path at that instant ends up under our temporary name:
+        had another program renamed its own version in after our last check,
+        we find it there instead of destroying it."""
+        if not _exchange(self._temp, str(self._target)):
+            os.replace(self._temp, self._target)
+            return
+        try:
+            was = os.stat(self._temp)
+            if was.st_ino == self._old_st.st_ino:
+                return
+            with open(self._temp, "rb") as handle:
+                theirs = handle.read(self._draft.max_bytes + 1)
+        finally:
+            _remove_quietly(self._temp)
+        raise DraftRaced(f"{self._draft.path}: replaced by another program as it was being written",
+                         base=base, theirs=theirs, replaced=True)
+
+    def _check_still_old(self, base: bytes) -> None:
+        """Just before the rename: the path still names the file we checked,
+        and that file is as we checked it."""
+        draft = self._draft
+        try:
+            current = os.stat(self._target)
+        except FileNotFoundError:
+            current = None
+        if self._old_fd is None:
+            if current is None:
+                return
+        elif current is not None and _same_file_state(os.fstat(self._old_fd), self._old_st) and \
+                current.st_ino == self._old_st.st_ino:
+            return
+        theirs = draft._read_bytes() or b""
+        raise DraftRaced(f"{draft.path}: changed by another program as it was being written",
+                         base=base, theirs=theirs, replaced=False)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _load_renameat2():
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_renameat2 = _load_renameat2()
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically; False where the system cannot (then the
+    caller renames)."""
+    if _renameat2 is None:
+        return False
+    result = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    import ctypes
+
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(error, os.strerror(error), b)
 
 
 def _copy_ownership(fd: int, old: os.stat_result | None) -> None:

@@ -22,6 +22,15 @@ When another program changes the draft during a session, ``execute``
 refuses with DraftChanged. The explicit way on is to reopen the draft (or
 call ``adopt_disk``): the file as it is on disk becomes a new version
 authored ``disk``, so neither their text nor any earlier version is lost.
+
+A program that writes the file in the instant the session replaces it (see
+``DraftFile.prepare``) cannot be refused any more: its file is recorded as a
+``disk`` version (``reload``) right after ours, and when the two changes do
+not overlap, a version ``merge vN vM`` holds both and becomes the file.
+
+Line endings: the history stores, and the file gets, the text with the line
+ending the draft uses (CRLF, CR or LF, whichever ends most of its lines);
+the workspace sees LF only.
 """
 
 from __future__ import annotations
@@ -38,12 +47,24 @@ from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import end_after
 from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
-from infitool_edit.session.draftfile import DraftFile, DraftReadOnly
+from infitool_edit.session.draftfile import (
+    DraftChanged,
+    DraftFile,
+    DraftRaced,
+    DraftReadOnly,
+    PendingWrite,
+    decode_draft,
+    line_ending_of,
+    with_line_ending,
+)
+from infitool_edit.session.merge import merge_changes
 
 # Author and message of the versions the session records on its own.
 DISK_AUTHOR = "disk"
 OPEN_MESSAGE = "open"
 RELOAD_MESSAGE = "reload"
+# How often one write may meet another program's write before giving up.
+_RACE_RETRIES = 5
 
 # How many versions the `history` command lists, and how much of each
 # command line it shows: observations stay bounded however long the history.
@@ -95,6 +116,7 @@ class EditingSession:
         self.author = author
         self.goal: str | None = None
         self.workspace = Workspace("")
+        self.newline = "\n"  # the draft's line ending on disk
         self.read_only = draft.read_only
         # The model's worker thread and the writer's keys both execute: one
         # command at a time, so each version is exactly one command's work.
@@ -118,6 +140,7 @@ class EditingSession:
         try:
             session._reconcile()
         except BaseException:
+            draft.close()
             history.close()
             raise
         return session
@@ -129,8 +152,11 @@ class EditingSession:
 
     def close(self) -> None:
         try:
+            with self._turn:
+                self._absorb_late_writes()
             self.draft.sync()
         finally:
+            self.draft.close()
             self.history.close()
 
     def __enter__(self) -> EditingSession:
@@ -156,7 +182,7 @@ class EditingSession:
         if not self.draft.exists:
             return  # deleted outside: the head is the draft; saved on the next edit
         if not self.read_only and self._is_interrupted_write(head, on_disk):
-            self.draft.write(snapshot.draft)
+            self._write(snapshot.draft, durable=True)
             return
         self._record_disk(on_disk)
 
@@ -171,17 +197,76 @@ class EditingSession:
         return info
 
     def _load(self, draft: str, notes: str) -> None:
+        """``draft`` as the file holds it (any line ending)."""
         self.workspace = Workspace(draft, notes)
+        self.newline = line_ending_of(draft)
+
+    def file_text(self) -> str:
+        """The draft as the file holds it: the workspace's text with the
+        draft's own line ending."""
+        return with_line_ending(self.workspace.text, self.newline)
+
+    # --- writing the file, never losing another program's write ------------
+
+    def _write(self, text: str, *, durable: bool) -> None:
+        """Write ``text`` (already the newest version) to the file."""
+        self._commit(self.draft.prepare(text.encode("utf-8"), durable=durable))
+
+    def _commit(self, pending: PendingWrite) -> None:
+        try:
+            pending.commit()
+        except DraftRaced as race:
+            self._absorb(race)
+
+    def _absorb_late_writes(self) -> None:
+        """A program that wrote into the file our last write replaced: keep
+        what it wrote (see ``_absorb``)."""
+        try:
+            self.draft.check_replaced()
+        except DraftRaced as race:
+            self._absorb(race)
+
+    def _absorb(self, race: DraftRaced) -> None:
+        """Another program wrote the draft while we replaced it. Their file
+        becomes a ``disk`` version; when their change and ours do not
+        overlap, a ``merge`` version holds both; the newest of these is
+        written to the file (again watched for a race)."""
+        for _ in range(_RACE_RETRIES):
+            base = decode_draft(self.draft.path, race.base)
+            theirs = decode_draft(self.draft.path, race.theirs)
+            ours = self.file_text()
+            notes = self.workspace.notes
+            recorded = self.history.record(theirs, notes, RELOAD_MESSAGE, DISK_AUTHOR)
+            merged = merge_changes(base, ours, theirs)
+            kept = theirs
+            if merged is not None and merged != theirs:
+                mine = self.history.head().number - 1
+                self.history.record(merged, notes, f"merge v{mine} v{recorded.number}", DISK_AUTHOR)
+                kept = merged
+            self._load(kept, notes)
+            try:
+                if not race.replaced:
+                    self.draft.adopt(race.theirs)  # the file holds theirs: build on it
+                if kept != (theirs if not race.replaced else ours):
+                    self.draft.prepare(kept.encode("utf-8"), durable=False).commit()
+                return
+            except DraftRaced as again:
+                race = again
+        raise DraftChanged(
+            f"{self.draft.path}: another program keeps writing the draft; every version is in the "
+            "history (reopen the draft to go on)"
+        )
 
     def adopt_disk(self) -> int | None:
         """Take the file as another program left it: record it as a version
         authored ``disk`` (nothing is overwritten). Returns that version, or
         None when the file had not changed."""
         with self._turn:
+            self._absorb_late_writes()
             if not self.draft.changed_on_disk():
                 return None
             on_disk = self.draft.read()
-            if on_disk == self.workspace.text:
+            if on_disk == self.file_text():
                 return None
             return self._record_disk(on_disk).number
 
@@ -231,6 +316,7 @@ class EditingSession:
                 raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; `{line}` not applied")
             # Refuse before applying, so a conflict changes nothing; looking
             # (and notes, which live in the history only) still works.
+            self._absorb_late_writes()
             self.draft.check_unchanged()
 
         if isinstance(command, ast.Goal):
@@ -249,20 +335,27 @@ class EditingSession:
         return Executed(command, line, author, None, None, observation, None)
 
     def _apply(self, command: ast.Command, line: str, author: str) -> Executed:
-        before = (self.workspace.text, self.workspace.notes)
+        before = (self.file_text(), self.workspace.notes)
         outcome = self.workspace.apply(command, author=author)
         if outcome.edit is None and not outcome.notes_changed:
             return Executed(command, line, author, None, outcome, outcome.render(None), None)
+        text = self.file_text()
+        pending = None
         try:
-            info = self.history.record(
-                self.workspace.text, self.workspace.notes, line, author, scale=outcome.scale
-            )
+            # Our bytes wait in a temporary file while the version is
+            # recorded: a change by someone else refuses the command before
+            # anything is recorded, and a crash leaves the old file.
+            if outcome.edit is not None:
+                pending = self.draft.prepare(text.encode("utf-8"), durable=False)
+            info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale)
         except BaseException:
             # The version was not recorded: neither may the change be.
+            if pending is not None:
+                pending.abandon()
             self._load(*before)
             raise
-        if outcome.edit is not None:
-            self.draft.write(self.workspace.text, durable=False)
+        if pending is not None:
+            self._commit(pending)
         return Executed(
             command, line, author, info.number, outcome, outcome.render(info.number), outcome.edit,
             outcome.scale,
@@ -270,7 +363,7 @@ class EditingSession:
 
     def _checkpoint(self, command: ast.Checkpoint, line: str, author: str) -> Executed:
         self._check_checkpoint_name(command.name)
-        info = self.history.record(self.workspace.text, self.workspace.notes, line, author)
+        info = self.history.record(self.file_text(), self.workspace.notes, line, author)
         self.history.checkpoint(command.name)
         return Executed(command, line, author, info.number, None, f"@ok v{info.number}", None)
 
@@ -301,6 +394,7 @@ class EditingSession:
         with self._turn:
             if self.read_only:
                 raise DraftReadOnly(f"{self.draft.path}: the draft is read-only; not forking")
+            self._absorb_late_writes()
             self.draft.check_unchanged()
             author = author or self.author
             scale = self.workspace.rewrite_scale(self.history.read(number).draft)
@@ -312,12 +406,13 @@ class EditingSession:
     ) -> Executed:
         """The draft and notes become the version a rewind or fork made."""
         old_text = self.workspace.text
+        old_file = self.file_text()
         snapshot = self.history.read(info.number)
         self._load(snapshot.draft, snapshot.notes)
         edit = None
-        if snapshot.draft != old_text:
-            edit = TextEdit((0, 0), end_after((0, 0), old_text), snapshot.draft)
-            self.draft.write(snapshot.draft)
+        if snapshot.draft != old_file:
+            edit = TextEdit((0, 0), end_after((0, 0), old_text), self.workspace.text)
+            self._write(snapshot.draft, durable=True)
         return Executed(
             command, line, author, info.number, None, f"@ok v{info.number} restored", edit,
             info.scale, info.back_to,

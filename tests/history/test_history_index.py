@@ -88,11 +88,17 @@ def test_refs_are_the_truth_when_the_index_claims_more(tmp_path):
         history.record("two\n", "", "edit 2", "Ana")
         ref_path = history.git_dir / history.branch_ref("main")
     # The ref moves back to version 1 (as if someone reset it) while the index
-    # still claims version 2: git wins.
+    # still claims version 2: the history refuses rather than start version 2
+    # again over the old one (issue 13), and `repair` brings version 2 back.
     ref_path.write_text(first.commit + "\n")
+    with pytest.raises(HistoryError, match="repair"):
+        History.open(draft)
+    from infitool_edit.history.repair import repair
+
+    assert "v2" in repair(draft)
     with History.open(draft) as history:
-        assert [info.message for info in history.log()] == ["edit 1"]
-        assert history.record("three\n", "", "edit 3", "Ana").number == 2
+        assert [info.message for info in history.log()] == ["edit 2", "edit 1"]
+        assert history.record("three\n", "", "edit 3", "Ana").number == 3
 
 
 def test_foreign_commits_on_our_refs_are_reported_in_one_line(tmp_path):

@@ -172,11 +172,15 @@ def _umask() -> int:
 def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path):
     path = tmp_path / "draft.md"
     path.write_text("text\n")
-    (tmp_path / ".draft.md.abc123.tmp").write_text("half a wri")
-    (tmp_path / ".other.md.abc123.tmp").write_text("not ours")
+    ours = ".draft.md.infitool-4242-0123456789abcdef.tmp"
+    (tmp_path / ours).write_text("half a wri")
+    (tmp_path / ".other.md.infitool-4242-0123456789abcdef.tmp").write_text("not ours")
+    # The writer's own file in a similar shape is theirs: only our writer's exact names go.
+    (tmp_path / ".draft.md.abc123.tmp").write_text("the writer's backup")
     removed = DraftFile(path).remove_stale_temporaries()
-    assert [p.name for p in removed] == [".draft.md.abc123.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.md.abc123.tmp", "draft.md"]
+    assert [p.name for p in removed] == [ours]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".draft.md.abc123.tmp", ".other.md.infitool-4242-0123456789abcdef.tmp", "draft.md"]
 
 
 def test_writing_through_a_symlink_keeps_the_link(tmp_path):
