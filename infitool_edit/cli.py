@@ -26,7 +26,7 @@ from rich.text import Text
 from infitool_edit import bench
 from infitool_edit.commands import CommandError, script_lines
 from infitool_edit.errors import expected_errors, one_line
-from infitool_edit.history import History
+from infitool_edit.history import History, HistoryError
 from infitool_edit.session.editing import EditingSession
 
 app = typer.Typer(
