@@ -24,6 +24,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -193,12 +194,13 @@ def main() -> None:
 
         with use_db(str(session), WorkDB.Mode.open) as db:
             total = db.num_work_items
+    # A session of its own, so the budget ends cosmic-ray and the pytest it is running together.
+    running = subprocess.Popen([*cosmic, "exec", str(config), str(session)], cwd=root, env=env, start_new_session=True)
     try:
-        subprocess.run(
-            [*cosmic, "exec", str(config), str(session)], cwd=root, env=env,
-            timeout=options.budget * 60 if options.budget else None,
-        )
+        running.wait(timeout=options.budget * 60 if options.budget else None)
     except subprocess.TimeoutExpired:
+        os.killpg(running.pid, signal.SIGKILL)
+        running.wait()
         print(f"budget of {options.budget:g} min reached", file=sys.stderr)
     figures = report(session, total)
     for survivor in figures.pop("survivors"):
