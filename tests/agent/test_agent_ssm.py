@@ -119,12 +119,30 @@ def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
 
 @pytest.mark.parametrize("how", ["rewind", "fork"])
 def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model, how: str) -> None:
+    # The model drafts one command at a time until it has made a version past
+    # the first few; that version is the target. A copy of the session folder
+    # taken there is a run that never went past it: the reference the rewind
+    # must equal (it never runs the rewind code, so a broken rewind cannot
+    # carry into both sides).
     draft = _draft(tmp_path / "live")
-    _run(draft, model, "Fix the typo.", max_commands=14, seed=7, keyframe_every=3)
+    made = 0
+    while True:
+        events = _run(draft, model, "Fix the typo." if made == 0 else None, max_commands=1, seed=7, keyframe_every=3)
+        made += sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
+        with EditingSession.open(draft, author="writer") as session:
+            head = StreamLog(stream_dir_for(session.history)).head
+        if made >= 5 and head.version is not None and head.version > 1:
+            target = head.version
+            break
+        assert made < 40, "the model made no version in 40 commands"
+    shutil.copytree(tmp_path / "live", tmp_path / "at-target")
+    while made < 14:  # the model goes on past the target
+        events = _run(draft, model, None, max_commands=14 - made, seed=7, keyframe_every=3)
+        made += sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
     with EditingSession.open(draft, author="writer") as session:
         log = StreamLog(stream_dir_for(session.history))
-        versions = [r.version for r in log.chain(log.head) if r.version and r.version > 1]
-        target = versions[len(versions) // 2]
+        later = [log.chunk(r) for r in log.chain(log.head) if r.index > log.record_for_version(target).index]
+        assert any(chunk.startswith("> ") for chunk in later)  # there is something to forget
     shutil.copytree(tmp_path / "live", tmp_path / "fresh")
 
     # Live: the runner is warm; the writer rewinds; the model's mind follows.
@@ -142,6 +160,24 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
             live += [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
         live_text = session.draft_path.read_text()
         live_state = backend.state
+        log = StreamLog(stream_dir_for(session.history))
+        live_chain = log.chain(log.head)
+
+    # The live stream is the stream at the target, the writer's rewind, and
+    # what the model wrote since: the commands after the target are gone
+    # from it, and the model's state is that of a mind that never saw them.
+    with EditingSession.open(tmp_path / "at-target" / "draft.md", author="writer") as session:
+        at_target = StreamLog(stream_dir_for(session.history))
+        before = [at_target.chunk(r) for r in at_target.chain(at_target.head)]
+    live_chunks = [log.chunk(r) for r in live_chain]
+    assert live_chunks[: len(before)] == before
+    assert live_chunks[len(before)].startswith(f"@user {how} v{target}\n")
+    tail = "".join(live_chunks[len(before) :])
+    assert not any(chunk in tail for chunk in later if chunk.startswith("> ") and chunk not in before)
+    never_went_past = _backend(model)
+    replay = before + live_chunks[len(before) :]
+    never_went_past.load(None, [Chunk(text, r.model_bytes) for text, r in zip(replay, live_chain)], live_chain[-1].tokens)
+    assert never_went_past.state == live_state
 
     # Fresh: the writer rewinds with no agent running; later a new runner
     # (a new process, a new model) picks the session up from the history.
@@ -162,8 +198,8 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         rebuilt = _backend(model)
         rebuilt.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
         assert rebuilt.state == live_state
-        # the forked stream forgot what came after the target
-        assert f"@user {how} v{target}\n" in log.tail_text()
+        # the resumed stream forgot what came after the target, as the live one did
+        assert [log.chunk(r) for r in chain] == live_chunks
 
 
 def _go_back(session: EditingSession, how: str, version: int):

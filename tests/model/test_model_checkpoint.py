@@ -40,7 +40,27 @@ def hf_model(model_type: str, *, tie: bool = True, **overrides):
         vocab_size=99, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2,
         tie_word_embeddings=tie, **overrides,
     )
-    return model_class(config).eval()
+    return vary_the_constant_weights(model_class(config).eval())
+
+
+@torch.no_grad()
+def vary_the_constant_weights(model):
+    """transformers initialises D, every RMSNorm weight, norm_f and the biases
+    to one constant each, and every channel's A_log row to the same log(1..N):
+    a loader that dropped or swapped any of them would still match. Vary them."""
+    for name, parameter in model.named_parameters():
+        if _constant(parameter) or _same_rows(parameter):
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+        assert not _constant(parameter) and not _same_rows(parameter), name
+    return model
+
+
+def _constant(tensor) -> bool:
+    return bool(torch.all(tensor == tensor.flatten()[0]))
+
+
+def _same_rows(tensor) -> bool:
+    return tensor.dim() >= 2 and bool(torch.all(tensor == tensor[:1]))
 
 
 def saved(model, folder: Path, **options) -> Path:
@@ -84,6 +104,7 @@ def test_our_step_matches_transformers_cached_decoding(model_type, tmp_path):
 def test_a_checkpoint_we_save_loads_in_transformers_and_back_with_the_same_logits(falcon, tmp_path):
     torch.manual_seed(1)
     ours = MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, falcon=falcon)).eval()
+    vary_the_constant_weights(ours)
     save_checkpoint(ours, tmp_path)
     model_class = HF_MODELS["falcon_mamba" if falcon else "mamba"][1]
     theirs = model_class.from_pretrained(tmp_path).eval()

@@ -15,6 +15,7 @@ from infitool_edit.session.draftfile import DraftChanged, DraftError, DraftReadO
 from infitool_edit.session.editing import (
     DISK_AUTHOR,
     HISTORY_LINES,
+    HISTORY_MESSAGE_CHARS,
     OPEN_MESSAGE,
     RELOAD_MESSAGE,
     EditingSession,
@@ -163,7 +164,13 @@ def test_history_observation_is_bounded(example_draft):
         observation = session.execute("history").observation
         lines = observation.splitlines()
         assert len(lines) == HISTORY_LINES + 1
-        assert lines[1].startswith(f"v{HISTORY_LINES + 11} ")
+        assert lines[1] == f'v{HISTORY_LINES + 11} ana note "n{HISTORY_LINES + 9}"'
+        # A long message is cut to HISTORY_MESSAGE_CHARS, the last one an ellipsis.
+        long = "x" * (HISTORY_MESSAGE_CHARS + 40)
+        session.execute(f'note "{long}"')
+        newest = session.execute("history").observation.splitlines()[1]
+        message = newest.removeprefix(f"v{HISTORY_LINES + 12} ana ")
+        assert message == f'note "{long}'[: HISTORY_MESSAGE_CHARS - 1] + "…"
 
 
 def test_a_second_session_on_the_same_draft_is_refused(example_draft):

@@ -15,6 +15,7 @@ from infitool_edit.history import History
 from infitool_edit.ui.app import make_app
 from infitool_edit.ui.inbox import EventsWaiting
 from infitool_edit.ui.panes import OutlinePane
+from infitool_edit.ui.timeline import TimelineView
 
 pytestmark = pytest.mark.anyio
 
@@ -197,8 +198,9 @@ async def test_timeline_previews_restores_and_forks(draft):
 
 
 async def test_timeline_filters_by_author_and_scale_and_replays(draft):
+    messages = []
     app = make_app(draft, script=write_script(draft.parent), goal="fix")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
         await wait_until(pilot, lambda: app.holder == "writer" and app.history.count() == 6)
         await pilot.press("ctrl+end", *"end ")
         await pilot.press("ctrl+t", "a")  # model only
@@ -213,10 +215,23 @@ async def test_timeline_filters_by_author_and_scale_and_replays(draft):
         assert timeline.scale_filter == "word"
         assert {timeline.row(timeline.number_at(i)).scale for i in range(timeline.row_count)} == {"word"}
         await pilot.press("s")  # back to all
-        await pilot.press("end", "plus", "plus", "plus", "r")
-        assert timeline.replaying and timeline.replay_speed == 16
-        await wait_until(pilot, lambda: not timeline.replaying, timeout=5)
-        assert app.preview == 7
+        await pilot.press("end", "plus", "plus", "plus")
+        del messages[:]
+        await pilot.press("r")
+        # At ×16 the replay of seven versions may be over before the next
+        # line runs on a loaded machine; its messages say what happened.
+        # The preview follows each step PREVIEW_DELAY_S later (a timer of its
+        # own): wait until the replay has stopped and the preview settled on
+        # the newest version, instead of reading it when the replay stops.
+        def seen(kind):  # the hook sees a message at every node it bubbles through: once each
+            return list({id(m): m for m in messages if isinstance(m, kind)}.values())
+
+        toggles = lambda: [(m.playing, m.speed) for m in seen(TimelineView.ReplayToggled)]
+        await wait_until(pilot, lambda: toggles() == [(True, 16), (False, 16)])
+        await wait_until(pilot, lambda: app.preview == 7)
+        assert not timeline.replaying and timeline.number_at(timeline.cursor) == 7
+        stepped = [m.number for m in seen(TimelineView.Selected)]
+        assert stepped == list(range(2, 8))  # oldest to newest, one version per step
 
 
 async def test_outline_jumps_and_notes_are_editable(draft):

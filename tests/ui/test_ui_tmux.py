@@ -7,10 +7,12 @@ on disk and the history's `git log` must show all of it.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,20 +21,46 @@ import pytest
 
 from infitool_edit.history import History
 
+REPOSITORY = Path(__file__).resolve().parents[next(
+    i for i, folder in enumerate(Path(__file__).resolve().parents) if (folder / "pyproject.toml").is_file()
+)]
+
+# Runs the editor of this checkout, whatever is installed or on PYTHONPATH:
+# the checkout goes first on sys.path, and first on infitool_edit's own path so
+# that infitool_edit.model, .kernels and .themes (top-level folders that the
+# install maps into the package) come from it too. It writes down which files
+# it imported, so the test can check.
+BOOT = """
+import sys
+repository, imported = sys.argv.pop(1), sys.argv.pop(1)
+sys.path.insert(0, repository)
+import infitool_edit
+infitool_edit.__path__.append(repository)
+import infitool_edit.cli, infitool_edit.model, infitool_edit.kernels, infitool_edit.themes
+modules = (infitool_edit.cli, infitool_edit.model, infitool_edit.kernels, infitool_edit.themes)
+open(imported, "w").write("\\n".join(module.__file__ for module in modules))
+sys.argv[0] = "infitool-edit"
+infitool_edit.cli.main()
+"""
+
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 DRAFT = "# Notes on rivers\n\nRivers carve valleys.\n"
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+def tmux(socket: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """tmux on the test's own server (its own socket, no user config), never
+    on one the writer or another test already runs, with its own environment."""
+    return subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", *args],
+                          check=check, capture_output=True, text=True)
 
 
-def wait_for(condition, what: str, timeout: float = 30.0) -> None:
+def wait_for(condition, what: str, screen=None, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            shown = f"; the screen:\n{screen()}" if screen is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{shown}")
         time.sleep(0.1)
 
 
@@ -53,35 +81,43 @@ def test_write_take_over_rewind_and_quit_in_a_real_terminal(tmp_path: Path):
     script.write_text("".join(f'insert $ "\\nThe model adds line {n}."\n' for n in range(1, 300)),
                       encoding="utf-8")
     session = f"infitool-test-{uuid.uuid4().hex[:8]}"
-    installed = Path(sys.executable).parent / "infitool-edit"  # the console script pip made
-    program = [str(installed)] if installed.exists() else [sys.executable, "-m", "infitool_edit"]
-    command = shlex.join([*program, str(draft), "--script", str(script), "--rate", "4", "--goal", "add lines"])
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", str(tmp_path), command)
-    screen = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
+    socket = Path(tempfile.mkdtemp(prefix="tmux-")) / "server"  # short: a socket path has a length limit
+    imported = tmp_path / "imported.txt"
+    command = shlex.join([sys.executable, "-c", BOOT, str(REPOSITORY), str(imported), str(draft),
+                          "--script", str(script), "--rate", "4", "--goal", "add lines"])
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "TMUX"))}
+    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "new-session", "-d", "-s", session,
+                    "-x", "100", "-y", "30", "-c", str(tmp_path), command], check=True, env=env)
+    send = lambda *keys: tmux(socket, "send-keys", "-t", session, *keys)  # noqa: E731
+    screen = lambda: tmux(socket, "capture-pane", "-p", "-t", session).stdout  # noqa: E731
     try:
-        wait_for(lambda: "The model adds line 3." in screen(), "the model's third line on screen")
-        tmux("send-keys", "-t", session, "F2")  # take the pen
+        # Starting Python, Textual and the editor on a loaded shared machine can take a while.
+        wait_for(lambda: "The model adds line 3." in screen(), "the model's third line on screen", screen, 120)
+        files = imported.read_text().splitlines()
+        assert len(files) == 4 and all(Path(f).resolve().is_relative_to(REPOSITORY) for f in files), files
+        send("F2")  # take the pen
         wait_for(lambda: "✎ writer" in screen(), "the pen in the writer's hand")
-        tmux("send-keys", "-t", session, "C-Home")
-        tmux("send-keys", "-t", session, "-l", "Draft: ")  # a word and a space: one version
+        send("C-Home")
+        send("-l", "Draft: ")  # a word and a space: one version
         wait_for(lambda: "Draft: # Notes on rivers" in screen(), "the writer's words on screen")
         shown_lines = screen().count("The model adds line")
         time.sleep(1.0)
         assert screen().count("The model adds line") == shown_lines, "the model kept writing while paused"
-        tmux("send-keys", "-t", session, "F3")  # hand the pen back
+        send("F3")  # hand the pen back
         wait_for(lambda: f"The model adds line {shown_lines + 2}." in screen(), "the model writing again")
-        tmux("send-keys", "-t", session, "F2")
-        tmux("send-keys", "-t", session, "C-t")  # the timeline
+        send("F2")
+        send("C-t")  # the timeline
         wait_for(lambda: "Timeline" in screen() and "rewind" not in screen(), "the timeline")
-        tmux("send-keys", "-t", session, "End")  # the oldest version (the draft as opened)
+        send("End")  # the oldest version (the draft as opened)
         wait_for(lambda: "v1 by disk" in screen(), "the preview of v1")
-        tmux("send-keys", "-t", session, "Enter")  # restore it
+        send("Enter")  # restore it
         wait_for(lambda: "now at v" in screen(), "the restore")
-        tmux("send-keys", "-t", session, "C-q")
-        wait_for(lambda: subprocess.run(["tmux", "has-session", "-t", session],
-                                        capture_output=True).returncode != 0, "the editor to quit")
+        send("C-q")
+        wait_for(lambda: tmux(socket, "has-session", "-t", session, check=False).returncode != 0,
+                 "the editor to quit")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        tmux(socket, "kill-server", check=False)
+        shutil.rmtree(socket.parent, ignore_errors=True)
 
     assert draft.read_text(encoding="utf-8") == DRAFT  # v1, restored
     log = git_log(draft)
