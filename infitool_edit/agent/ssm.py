@@ -237,7 +237,8 @@ class SSMBackend:
             raise another
         (size,) = struct.unpack_from("<q", blob)
         try:
-            state = State.from_bytes(blob[8 : 8 + size], device=self._device)
+            # The model's own kind of state: a `State`, or Granite's `HybridState` with its attention window.
+            state = type(self.state).from_bytes(blob[8 : 8 + size], device=self._device)
         except StateError:
             raise another from None
         if not state.fits(self.model.config) or len(blob) != 8 + size + 4 * self.model.config.vocab_size:
