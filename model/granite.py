@@ -478,7 +478,8 @@ class GraniteHybridLM(nn.Module):
         for layer in self.layers:
             self._cache_index.append(counts[layer.is_attention])
             counts[layer.is_attention] += 1
-        self.reset_parameters()
+        if self.embeddings.weight.device.type != "meta":  # a loader builds on meta, then reads weights
+            self.reset_parameters()
 
     def after_loading(self) -> None:
         if self.config.tie_word_embeddings:

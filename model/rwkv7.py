@@ -372,7 +372,8 @@ class RWKV7LM(nn.Module):
         self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embeddings.weight
-        self.reset_parameters()
+        if self.embeddings.weight.device.type != "meta":  # a loader builds on meta, then reads weights
+            self.reset_parameters()
 
     embedding_parameter = "embeddings.weight"  # for hf_folder.py: fla's names are ours under `model.`
 
