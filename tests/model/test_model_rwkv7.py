@@ -1,12 +1,9 @@
 """RWKV-7: the peer check against flash-linear-attention's RWKV7ForCausalLM, forward against step,
 the chunked recurrence against the plain one, states, checkpoints and int8.
 
-The reference is fla's own model code (its modules, names, cache) run on the CPU. fla's Triton
-kernels need a GPU, so each is swapped for the pure-PyTorch reference fla ships beside it:
-`torch_addcmul_rwkv7`, `k_update_ref`, `gate_output_correction_ref`, `token_shift_ref`, and, for
-the recurrence itself, the naive loop `dplr_recurrence` (fla/ops/generalized_delta_rule/dplr/naive.py)
-that fla's RWKV-7 kernels compute (S ← S·exp(w) + k vᵀ + β (α S), α = -kk, β = kk·a).
-Only the glue between those and fla's call sites (argument layout, the token-shift cache) is ours.
+The reference is fla's own model code (its modules, names, cache) run on the CPU, its Triton
+kernels swapped for the PyTorch references fla ships beside them (the naive `dplr_recurrence`
+for the recurrence): see infitool_edit/bench/rwkv7_reference.py, which `bench model` uses too.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import warnings
 import pytest
 import torch
 
+from infitool_edit.bench import rwkv7_reference
 from infitool_edit.model import CheckpointError, State, load_checkpoint, quantize_int8
 from infitool_edit.model.hf_folder import save_folder
 from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM, wkv_chunked, wkv_step
@@ -38,49 +36,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def fla_on_cpu():
-    """fla's RWKV-7 modules with each Triton kernel replaced by fla's PyTorch reference for it."""
-    import fla.layers.rwkv7 as layer
-    import fla.models.rwkv7.modeling_rwkv7 as modeling
-    from fla.modules.token_shift import token_shift_ref
-    from fla.ops.generalized_delta_rule.dplr.naive import dplr_recurrence
-    from fla.ops.rwkv7.fused_addcmul import torch_addcmul_rwkv7
-    from fla.ops.rwkv7.fused_k_update import k_update_ref
-    from fla.ops.rwkv7.gate_output_correction import gate_output_correction_ref
-
-    def token_shift(x, cu_seqlens=None, output_cache=False, cache=None, **_):
-        delta = token_shift_ref(x)
-        if cache is not None:  # the previous call's last token stands before x[0]
-            delta[:, 0] = cache.reshape(x.shape[0], -1) - x[:, 0]
-        return (delta, x[:, -1].clone()) if output_cache else delta
-
-    def recurrence(r, w, k, v, a, b, initial_state=None, output_final_state=True, **_):
-        heads_first = lambda t: t.transpose(1, 2)  # noqa: E731  [B, T, H, D] → [B, H, T, D]
-        scale = r.shape[-1] ** 0.5  # dplr_recurrence scales q by d^-1/2; RWKV-7 uses scale 1
-        o, S = dplr_recurrence(heads_first(r) * scale, heads_first(k), heads_first(v), heads_first(a),
-                               heads_first(b), heads_first(w), initial_state, output_final_state)
-        return o.transpose(1, 2), S
-
-    def chunk_rwkv7(r, w, k, v, a, b, scale=1.0, initial_state=None, output_final_state=True, **_):
-        return recurrence(r, w, k, v, a, b, initial_state, output_final_state)
-
-    def fused_mul_recurrent_rwkv7(r, w, k, v, kk, a, scale=1.0, initial_state=None, output_final_state=True, **_):
-        return recurrence(r, w, k, v, -kk, kk * a, initial_state, output_final_state)
-
-    patches = {
-        (layer, "token_shift"): token_shift,
-        (modeling, "token_shift"): token_shift,
-        (layer, "fused_addcmul_rwkv7"): torch_addcmul_rwkv7,
-        (layer, "fused_k_rwkv7"): lambda k, a, ka, *_, **__: k_update_ref(k, a, ka),
-        (layer, "gate_output_correction"): gate_output_correction_ref,
-        (layer, "chunk_rwkv7"): chunk_rwkv7,
-        (layer, "fused_mul_recurrent_rwkv7"): fused_mul_recurrent_rwkv7,
-    }
-    saved = {key: getattr(*key) for key in patches}
-    for (module, name), replacement in patches.items():
-        setattr(module, name, replacement)
-    yield
-    for (module, name), original in saved.items():
-        setattr(module, name, original)
+    with rwkv7_reference.fla_on_cpu():
+        yield
 
 
 def fla_model(**overrides):
