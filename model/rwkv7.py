@@ -363,7 +363,8 @@ class RWKV7LM(nn.Module):
     state, last_only=)`, `step(token, state)`, `new_state(batch)`; the state is a `State` whose
     `conv` holds the token shifts (layers, b, 2, d) and `ssm` the wkv matrices (layers, b, h, K, V)."""
 
-    def __init__(self, config: RWKV7Config):
+    def __init__(self, config: RWKV7Config, *, attention_window: int | None = None):
+        """`attention_window` is accepted for the loaders' sake and ignored: RWKV-7 has no attention."""
         super().__init__()
         self.config = config
         self.embeddings = Embedding(config.vocab_size, config.hidden_size)

@@ -60,12 +60,13 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
 Tokenizer = ByteTokenizer | HFTokenizer | RWKVWorldTokenizer
 
 
-def load_model(folder: Path | str) -> tuple[MambaLM, Tokenizer]:
+def load_model(folder: Path | str, *, attention_window: int | None = None) -> tuple[MambaLM, Tokenizer]:
     """A checkpoint folder as a backend model and its tokenizer: the folder's ``tokenizer.json``
     (a pretrained BPE checkpoint such as mamba-130m-hf), its ``rwkv_vocab_v20230424.txt`` (the RWKV
-    World tokenizer of the fla-hub RWKV-7 folders), else bytes."""
+    World tokenizer of the fla-hub RWKV-7 folders), else bytes. ``attention_window``: the tokens a
+    Granite-4.0-H model's attention layers keep (default 8,192); other models have none to bound."""
     folder = Path(folder).expanduser()
-    model = load_checkpoint(folder)
+    model = load_checkpoint(folder, **({} if attention_window is None else {"attention_window": attention_window}))
     if (folder / "tokenizer.json").exists():
         try:
             tokenizer: Tokenizer = HFTokenizer(folder)

@@ -66,13 +66,10 @@ def one_thread():
 def model(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     (rwkv7_folder if request.param == "rwkv7" else granite_folder)(folder)
-    loaded, tokenizer = load_model(folder)
+    loaded, tokenizer = load_model(folder, attention_window=WINDOW)
     assert isinstance(tokenizer, ByteTokenizer)
     if request.param == "granite":
-        from infitool_edit.model.checkpoint import load_checkpoint
-
-        loaded = load_checkpoint(folder, attention_window=WINDOW)
-        assert isinstance(loaded.new_state(), HybridState)
+        assert isinstance(loaded.new_state(), HybridState) and loaded.new_state().window == WINDOW
     return loaded
 
 
