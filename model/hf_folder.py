@@ -79,6 +79,8 @@ def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: {error}") from None
     stored = load_tensors(folder)
+    if hasattr(model_class, "migrate_tensors"):  # older layouts of the same weights
+        stored = model_class.migrate_tensors(stored)
     with torch.device("meta"):
         model = model_class(config, **options)
     expected = hf_tensors(model)

@@ -382,6 +382,16 @@ class RWKV7LM(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.embeddings.weight
 
+    @staticmethod
+    def migrate_tensors(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Folders converted by older fla versions keep the six mixing coefficients as one `attn.x_x`
+        (6, d); fla splits it into x_r … x_g when it loads them, and so do we."""
+        for name in [name for name in stored if name.endswith(".attn.x_x")]:
+            stacked, prefix = stored.pop(name), name.removesuffix("x_x")
+            for row, part in enumerate(("x_r", "x_w", "x_k", "x_v", "x_a", "x_g")):
+                stored[prefix + part] = stacked[row].reshape(1, 1, -1)
+        return stored
+
     def new_state(self, batch: int = 1) -> State:
         weight = self.embeddings.weight
         return State.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)

@@ -190,6 +190,23 @@ def test_int8_decoding_stays_close_to_fp32():
     assert (approximate.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.9
 
 
+@torch.no_grad()
+def test_a_folder_with_the_older_stacked_mixing_coefficients_loads(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(5)
+    model = RWKV7LM(RWKV7Config(**SHAPE)).eval()
+    save_folder(model, tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    for layer in range(SHAPE["num_hidden_layers"]):
+        prefix = f"model.layers.{layer}.attn."
+        parts = [tensors.pop(prefix + part).reshape(-1) for part in ("x_r", "x_w", "x_k", "x_v", "x_a", "x_g")]
+        tensors[prefix + "x_x"] = torch.stack(parts)
+    save_file(tensors, tmp_path / "model.safetensors")
+    ids = torch.randint(0, 99, (1, 9))
+    assert torch.equal(load_checkpoint(tmp_path)(ids)[0], model(ids)[0])
+
+
 def test_an_unsupported_rwkv7_config_is_one_line(tmp_path):
     torch.manual_seed(0)
     save_folder(RWKV7LM(RWKV7Config(**SHAPE)), tmp_path)
