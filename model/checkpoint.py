@@ -309,11 +309,18 @@ def _refuse_a_config_the_tensors_contradict(folder, values, config, stored, expe
         raise CheckpointError(f"{folder}: {mismatch}")
 
 
-def load_checkpoint(folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None) -> MambaLM:
-    """A `MambaLM` (a `Mamba2LM` for Mamba-2) with the folder's config and weights, in eval mode."""
+def load_checkpoint(
+    folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None, **options
+) -> MambaLM:
+    """A `MambaLM` (a `Mamba2LM` for Mamba-2; an `RWKV7LM` or `GraniteHybridLM` from hf_folder.py) with the
+    folder's config and weights, in eval mode. `options` reach the latter two (`attention_window`)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
+    from .hf_folder import folder_model_type, load_folder  # RWKV-7 and Granite-4.0-H live there
+
+    if folder_model_type(folder) is not None:
+        return load_folder(folder, dtype=dtype, device=device, **options)
     values = read_config_json(folder)
     config = config_from_values(values, folder / "config.json")
     check_config_against_weights(folder, config)  # before anything is built (issue 13)

@@ -29,7 +29,7 @@ from infitool_edit.agent.constrain import (
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.sampling import sample_token
-from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer
+from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
 DEFAULT_MODEL_NAME = "random-tiny-byte"
 """The default until the training issue ships a trained model: random
@@ -58,14 +58,16 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
     return model.eval()
 
 
-Tokenizer = ByteTokenizer | HFTokenizer
+Tokenizer = ByteTokenizer | HFTokenizer | RWKVWorldTokenizer
 
 
-def load_model(folder: Path | str) -> tuple[MambaLM, Tokenizer]:
+def load_model(folder: Path | str, *, attention_window: int | None = None) -> tuple[MambaLM, Tokenizer]:
     """A checkpoint folder as a backend model and its tokenizer: the folder's ``tokenizer.json``
-    (a pretrained BPE checkpoint such as mamba-130m-hf), else bytes."""
+    (a pretrained BPE checkpoint such as mamba-130m-hf), its ``rwkv_vocab_v20230424.txt`` (the RWKV
+    World tokenizer of the fla-hub RWKV-7 folders), else bytes. ``attention_window``: the tokens a
+    Granite-4.0-H model's attention layers keep (default 8,192); other models have none to bound."""
     folder = Path(folder).expanduser()
-    model = load_checkpoint(folder)
+    model = load_checkpoint(folder, **({} if attention_window is None else {"attention_window": attention_window}))
     if (folder / "tokenizer.json").exists():
         try:
             tokenizer: Tokenizer = HFTokenizer(folder)
@@ -73,10 +75,16 @@ def load_model(folder: Path | str) -> tuple[MambaLM, Tokenizer]:
             raise ModelError(str(error)) from None
         if tokenizer.eos_id is None:
             raise ModelError(f"{folder}: tokenizer.json has no end-of-text token (<|endoftext|>, </s> or <eos>)")
+    elif (folder / RWKVWorldTokenizer.FILE).exists():  # the fla-hub RWKV-7 folders
+        try:
+            tokenizer = RWKVWorldTokenizer(folder)
+        except ValueError as error:
+            raise ModelError(str(error)) from None
     else:
         tokenizer = ByteTokenizer()
     if model.config.vocab_size < tokenizer.vocab_size:
-        kind = "its tokenizer.json" if isinstance(tokenizer, HFTokenizer) else "the byte tokenizer"
+        kind = {HFTokenizer: "its tokenizer.json", RWKVWorldTokenizer: f"its {RWKVWorldTokenizer.FILE}"}.get(
+            type(tokenizer), "the byte tokenizer")
         raise ModelError(
             f"{folder}: the checkpoint has {model.config.vocab_size} token embeddings, "
             f"{kind} needs {tokenizer.vocab_size}"
@@ -134,7 +142,10 @@ class SSMBackend:
             self._ll_tokenizer = None
         else:
             try:
-                self._ll_tokenizer = llguidance_tokenizer(self.tokenizer.to_json(), eos_token=self.tokenizer.eos_id)
+                if isinstance(self.tokenizer, RWKVWorldTokenizer):
+                    self._ll_tokenizer = self.tokenizer.llguidance()
+                else:
+                    self._ll_tokenizer = llguidance_tokenizer(self.tokenizer.to_json(), eos_token=self.tokenizer.eos_id)
             except ImportError:
                 raise ModelError(
                     f"{name}: a BPE checkpoint needs llguidance: pip install 'infitool-edit[bpe]'"
@@ -238,7 +249,8 @@ class SSMBackend:
             raise another
         (size,) = struct.unpack_from("<q", blob)
         try:
-            state = State.from_bytes(blob[8 : 8 + size], device=self._device)
+            # The model's own kind of state: a `State`, or Granite's `HybridState` with its attention window.
+            state = type(self.state).from_bytes(blob[8 : 8 + size], device=self._device)
         except StateError:
             raise another from None
         if not state.fits(self.model.config) or len(blob) != 8 + size + 4 * self.model.config.vocab_size:

@@ -31,6 +31,8 @@ Figures
   mamba2_step_ms_130m, mamba2_vs_transformers, mamba2_prefill_vs_step, mamba2_fused_vs_plain
                                           the same for Mamba-2 of mamba2-130m's shape (fused C step, no bounds)
   vs_kv_cache_4k/32k/128k                 a Llama of equal size decoding over a KV cache of that many tokens ÷ us
+  rwkv7_*, granite_*                      RWKV-7 beside fla's reference, and Granite-4.0-H-1B with its KV window
+                                          full: see bench/model_hybrid.py (1.5B-class shapes: INFITOOL_BENCH_LARGE=1)
 
 With `--llamacpp BIN` (a llama-bench binary) it prints instead the table of issue 14: each row
 ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py.
@@ -49,6 +51,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from infitool_edit.bench import model_hybrid
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
 from infitool_edit.model.checkpoint import hf_state_dict
@@ -75,6 +78,7 @@ BOUNDS: dict[str, tuple[Callable[[float, float], bool], float, str]] = {
     "rss_growth": (operator.le, 1.05, "<="),
     "vs_kv_cache_128k": (operator.ge, 10.0, ">="),
     "prefill_vs_step": (operator.ge, 8.0, ">="),
+    "rwkv7_int8_vs_reference_0.4b": (operator.ge, 2.0, ">="),
 }
 
 
@@ -447,6 +451,9 @@ def main(llamacpp: Path | None = None) -> dict:
         record(f"vs_kv_cache_{label}", ratio)
         del theirs
         gc.collect()
+
+    # RWKV-7 and Granite-4.0-H (bench/model_hybrid.py); the 1.5B-class shapes only with INFITOOL_BENCH_LARGE=1.
+    model_hybrid.rows(record, lambda run: _median_ms(run, repeats=3, warmup=1), interleaved)
 
     verdicts = check_bounds(figures)
     for name, (_, bound, reads) in BOUNDS.items():
