@@ -286,6 +286,53 @@ def run_bench(
     typer.echo(json.dumps(module.main()))
 
 
+# --- learning: training data and evaluation (logic in infitool_edit.learn) ---------
+
+
+@app.command()
+def traces(
+    repo: Annotated[Path, typer.Argument(help="A git repository (or a clone of a bundle).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder for streams.jsonl and traces.json.", show_default=False)],
+    glob: Annotated[Optional[list[str]], typer.Option(help="Files to follow (repeatable; default *.md, *.rst).")] = None,
+    split: Annotated[str, typer.Option(help="all, train or heldout files.")] = "all",
+    jobs: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many pairs per worker.", min=1)] = None,
+) -> None:
+    """Turn every revision of REPO's prose files into a checked editing session."""
+    from infitool_edit.learn.traces import TraceError, write_traces
+
+    try:
+        summary = write_traces(repo, tuple(glob or ("*.md", "*.rst")), out, split=split, jobs=jobs, limit=limit)
+    except TraceError as exc:
+        raise fail(str(exc)) from None
+    for failure in summary["failures"]:
+        typer.echo(f"replay failure: {failure}", err=True)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
+    if summary["replay failures"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def prepare(
+    out: Annotated[Path, typer.Option(help="The training folder to build (or finish).", show_default=False)],
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    streams: Annotated[int, typer.Option(help="Command streams to make.", min=1)] = 20_000,
+    jobs: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
+) -> None:
+    """Build a training folder from the TRAIN split: prose.jsonl, streams.jsonl, manifest.json."""
+    from infitool_edit.learn.corpus import CorpusError
+    from infitool_edit.learn.prepare import prepare as build
+
+    def shown(summary: dict) -> None:
+        typer.echo(f"{summary['shard']}: {summary.get('streams', 0)} streams in {summary['seconds']} s", err=True)
+
+    try:
+        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown)
+    except CorpusError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps({k: manifest[k] for k in ("counts", "traces", "seconds")}))
+
+
 def _route_bare_draft(args: list[str]) -> list[str]:
     """`infitool-edit DRAFT` means `infitool-edit edit DRAFT` (a draft named like
     a subcommand still opens with `infitool-edit edit NAME`)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from infitool_edit.commands import parse
 from infitool_edit.document import Workspace
+from infitool_edit.document.observation import MAX_LINE_CHARS
 
 READ_CONTEXT = 1  # lines of context around the lines about to change
 READ_MAX_LINES = 8  # a window a recurrent model keeps in mind
@@ -27,6 +28,8 @@ SCAN_WINDOW_CHARS = 700  # proofreading: how much one `read` takes in
 WHOLE_LINE_RATIO = 0.5  # below this word similarity, a line is rewritten whole
 MAX_LINE_EDITS = 4  # more edits than this in one line: rewrite it whole
 MERGE_GAP_TOKENS = 2  # edits this close together become one replace
+SPAN_CHARS = 360  # a `read` shows this much of a long line (the engine clips lines at MAX_LINE_CHARS)
+SPAN_BEFORE = 120  # and starts this far before the edit
 
 _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
 _HEADING = re.compile(r"#{1,6} \S")
@@ -191,16 +194,23 @@ class _Planner:
             return
         current = row.old
         shift = 0
+        seen = (1, MAX_LINE_CHARS)  # what the last read showed of this line (1-based columns)
         for start, end, new in edits:
             start, end = start + shift, end + shift
             old_text, new_text = self._search(current, start, end, new)
+            at = current.find(old_text)
+            if len(current) > MAX_LINE_CHARS and not (seen[0] <= at + 1 and at + len(old_text) + 1 <= seen[1]):
+                # A long line shows clipped: read the stretch around the edit first.
+                first = current.rfind(" ", 0, max(0, at - SPAN_BEFORE)) + 2
+                last = max(min(len(current) + 1, first + SPAN_CHARS), at + len(old_text) + 1)
+                self.lines.append(f"read {number}:{first}-{number}:{last}")
+                seen = (first, last)
             draft = self.current()
             line_start = sum(len(r.old if r.old is not None else r.new) + 1 for r in self.rows[:index] if r.present)
-            if draft.find(old_text) == line_start + current.find(old_text) and "\n" not in old_text:
+            if draft.count(old_text) == 1 and draft.find(old_text) == line_start + current.find(old_text):
                 self.lines.append(f"replace {quote(old_text)} {quote(new_text)}")
             else:
                 self.lines.append(f"replace {number} {quote(old_text)} {quote(new_text)}")
-            at = current.find(old_text)
             current = current[:at] + new_text + current[at + len(old_text):]
             row.old = current
             shift += len(new) - (end - start)
@@ -233,7 +243,7 @@ class _Planner:
 
         def good(a: int, b: int) -> bool:
             text = line[a:b]
-            return bool(text.strip()) and any(c.isalnum() for c in text) and line.find(text) == a and len(text) >= 3
+            return any(c.isalnum() for c in text) and len(text) >= 3 and line.count(text) == 1
 
         steps = 0
         while not good(left, right) and steps < 40:

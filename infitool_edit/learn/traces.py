@@ -238,3 +238,86 @@ def trace_tasks(repo: Path, globs: tuple[str, ...], *, source: str | None = None
                 skipped[result] += 1
         else:
             yield result
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def _part_of(path: str, parts: int) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % parts
+
+
+def _trace_part(args: tuple) -> dict:
+    """Plan and render the pairs of one slice of the files (a worker's share)."""
+    import json
+    import time
+
+    from infitool_edit.learn.render import Renderer
+    from infitool_edit.learn.tasks import StreamMismatch, render_task
+
+    repo, globs, source, split, part, parts, out, limit = args
+    started = time.perf_counter()
+    stats: Counter = Counter()
+    failures = []
+    with Renderer() as renderer, open(out, "w", encoding="utf-8") as sink:
+        for pair in pairs(Path(repo), globs, source=source, split=split):
+            if _part_of(pair.path, parts) != part:
+                continue
+            if limit is not None and stats["pairs"] >= limit:
+                break
+            stats["pairs"] += 1
+            result = trace_task(pair)
+            if isinstance(result, str):
+                stats[f"skipped: {result}"] += 1
+                continue
+            try:
+                record = render_task(renderer, result)
+            except StreamMismatch as error:
+                stats["replay failures"] += 1
+                failures.append(f"{pair.commit[:10]} {error}")
+                continue
+            stats["streams"] += 1
+            stats["commands"] += sum(1 for line in record["stream"].split("\n") if line.startswith("> "))
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return {**dict(stats), "failures": failures[:20], "seconds": time.perf_counter() - started}
+
+
+def write_traces(repo: Path, globs: tuple[str, ...], out: Path, *, split: str = "all", jobs: int = 1,
+                 source: str | None = None, limit: int | None = None, progress=None) -> dict:
+    """``out/streams.jsonl`` of every pair's rendered, checked session, and
+    ``out/traces.json`` with the counts (pairs, skipped by reason, replay
+    failures). ``limit``: at most this many pairs per worker (for a sample)."""
+    import json
+    import multiprocessing
+    import os
+
+    repo = Path(repo)
+    source = source or repo.resolve().name
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (repo / ".git").exists() and not (repo / "HEAD").is_file():
+        raise TraceError(f"{repo}: not a git repository")
+    work = [(str(repo), globs, source, split, part, jobs, str(out / f"part-{part}.jsonl"), limit)
+            for part in range(jobs)]
+    if jobs == 1:
+        results = [_trace_part(work[0])]
+    else:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(_trace_part, work)
+    total: Counter = Counter()
+    failures: list[str] = []
+    for result in results:
+        failures += result.pop("failures")
+        result.pop("seconds")
+        total.update(result)
+    with open(out / "streams.jsonl", "w", encoding="utf-8") as sink:
+        for part in range(jobs):
+            path = out / f"part-{part}.jsonl"
+            sink.write(path.read_text(encoding="utf-8"))
+            os.remove(path)
+    summary = {"source": source, "globs": list(globs), "split": split, **dict(sorted(total.items())),
+               "replay failures": total.get("replay failures", 0), "failures": failures}
+    (out / "traces.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
