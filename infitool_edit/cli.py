@@ -333,6 +333,43 @@ def prepare(
     typer.echo(json.dumps({k: manifest[k] for k in ("counts", "traces", "seconds")}))
 
 
+@app.command(name="eval")
+def eval_(
+    model: ModelOption = None,
+    suite: Annotated[Optional[list[str]], typer.Option(help="typos, mechanics, structure, revisions, clean (repeatable; default all).")] = None,
+    prose: Annotated[Optional[Path], typer.Option(help="Build the synthetic suites from this folder of markdown.")] = None,
+    revisions: Annotated[Optional[Path], typer.Option(help="Build the revisions suite from this git repository.")] = None,
+    tasks: Annotated[int, typer.Option(help="Tasks per suite.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the tasks and of the model's sampling.")] = 0,
+    expert: Annotated[bool, typer.Option("--expert", help="Score the tasks' own expert sessions instead (a check of the checkers).")] = False,
+) -> None:
+    """Measure the model on held-out editing tasks, beside the copy and dictionary baselines."""
+    from infitool_edit.learn.corpus import CorpusError
+    from infitool_edit.learn.evaluate import SUITES, EvalError, evaluate, expert_backend, tables
+
+    if expert:
+        system, factory = "expert", expert_backend
+    else:
+        from infitool_edit.agent.headless import AGENT_ERRORS, make_backend
+
+        system = model.name if model is not None else "built-in"
+        factory = lambda task: make_backend(model=model)  # noqa: E731  a fresh state per task
+    console = Console(stderr=True)
+    try:
+        report = evaluate(suite or SUITES, make_backend=factory, system=system, tasks=tasks, seed=seed,
+                          prose=prose, revisions=revisions)
+    except (EvalError, CorpusError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        if not expert and isinstance(exc, AGENT_ERRORS):
+            raise fail(one_line(exc)) from None
+        raise
+    out = Console(highlight=False)
+    for table in tables(report):
+        out.print(table)
+    typer.echo(json.dumps(report.figures()))
+
+
 def _route_bare_draft(args: list[str]) -> list[str]:
     """`infitool-edit DRAFT` means `infitool-edit edit DRAFT` (a draft named like
     a subcommand still opens with `infitool-edit edit NAME`)."""

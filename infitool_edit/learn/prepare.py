@@ -104,20 +104,27 @@ def _shard_tasks(shard: Shard, stats: Counter):
 
         bundle = next(b for b in corpus.BUNDLES if b.name == shard.bundle)
         repo = corpus.checkout(bundle.name)
-        tasks = []
+        # Sample before planning: a slice holds thousands of pairs and a
+        # shard needs hundreds, and planning is the expensive part.
+        candidates = []
         for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split="train")):
             if shard.max_pairs is not None and n >= shard.max_pairs:
                 break
-            if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts != shard.part:
-                continue
+            if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts == shard.part:
+                candidates.append(pair)
+        rng.shuffle(candidates)
+        stats["pairs in the slice"] += len(candidates)
+        tasks = []
+        for pair in candidates:
+            if len(tasks) >= shard.count:
+                break
             stats["pairs"] += 1
             result = trace_task(pair)
             if isinstance(result, str):
                 stats[f"skipped: {result}"] += 1
             else:
                 tasks.append(result)
-        rng.shuffle(tasks)
-        return tasks[: shard.count]
+        return tasks
     from infitool_edit.learn.synth import synthetic_tasks
 
     return list(synthetic_tasks(rng, _source_pool(), {shard.kind: shard.count}))
@@ -215,7 +222,7 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
         "streams_requested": streams,
         "counts": counts,
         "prose": prose,
-        "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "replay failures") or k.startswith("skipped")},
+        "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "pairs in the slice", "replay failures") or k.startswith("skipped")},
         "split": SPLIT_RULE,
         "sources": _sources(),
         "mix": MIX,
