@@ -283,6 +283,32 @@ def _align(old: list[str], new: list[str]) -> list[_Row]:
             else:
                 rows.append(_Row(None, b[j]))
                 j += 1
+    return _slide_blank_lines(rows)
+
+
+def _slide_blank_lines(rows: list[_Row]) -> list[_Row]:
+    """A run of added (or removed) lines that starts with a blank line and is
+    followed by an unchanged blank line is the same change one line lower:
+    take it that way, so a new block reads heading first, blank line after."""
+    for side in ("new", "old"):
+        i = 0
+        while i < len(rows):
+            def added(row: _Row) -> bool:
+                return (row.old is None) if side == "new" else (row.new is None)
+
+            if not added(rows[i]):
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(rows) and added(rows[j + 1]):
+                j += 1
+            while (getattr(rows[i], side) == "" and j + 1 < len(rows)
+                   and rows[j + 1].old == rows[j + 1].new == ""):
+                moved = rows[i]
+                rows[i : j + 2] = [_Row("", ""), *rows[i + 1 : j + 1], moved]
+                i += 1
+                j += 1
+            i = j + 1
     return rows
 
 
