@@ -67,20 +67,28 @@ class Shard:
 def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"),
                 max_pairs: int | None = None) -> list[Shard]:
     shards: list[Shard] = []
-    traces = round(streams * MIX["traces"]) if bundles else 0
+    mix = dict(MIX) if bundles else {k: v for k, v in MIX.items() if k != "traces"}
+    counts = _apportion(streams, mix)
+    traces = counts.pop("traces", 0)
     slices = [(b, p, TRACE_PARTS.get(b, 1)) for b in bundles for p in range(TRACE_PARTS.get(b, 1))]
     for bundle, part, parts in slices:
         shards.append(Shard(f"traces-{bundle}-{part}.jsonl", "traces", -(-traces // len(slices)),
                             f"{seed}:traces:{bundle}:{part}", bundle, part, parts, max_pairs))
-    synthetic = {k: v for k, v in MIX.items() if k != "traces"}
-    if not bundles:
-        synthetic = {k: v / (1 - MIX["traces"]) for k, v in synthetic.items()}
-    for kind, share in synthetic.items():
-        count = round(streams * share)
+    for kind, count in counts.items():
         for j in range(0, count, SHARD_STREAMS):
             shards.append(Shard(f"{kind}-{j // SHARD_STREAMS}.jsonl", kind, min(SHARD_STREAMS, count - j),
                                 f"{seed}:{kind}:{j // SHARD_STREAMS}"))
     return shards
+
+
+def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """Whole counts in proportion to ``shares`` that add up to ``total``."""
+    weight = sum(shares.values())
+    raw = {k: total * v / weight for k, v in shares.items()}
+    counts = {k: int(v) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
 
 
 # --- one shard, in a worker process --------------------------------------------------------
@@ -191,12 +199,20 @@ def write_prose(path: Path) -> dict:
 
 def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None = None,
             bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"), max_pairs: int | None = None,
-            progress: Callable[[dict], None] | None = None) -> dict:
-    """Build (or finish building) the training folder ``out``; returns the manifest."""
+            progress: Callable[[dict], None] | None = None, merge_only: bool = False) -> dict:
+    """Build (or finish building) the training folder ``out``; returns the
+    manifest. ``merge_only``: build nothing more, make the folder from the
+    shards already whole (an interrupted build, used as it stands)."""
     started = time.perf_counter()
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     shards = plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)
+    if merge_only:
+        shards = [s for s in shards if (out / "parts" / s.name).is_file() and (out / "parts" / s.name).with_suffix(".json").is_file()]
+        if not shards:
+            raise PrepareError(f"{out}: no finished shards to merge")
+        summaries = [json.loads((out / "parts" / s.name).with_suffix(".json").read_text()) for s in shards]
+        return _finish(out, shards, summaries, streams, seed, started)
     for bundle in bundles:
         corpus.checkout(bundle)  # once, before the workers race for it
     jobs = jobs or os.cpu_count() or 1
@@ -209,6 +225,10 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
                 for s in plan_shards(streams - made, seed, bundles=())]
         shards += fill
         summaries += _build(fill, out, jobs, progress)
+    return _finish(out, shards, summaries, streams, seed, started)
+
+
+def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float) -> dict:
     prose = write_prose(out / "prose.jsonl")
     counts = _merge(out, shards, streams, seed)
     stats: Counter = Counter()
@@ -220,9 +240,12 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
         "format": "infitool-edit training folder 1",
         "seed": seed,
         "streams_requested": streams,
+        "shards": len(shards),
         "counts": counts,
         "prose": prose,
-        "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "pairs in the slice", "replay failures") or k.startswith("skipped")},
+        "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "pairs in the slice") or k.startswith("skipped")},
+        "replay_failures": stats.get("replay failures", 0),
+        "stream_bytes": stats.get("stream bytes", 0),
         "split": SPLIT_RULE,
         "sources": _sources(),
         "mix": MIX,

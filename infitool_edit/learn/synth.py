@@ -484,7 +484,7 @@ def process_task(rng: random.Random, pool: list[Source]) -> Task | None:
         b(f"insert $ {quote(chr(10) + ''.join(f'## {n}' + chr(10) + chr(10) for n in names).rstrip(chr(10)) + chr(10))}")
     plan = "plan: " + "; ".join(f"{n}: {' '.join(body.split()[:5])}…" for n, body in secs)
     b(f"note {quote(plan)}")
-    slipped: tuple[str, str] | None = None
+    slipped: tuple[int, str, str] | None = None  # (section, as written, as meant)
     for i, (name, body) in enumerate(secs):  # first sentences, section by section
         first = _sentences(body)[0]
         written = first
@@ -495,7 +495,7 @@ def process_task(rng: random.Random, pool: list[Source]) -> Task | None:
                 wrong = slip(rng, word)
                 if wrong != word and first.count(word) == 1 and wrong not in b.workspace.text:
                     written = first.replace(word, wrong)
-                    slipped = (wrong, word)
+                    slipped = (i, wrong, word)
         if i + 1 < len(secs):
             at = b.line_of("## " + secs[i + 1][0])
             b(f"insert {at} {quote(written + chr(10) + chr(10))}")
@@ -504,12 +504,12 @@ def process_task(rng: random.Random, pool: list[Source]) -> Task | None:
     for i, (name, body) in enumerate(secs):  # then the rest, re-reading each paragraph first
         sentences = _sentences(body)
         first = sentences[0]
-        shown = first if slipped is None or slipped[1] not in first else first.replace(slipped[1], slipped[0])
+        here = slipped is not None and slipped[0] == i
+        shown = first.replace(slipped[2], slipped[1]) if here else first
         number = b.line_of(shown)
         b(f"read {number}")
-        if slipped is not None and slipped[0] in shown:
-            b(f"replace {number} {quote(slipped[0])} {quote(slipped[1])}")
-            slipped = None
+        if here:
+            b(f"replace {number} {quote(slipped[1])} {quote(slipped[2])}")
         if len(sentences) > 1:
             rest = " " + " ".join(sentences[1:])
             anchor = _short_anchor(b.workspace.text, first)
@@ -536,6 +536,15 @@ def _short_anchor(text: str, line: str) -> str | None:
     return None
 
 
+def _or_none(make, *args) -> Task | None:
+    """A task, or None where the drawn material does not fit it (a plan
+    address that does not resolve, a heading the engine reads differently)."""
+    try:
+        return make(*args)
+    except ValueError:  # PlanError, ApplyError, CommandError
+        return None
+
+
 def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, int]) -> Iterator[Task]:
     """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin)."""
     titles = sorted({t for s in pool for t, _ in s.sections})
@@ -547,9 +556,9 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
             if kind in ("typos", "mechanics", "clean"):
                 task = proofreading_task(kind, rng, rng.choice(prose))
             elif kind == "structure":
-                task = structure_task(rng, pool, titles) if titles else None
+                task = _or_none(structure_task, rng, pool, titles) if titles else None
             elif kind == "process":
-                task = process_task(rng, pool)
+                task = _or_none(process_task, rng, pool)
             else:
                 raise ValueError(f"unknown task kind {kind!r}")
             if task is None or (kind != "clean" and kind != "typos" and task.draft == task.target and kind != "structure"):
