@@ -366,7 +366,7 @@ def eval_(
         if not expert and isinstance(exc, AGENT_ERRORS):
             raise fail(one_line(exc)) from None
         raise
-    out = Console(highlight=False)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     for table in tables(report):
         out.print(table)
     typer.echo(json.dumps(report.figures()))
