@@ -128,7 +128,7 @@ def test_traces_of_a_small_repository(tmp_path):
     assert len(lines) == 2 and '"@goal Revision 1\\n' in lines[0]
 
 
-BUNDLE_SAMPLE = 25  # pairs per bundle in this test; `infitool-edit traces` checks them all
+BUNDLE_SAMPLE = 15  # pairs per bundle in this test; `infitool-edit traces` checks them all
 
 
 @pytest.mark.parametrize("bundle", [b.name for b in corpus.BUNDLES])
