@@ -320,6 +320,92 @@ def inspect_checkpoint(
         raise typer.Exit(1)
 
 
+# --- learning: training data and evaluation (logic in infitool_edit.learn) ---------
+
+
+@app.command()
+def traces(
+    repo: Annotated[Path, typer.Argument(help="A git repository (or a clone of a bundle).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder for streams.jsonl and traces.json.", show_default=False)],
+    glob: Annotated[Optional[list[str]], typer.Option(help="Files to follow (repeatable; default *.md, *.rst).")] = None,
+    split: Annotated[str, typer.Option(help="all, train or heldout files.")] = "all",
+    jobs: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many pairs per worker.", min=1)] = None,
+) -> None:
+    """Turn every revision of REPO's prose files into a checked editing session."""
+    from infitool_edit.learn.traces import TraceError, write_traces
+
+    try:
+        summary = write_traces(repo, tuple(glob or ("*.md", "*.rst")), out, split=split, jobs=jobs, limit=limit)
+    except TraceError as exc:
+        raise fail(str(exc)) from None
+    for failure in summary["failures"]:
+        typer.echo(f"replay failure: {failure}", err=True)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
+    if summary["replay failures"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def prepare(
+    out: Annotated[Path, typer.Option(help="The training folder to build (or finish).", show_default=False)],
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    streams: Annotated[int, typer.Option(help="Command streams to make.", min=1)] = 20_000,
+    jobs: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
+    merge_only: Annotated[bool, typer.Option("--merge-only", help="Build nothing more: make the folder from the shards already finished.")] = False,
+) -> None:
+    """Build a training folder from the TRAIN split: prose.jsonl, streams.jsonl, manifest.json."""
+    from infitool_edit.learn.corpus import CorpusError
+    from infitool_edit.learn.prepare import PrepareError
+    from infitool_edit.learn.prepare import prepare as build
+
+    def shown(summary: dict) -> None:
+        typer.echo(f"{summary['shard']}: {summary.get('streams', 0)} streams in {summary['seconds']} s", err=True)
+
+    try:
+        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown, merge_only=merge_only)
+    except (CorpusError, PrepareError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps({k: manifest[k] for k in ("counts", "traces", "replay_failures", "seconds")}))
+
+
+@app.command(name="eval")
+def eval_(
+    model: ModelOption = None,
+    suite: Annotated[Optional[list[str]], typer.Option(help="typos, mechanics, structure, revisions, clean (repeatable; default all).")] = None,
+    prose: Annotated[Optional[Path], typer.Option(help="Build the synthetic suites from this folder of markdown.")] = None,
+    revisions: Annotated[Optional[Path], typer.Option(help="Build the revisions suite from this git repository.")] = None,
+    tasks: Annotated[int, typer.Option(help="Tasks per suite.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the tasks and of the model's sampling.")] = 0,
+    expert: Annotated[bool, typer.Option("--expert", help="Score the tasks' own expert sessions instead (a check of the checkers).")] = False,
+) -> None:
+    """Measure the model on held-out editing tasks, beside the copy and dictionary baselines."""
+    from infitool_edit.learn.corpus import CorpusError
+    from infitool_edit.learn.evaluate import SUITES, EvalError, evaluate, expert_backend, tables
+
+    if expert:
+        system, factory = "expert", expert_backend
+    else:
+        from infitool_edit.agent.headless import AGENT_ERRORS, make_backend
+
+        system = model.name if model is not None else "built-in"
+        factory = lambda task: make_backend(model=model)  # noqa: E731  a fresh state per task
+    console = Console(stderr=True)
+    try:
+        report = evaluate(suite or SUITES, make_backend=factory, system=system, tasks=tasks, seed=seed,
+                          prose=prose, revisions=revisions)
+    except (EvalError, CorpusError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        if not expert and isinstance(exc, AGENT_ERRORS):
+            raise fail(one_line(exc)) from None
+        raise
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    for table in tables(report):
+        out.print(table)
+    typer.echo(json.dumps(report.figures()))
+
+
 def _route_bare_draft(args: list[str]) -> list[str]:
     """`infitool-edit DRAFT` means `infitool-edit edit DRAFT` (a draft named like
     a subcommand still opens with `infitool-edit edit NAME`)."""

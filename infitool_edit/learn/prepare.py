@@ -1,0 +1,296 @@
+"""The training folder: ``infitool-edit prepare --out DIR``.
+
+- ``prose.jsonl``: ``{"text", "source", "path", "licence"}`` per document of
+  the train split, unwrapped, code blocks left out (phase 1: plain language
+  modelling, loss on every byte).
+- ``streams.jsonl``: ``{"stream", "task", "source", "path"}`` per session, the
+  exact text the runtime shows the model (phase 2: loss on the model's own
+  command bytes only): synthetic tasks and traces of the bundles' train files.
+- ``manifest.json``: sources and licences, counts per task, the split rule,
+  the seed, the trace statistics, how long the build took.
+
+Only the TRAIN split is read (``infitool_edit.learn.split``), so nothing the
+evaluation uses can leak in. The work is cut into shards (a few hundred
+streams each, or the traces of one part of one bundle) rendered in parallel
+processes; each shard is written to ``DIR/parts`` when whole, so an
+interrupted build resumes where it stopped. Every stream is checked as it is
+rendered: it reaches its target, with no refused command, ending with done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infitool_edit.learn import corpus
+from infitool_edit.learn.render import Renderer
+from infitool_edit.learn.split import HELD_OUT_PERCENT
+from infitool_edit.learn.tasks import StreamMismatch, render_task
+
+# Shares of the streams by task. Traces are capped by what the histories hold;
+# whatever they cannot fill goes to the synthetic tasks in these proportions.
+MIX = {"traces": 0.30, "typos": 0.24, "mechanics": 0.14, "clean": 0.08, "structure": 0.14, "process": 0.10}
+SHARD_STREAMS = 250
+TRACE_PARTS = {"peps": 6, "rust-rfcs": 3, "rust-book": 1}
+PROSE_SOURCES = ("rust-book", "peps", "rust-rfcs", "python-docs", "infitool-docs")
+SPLIT_RULE = (
+    f"a whole file is held out when the first 4 bytes of sha256('<source>/<path>'), big-endian, "
+    f"mod 100 < {HELD_OUT_PERCENT} (infitool_edit.learn.split.held_out); only the other files are read here"
+)
+
+
+class PrepareError(ValueError):
+    """A training folder that cannot be built (one line)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    name: str  # file name under parts/
+    kind: str  # a task kind
+    count: int  # streams wanted (traces: at most)
+    seed: str  # of the shard's random choices
+    bundle: str = ""  # traces: which bundle
+    part: int = 0  # traces: which of TRACE_PARTS[bundle] slices of its files
+    parts: int = 1
+    max_pairs: int | None = None  # traces: read at most this many pairs (tests)
+
+
+def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"),
+                max_pairs: int | None = None) -> list[Shard]:
+    shards: list[Shard] = []
+    mix = dict(MIX) if bundles else {k: v for k, v in MIX.items() if k != "traces"}
+    counts = _apportion(streams, mix)
+    traces = counts.pop("traces", 0)
+    slices = [(b, p, TRACE_PARTS.get(b, 1)) for b in bundles for p in range(TRACE_PARTS.get(b, 1))]
+    for bundle, part, parts in slices:
+        shards.append(Shard(f"traces-{bundle}-{part}.jsonl", "traces", -(-traces // len(slices)),
+                            f"{seed}:traces:{bundle}:{part}", bundle, part, parts, max_pairs))
+    for kind, count in counts.items():
+        for j in range(0, count, SHARD_STREAMS):
+            shards.append(Shard(f"{kind}-{j // SHARD_STREAMS}.jsonl", kind, min(SHARD_STREAMS, count - j),
+                                f"{seed}:{kind}:{j // SHARD_STREAMS}"))
+    return shards
+
+
+def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """Whole counts in proportion to ``shares`` that add up to ``total``."""
+    weight = sum(shares.values())
+    raw = {k: total * v / weight for k, v in shares.items()}
+    counts = {k: int(v) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: raw[k] - counts[k], reverse=True)[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+# --- one shard, in a worker process --------------------------------------------------------
+
+_POOL = None  # the worker's cut-up train documents, made once per process
+
+
+def _source_pool():
+    global _POOL
+    if _POOL is None:
+        from infitool_edit.learn.synth import sources
+
+        _POOL = sources(corpus.documents("train"))
+    return _POOL
+
+
+def _shard_tasks(shard: Shard, stats: Counter):
+    rng = random.Random(shard.seed)
+    if shard.kind == "traces":
+        from infitool_edit.learn.traces import pairs, trace_task
+
+        bundle = next(b for b in corpus.BUNDLES if b.name == shard.bundle)
+        repo = corpus.checkout(bundle.name)
+        # Sample before planning: a slice holds thousands of pairs and a
+        # shard needs hundreds, and planning is the expensive part.
+        candidates = []
+        for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split="train")):
+            if shard.max_pairs is not None and n >= shard.max_pairs:
+                break
+            if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts == shard.part:
+                candidates.append(pair)
+        rng.shuffle(candidates)
+        stats["pairs in the slice"] += len(candidates)
+        tasks = []
+        for pair in candidates:
+            if len(tasks) >= shard.count:
+                break
+            stats["pairs"] += 1
+            result = trace_task(pair)
+            if isinstance(result, str):
+                stats[f"skipped: {result}"] += 1
+            else:
+                tasks.append(result)
+        return tasks
+    from infitool_edit.learn.synth import synthetic_tasks
+
+    return list(synthetic_tasks(rng, _source_pool(), {shard.kind: shard.count}))
+
+
+def build_shard(args: tuple[Shard, str]) -> dict:
+    """Render one shard into ``parts/NAME`` (written whole, then renamed)."""
+    shard, folder = args
+    target = Path(folder) / "parts" / shard.name
+    summary_path = target.with_suffix(".json")
+    if target.is_file() and summary_path.is_file():
+        return json.loads(summary_path.read_text())
+    started = time.perf_counter()
+    stats: Counter = Counter()
+    tasks = _shard_tasks(shard, stats)
+    partial = target.with_suffix(".partial")
+    with Renderer() as renderer, open(partial, "w", encoding="utf-8") as out:
+        for task in tasks:
+            try:
+                record = render_task(renderer, task)
+            except StreamMismatch:
+                stats["replay failures"] += 1
+                continue
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stats["streams"] += 1
+            stats["stream bytes"] += len(record["stream"].encode("utf-8"))
+    os.replace(partial, target)
+    summary = {"shard": shard.name, "kind": shard.kind, "seconds": round(time.perf_counter() - started, 1),
+               **dict(stats)}
+    summary_path.write_text(json.dumps(summary))
+    return summary
+
+
+# --- prose -------------------------------------------------------------------------------
+
+_FENCED = re.compile(r"^(```|~~~).*?^\1[^\n]*\n?", re.M | re.S)
+
+
+def prose_text(text: str) -> str:
+    """A document as phase-1 prose: unwrapped, fenced code left out."""
+    from infitool_edit.learn.traces import unwrap
+
+    return re.sub(r"\n{3,}", "\n\n", _FENCED.sub("", unwrap(text))).strip() + "\n"
+
+
+def write_prose(path: Path) -> dict:
+    counts: Counter = Counter()
+    partial = path.with_suffix(".partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        for document in corpus.documents("train", sources=PROSE_SOURCES):
+            text = prose_text(document.text)
+            if len(text) < 200:
+                continue
+            out.write(json.dumps({"text": text, "source": document.source, "path": document.path,
+                                  "licence": document.licence}, ensure_ascii=False) + "\n")
+            counts[document.source] += 1
+            counts["bytes"] += len(text.encode("utf-8"))
+    os.replace(partial, path)
+    return dict(counts)
+
+
+# --- the whole folder ---------------------------------------------------------------------
+
+
+def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None = None,
+            bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"), max_pairs: int | None = None,
+            progress: Callable[[dict], None] | None = None, merge_only: bool = False) -> dict:
+    """Build (or finish building) the training folder ``out``; returns the
+    manifest. ``merge_only``: build nothing more, make the folder from the
+    shards already whole (an interrupted build, used as it stands)."""
+    started = time.perf_counter()
+    out = Path(out)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    shards = plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)
+    if merge_only:
+        shards = [s for s in shards if (out / "parts" / s.name).is_file() and (out / "parts" / s.name).with_suffix(".json").is_file()]
+        if not shards:
+            raise PrepareError(f"{out}: no finished shards to merge")
+        summaries = [json.loads((out / "parts" / s.name).with_suffix(".json").read_text()) for s in shards]
+        return _finish(out, shards, summaries, streams, seed, started)
+    for bundle in bundles:
+        corpus.checkout(bundle)  # once, before the workers race for it
+    jobs = jobs or os.cpu_count() or 1
+    summaries = _build(shards, out, jobs, progress)
+    # Histories that hold fewer traces than their share: synthetic tasks, in
+    # their proportions, make up the difference.
+    made = sum(s.get("streams", 0) for s in summaries)
+    if made < streams:
+        fill = [Shard(f"fill-{s.name}", s.kind, s.count, f"fill:{s.seed}")
+                for s in plan_shards(streams - made, seed, bundles=())]
+        shards += fill
+        summaries += _build(fill, out, jobs, progress)
+    return _finish(out, shards, summaries, streams, seed, started)
+
+
+def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float) -> dict:
+    prose = write_prose(out / "prose.jsonl")
+    counts = _merge(out, shards, streams, seed)
+    stats: Counter = Counter()
+    for summary in summaries:
+        for key, value in summary.items():
+            if isinstance(value, (int, float)) and key not in ("seconds",):
+                stats[key] += value
+    manifest = {
+        "format": "infitool-edit training folder 1",
+        "seed": seed,
+        "streams_requested": streams,
+        "shards": len(shards),
+        "counts": counts,
+        "prose": prose,
+        "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "pairs in the slice") or k.startswith("skipped")},
+        "replay_failures": stats.get("replay failures", 0),
+        "stream_bytes": stats.get("stream bytes", 0),
+        "split": SPLIT_RULE,
+        "sources": _sources(),
+        "mix": MIX,
+        "seconds": round(time.perf_counter() - started, 1),
+        "render_seconds": round(sum(s["seconds"] for s in summaries), 1),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _build(shards: list[Shard], out: Path, jobs: int, progress) -> list[dict]:
+    work = [(shard, str(out)) for shard in shards]
+    summaries = []
+    if jobs == 1:
+        for item in work:
+            summaries.append(build_shard(item))
+            progress and progress(summaries[-1])
+        return summaries
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        for summary in pool.imap_unordered(build_shard, work):
+            summaries.append(summary)
+            progress and progress(summary)
+    return summaries
+
+
+def _merge(out: Path, shards: list[Shard], streams: int, seed: int) -> dict:
+    """All shards into ``streams.jsonl``, in a seeded shuffle."""
+    lines: list[str] = []
+    for shard in shards:
+        path = out / "parts" / shard.name
+        lines.extend(path.read_text(encoding="utf-8").splitlines())
+    random.Random(f"{seed}:merge").shuffle(lines)
+    lines = lines[:streams]
+    counts = Counter(json.loads(line)["task"] for line in lines)
+    partial = out / "streams.partial"
+    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(partial, out / "streams.jsonl")
+    return {"total": len(lines), **dict(sorted(counts.items()))}
+
+
+def _sources() -> list[dict]:
+    listed = [{"source": b.name, "description": b.description, "licence": b.licence, "files": list(b.globs)}
+              for b in corpus.BUNDLES]
+    listed.append({"source": "python-docs", "description": "CPython's pydoc_data topics", "licence": "PSF-2.0"})
+    listed.append({"source": "infitool-docs", "description": "this project's docs/", "licence": "MIT"})
+    listed.append({"source": "codespell", "description": "codespell's dictionary (misspellings, reversed)",
+                   "licence": "CC-BY-SA-3.0 (the dictionary, from English Wikipedia; only its misspellings enter the drafts)"})
+    return listed

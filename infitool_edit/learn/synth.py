@@ -1,0 +1,567 @@
+"""Synthetic tasks from clean prose, each with a checker.
+
+- typos: real misspellings (codespell's dictionary, reversed) and keyboard
+  slips (swapped, dropped, doubled, neighbouring keys); some drafts have none.
+- mechanics: doubled words and spaces, a missing capital after a full stop,
+  a space before punctuation, a missing full stop.
+- structure: add, rename or move a section; the outline into notes; split a
+  long paragraph.
+- process: a short document written from an empty or partial draft, the way
+  the editor wants work to go: headings, a plan, first sentences, the rest,
+  revisions on the way.
+- clean: nothing to do; the expert reads it through and says done.
+
+Drafts are short (a few paragraphs) so a stream is mostly decisions. The
+expert reads a small window, acts on it, and moves on: what a recurrent model
+remembers well is the last few hundred bytes.
+
+Everything is a function of a ``random.Random``: the same seed, the same tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from infitool_edit.commands import parse, slugify
+from infitool_edit.document import Workspace
+from infitool_edit.learn.plan import PlanError, edit_script, normalize, quote, writable
+from infitool_edit.learn.tasks import Task
+from infitool_edit.learn.traces import unwrap
+
+TYPO_GOALS = ("Fix the typos.", "Fix the spelling mistakes.", "Correct any misspelled words.", "Proofread for typos.")
+MECHANICS_GOALS = (
+    "Fix the punctuation and spacing.",
+    "Fix doubled words, stray spaces, capitals and full stops.",
+    "Proofread the mechanics: spacing, punctuation, capitals.",
+)
+CLEAN_GOALS = TYPO_GOALS + MECHANICS_GOALS + ("Proofread this.", "Check the draft for mistakes.")
+
+MIN_PARAGRAPH, MAX_PARAGRAPH = 80, 380  # a read shows a line of up to 400 characters whole
+MAX_SNIPPET = 1500
+
+# --- clean prose -----------------------------------------------------------------
+
+_PROSE = re.compile(r"^[A-Z\"'(][^\n]*[.!?:\"')]$")
+_ATX = re.compile(r"^(#{1,6}) +(.+?)\s*#*$")
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+_MARKUP = re.compile(r"[`*_\[\]<>{}|\\$=]")
+_NOT_LETTER = re.compile(r"[^A-Za-z ]")
+
+
+def prose_paragraph(line: str) -> bool:
+    """A paragraph a proofreader could be handed: plain sentences, little markup."""
+    if not (MIN_PARAGRAPH <= len(line) <= MAX_PARAGRAPH) or not _PROSE.match(line):
+        return False
+    marks = len(_MARKUP.findall(line))
+    letters = len(line) - len(_NOT_LETTER.findall(line))
+    return marks <= len(line) / 50 and letters >= 0.85 * len(line) and "  " not in line
+
+
+@dataclass(frozen=True)
+class Source:
+    """A document cut into what the tasks need."""
+
+    source: str
+    path: str
+    paragraphs: tuple[tuple[str, ...], ...]  # runs of consecutive prose paragraphs
+    sections: tuple[tuple[str, str], ...]  # (title, its first prose paragraph)
+
+
+def cut(source: str, path: str, text: str) -> Source:
+    lines = unwrap(text).split("\n")
+    runs: list[list[str]] = [[]]
+    sections: list[tuple[str, str]] = []
+    title = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        heading = _ATX.match(line)
+        underlined = i + 1 < len(lines) and _RST_UNDERLINE.match(lines[i + 1]) and stripped
+        if heading or underlined:
+            title = heading.group(2) if heading else stripped
+            title = title if _good_title(title) else None
+            runs.append([])
+            continue
+        if not stripped or _RST_UNDERLINE.match(line):
+            continue
+        if line == stripped and prose_paragraph(line):
+            runs[-1].append(line)
+            if title is not None:
+                sections.append((title, line))
+                title = None
+        else:
+            runs.append([])
+            title = None
+    return Source(source, path, tuple(tuple(r) for r in runs if r), tuple(sections))
+
+
+_TITLE = re.compile(r"[A-Z][A-Za-z0-9 ,'()&?:-]*")
+
+
+def _good_title(title: str) -> bool:
+    """A heading a writer would type: words, a little punctuation, no markup."""
+    return 2 <= len(title) <= 60 and bool(_TITLE.fullmatch(title)) and bool(slugify(title))
+
+
+def sources(documents: Iterable) -> list[Source]:
+    """Documents (``corpus.Document``) cut; those with no usable prose dropped."""
+    out = []
+    for document in documents:
+        cut_up = cut(document.source, document.path, document.text)
+        if cut_up.paragraphs:
+            out.append(cut_up)
+    return out
+
+
+def snippet(rng: random.Random, source: Source, *, heading: bool | None = None) -> str:
+    """A few consecutive paragraphs (sometimes under a heading), normalized."""
+    run = rng.choice(source.paragraphs)
+    start = rng.randrange(len(run))
+    chosen: list[str] = []
+    for paragraph in run[start : start + rng.randint(1, 4)]:
+        if chosen and sum(map(len, chosen)) + len(paragraph) > MAX_SNIPPET:
+            break
+        chosen.append(paragraph)
+    heading = rng.random() < 0.4 if heading is None else heading
+    titles = [t for t, _ in source.sections]
+    top = [f"## {rng.choice(titles)}"] if heading and titles else []
+    return normalize("\n\n".join(top + chosen))
+
+
+# --- typos -----------------------------------------------------------------------
+
+KEYBOARD = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
+
+
+def _neighbours() -> dict[str, str]:
+    out = {}
+    for r, row in enumerate(KEYBOARD):
+        for c, key in enumerate(row):
+            near = [row[x] for x in (c - 1, c + 1) if 0 <= x < len(row)]
+            for other in (r - 1, r + 1):
+                if 0 <= other < len(KEYBOARD):
+                    near += [KEYBOARD[other][x] for x in (c - 1, c, c + 1) if 0 <= x < len(KEYBOARD[other])]
+            out[key] = "".join(near)
+    return out
+
+
+NEIGHBOURS = _neighbours()
+
+
+@lru_cache(maxsize=1)
+def codespell_pairs() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """(correct word -> its real misspellings, misspelling -> its one fix),
+    lower case, from codespell's main dictionary (entries with one fix only)."""
+    import codespell_lib
+
+    path = os.path.join(os.path.dirname(codespell_lib.__file__), "data", "dictionary.txt")
+    wrong_for: dict[str, list[str]] = {}
+    fix: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            wrong, _, rest = line.strip().partition("->")
+            fixes = [x.strip() for x in rest.split(",") if x.strip()]
+            if len(fixes) != 1 or not wrong.isalpha() or not fixes[0].isalpha():
+                continue
+            fix[wrong] = fixes[0]
+            wrong_for.setdefault(fixes[0], []).append(wrong)
+    return {k: tuple(v) for k, v in wrong_for.items()}, fix
+
+
+def _match_case(model: str, word: str) -> str:
+    if model.isupper() and len(model) > 1:
+        return word.upper()
+    if model[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def slip(rng: random.Random, word: str) -> str:
+    """A keyboard slip inside a word (never its first letter)."""
+    for _ in range(10):
+        kind = rng.choice(("swap", "drop", "double", "neighbour"))
+        i = rng.randrange(1, len(word) - 1) if len(word) > 2 else 1
+        if kind == "swap" and i + 1 < len(word) and word[i] != word[i + 1]:
+            out = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        elif kind == "drop":
+            out = word[:i] + word[i + 1 :]
+        elif kind == "double":
+            out = word[:i] + word[i] + word[i:]
+        elif kind == "neighbour" and word[i].lower() in NEIGHBOURS:
+            out = word[:i] + rng.choice(NEIGHBOURS[word[i].lower()]) + word[i + 1 :]
+        else:
+            continue
+        if out != word:
+            return out
+    return word
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _words_outside_code(text: str) -> list[re.Match]:
+    spans = [(m.start(), m.end()) for m in re.finditer(r"`[^`]*`|^#.*$", text, re.M)]
+    return [m for m in _WORD.finditer(text) if not any(a <= m.start() < b for a, b in spans)]
+
+
+def add_typos(rng: random.Random, text: str, count: int) -> str:
+    wrong_for, _ = codespell_pairs()
+    words = [m for m in _words_outside_code(text) if len(m.group()) >= 4]
+    rng.shuffle(words)
+    chosen = sorted(words[:count], key=lambda m: m.start(), reverse=True)
+    for m in chosen:
+        word = m.group()
+        real = wrong_for.get(word.lower())
+        if real and rng.random() < 0.5:
+            typo = _match_case(word, rng.choice(real))
+        else:
+            typo = slip(rng, word)
+        text = text[: m.start()] + typo + text[m.end() :]
+    return text
+
+
+# --- mechanics ----------------------------------------------------------------------
+
+SHORT_WORDS = ("the", "a", "to", "of", "and", "in", "is", "that", "it", "for")
+
+
+def add_mechanics(rng: random.Random, text: str, count: int) -> str:
+    for _ in range(count):
+        fault = rng.choice(("doubled word", "doubled space", "capital", "space before", "full stop"))
+        text = _FAULTS[fault](rng, text)
+    return text
+
+
+def _doubled_word(rng, text):
+    hits = [m for m in re.finditer(r"(?<= )(%s)(?= )" % "|".join(SHORT_WORDS), text)] or \
+        [m for m in re.finditer(r"(?<= )[a-z]{2,}(?= )", text)]
+    if not hits:
+        return text
+    m = rng.choice(hits)
+    return text[: m.end()] + " " + m.group() + text[m.end() :]
+
+
+def _doubled_space(rng, text):
+    hits = [m.start() for m in re.finditer(r"(?<=[a-z,]) (?=[a-z])", text)]
+    if not hits:
+        return text
+    at = rng.choice(hits)
+    return text[:at] + " " + text[at:]
+
+
+def _capital(rng, text):
+    hits = [m for m in re.finditer(r"(?<=[a-z]\. )([A-HJ-Z])(?=[a-z])", text)]
+    if not hits:
+        return text
+    m = rng.choice(hits)
+    return text[: m.start()] + m.group().lower() + text[m.end() :]
+
+
+def _space_before(rng, text):
+    hits = [m.start() for m in re.finditer(r"(?<=[a-z])[,.;:?!](?= [a-zA-Z]|\n|$)", text)]
+    if not hits:
+        return text
+    at = rng.choice(hits)
+    return text[:at] + " " + text[at:]
+
+
+def _full_stop(rng, text):
+    hits = [m.start() for m in re.finditer(r"(?<=[a-z])\.(?=\n)", text)]
+    if not hits:
+        return text
+    at = rng.choice(hits)
+    return text[:at] + text[at + 1 :]
+
+
+_FAULTS = {"doubled word": _doubled_word, "doubled space": _doubled_space, "capital": _capital,
+           "space before": _space_before, "full stop": _full_stop}
+
+
+# --- the tasks ------------------------------------------------------------------------
+
+
+def proofreading_task(kind: str, rng: random.Random, source: Source) -> Task | None:
+    clean = snippet(rng, source)
+    if kind == "typos":
+        count = 0 if rng.random() < 0.1 else rng.randint(1, max(1, min(4, len(clean) // 250 + 1)))
+        draft, goal = add_typos(rng, clean, count), rng.choice(TYPO_GOALS)
+    elif kind == "mechanics":
+        draft, goal = add_mechanics(rng, clean, rng.randint(1, 3)), rng.choice(MECHANICS_GOALS)
+    else:
+        draft, goal = clean, rng.choice(CLEAN_GOALS)
+    edits = sum(1 for a, b in zip(draft.split("\n"), clean.split("\n")) if a != b)
+    summary = "Nothing to fix." if draft == clean else f"Fixed {edits} line{'s' if edits != 1 else ''}."
+    try:
+        script = edit_script(draft, clean, scan=True, summary=summary)
+    except PlanError:
+        return None
+    return Task(kind, goal, draft, clean, tuple(script), source.source, source.path)
+
+
+def structured_document(rng: random.Random, pool: list[Source], sections: int) -> tuple[str, list[tuple[str, str]]] | None:
+    """``# Title`` and ``sections`` ``## Heading`` sections of one paragraph each,
+    taken from documents with headings (titles distinct by slug)."""
+    rich = [s for s in pool if len(s.sections) >= 2]
+    if not rich:
+        return None
+    chosen: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for _ in range(sections * 4):
+        source = rng.choice(rich)
+        title, paragraph = rng.choice(source.sections)
+        if slugify(title) in seen:
+            continue
+        seen.add(slugify(title))
+        chosen.append((title, paragraph))
+        if len(chosen) == sections:
+            break
+    if len(chosen) < sections:
+        return None
+    top = rng.choice(rich).sections[0][0]
+    if slugify(top) in seen:
+        return None
+    return top, chosen
+
+
+def render_document(title: str, sections: list[tuple[str, str]]) -> str:
+    parts = [f"# {title}"]
+    for heading, body in sections:
+        parts.append(f"## {heading}")
+        if body:
+            parts.append(body)
+    return normalize("\n\n".join(parts))
+
+
+class _Builder:
+    """Commands played on the document engine as they are chosen, so every
+    address is computed against the text as it stands."""
+
+    def __init__(self, draft: str) -> None:
+        self.workspace = Workspace(draft)
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        verb = line.split(" ", 1)[0]
+        if verb not in ("done", "goal", "history"):
+            self.workspace.apply(parse(line))
+        self.lines.append(line)
+
+    def line_of(self, text: str, after: int = 0) -> int:
+        """1-based number of the first line equal to ``text`` (after line ``after``)."""
+        for number, line in enumerate(self.workspace.text.split("\n"), 1):
+            if number > after and line == text:
+                return number
+        raise PlanError(f"no line {text!r}")
+
+    @property
+    def line_count(self) -> int:
+        return len(self.workspace.text.split("\n")) - 1
+
+
+def _heading_path(title: str, heading: str) -> str:
+    return f"#{slugify(title)}/{slugify(heading)}"
+
+
+def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[str]) -> Task | None:
+    made = structured_document(rng, pool, rng.randint(3, 4))
+    if made is None:
+        return None
+    title, secs = made
+    draft = render_document(title, secs)
+    kind = rng.choice(("add", "rename", "move", "notes", "split"))
+    b = _Builder(draft)
+    b("outline")
+    names = [h for h, _ in secs]
+    if kind == "add":
+        new = rng.choice(extra_titles)
+        if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
+            return None
+        after = rng.randrange(len(secs))
+        goal = f'Add a section "{new}" after "{names[after]}".'
+        b(f"read {_heading_path(title, names[after])}")
+        if after + 1 < len(secs):
+            b(f"insert {b.line_of('## ' + names[after + 1])} {quote(f'## {new}' + chr(10) + chr(10))}")
+        else:
+            b(f"insert $ {quote(chr(10) + f'## {new}' + chr(10))}")
+        target = render_document(title, secs[: after + 1] + [(new, "")] + secs[after + 1 :])
+        check, detail, summary = "sections", (), f'Added the section "{new}".'
+    elif kind == "rename":
+        new = rng.choice(extra_titles)
+        if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
+            return None
+        which = rng.randrange(len(secs))
+        goal = f'Rename the section "{names[which]}" to "{new}".'
+        number = b.line_of("## " + names[which])
+        b(f"read {number}")
+        b(f"replace {number} {quote(names[which])} {quote(new)}")
+        target = render_document(title, secs[:which] + [(new, secs[which][1])] + secs[which + 1 :])
+        check, detail, summary = "exact", (), "Renamed the section."
+    elif kind == "move":
+        which = rng.randrange(len(secs))
+        before = rng.choice([i for i in range(len(secs)) if i not in (which, which + 1)] + [len(secs)])
+        if before == which or before == which + 1:
+            return None
+        where = f'before "{names[before]}"' if before < len(secs) else "to the end"
+        goal = f'Move the section "{names[which]}" {where}.'
+        start = b.line_of("## " + names[which])
+        end = b.line_of("## " + names[which + 1]) - 1 if which + 1 < len(secs) else b.line_count
+        block = "\n".join(b.workspace.text.split("\n")[start - 1 : end])
+        b(f"read {start}-{end}")
+        if before < len(secs):
+            # The last section takes the blank line above it along, so none is left at the end.
+            b(f"delete {start - 1}-{end}" if end == b.line_count else f"delete {start}-{end}")
+            b(f"insert {b.line_of('## ' + names[before])} {quote(block.strip(chr(10)) + chr(10) + chr(10))}")
+        else:
+            b(f"delete {start}-{end}")
+            b(f"insert $ {quote(chr(10) + block.strip(chr(10)) + chr(10))}")
+        order = [s for i, s in enumerate(secs) if i != which]
+        order.insert(before if before < which else before - 1, secs[which])
+        target = render_document(title, order)
+        check, detail, summary = "sections", (), "Moved the section."
+    elif kind == "notes":
+        goal = rng.choice(("Turn the outline into notes.", "Copy the outline into the notes.", "Note the outline."))
+        listing = "\n".join([title] + [f"- {n}" for n in names])
+        b(f"notes {quote(listing)}")
+        target = draft
+        check, detail, summary = "notes-outline", (title, *names), "The outline is in the notes."
+    else:
+        long = [(i, body) for i, (_, body) in enumerate(secs) if len(_sentences(body)) >= 3 and len(body) >= 250]
+        if not long:
+            return None
+        which, body = rng.choice(long)
+        sentences = _sentences(body)
+        cut_at = min(range(1, len(sentences)), key=lambda k: abs(len(" ".join(sentences[:k])) - len(body) / 2))
+        first, second = " ".join(sentences[:cut_at]), " ".join(sentences[cut_at:])
+        if f"{first} {second}" != body:
+            return None
+        opening = " ".join(body.split()[:4])
+        goal = f'Split the paragraph that begins "{opening}" in two.'
+        number = b.line_of(body)
+        b(f"read {number}")
+        left = " ".join(first.split()[-2:])
+        right = second.split()[0]
+        b(f"replace {number} {quote(left + ' ' + right)} {quote(left + chr(10) + chr(10) + right)}")
+        target = b.workspace.text
+        check, detail, summary = "split", (body,), "Split the paragraph in two."
+    b(f"done {quote(summary)}")
+    task = Task("structure", goal, draft, target, tuple(b.lines), "synthetic", f"structure/{kind}",
+                check=check, detail=detail)
+    from infitool_edit.learn.tasks import check as passes
+
+    return task if passes(task, b.workspace.text, b.workspace.notes) else None
+
+
+def _sentences(paragraph: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", paragraph)
+
+
+def process_task(rng: random.Random, pool: list[Source]) -> Task | None:
+    """Writing a short document the way the editor shows work: the skeleton of
+    headings, a plan in the notes, each section's first sentence, then the
+    rest of each paragraph, with a revision or two on the way."""
+    made = structured_document(rng, pool, rng.randint(2, 3))
+    if made is None:
+        return None
+    title, secs = made
+    secs = [(h, " ".join(_sentences(body)[:3])) for h, body in secs]
+    target = render_document(title, secs)
+    start = rng.choice(("empty", "title", "headings"))
+    names = [h for h, _ in secs]
+    draft = {"empty": "", "title": normalize(f"# {title}"), "headings": render_document(title, [(n, "") for n in names])}[start]
+    goal = f'Write "{title}": ' + ", ".join(names) + "."
+    b = _Builder(draft)
+    if draft:
+        b("outline")
+    if start == "empty":
+        b(f"insert $ {quote(render_document(title, [(n, '') for n in names]))}")
+    elif start == "title":
+        b(f"insert $ {quote(chr(10) + ''.join(f'## {n}' + chr(10) + chr(10) for n in names).rstrip(chr(10)) + chr(10))}")
+    plan = "plan: " + "; ".join(f"{n}: {' '.join(body.split()[:5])}…" for n, body in secs)
+    b(f"note {quote(plan)}")
+    slipped: tuple[int, str, str] | None = None  # (section, as written, as meant)
+    for i, (name, body) in enumerate(secs):  # first sentences, section by section
+        first = _sentences(body)[0]
+        written = first
+        if slipped is None and rng.random() < 0.5:
+            words = [w for w in _WORD.findall(first) if len(w) >= 5]
+            if words:
+                word = rng.choice(words)
+                wrong = slip(rng, word)
+                if wrong != word and first.count(word) == 1 and wrong not in b.workspace.text:
+                    written = first.replace(word, wrong)
+                    slipped = (i, wrong, word)
+        if i + 1 < len(secs):
+            at = b.line_of("## " + secs[i + 1][0])
+            b(f"insert {at} {quote(written + chr(10) + chr(10))}")
+        else:
+            b(f"insert $ {quote(chr(10) + written + chr(10))}")
+    for i, (name, body) in enumerate(secs):  # then the rest, re-reading each paragraph first
+        sentences = _sentences(body)
+        first = sentences[0]
+        here = slipped is not None and slipped[0] == i
+        shown = first.replace(slipped[2], slipped[1]) if here else first
+        number = b.line_of(shown)
+        b(f"read {number}")
+        if here:
+            b(f"replace {number} {quote(slipped[1])} {quote(slipped[2])}")
+        if len(sentences) > 1:
+            rest = " " + " ".join(sentences[1:])
+            anchor = _short_anchor(b.workspace.text, first)
+            b(f"insert {quote(anchor)} {quote(rest)}" if anchor else f"insert {number}:{len(first) + 1} {quote(rest)}")
+    b(f"read 1-{b.line_count}")
+    b(f"done {quote('Wrote ' + title + '.')}")
+    if b.workspace.text != target:
+        return None
+    return Task("process", goal, draft, target, tuple(b.lines), "synthetic", "process")
+
+
+def _short_anchor(text: str, line: str) -> str | None:
+    """The shortest ending of ``line`` (three words at least) whose first
+    occurrence in ``text`` ends where ``line`` does, or None."""
+    end = text.find(line + "\n")
+    if end < 0:
+        return None
+    end += len(line)
+    words = line.split(" ")
+    for n in range(3, len(words) + 1):
+        anchor = " ".join(words[-n:])
+        if text.find(anchor) + len(anchor) == end:
+            return anchor
+    return None
+
+
+def _or_none(make, *args) -> Task | None:
+    """A task, or None where the drawn material does not fit it (a plan
+    address that does not resolve, a heading the engine reads differently)."""
+    try:
+        return make(*args)
+    except ValueError:  # PlanError, ApplyError, CommandError
+        return None
+
+
+def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, int]) -> Iterator[Task]:
+    """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin)."""
+    titles = sorted({t for s in pool for t, _ in s.sections})
+    prose = [s for s in pool if s.paragraphs]
+    for kind, wanted in counts.items():
+        made = tries = 0
+        while made < wanted and tries < wanted * 5 + 20:
+            tries += 1
+            if kind in ("typos", "mechanics", "clean"):
+                task = proofreading_task(kind, rng, rng.choice(prose))
+            elif kind == "structure":
+                task = _or_none(structure_task, rng, pool, titles) if titles else None
+            elif kind == "process":
+                task = _or_none(process_task, rng, pool)
+            else:
+                raise ValueError(f"unknown task kind {kind!r}")
+            if task is None or (kind != "clean" and kind != "typos" and task.draft == task.target and kind != "structure"):
+                continue
+            made += 1
+            yield task

@@ -1,0 +1,52 @@
+"""The training folder: prose, checked streams, a manifest; resumable."""
+
+import json
+import random
+
+from infitool_edit.learn import corpus, prepare
+
+WORDS = ("keeper lamp light ships weather winter harbour glass signal night storm log entries family "
+         "coast boat oil watch morning evening fog rocks").split()
+
+
+def small_corpus(split="train", *, sources=None):
+    """A few made-up documents with sections, so the test does not read the bundles."""
+    rng = random.Random(split)
+    out = []
+    for d in range(8):
+        parts = [f"# Chapter {d}"]
+        for s in range(4):
+            parts.append(f"## Part {d} {s} of the Year")
+            sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 11))).capitalize() + "."
+                         for _ in range(rng.randint(3, 5))]
+            parts.append(" ".join(sentences))
+        out.append(corpus.Document("made-up", f"doc{d}.md", "\n\n".join(parts) + "\n", "CC0-1.0"))
+    return out
+
+
+def test_prepare_builds_a_folder_of_checked_streams_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "documents", small_corpus)
+    monkeypatch.setattr(prepare, "SHARD_STREAMS", 6)
+    out = tmp_path / "data"
+    manifest = prepare.prepare(out, streams=30, seed=3, jobs=1, bundles=())
+    streams = [json.loads(line) for line in (out / "streams.jsonl").read_text().splitlines()]
+    assert len(streams) == manifest["counts"]["total"] == 30
+    assert {s["task"] for s in streams} == {"typos", "mechanics", "clean", "structure", "process"}
+    for record in streams:
+        assert set(record) == {"stream", "task", "source", "path"}
+        assert record["stream"].startswith("@goal ") and "\n> done " in record["stream"]
+    prose = [json.loads(line) for line in (out / "prose.jsonl").read_text().splitlines()]
+    assert prose and all(set(p) == {"text", "source", "path", "licence"} for p in prose)
+    assert manifest["replay_failures"] == 0 and manifest["seed"] == 3
+    assert "sha256" in manifest["split"] and {s["source"] for s in manifest["sources"]} >= {"rust-book", "peps"}
+    assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
+
+    # A second run finds every shard whole and only merges: the same folder.
+    before = (out / "streams.jsonl").read_text()
+    shard = next((out / "parts").glob("typos-*.jsonl"))
+    stamp = shard.stat().st_mtime_ns
+    again = prepare.prepare(out, streams=30, seed=3, jobs=1, bundles=())
+    assert shard.stat().st_mtime_ns == stamp and (out / "streams.jsonl").read_text() == before
+    assert again["counts"] == manifest["counts"]
+    merged = prepare.prepare(out, streams=30, seed=3, bundles=(), merge_only=True)
+    assert merged["counts"] == manifest["counts"]

@@ -1,0 +1,124 @@
+"""Synthetic tasks, their checkers, and the evaluation's scoring."""
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infitool_edit.learn import corpus
+from infitool_edit.learn.evaluate import (
+    dictionary_fix,
+    evaluate,
+    expert_backend,
+    suite_tasks,
+    word_edits,
+)
+from infitool_edit.learn.render import Renderer
+from infitool_edit.learn.synth import add_mechanics, add_typos, sources, synthetic_tasks
+from infitool_edit.learn.tasks import check, render_task
+
+DOCS = Path(__file__).parents[2] / "docs"
+
+
+@pytest.fixture(scope="module")
+def prose(tmp_path_factory):
+    """A folder of markdown with sections of plain prose (built here, so the
+    test does not depend on what the docs say today)."""
+    folder = tmp_path_factory.mktemp("prose")
+    rng = random.Random(3)
+    words = ("keeper lamp light ships weather winter harbour glass signal night storm log entries family "
+             "coast boat oil watch morning evening fog rocks").split()
+    for d in range(6):
+        parts = [f"# Chapter {d}"]
+        for s in range(4):
+            parts.append(f"## Part {d} {s} of the Year")
+            for _ in range(2):
+                sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 11))).capitalize() + "."
+                             for _ in range(rng.randint(3, 5))]
+                parts.append(" ".join(sentences))
+        (folder / f"doc{d}.md").write_text("\n\n".join(parts) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pool(prose):
+    return sources(corpus.Document("t", p.name, p.read_text(), "MIT") for p in sorted(prose.glob("*.md")))
+
+
+def test_every_kind_renders_to_a_stream_that_passes_its_checker(pool):
+    rng = random.Random(0)
+    kinds = {"typos": 4, "mechanics": 4, "structure": 10, "process": 3, "clean": 2}
+    tasks = list(synthetic_tasks(rng, pool, kinds))
+    assert {k: sum(t.kind == k for t in tasks) for k in kinds} == kinds
+    assert len({t.path for t in tasks if t.kind == "structure"}) >= 3  # add, rename, move, notes, split
+    with Renderer() as renderer:
+        for task in tasks:
+            record = render_task(renderer, task)
+            assert record["task"] == task.kind and record["stream"].startswith(f"@goal {task.goal}")
+    assert all(t.draft == t.target for t in tasks if t.kind == "clean")
+    process = next(t for t in tasks if t.kind == "process")
+    assert process.script[-1].startswith("done") and any(line.startswith("note ") for line in process.script)
+
+
+def test_checkers_refuse_what_does_not_solve_the_task(pool):
+    rng = random.Random(1)
+    tasks = list(synthetic_tasks(rng, pool, {"typos": 3, "structure": 12}))
+    for task in tasks:
+        if task.draft != task.target:
+            assert not check(task, task.draft)  # doing nothing fails where there is work
+        assert not check(task, "")
+    split = [t for t in tasks if t.path == "structure/split"]
+    for task in split:
+        body = task.detail[0]
+        middle = body.index(" ", len(body) // 2)
+        assert not check(task, task.draft.replace(body, body[:middle] + "\n\n" + body[middle + 1 :]) if "." not in body[middle - 1] else "")
+
+
+def test_corruptions_change_words_and_keep_the_rest(pool):
+    rng = random.Random(2)
+    text = "The keeper trimmed the lamp every evening before the ships passed the rocks.\n"
+    typo = add_typos(rng, text, 2)
+    assert typo != text and len(typo.split()) == len(text.split())
+    assert add_mechanics(random.Random(5), text, 1) != text
+    assert dictionary_fix("Teh lamp was recieved.") == "The lamp was received."
+
+
+def test_word_edits_align_like_errant():
+    assert word_edits("the lamp was lit", "the lamp was lit") == set()
+    assert word_edits("teh lamp was lit", "the lamp was lit") == {(0, 1, "the")}
+
+
+def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp_path):
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    text = (prose / "doc1.md").read_text()
+    for i, new in enumerate([text, text.replace("keeper", "warden", 1), text.replace("keeper", "warden", 2)]):
+        (repo / "notes.md").write_text(new)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", f"Edit {i}"], check=True)
+    report = evaluate(["typos", "mechanics", "structure", "clean", "revisions"], make_backend=expert_backend,
+                      system="expert", tasks=3, seed=1, prose=prose, revisions=repo)
+    for suite, systems in report.suites.items():
+        expert = systems["expert"]
+        assert expert["success"] == 1.0, suite
+        assert expert["precision"] == expert["recall"] == 1.0, suite
+        assert expert["finished_rate"] == expert["valid_commands"] == expert["applied_commands"] == 1.0
+        assert systems["copy"]["edits_per_1k_words"] == 0.0
+    assert report.suites["typos"]["copy"]["recall"] < 1.0
+    assert report.suites["clean"]["copy"]["success"] == 1.0
+    figures = report.figures()
+    assert figures["typos_f05"] == figures["mechanics_success"] == figures["structure_success"] == 1.0
+    assert figures["false_edits_per_1k_words"] == 0.0 and figures["revisions_precision"] == 1.0
+    assert figures["revisions_copy_similarity"] < 1.0
+
+
+def test_the_built_in_model_runs_through_the_same_evaluation(prose):
+    from infitool_edit.agent.headless import make_backend
+
+    report = evaluate(["typos"], make_backend=lambda task: make_backend(), system="built-in", tasks=2, prose=prose)
+    figures = report.figures()
+    assert figures["tasks"] == 2
+    assert figures["valid_commands"] == 1.0  # the grammar mask holds even random weights to the language
+    assert 0 < figures["commands_per_task"] <= max(2 * len(t.script) + 5 for t in suite_tasks("typos", 2, prose=prose))
