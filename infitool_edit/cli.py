@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infitool_edit import bench
+from infitool_edit.agent.default_model import default_model_description
 from infitool_edit.commands import CommandError, script_lines
 from infitool_edit.document import ApplyError
 from infitool_edit.history import History, HistoryError
@@ -197,7 +198,7 @@ def fork(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") 
 
 ModelOption = Annotated[
     Optional[Path],
-    typer.Option(help="A model checkpoint folder (default: the embedded model).", show_default=False),
+    typer.Option(help=f"A model checkpoint folder (default: the {default_model_description()}).", show_default=False),
 ]
 MaxCommandsOption = Annotated[
     Optional[int], typer.Option(help="Stop after this many commands.", min=0, show_default=False)

@@ -81,6 +81,12 @@ class Packed:
     tokens: np.ndarray
     mask: np.ndarray | None
     starts: np.ndarray
+    commands: np.ndarray | None = None  # where each learnt run (a command) begins, for a mask
+
+    def __post_init__(self) -> None:
+        if self.mask is not None and self.commands is None:
+            edges = np.flatnonzero(np.diff(self.mask.astype(np.int8), prepend=0) == 1)
+            self.commands = edges.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -120,12 +126,17 @@ def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Gener
     """(ids (batch, length+1) int64, mask (batch, length+1) bool or None): random windows.
 
     ``at_starts``: the share of windows that begin where a text begins (a stream read from its
-    first byte, as the runtime reads it); the rest begin anywhere. A window runs on into the next
-    text, and wraps from the end of the array to its start."""
+    first byte, as the runtime reads it). The rest begin anywhere in prose; in streams, so that a
+    command falls in the second half of the window (every window teaches something, after some
+    context). A window runs on into the next text, and wraps from the end of the array."""
     size = len(packed.tokens)
     if size < 2:
         raise DataError("no text to train on")
-    offsets = rng.integers(0, size, batch)
+    if packed.commands is not None and len(packed.commands):
+        anchors = packed.commands[rng.integers(0, len(packed.commands), batch)]
+        offsets = (anchors - rng.integers(length // 2, length, batch)) % size
+    else:
+        offsets = rng.integers(0, size, batch)
     if at_starts > 0 and len(packed.starts):
         from_start = rng.random(batch) < at_starts
         offsets[from_start] = packed.starts[rng.integers(0, len(packed.starts), int(from_start.sum()))]

@@ -462,7 +462,7 @@ def _train(options: TrainOptions, world: World, report) -> dict:
 
             value = float(all_sum(world, loss.detach().float().reshape(1)).item()) / world.size
             losses.append(value)
-            first_loss = value if first_loss is None else first_loss
+            first_loss = sum(losses[:5]) / len(losses[:5]) if len(losses) <= 5 else first_loss
             recent_loss = sum(losses[-20:]) / len(losses[-20:])
             progress.step += 1
             progress.phase_step += 1
@@ -496,6 +496,8 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         "seconds": round(progress.seconds, 1),
         "bytes_per_second": round(bar.rate(), 1),
         "checkpoint": str(out / "latest"),
+        # The same on every process under DDP (its weights stay in step): a cheap check of that.
+        "parameter_checksum": float(sum(p.detach().double().abs().sum() for p in model.parameters())),
         **figures,
     }
 
