@@ -7,7 +7,7 @@ scan (mamba2.ssd_scan) builds each chunk's decays with a masked cumulative sum o
 (chunk × chunk) grid per head and contracts four operands in one einsum. Training reads windows
 from scratch and needs neither state, so here:
 
-  * the causal convolution is k shifted multiply-adds over a zero-padded input (no state window);
+  * the causal convolution is one padded depthwise conv1d (no state window to carry);
   * within a chunk, C Bᵀ is one batched matmul per group (shared by its heads), the decays are
     exp of differences of one cumulative sum (exact enough: a chunk sums at most `chunk` steps),
     and the masked scores times x is a second batched matmul;
@@ -34,17 +34,14 @@ TRAINING_CHUNK = 64
 
 
 def causal_conv_silu_from_zero(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """SiLU(causal depthwise conv of x (b, l, c)) with zeros before the window; weight (c, 1, k)."""
-    k = weight.shape[-1]
-    padded = F.pad(x, (0, 0, k - 1, 0))  # (b, k-1+l, c)
-    length = x.shape[1]
-    taps = weight[:, 0].t()  # (k, c)
-    out = padded[:, 0:length] * taps[0]
-    for i in range(1, k):  # k (=4) shifted multiply-adds, each over the whole window
-        out = torch.addcmul(out, padded[:, i : i + length], taps[i])
-    if bias is not None:
-        out = out + bias
-    return F.silu(out)
+    """SiLU(causal depthwise conv of x (b, l, c)) with zeros before the window; weight (c, 1, k).
+
+    One depthwise conv1d padded on both sides, cut to the first l outputs: measured here a third
+    faster (forward and backward) than k shifted multiply-adds, whose slices each cost a
+    zero-filled gradient the size of the input."""
+    k, length = weight.shape[-1], x.shape[1]
+    out = F.conv1d(x.transpose(1, 2), weight, bias, padding=k - 1, groups=weight.shape[0])[..., :length]
+    return F.silu(out.transpose(1, 2))
 
 
 def ssd_from_zero(

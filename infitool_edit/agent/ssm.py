@@ -25,7 +25,7 @@ from infitool_edit.agent.constrain import (
     byte_mask_table,
     llguidance_tokenizer,
 )
-from infitool_edit.agent.default_model import has_trained_default, weights_dir
+import infitool_edit.agent.default_model as shipped
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.sampling import sample_token
@@ -63,10 +63,10 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
 
 def default_model() -> tuple[MambaLM, str]:
     """The model used when none is given, and its backend name: the trained checkpoint in
-    model/weights/ if one is installed (``default_model.has_trained_default``), else
+    model/weights/ if one is installed (``shipped.has_trained_default``), else
     ``random_tiny_model()``."""
-    if has_trained_default():
-        return load_checkpoint(weights_dir()), BUILTIN_MODEL_NAME
+    if shipped.has_trained_default():
+        return load_checkpoint(shipped.weights_dir()), BUILTIN_MODEL_NAME
     return random_tiny_model(), DEFAULT_MODEL_NAME
 
 
