@@ -248,6 +248,8 @@ def hardware() -> str:
 
 def load_training_checkpoint(out: Path) -> tuple[Mamba2LM, dict]:
     folder = out / "latest"
+    if not folder.exists() and (out / "previous" / "trainer.pt").is_file():
+        folder = out / "previous"  # stopped between the two renames of a checkpoint write
     if not (folder / "trainer.pt").is_file():
         raise TrainError(f"{out}: no checkpoint to resume (latest/trainer.pt)")
     model = load_checkpoint(folder).train()
