@@ -98,9 +98,9 @@ def test_two_processes_train_in_step_over_gloo(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    context = mp.get_context("spawn")
+    context = mp.get_context("fork")  # the children inherit the imports: no second torch start-up
     results = context.Queue()
-    mp.start_processes(_ddp_worker, args=(port, str(data), str(out), results), nprocs=2, start_method="spawn")
+    mp.start_processes(_ddp_worker, args=(port, str(data), str(out), results), nprocs=2, start_method="fork")
     reports = sorted(results.get(timeout=10) for _ in range(2))
     (_, checksum0, bytes0), (_, checksum1, _) = reports
     assert checksum0 == checksum1  # gradients were averaged: the two copies stayed identical
