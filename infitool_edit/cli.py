@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infitool_edit import bench
+from infitool_edit.agent.default_model import default_model_description
 from infitool_edit.commands import CommandError, script_lines
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.history import History, HistoryError
@@ -204,7 +205,7 @@ def repair(draft: DraftArg) -> None:
 
 ModelOption = Annotated[
     Optional[Path],
-    typer.Option(help="A model checkpoint folder (default: the embedded model).", show_default=False),
+    typer.Option(help=f"A model checkpoint folder (default: the {default_model_description()}).", show_default=False),
 ]
 MaxCommandsOption = Annotated[
     Optional[int], typer.Option(help="Stop after this many commands.", min=0, show_default=False)
@@ -272,6 +273,33 @@ def resume(
     """Continue DRAFT's agent session where it stopped."""
     _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
                server=server, server_model=server_model)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="The training data folder (prose.jsonl, streams.jsonl).")],
+    out: Annotated[Path, typer.Option(help="Where checkpoints go (OUT/latest).")],
+    config: Annotated[str, typer.Option(help="default, or smoke (about a minute).")] = "default",
+    resume: Annotated[bool, typer.Option("--resume", help="Go on from OUT/latest.")] = False,
+    phase: Annotated[str, typer.Option(help="auto, prose or streams (switch phase now).")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default 2).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this many minutes.")] = None,
+    prose_mb: Annotated[Optional[float], typer.Option(help="Phase 1 budget in MB read.")] = None,
+    streams_mb: Annotated[Optional[float], typer.Option(help="Phase 2 budget in MB read.")] = None,
+) -> None:
+    """Train the byte-level model: prose first, then the editor's command streams (torchrun for several GPUs)."""
+    from infitool_edit.learn.dataset import DataError
+    from infitool_edit.learn.train import TrainError, TrainOptions, train as run_training
+    from infitool_edit.model import CheckpointError
+
+    options = TrainOptions(data=data, out=out, config=config, resume=resume, phase=phase, threads=threads,
+                           max_steps=max_steps, max_minutes=max_minutes, prose_mb=prose_mb, streams_mb=streams_mb)
+    try:
+        summary = run_training(options)
+    except (DataError, TrainError, CheckpointError, OSError) as error:
+        raise fail(one_line(error)) from None
+    typer.echo(json.dumps(summary))
 
 
 def bench_suites() -> list[str]:

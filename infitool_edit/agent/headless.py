@@ -24,7 +24,7 @@ from infitool_edit.agent.events import (
 from infitool_edit.agent.remote import RemoteBackend
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
-from infitool_edit.agent.ssm import DEFAULT_MODEL_NAME, SSMBackend, load_model, random_tiny_model
+from infitool_edit.agent.ssm import SSMBackend, default_model, load_model
 from infitool_edit.session.editing import EditingSession
 
 OBSERVATION_PREVIEW_LINES = 6
@@ -40,7 +40,7 @@ def make_backend(
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
     ``server``, else the model in ``model``, else the default model (see
-    ``DEFAULT_MODEL_NAME``)."""
+    ``ssm.default_model``: the trained built-in model, or random weights if none is installed)."""
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
@@ -50,7 +50,8 @@ def make_backend(
     if model is not None:
         loaded, tokenizer = load_model(model)
         return SSMBackend(loaded, tokenizer=tokenizer, name=Path(model).name)
-    return SSMBackend(random_tiny_model(), name=DEFAULT_MODEL_NAME)
+    default, name = default_model()
+    return SSMBackend(default, name=name)
 
 
 class StreamPrinter:

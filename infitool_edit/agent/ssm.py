@@ -26,14 +26,18 @@ from infitool_edit.agent.constrain import (
     byte_mask_table,
     llguidance_tokenizer,
 )
+import infitool_edit.agent.default_model as shipped
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.sampling import sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
 DEFAULT_MODEL_NAME = "random-tiny-byte"
-"""The default until the training issue ships a trained model: random
+"""The default when no trained model is installed in model/weights/: random
 weights, built the same way from the same seed on every machine."""
+
+BUILTIN_MODEL_NAME = "builtin-byte"
+"""The trained model shipped in model/weights/ (the author "model:builtin-byte")."""
 
 
 class ModelError(InfitoolError, ValueError):
@@ -56,6 +60,15 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
     finally:
         torch.random.set_rng_state(generator_state)
     return model.eval()
+
+
+def default_model() -> tuple[MambaLM, str]:
+    """The model used when none is given, and its backend name: the trained checkpoint in
+    model/weights/ if one is installed (``shipped.has_trained_default``), else
+    ``random_tiny_model()``."""
+    if shipped.has_trained_default():
+        return load_checkpoint(shipped.weights_dir()), BUILTIN_MODEL_NAME
+    return random_tiny_model(), DEFAULT_MODEL_NAME
 
 
 Tokenizer = ByteTokenizer | HFTokenizer | RWKVWorldTokenizer

@@ -385,7 +385,9 @@ def make_app(
             backend_name = backend_name or f"script {Path(script).name}"
         else:
             backend_factory = lambda: make_backend(model=model)  # noqa: E731
-            backend_name = backend_name or f"ssm {Path(model).name if model else 'untrained default model'}"
+            from infitool_edit.agent.default_model import default_model_description
+
+            backend_name = backend_name or f"ssm {Path(model).name if model else default_model_description()}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,

@@ -1,0 +1,108 @@
+"""`infitool-edit train`: the smoke config learns real streams, resumes into another phase, the
+checkpoint runs in the editor, and two processes train in step (DDP over gloo)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+from rich.console import Console
+
+from infitool_edit.agent.headless import run_headless
+from infitool_edit.agent.scripted import ScriptedBackend
+from infitool_edit.agent.ssm import SSMBackend
+from infitool_edit.agent.stream import StreamLog, stream_dir_for
+from infitool_edit.learn.card import render
+from infitool_edit.learn.corpus import project_doc_documents
+from infitool_edit.learn.train import TrainOptions, train
+from infitool_edit.model import load_checkpoint
+from infitool_edit.session.editing import EditingSession
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def real_stream(folder: Path, script: str, goal: str) -> str:
+    """The stream a scripted `infitool-edit run` stores, read back from the session's store."""
+    draft = folder / "draft.md"
+    folder.mkdir(parents=True)
+    shutil.copyfile(EXAMPLES / "draft.md", draft)
+    run_headless(draft, goal, backend=ScriptedBackend(EXAMPLES / script), console=Console(file=io.StringIO()))
+    with EditingSession.open(draft, author="writer") as session:
+        log = StreamLog(stream_dir_for(session.history))
+        text = "".join(log.chunk(r) for r in log.chain(log.head))
+        log.close()
+    return text
+
+
+def data_folder(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(data / "prose.jsonl", "w") as file:
+        for document in project_doc_documents():
+            file.write(json.dumps({"text": document.text, "source": document.source, "path": document.path,
+                                   "licence": document.licence}) + "\n")
+    (data / "heldout").mkdir()
+    (data / "heldout" / "prose.jsonl").write_text(json.dumps({"text": (EXAMPLES / "draft.md").read_text()}) + "\n")
+    with open(data / "streams.jsonl", "w") as file:
+        for index, (script, goal) in enumerate(
+            [("tighten-intro.cmds", "Tighten the introduction."), ("bad-line.cmds", "Fix the typo.")]
+        ):
+            stream = real_stream(tmp_path / f"run{index}", script, goal)
+            file.write(json.dumps({"stream": stream, "task": "traces", "source": "examples", "path": script}) + "\n")
+    return data
+
+
+def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, example_draft):
+    data, out = data_folder(tmp_path), tmp_path / "out"
+    lines: list[str] = []
+    first = train(TrainOptions(data=data, out=out, config="smoke", phase="streams", max_steps=60, threads=1),
+                  report=lines.append)
+    assert first["phase"] == "streams" and first["steps"] == 60
+    assert first["last_loss"] < 0.6 * first["first_loss"]  # loss on the command bytes falls
+    assert any("B/s" in line for line in lines)
+
+    # Resume, back into phase 1 (prose) in the same folder: counters and optimizer carry on.
+    second = train(TrainOptions(data=data, out=out, resume=True, phase="prose", max_steps=3, threads=1), report=lines.append)
+    assert second["steps"] == 63 and second["phase"] == "prose"
+    assert second["bytes_seen"]["streams"] == first["bytes_seen"]["streams"]
+    record = json.loads((out / "latest" / "training.json").read_text())
+    assert record["steps"] == 63 and record["parameters"] > 0
+    card = render(out / "latest", "typos_f05 0.5")  # the model card is written from that record
+    assert f"| parameters | {record['parameters']:,} |" in card and "typos_f05 0.5" in card
+
+    # The checkpoint is an ordinary model folder: it loads and writes commands under the byte mask.
+    model = load_checkpoint(out / "latest")
+    run_headless(example_draft, "Fix the typos.", backend=SSMBackend(model, name="smoke"), max_commands=2,
+                 console=Console(file=io.StringIO()))
+    with EditingSession.open(example_draft, author="writer") as session:
+        log = StreamLog(stream_dir_for(session.history))
+        assert sum(1 for r in log.chain(log.head) if r.model_bytes) == 2
+        log.close()
+
+
+def _ddp_worker(rank: int, port: int, data: str, out: str, results) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    summary = train(TrainOptions(data=Path(data), out=Path(out), config="smoke", max_steps=2, threads=1, quiet=True))
+    results.put((rank, summary["parameter_checksum"], summary["bytes_seen"]["prose"]))
+
+
+def test_two_processes_train_in_step_over_gloo(tmp_path):
+    data, out = data_folder(tmp_path), tmp_path / "out"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = mp.get_context("fork")  # the children inherit the imports: no second torch start-up
+    results = context.Queue()
+    mp.start_processes(_ddp_worker, args=(port, str(data), str(out), results), nprocs=2, start_method="fork")
+    reports = sorted(results.get(timeout=10) for _ in range(2))
+    (_, checksum0, bytes0), (_, checksum1, _) = reports
+    assert checksum0 == checksum1  # gradients were averaged: the two copies stayed identical
+    assert bytes0 == 2 * 2 * 4 * 128  # steps × processes × batch × window
+    assert load_checkpoint(out / "latest").config.hidden_size == 64
