@@ -36,7 +36,7 @@ import torch
 
 from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
 from infitool_edit.model.mamba import Linear
-from infitool_edit.model.quantize import KERNEL_K_MULTIPLE, Int8Linear
+from infitool_edit.model.quantize import BLOCK, Int8Linear
 from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM
 
 LARGE_ENV = "INFITOOL_BENCH_LARGE"
@@ -62,7 +62,7 @@ def quantize_in_place(model: torch.nn.Module) -> torch.nn.Module:
     """quantize_int8 without its copy: each fp32 matrix is freed as its int8 twin replaces it."""
     for module in list(model.modules()):
         for name, child in module.named_children():
-            if isinstance(child, Linear) and child.in_features % KERNEL_K_MULTIPLE == 0:
+            if isinstance(child, Linear) and child.in_features % BLOCK == 0:
                 setattr(module, name, Int8Linear(child))
     return model
 
