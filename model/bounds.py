@@ -32,9 +32,10 @@ def check_config_against_weights(folder: Path, config) -> None:
         if stored_layers != config.num_hidden_layers:
             wrong = "missing" if stored_layers < config.num_hidden_layers else "unexpected"
             first = min(stored_layers, config.num_hidden_layers)
+            # The same words as checkpoint.config_mismatch: the weights decide, the key is named.
             raise CheckpointError(
-                f"{folder}: {wrong} tensors backbone.layers.{first}.* (config.json says num_hidden_layers "
-                f"{config.num_hidden_layers}, the weights hold {stored_layers} layers)"
+                f"{folder}: config.json gives num_hidden_layers {config.num_hidden_layers}, but the weights "
+                f"say {stored_layers} ({wrong} tensors backbone.layers.{first}.*)"
             )
         embedding = shapes.get(_EMBEDDING)
         if embedding is not None and tuple(embedding) != (config.vocab_size, config.hidden_size):

@@ -137,8 +137,8 @@ def test_rewind_and_continue_equals_a_fresh_run_that_stopped_there(tmp_path: Pat
         runner = Runner(session, _backend(model), None, max_commands=0, seed=7, keyframe_every=3)
         runner.open()
         past_target = runner.backend.state.copy()
+        # The runner hears the session's rewind or fork itself (it subscribes to the session).
         went_back = session.execute(f"rewind v{target}") if how == "rewind" else session.fork(target)
-        runner.writer_executed(went_back)
         runner.run()  # a budget of 0 commands: the writer's event is read, nothing sampled
         live = runner.backend
     assert not live.state.matches(past_target)

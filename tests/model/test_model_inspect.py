@@ -19,6 +19,7 @@ from infitool_edit.model.checkpoint import PENDING_MODEL_TYPES, SUPPORTED_MODEL_
 from infitool_edit.model.inspect import inspect_folder
 
 transformers = pytest.importorskip("transformers")
+from helpers.transformers_classes import config_class, model_class  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 PUBLISHED = sorted(folder.name for folder in FIXTURES.iterdir() if (folder / "config.json").is_file())
@@ -43,9 +44,9 @@ def transformers_parameter_count(folder: Path) -> int:
         if "layer_types" in values:
             overrides["layer_types"] = layer_types
         settings = {key: value for key, value in values.items() if key != "model_type"} | overrides
-        config = transformers.AutoConfig.for_model(values["model_type"], **settings)
+        config = config_class(values["model_type"])(**settings)
         with torch.device("meta"):
-            model = transformers.AutoModelForCausalLM.from_config(config)
+            model = model_class(values["model_type"])(config)
         return sum(parameter.numel() for parameter in model.parameters())
 
     types = values.get("layer_types") or ["mamba"] * values["num_hidden_layers"]

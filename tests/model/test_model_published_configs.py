@@ -18,6 +18,7 @@ from infitool_edit.model.checkpoint import PENDING_MODEL_TYPES, SUPPORTED_MODEL_
 from infitool_edit.model.config import reading_notes
 
 transformers = pytest.importorskip("transformers")
+from helpers.transformers_classes import config_class, model_class  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 PUBLISHED = sorted(folder.name for folder in FIXTURES.iterdir() if (folder / "config.json").is_file())
@@ -91,9 +92,9 @@ def built_by_transformers(values: dict, folder: Path):
     over the config.json it wrote."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(values), encoding="utf-8")
-    config = transformers.AutoConfig.from_pretrained(folder)
+    config = config_class(values["model_type"]).from_pretrained(folder)
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    model = model_class(values["model_type"])(config).float().eval()
     model.save_pretrained(folder)
     (folder / "config.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
     return model
