@@ -394,7 +394,7 @@ class RWKV7LM(nn.Module):
         return stored
 
     def new_state(self, batch: int = 1) -> State:
-        weight = self.embeddings.weight
+        weight = self.norm.weight  # not the embedding's: a quantized one is int8 (as in MambaLM)
         return State.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)
 
     def forward(
