@@ -1,6 +1,7 @@
 /* One Mamba decode step on the CPU, fused: a token in, its logits out, the state advanced.
  *
- * Its plain twin is `MambaLM.step` in model/mamba.py (tests hold the two to fp32 tolerance).
+ * Its plain twin is `MambaLM.step` in model/mamba.py (tests hold the two to fp32 tolerance);
+ * Mamba-2's and RWKV-7's steps follow below in the same frame.
  * Decoding one token streams every weight once and does little arithmetic, so its time is
  * memory bandwidth plus the overhead between operations. In PyTorch that overhead is some
  * 20 operator calls per layer (a few milliseconds per token on mamba-130m); here the whole

@@ -1,6 +1,6 @@
 """The fused CPU decode steps (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
 
-`MambaLM.step` (and `Mamba2LM.step`) use them when `dispatch` says the C backend applies — one
+`MambaLM.step` (and `Mamba2LM.step`, `RWKV7LM.step`) use them when `dispatch` says the C backend applies — one
 token, batch 1, an fp32 state on the CPU, no autograd — handing over their weights as a flat
 list of tensors (`fused_weights()`); nothing here imports the model. They run the plain
 PyTorch twin otherwise, and the two give the same logits to fp32 tolerance
