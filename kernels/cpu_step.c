@@ -1,6 +1,7 @@
 /* One Mamba decode step on the CPU, fused: a token in, its logits out, the state advanced.
  *
- * Its plain twin is `MambaLM.step` in model/mamba.py (tests hold the two to fp32 tolerance).
+ * Its plain twin is `MambaLM.step` in model/mamba.py (tests hold the two to fp32 tolerance);
+ * Mamba-2's and RWKV-7's steps follow below in the same frame.
  * Decoding one token streams every weight once and does little arithmetic, so its time is
  * memory bandwidth plus the overhead between operations. In PyTorch that overhead is some
  * 20 operator calls per layer (a few milliseconds per token on mamba-130m); here the whole
@@ -746,5 +747,304 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
         int v0, v1;
         share(vocab, 16, t, team, &v0, &v1);
         if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+    }
+}
+
+/* ---- RWKV-7 --------------------------------------------------------------------------------
+ * One RWKV-7 decode step, fused; its plain twin is `RWKV7LM.step` (model/rwkv7.py, `wkv_step`
+ * for the recurrence). Per layer, all LayerNorms with an optional bias:
+ *   [layer 0: residual = pre_norm(residual)]
+ *   h = attn_norm(residual);  xr … xg = h + (shift0 - h) · x_r … x_g;  shift0 = h
+ *   r, k, v = r/k/v_proj;  w = exp(-e^{-1/2} σ(w_lora));  a = σ(a_lora);  g = g_lora (σ inside)
+ *   v = lerp(v, v_first, σ(v_lora)) (layer 0: v_first = v);  kk = normalize(k · k_k) per head
+ *   k = k (1 + (a - 1) k_a);  per head S ← diag(w) S + (kk a)((-kk) S) + k vᵀ;  o = r S
+ *   residual += o_proj((GroupNorm(o) + Σ(r k r_k) v) · g)
+ *   h2 = ffn_norm(residual);  xk = h2 + (shift1 - h2) · x_k;  shift1 = h2
+ *   residual += value(relu(key(xk))²)
+ * then norm_f and the LM head. Threads: the first projections (r, k, v and the LoRAs' first
+ * layers) are split by output columns; then each thread owns whole heads (channels in whole
+ * blocks of 32) and does, for them, the LoRAs' second layers, the recurrence, the norm, the gate
+ * and o_proj's rows as a partial sum; the channel mix splits key's columns, and value by the same
+ * rows. Three barriers a layer; every thread keeps its own identical copy of the residual. */
+typedef struct {
+    int32_t d, heads, head_dim, ffn, rank_w, rank_v, rank_a, rank_g, vocab, layers;
+    float eps, group_eps;
+} RWKV7Dims;
+
+/* Per-layer pointers; a NULL norm weight means no norm (pre_norm after layer 0), a NULL
+ * v_lora weight means none (layer 0). */
+enum {
+    R7_PRE_NORM_W, R7_PRE_NORM_B, R7_ATTN_NORM_W, R7_ATTN_NORM_B,
+    R7_X_R, R7_X_W, R7_X_K, R7_X_V, R7_X_A, R7_X_G,
+    R7_R_PROJ, R7_K_PROJ = R7_R_PROJ + LINEAR, R7_V_PROJ = R7_K_PROJ + LINEAR,
+    R7_W_LORA0 = R7_V_PROJ + LINEAR, R7_W_LORA2 = R7_W_LORA0 + LINEAR,
+    R7_V_LORA0 = R7_W_LORA2 + LINEAR, R7_V_LORA2 = R7_V_LORA0 + LINEAR,
+    R7_A_LORA0 = R7_V_LORA2 + LINEAR, R7_A_LORA2 = R7_A_LORA0 + LINEAR,
+    R7_G_LORA0 = R7_A_LORA2 + LINEAR, R7_G_LORA2 = R7_G_LORA0 + LINEAR,
+    R7_K_K = R7_G_LORA2 + LINEAR, R7_K_A, R7_R_K, R7_G_NORM_W, R7_G_NORM_B,
+    R7_O_PROJ, R7_FFN_NORM_W = R7_O_PROJ + LINEAR, R7_FFN_NORM_B, R7_FFN_X_K,
+    R7_KEY, R7_VALUE = R7_KEY + LINEAR, R7_PER_LAYER = R7_VALUE + LINEAR
+};
+/* After the layers: the embedding and its int8 scales, norm_f's weight and bias, the head. */
+enum { R7_EMBEDDING, R7_EMBEDDING_S, R7_NORM_F_W, R7_NORM_F_B, R7_HEAD, R7_TAIL = R7_HEAD + LINEAR };
+
+/* out = LayerNorm(x) · weight (+ bias); x and out may be the same array. */
+static void layer_norm(const float *x, const float *weight, const float *bias, float eps, int size, float *out) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < size; i++) sum += x[i];
+    const float mean = sum / (float)size;
+    float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+    for (int i = 0; i < size; i++) squares += (x[i] - mean) * (x[i] - mean);
+    const float scale = 1.0f / sqrtf(squares / (float)size + eps);
+    for (int i = 0; i < size; i++) out[i] = (x[i] - mean) * scale * weight[i] + (bias ? bias[i] : 0.0f);
+}
+
+static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+
+typedef struct {
+    int64_t rkv, lora, out_parts_a, out_parts_f, v_first, key, shared;      /* shared offsets */
+    int64_t residual, hidden, mixed, hq, hs, act, aq, as, y, yq, ys, private_size; /* private */
+} R7Scratch;
+
+static R7Scratch r7_scratch(const RWKV7Dims *dims, int threads) {
+    const int64_t d = dims->d, ranks = dims->rank_w + dims->rank_v + dims->rank_a + dims->rank_g;
+    R7Scratch s;
+    int64_t at = 0;
+    s.rkv = at; at += 3 * d;
+    s.lora = at; at += ranks;
+    s.out_parts_a = at; at += (int64_t)threads * d;
+    s.out_parts_f = at; at += (int64_t)threads * d;
+    s.v_first = at; at += d;
+    s.key = at; at += dims->ffn;
+    s.shared = at + 16;
+    at = 0;
+    s.residual = at; at += d;
+    s.hidden = at; at += d;
+    s.mixed = at; at += 6 * d;                   /* xr, xw, xk, xv, xa, xg */
+    s.hq = at; at += 6 * d / 4 + 16;             /* their int8 blocks */
+    s.hs = at; at += 6 * d / QBLOCK + 16;
+    s.act = at; at += ranks;                     /* the LoRAs' hidden activations */
+    s.aq = at; at += ranks / 4 + 16;
+    s.as = at; at += ranks / QBLOCK + 16;
+    const int64_t widest = d > dims->ffn ? d : dims->ffn;
+    s.y = at; at += 4 * d;                       /* decay, v mix, rate, gate for this thread's channels */
+    s.yq = at; at += widest / 4 + 16;            /* o_proj's and value's inputs, int8 */
+    s.ys = at; at += widest / QBLOCK + 16;
+    s.private_size = (at + 15) / 16 * 16 + 16;
+    return s;
+}
+
+int64_t rwkv7_step_scratch(const RWKV7Dims *dims, int32_t threads) {
+    const R7Scratch s = r7_scratch(dims, threads);
+    return s.shared + threads * s.private_size;
+}
+
+/* A whole linear layer's outputs [o0, o1) from the whole input (quantized first when it is). */
+static void linear_columns(const void *const *layer, const float *x, const int8_t *xq, const float *xs,
+                           int in, int out, int t, int team, float *y) {
+    int o0, o1;
+    share(out, 16, t, team, &o0, &o1);
+    if (o1 > o0) linear_part(layer, x, xq, xs, in, out, 0, in, o0, o1, 1, y + o0);
+}
+
+/* Quantize x (size) into q, s when the layer reads int8 blocks; the layer's input size must be a
+ * multiple of QBLOCK then (cpu_step.py checks). */
+static void quantize_for(const void *const *layer, const float *x, int size, int8_t *q, float *s) {
+    if (quantized(layer)) quantize_q8(x, size, q, s);
+}
+
+/* Read `token`: logits (vocab) out; shift_state (layers, 2, d) and wkv_state (layers, heads, K, K)
+ * advanced in place. `weights` holds R7_PER_LAYER pointers per layer, then R7_TAIL more. */
+void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token,
+                float *shift_state, float *wkv_state, float *scratch, float *logits, int32_t threads) {
+    if (threads < 1) threads = 1;
+    const int d = dims->d, heads = dims->heads, K = dims->head_dim, ffn = dims->ffn, vocab = dims->vocab;
+    const int rw = dims->rank_w, rv = dims->rank_v, ra = dims->rank_a, rg = dims->rank_g;
+    const int head_align = QBLOCK / gcd(K, QBLOCK);
+    const R7Scratch s = r7_scratch(dims, threads);
+    const void *const *tail = weights + (size_t)dims->layers * R7_PER_LAYER;
+    float *rkv = scratch + s.rkv, *lora = scratch + s.lora, *v_first = scratch + s.v_first;
+    float *parts_a = scratch + s.out_parts_a, *parts_f = scratch + s.out_parts_f, *key = scratch + s.key;
+    TeamBarrier barrier = {0, 0};
+
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *mine = scratch + s.shared + (size_t)t * s.private_size;
+        float *residual = mine + s.residual, *hidden = mine + s.hidden, *mixed = mine + s.mixed;
+        int8_t *hq = (int8_t *)(mine + s.hq), *aq = (int8_t *)(mine + s.aq), *yq = (int8_t *)(mine + s.yq);
+        float *hs = mine + s.hs, *act = mine + s.act, *as = mine + s.as, *y = mine + s.y, *ys = mine + s.ys;
+        int h0, h1, f0, f1;
+        share(heads, head_align, t, team, &h0, &h1);
+        share(ffn, QBLOCK, t, team, &f0, &f1);
+        const int c0 = h0 * K, c1 = h1 * K; /* this thread's channels */
+
+        if (tail[R7_EMBEDDING_S]) {
+            const int8_t *row = (const int8_t *)tail[R7_EMBEDDING] + (size_t)token * d;
+            const float scale = ((const float *)tail[R7_EMBEDDING_S])[token];
+            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
+        } else {
+            const float *embedding = tail[R7_EMBEDDING];
+            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
+        }
+        for (int layer = 0; layer < dims->layers; layer++) {
+            const void *const *w = weights + (size_t)layer * R7_PER_LAYER;
+            float *shift = shift_state + (size_t)layer * 2 * d;
+            float *S_all = wkv_state + (size_t)layer * heads * K * K;
+            if (w[R7_PRE_NORM_W]) layer_norm(residual, w[R7_PRE_NORM_W], w[R7_PRE_NORM_B], dims->eps, d, residual);
+            layer_norm(residual, w[R7_ATTN_NORM_W], w[R7_ATTN_NORM_B], dims->eps, d, hidden);
+            /* The six token-shift mixes, read before anyone writes shift (after the next barrier). */
+            for (int m = 0; m < 6; m++) {
+                const float *coefficient = w[R7_X_R + m];
+                float *out = mixed + (size_t)m * d;
+#pragma omp simd
+                for (int i = 0; i < d; i++) out[i] = hidden[i] + (shift[i] - hidden[i]) * coefficient[i];
+            }
+            float *xr = mixed, *xw = mixed + d, *xk = mixed + 2 * d, *xv = mixed + 3 * d, *xa = mixed + 4 * d,
+                  *xg = mixed + 5 * d;
+            int8_t *qr = hq, *qw = hq + d, *qk = hq + 2 * d, *qv = hq + 3 * d, *qa = hq + 4 * d, *qg = hq + 5 * d;
+            const int nb = d / QBLOCK;
+            float *sr = hs, *sw = hs + nb, *sk = hs + 2 * nb, *sv = hs + 3 * nb, *sa = hs + 4 * nb, *sg = hs + 5 * nb;
+            const int has_v_lora = w[R7_V_LORA0 + L_W] != NULL;
+            /* Stage 1: r, k, v and the LoRAs' first layers, split by output columns. */
+            quantize_for(w + R7_R_PROJ, xr, d, qr, sr);
+            quantize_for(w + R7_K_PROJ, xk, d, qk, sk);
+            if (quantized(w + R7_V_PROJ) || (has_v_lora && quantized(w + R7_V_LORA0))) quantize_q8(xv, d, qv, sv);
+            quantize_for(w + R7_W_LORA0, xw, d, qw, sw);
+            quantize_for(w + R7_A_LORA0, xa, d, qa, sa);
+            quantize_for(w + R7_G_LORA0, xg, d, qg, sg);
+            float *r = rkv, *k = rkv + d, *v = rkv + 2 * d;
+            float *lw = lora, *lv = lora + rw, *la = lv + rv, *lg = la + ra;
+            linear_columns(w + R7_R_PROJ, xr, qr, sr, d, d, t, team, r);
+            linear_columns(w + R7_K_PROJ, xk, qk, sk, d, d, t, team, k);
+            linear_columns(w + R7_V_PROJ, xv, qv, sv, d, d, t, team, v);
+            linear_columns(w + R7_W_LORA0, xw, qw, sw, d, rw, t, team, lw);
+            if (has_v_lora) linear_columns(w + R7_V_LORA0, xv, qv, sv, d, rv, t, team, lv);
+            linear_columns(w + R7_A_LORA0, xa, qa, sa, d, ra, t, team, la);
+            linear_columns(w + R7_G_LORA0, xg, qg, sg, d, rg, t, team, lg);
+            team_wait(&barrier, team);
+            for (int i = c0; i < c1; i++) shift[i] = hidden[i]; /* every read of shift0 is done */
+
+            /* Stage 2, this thread's heads: the LoRAs' second layers for its channels ... */
+            float *aw = act, *av = act + rw, *aa = av + rv, *ag = aa + ra;
+            for (int i = 0; i < rw; i++) aw[i] = tanhf(lw[i]);
+            if (has_v_lora) for (int i = 0; i < rv; i++) av[i] = lv[i];
+            for (int i = 0; i < ra; i++) aa[i] = la[i];
+            for (int i = 0; i < rg; i++) ag[i] = sigmoid(lg[i]);
+            int8_t *qaw = aq, *qav = aq + rw, *qaa = qav + rv, *qag = qaa + ra;
+            float *saw = as, *sav = as + rw / QBLOCK + 1, *saa = sav + rv / QBLOCK + 1, *sag = saa + ra / QBLOCK + 1;
+            quantize_for(w + R7_W_LORA2, aw, rw, qaw, saw);
+            if (has_v_lora) quantize_for(w + R7_V_LORA2, av, rv, qav, sav);
+            quantize_for(w + R7_A_LORA2, aa, ra, qaa, saa);
+            quantize_for(w + R7_G_LORA2, ag, rg, qag, sag);
+            /* Outputs [c0, c1) of each, into this thread's y-sized scratch: decay, v mix, a, gate. */
+            float *decay = y, *vmix = y + (c1 - c0), *rate = y + 2 * (c1 - c0), *gate = y + 3 * (c1 - c0);
+            if (c1 > c0) {
+                linear_part(w + R7_W_LORA2, aw, qaw, saw, rw, d, 0, rw, c0, c1, 1, decay);
+                if (has_v_lora) linear_part(w + R7_V_LORA2, av, qav, sav, rv, d, 0, rv, c0, c1, 1, vmix);
+                linear_part(w + R7_A_LORA2, aa, qaa, saa, ra, d, 0, ra, c0, c1, 1, rate);
+                linear_part(w + R7_G_LORA2, ag, qag, sag, rg, d, 0, rg, c0, c1, 1, gate);
+            }
+            /* ... then, per head, the recurrence, the norm, the bonus and the gate: o into `out`. */
+            const float *k_k = w[R7_K_K], *k_a = w[R7_K_A], *r_k = w[R7_R_K];
+            const float *gn_w = w[R7_G_NORM_W], *gn_b = w[R7_G_NORM_B];
+            float *out = hidden; /* this thread's channels of o_proj's input, at their own offsets */
+            for (int h = h0; h < h1; h++) {
+                const int base = h * K, local = base - c0;
+                float kk[K], ww[K], bb[K], kh[K], vh[K], read[K], o[K];
+                float norm = 0.0f;
+                for (int i = 0; i < K; i++) {
+                    const int c = base + i;
+                    ww[i] = expf(-0.6065306597126334f * sigmoid(decay[local + i]));
+                    float vc = v[c];
+                    if (has_v_lora) {
+                        const float mix = sigmoid(vmix[local + i]);
+                        vc = vc + mix * (v_first[c] - vc);
+                    } else {
+                        v_first[c] = vc;
+                    }
+                    vh[i] = vc;
+                    kk[i] = k[c] * k_k[c];
+                    norm += kk[i] * kk[i];
+                }
+                norm = sqrtf(norm);
+                norm = norm > 1e-12f ? norm : 1e-12f;
+                float bonus = 0.0f;
+                for (int i = 0; i < K; i++) {
+                    const int c = base + i;
+                    const float ai = sigmoid(rate[local + i]);
+                    kk[i] /= norm;
+                    bb[i] = kk[i] * ai;
+                    kh[i] = k[c] + k[c] * (ai - 1.0f) * k_a[c];
+                    bonus += r[c] * kh[i] * r_k[c];
+                    read[i] = 0.0f;
+                    o[i] = 0.0f;
+                }
+                float *S = S_all + (size_t)h * K * K;
+                for (int i = 0; i < K; i++) { /* read = (-kk) S */
+                    const float ai = -kk[i];
+                    const float *row = S + (size_t)i * K;
+#pragma omp simd
+                    for (int j = 0; j < K; j++) read[j] += ai * row[j];
+                }
+                for (int i = 0; i < K; i++) {
+                    float *row = S + (size_t)i * K;
+                    const float wi = ww[i], bi = bb[i], ki = kh[i], ri = r[base + i];
+#pragma omp simd
+                    for (int j = 0; j < K; j++) {
+                        const float value = row[j] * wi + bi * read[j] + ki * vh[j];
+                        row[j] = value;
+                        o[j] += ri * value;
+                    }
+                }
+                float mean = 0.0f, var = 0.0f;
+                for (int j = 0; j < K; j++) mean += o[j];
+                mean /= (float)K;
+                for (int j = 0; j < K; j++) var += (o[j] - mean) * (o[j] - mean);
+                const float inv = 1.0f / sqrtf(var / (float)K + dims->group_eps);
+                for (int j = 0; j < K; j++) {
+                    const int c = base + j;
+                    out[c] = ((o[j] - mean) * inv * gn_w[c] + gn_b[c] + bonus * vh[j]) * gate[local + j];
+                }
+            }
+            /* o_proj over this thread's input rows: a partial output. */
+            quantize_for(w + R7_O_PROJ, out + c0, c1 - c0, yq + c0, ys + c0 / QBLOCK);
+            linear_part(w + R7_O_PROJ, out, yq, ys, d, d, c0, c1, 0, d, 0, parts_a + (size_t)t * d);
+            team_wait(&barrier, team);
+            for (int part = 0; part < team; part++)
+                for (int i = 0; i < d; i++) residual[i] += parts_a[(size_t)part * d + i];
+
+            /* The channel mix: key's columns [f0, f1), then value over the same rows. */
+            float *shift1 = shift + d, *xf = mixed;
+            layer_norm(residual, w[R7_FFN_NORM_W], w[R7_FFN_NORM_B], dims->eps, d, hidden);
+            const float *fx_k = w[R7_FFN_X_K];
+#pragma omp simd
+            for (int i = 0; i < d; i++) xf[i] = hidden[i] + (shift1[i] - hidden[i]) * fx_k[i];
+            quantize_for(w + R7_KEY, xf, d, hq, hs);
+            if (f1 > f0) {
+                linear_part(w + R7_KEY, xf, hq, hs, d, ffn, 0, d, f0, f1, 1, key + f0);
+                for (int i = f0; i < f1; i++) {
+                    const float relu = key[i] > 0.0f ? key[i] : 0.0f;
+                    key[i] = relu * relu;
+                }
+            }
+            quantize_for(w + R7_VALUE, key + f0, f1 - f0, yq + f0, ys + f0 / QBLOCK);
+            linear_part(w + R7_VALUE, key, yq, ys, ffn, d, f0, f1, 0, d, 0, parts_f + (size_t)t * d);
+            team_wait(&barrier, team);
+            for (int i = c0; i < c1; i++) shift1[i] = hidden[i]; /* every read of shift1 is done */
+            for (int part = 0; part < team; part++)
+                for (int i = 0; i < d; i++) residual[i] += parts_f[(size_t)part * d + i];
+        }
+        layer_norm(residual, tail[R7_NORM_F_W], tail[R7_NORM_F_B], dims->eps, d, hidden);
+        quantize_for(tail + R7_HEAD, hidden, d, hq, hs);
+        int v0, v1;
+        share(vocab, 16, t, team, &v0, &v1);
+        if (v1 > v0) linear_part(tail + R7_HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
     }
 }

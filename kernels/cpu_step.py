@@ -1,6 +1,6 @@
 """The fused CPU decode steps (`cpu_step.c`): built with the machine's C compiler, called through ctypes.
 
-`MambaLM.step` (and `Mamba2LM.step`) use them when `dispatch` says the C backend applies — one
+`MambaLM.step` (and `Mamba2LM.step`, `RWKV7LM.step`) use them when `dispatch` says the C backend applies — one
 token, batch 1, an fp32 state on the CPU, no autograd — handing over their weights as a flat
 list of tensors (`fused_weights()`); nothing here imports the model. They run the plain
 PyTorch twin otherwise, and the two give the same logits to fp32 tolerance
@@ -53,6 +53,13 @@ class Mamba2Dims(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_int32) for name in ("d", "d_in", "n", "k", "heads", "head_dim", "groups", "vocab", "layers")
     ] + [("eps", ctypes.c_float), ("dt_min", ctypes.c_float), ("dt_max", ctypes.c_float)]
+
+
+class RWKV7Dims(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_int32)
+        for name in ("d", "heads", "head_dim", "ffn", "rank_w", "rank_v", "rank_a", "rank_g", "vocab", "layers")
+    ] + [("eps", ctypes.c_float), ("group_eps", ctypes.c_float)]
 
 
 def enabled() -> bool:
@@ -153,6 +160,10 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.POINTER(Mamba2Dims), ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
                 ]
+                library.rwkv7_step_scratch.restype = ctypes.c_int64
+                library.rwkv7_step_scratch.argtypes = [ctypes.POINTER(RWKV7Dims), ctypes.c_int32]
+                library.rwkv7_step.restype = None
+                library.rwkv7_step.argtypes = [ctypes.POINTER(RWKV7Dims), *library.mamba_step.argtypes[1:]]
                 library.read_sum.restype = ctypes.c_double
                 library.read_sum.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
                 library.mamba_scan.restype = None
@@ -199,6 +210,13 @@ MAMBA_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "x_proj*", "dt_pr
 MAMBA_TAIL = ("embedding", "embedding_scale", "norm_f", "lm_head*")
 # Mamba-2 (`Mamba2LM.fused_weights()`): A_log as it is (the step takes -exp per head itself).
 MAMBA2_LAYER = ("norm", "in_proj*", "conv_weight", "conv_bias", "dt_bias", "A_log", "D", "gate_norm", "out_proj*")
+# RWKV-7 (`RWKV7LM.fused_weights()`): every plain tensor is d long; a name in RWKV7Step.OPTIONAL
+# may be None (pre_norm after layer 0, v_lora in layer 0, a LayerNorm without bias).
+RWKV7_LAYER = ("pre_norm", "pre_norm_bias", "attn_norm", "attn_norm_bias", "x_r", "x_w", "x_k", "x_v", "x_a", "x_g",
+               "r_proj*", "k_proj*", "v_proj*", "w_lora0*", "w_lora2*", "v_lora0*", "v_lora2*", "a_lora0*",
+               "a_lora2*", "g_lora0*", "g_lora2*", "k_k", "k_a", "r_k", "g_norm", "g_norm_bias", "o_proj*",
+               "ffn_norm", "ffn_norm_bias", "ffn_x_k", "key*", "value*")
+RWKV7_TAIL = ("embedding", "embedding_scale", "norm_f", "norm_f_bias", "lm_head*")
 # weight dtype → (the C file's KIND_*, the scales' dtype, weight elements per byte-sized element)
 LINEAR_KINDS = {
     torch.float32: (0, None, 1),  # (in, out)
@@ -276,12 +294,13 @@ class MambaStep:
     moved or converted are read as they are now; the pointer array is rebuilt only then."""
 
     name = "mamba_step"
-    LAYER = MAMBA_LAYER
+    LAYER, TAIL = MAMBA_LAYER, MAMBA_TAIL
+    OPTIONAL: frozenset = frozenset({"conv_bias"})  # names that may be None (a NULL pointer)
 
     def __init__(self, dims) -> None:
         self.dims, self.library = dims, library()
         self.shapes = self._linear_shapes(dims)
-        self.layout = [*self.LAYER * dims.layers, *MAMBA_TAIL]
+        self.layout = [*self.LAYER * dims.layers, *self.TAIL]
         self._run = getattr(self.library, self.name)
         self._scratch = getattr(self.library, f"{self.name}_scratch")
         self.count = sum(3 if name.endswith("*") else 1 for name in self.layout)
@@ -294,6 +313,13 @@ class MambaStep:
     def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
         return _linear_shapes(dims)
 
+    def _plain_size(self, name: str) -> int | None:
+        """The number of elements a plain (non-linear) tensor must have; None: not checked."""
+        return None
+
+    def _state_fits(self, conv: torch.Tensor, ssm: torch.Tensor) -> bool:
+        return True
+
     def _pointers(self, weights: list) -> ctypes.Array | None:
         if len(weights) != self.count:
             return None
@@ -304,6 +330,12 @@ class MambaStep:
         pointers, at = [], 0
         for name in self.layout:
             if name.endswith("*"):
+                if weights[at] is None and name[:-1] in self.OPTIONAL:  # no such layer here
+                    if weights[at + 1] is not None or weights[at + 2] is not None:
+                        return None
+                    pointers += [0, 0, 0, 0]
+                    at += 3
+                    continue
                 linear = _linear_pointers(*weights[at:at + 3], self.shapes[name[:-1]])
                 if linear is None:
                     return None
@@ -318,7 +350,8 @@ class MambaStep:
                 ok = tensor is None or (_readable(tensor) and tensor.numel() == self.dims.vocab)
                 ok = ok and (tensor is None) == (weights[at - 2].dtype != torch.int8)
             else:
-                ok = _readable(tensor) and (tensor is not None or name == "conv_bias")
+                ok = _readable(tensor) and (tensor is not None or name in self.OPTIONAL)
+                ok = ok and (tensor is None or self._plain_size(name) in (None, tensor.numel()))
             if not ok:
                 return None
             pointers.append(0 if tensor is None else tensor.data_ptr())
@@ -330,6 +363,8 @@ class MambaStep:
         """Logits (1, vocab), conv (layers, 1, d_in, k) and ssm (layers, 1, d_in, n) advanced in place;
         None (nothing changed) when these weights or states are not ones the step reads."""
         if token.numel() != 1 or conv.shape[1] != 1 or not (_readable(conv) and _readable(ssm)):
+            return None
+        if not self._state_fits(conv, ssm):
             return None
         pointers = self._pointers(weights)
         if pointers is None:
@@ -443,6 +478,44 @@ def mamba2_step(d: int, d_in: int, n: int, k: int, heads: int, head_dim: int, gr
         return None
     return Mamba2Step(Mamba2Dims(d=d, d_in=d_in, n=n, k=k, heads=heads, head_dim=head_dim, groups=groups,
                                  vocab=vocab, layers=layers, eps=eps, dt_min=dt_min, dt_max=dt_max))
+
+
+class RWKV7Step(MambaStep):
+    """The fused decode step of an RWKV-7 model (`RWKV7LM.fused_weights()`, RWKV7_LAYER per layer,
+    then RWKV7_TAIL); the state is conv (layers, 1, 2, d), the two token shifts, and ssm
+    (layers, 1, heads, K, K), the wkv matrices."""
+
+    name = "rwkv7_step"
+    LAYER, TAIL = RWKV7_LAYER, RWKV7_TAIL
+    OPTIONAL = frozenset({"pre_norm", "pre_norm_bias", "attn_norm_bias", "g_norm_bias", "ffn_norm_bias",
+                          "norm_f_bias", "v_lora0", "v_lora2"})
+
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        d = dims.d
+        shapes = {name: (d, d) for name in ("r_proj", "k_proj", "v_proj", "o_proj")}
+        for lora, rank in (("w", dims.rank_w), ("v", dims.rank_v), ("a", dims.rank_a), ("g", dims.rank_g)):
+            shapes[f"{lora}_lora0"], shapes[f"{lora}_lora2"] = (d, rank), (rank, d)
+        return {**shapes, "key": (d, dims.ffn), "value": (dims.ffn, d), "lm_head": (d, dims.vocab)}
+
+    def _plain_size(self, name: str) -> int | None:
+        return None if name in ("embedding", "embedding_scale") else self.dims.d
+
+    def _state_fits(self, conv: torch.Tensor, ssm: torch.Tensor) -> bool:
+        dims = self.dims
+        return (tuple(conv.shape) == (dims.layers, 1, 2, dims.d)
+                and tuple(ssm.shape) == (dims.layers, 1, dims.heads, dims.head_dim, dims.head_dim))
+
+
+@functools.lru_cache(maxsize=16)
+def rwkv7_step(d: int, heads: int, head_dim: int, ffn: int, rank_w: int, rank_v: int, rank_a: int, rank_g: int,
+               vocab: int, layers: int, eps: float, group_eps: float) -> RWKV7Step | None:
+    """The fused step for RWKV-7 models of these dimensions, or None where the C file cannot be built."""
+    if library() is None:
+        return None
+    return RWKV7Step(RWKV7Dims(d=d, heads=heads, head_dim=head_dim, ffn=ffn, rank_w=rank_w, rank_v=rank_v,
+                               rank_a=rank_a, rank_g=rank_g, vocab=vocab, layers=layers, eps=eps,
+                               group_eps=group_eps))
 
 
 def read_gb_s(megabytes: int = 512, threads: int = 1, repeats: int = 3) -> float | None:

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infitool_edit.kernels import dispatch
 from .mamba import Embedding, Linear
 from .state import State
 
@@ -393,7 +394,7 @@ class RWKV7LM(nn.Module):
         return stored
 
     def new_state(self, batch: int = 1) -> State:
-        weight = self.embeddings.weight
+        weight = self.norm.weight  # not the embedding's: a quantized one is int8 (as in MambaLM)
         return State.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)
 
     def forward(
@@ -417,10 +418,61 @@ class RWKV7LM(nn.Module):
         """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
+        fused = dispatch.fused_step(self.fused_kind, self.fused_dims(), state.conv, state.ssm)
+        if fused is not None:  # kernels/cpu_step.c's rwkv7_step; the loop below is its twin
+            weights = self.fused_weights()
+            logits = None if weights is None else fused(weights, token, state.conv, state.ssm)
+            if logits is not None:
+                return logits
         x, v_first = self.embeddings(token), None
         for layer, block in enumerate(self.layers):
             x, v_first = block.step(x, state.conv[layer], state.ssm[layer], v_first)
         return self.lm_head(self.norm(x)).float()
+
+    fused_kind = "rwkv7"  # which fused CPU step reads this model (dispatch.fused_step)
+
+    def fused_dims(self) -> dict:
+        """The dimensions the fused step is built for (kernels/cpu_step.py's `rwkv7_step`)."""
+        c = self.config
+        return dict(d=c.hidden_size, heads=c.num_heads, head_dim=c.head_dim, ffn=c.intermediate_size,
+                    rank_w=c.decay_low_rank_dim, rank_v=c.v_low_rank_dim, rank_a=c.a_low_rank_dim,
+                    rank_g=c.gate_low_rank_dim, vocab=c.vocab_size, layers=c.num_hidden_layers, eps=c.norm_eps,
+                    group_eps=c.head_dim * c.norm_eps)
+
+    def fused_weights(self) -> list[torch.Tensor | None] | None:
+        """Every tensor the fused CPU step reads, flat, in kernels/cpu_step.py's RWKV7_LAYER order per
+        layer and then RWKV7_TAIL; None when a layer is of a kind it cannot read. Built from the
+        modules' dicts on every call, so a weight replaced between tokens is read as it is now."""
+
+        def norm(module: nn.Module | None) -> tuple:
+            if module is None:
+                return None, None
+            return module._parameters["weight"], module._parameters.get("bias")
+
+        def lora(module: nn.Module | None) -> tuple:
+            if module is None:
+                return (None,) * 6
+            layers = module._modules["lora"]._modules
+            return (*layers["0"].fused_tensors(), *layers["2"].fused_tensors())
+
+        weights: list[torch.Tensor | None] = []
+        try:
+            for block in self._modules["layers"]:
+                blocks, attn = block._modules, block._modules["attn"]
+                mix, own, ffn = attn._modules, attn._parameters, blocks["ffn"]
+                weights += (*norm(blocks.get("pre_norm")), *norm(blocks["attn_norm"]),
+                            *(own[name] for name in ("x_r", "x_w", "x_k", "x_v", "x_a", "x_g")),
+                            *mix["r_proj"].fused_tensors(), *mix["k_proj"].fused_tensors(),
+                            *mix["v_proj"].fused_tensors(), *lora(mix["w_lora"]), *lora(mix.get("v_lora")),
+                            *lora(mix["a_lora"]), *lora(mix["g_lora"]), own["k_k"], own["k_a"], own["r_k"],
+                            *norm(mix["g_norm"]), *mix["o_proj"].fused_tensors(), *norm(blocks["ffn_norm"]),
+                            ffn._parameters["x_k"], *ffn._modules["key"].fused_tensors(),
+                            *ffn._modules["value"].fused_tensors())
+            modules = self._modules
+            return weights + [*modules["embeddings"].fused_tensors(), *norm(modules["norm"]),
+                              *modules["lm_head"].fused_tensors()]
+        except (AttributeError, KeyError):  # a layer the fused step does not know
+            return None
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
