@@ -231,6 +231,10 @@ ServerOption = Annotated[
 ServerModelOption = Annotated[
     Optional[str], typer.Option(help="With --server: the served model's name.", show_default=False)
 ]
+ServerApiOption = Annotated[
+    str, typer.Option(help="With --server: chat (instruct models), completions (base models), or auto "
+                           "(chat unless a llama.cpp server's model has no chat template).")
+]
 
 
 def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
@@ -253,10 +257,11 @@ def run(
     rate: RateOption = None,
     server: ServerOption = None,
     server_model: ServerModelOption = None,
+    server_api: ServerApiOption = "auto",
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
     _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model)
+               server=server, server_model=server_model, server_api=server_api)
 
 
 @app.command()
@@ -269,10 +274,11 @@ def resume(
     rate: RateOption = None,
     server: ServerOption = None,
     server_model: ServerModelOption = None,
+    server_api: ServerApiOption = "auto",
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
     _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model)
+               server=server, server_model=server_model, server_api=server_api)
 
 
 def bench_suites() -> list[str]:

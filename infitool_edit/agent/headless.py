@@ -38,6 +38,7 @@ def make_backend(
     rate: float | None = None,
     server: str | None = None,
     server_model: str | None = None,
+    server_api: str = "auto",
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
     ``server``, else the model in ``model`` (a folder or a cached hub id), else the default model (see
@@ -47,7 +48,7 @@ def make_backend(
     if script is not None:
         return ScriptedBackend(script, rate=rate)
     if server is not None:
-        return RemoteBackend(server, server_model)
+        return RemoteBackend(server, server_model, api=server_api)
     if model is not None:
         folder, name = resolve_model(model)  # a folder, or a hub id found in the local cache
         loaded, tokenizer = load_model(folder)
