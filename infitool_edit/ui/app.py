@@ -387,8 +387,9 @@ def make_app(
             from infitool_edit.agent.hub import resolve_model
 
             # A hub id missing from the cache fails here, in one line, before the screen opens.
-            folder, name = resolve_model(model) if model is not None else (None, "untrained default model")
-            backend_factory = lambda: make_backend(model=folder)  # noqa: E731
+            # (make_backend resolves it again, cheaply, and names the model by its hub id.)
+            name = resolve_model(model)[1] if model is not None else "untrained default model"
+            backend_factory = lambda: make_backend(model=model)  # noqa: E731
             backend_name = backend_name or f"ssm {name}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(

@@ -120,3 +120,19 @@ def test_models_lists_the_catalogue_with_memory_computed_from_the_count(hf_home:
 
     table = CliRunner().invoke(app, ["models"])
     assert table.exit_code == 0 and "granite-4.0-h-350m" in table.output and "Apache-2.0" in table.output
+
+
+def test_the_editor_refuses_a_missing_hub_id_before_its_screen_opens(hf_home: Path, tmp_path: Path) -> None:
+    from infitool_edit.ui.app import make_app
+
+    draft = tmp_path / "draft.md"
+    draft.write_text("Prose.\n")
+    with pytest.raises(HubError, match="get it with `infitool-edit pull tiny-org/absent`$"):
+        make_app(draft, model="tiny-org/absent")
+    fake_cached_model(hf_home, "tiny-org/tiny-mamba")
+    app_ = make_app(draft, model="tiny-org/tiny-mamba")
+    try:
+        assert app_.backend_name == "ssm tiny-org/tiny-mamba"
+        assert app_.model_pen.backend_factory().name == "tiny-org/tiny-mamba"
+    finally:
+        app_.session.close()
