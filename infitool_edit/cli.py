@@ -88,7 +88,7 @@ def edit(
     ] = None,
     rate: Annotated[Optional[float], typer.Option(help="The script's commands per second.")] = None,
     model: Annotated[
-        Optional[Path], typer.Option(help="A checkpoint folder for the built-in SSM backend.", readable=False)
+        Optional[str], typer.Option(help="A checkpoint folder, or a hub id in the local Hugging Face cache.")
     ] = None,
     theme: Annotated[Optional[str], typer.Option(help="infitool-dark, infitool-light, or a theme file's name.")] = None,
 ) -> None:
@@ -204,8 +204,9 @@ def repair(draft: DraftArg) -> None:
 # --- the agent ------------------------------------------------------------------
 
 ModelOption = Annotated[
-    Optional[Path],
-    typer.Option(help=f"A model checkpoint folder (default: the {default_model_description()}).", show_default=False),
+    Optional[str],
+    typer.Option(help="A checkpoint folder, or a hub id (org/name) in the local Hugging Face cache "
+                      f"(default: the {default_model_description()}).", show_default=False),
 ]
 MaxCommandsOption = Annotated[
     Optional[int], typer.Option(help="Stop after this many commands.", min=0, show_default=False)
@@ -231,6 +232,10 @@ ServerOption = Annotated[
 ServerModelOption = Annotated[
     Optional[str], typer.Option(help="With --server: the served model's name.", show_default=False)
 ]
+ServerApiOption = Annotated[
+    str, typer.Option(help="With --server: chat (instruct models), completions (base models), or auto "
+                           "(chat unless a llama.cpp server's model has no chat template).")
+]
 
 
 def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
@@ -253,10 +258,11 @@ def run(
     rate: RateOption = None,
     server: ServerOption = None,
     server_model: ServerModelOption = None,
+    server_api: ServerApiOption = "auto",
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
     _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model)
+               server=server, server_model=server_model, server_api=server_api)
 
 
 @app.command()
@@ -269,10 +275,11 @@ def resume(
     rate: RateOption = None,
     server: ServerOption = None,
     server_model: ServerModelOption = None,
+    server_api: ServerApiOption = "auto",
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
     _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model)
+               server=server, server_model=server_model, server_api=server_api)
 
 
 @app.command()
@@ -348,6 +355,44 @@ def inspect_checkpoint(
         raise typer.Exit(1)
 
 
+@app.command()
+def pull(
+    hub_id: Annotated[str, typer.Argument(help="A hub id, e.g. fla-hub/rwkv7-1.5B-g1.", show_default=False)],
+) -> None:
+    """Download a model into the local Hugging Face cache (needs a network; once)."""
+    from infitool_edit.agent.hub import pull as download
+
+    with user_errors():
+        folder = download(hub_id)
+    typer.echo(f"{hub_id}: {folder}")
+    typer.echo(f"use it with: infitool-edit DRAFT --model {hub_id}")
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model instead of a table.")] = False,
+) -> None:
+    """The instruct state-space models a writer can run: size, licence, memory, whether cached."""
+    from infitool_edit.agent.hub import cache_dir, catalogue_rows, gigabytes
+
+    rows = catalogue_rows()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row.to_dict()))
+        return
+    table = Table(title=f"Models (cache: {cache_dir()})")
+    for column in ("model", "params", "licence", "CPU fp32", "CPU int8", "GPU bf16", "cached", "use", "for"):
+        table.add_column(column, no_wrap=column in ("model", "use"))
+    for row in rows:
+        params = f"{row.parameters / 1e9:.2f} B" + ("" if row.folder else " *")
+        table.add_row(row.model.hub_id, params, row.model.licence, gigabytes(row.cpu_fp32), gigabytes(row.cpu_int8),
+                      gigabytes(row.gpu_bf16), "yes" if row.folder else "no", row.use, row.model.machine)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    typer.echo("Memory of the weights, computed from the parameter count (* nominal: from the hub id and "
+               "model card; a cached model's count is read from its tensor headers). Add the state and, for "
+               "Granite, the attention window's cache.")
+
+
 # --- learning: training data and evaluation (logic in infitool_edit.learn) ---------
 
 
@@ -416,7 +461,7 @@ def eval_(
     else:
         from infitool_edit.agent.headless import AGENT_ERRORS, make_backend
 
-        system = model.name if model is not None else "built-in"
+        system = Path(model).name if model is not None else "built-in"
         factory = lambda task: make_backend(model=model)  # noqa: E731  a fresh state per task
     console = Console(stderr=True)
     try:

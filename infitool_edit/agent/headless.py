@@ -21,6 +21,7 @@ from infitool_edit.agent.events import (
     Finished,
     TokenDecided,
 )
+from infitool_edit.agent.hub import resolve_model
 from infitool_edit.agent.remote import RemoteBackend
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
@@ -32,24 +33,26 @@ OBSERVATION_PREVIEW_LINES = 6
 
 def make_backend(
     *,
-    model: Path | None = None,
+    model: str | Path | None = None,
     script: Path | None = None,
     rate: float | None = None,
     server: str | None = None,
     server_model: str | None = None,
+    server_api: str = "auto",
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
-    ``server``, else the model in ``model``, else the default model (see
-    ``ssm.default_model``: the trained built-in model, or random weights if none is installed)."""
+    ``server``, else the model in ``model`` (a folder or a cached hub id), else the default model
+    (see ``ssm.default_model``: the trained built-in model, or random weights if none is installed)."""
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
         return ScriptedBackend(script, rate=rate)
     if server is not None:
-        return RemoteBackend(server, server_model)
+        return RemoteBackend(server, server_model, api=server_api)
     if model is not None:
-        loaded, tokenizer = load_model(model)
-        return SSMBackend(loaded, tokenizer=tokenizer, name=Path(model).name)
+        folder, name = resolve_model(model)  # a folder, or a hub id found in the local cache
+        loaded, tokenizer = load_model(folder)
+        return SSMBackend(loaded, tokenizer=tokenizer, name=name)
     default, name = default_model()
     return SSMBackend(default, name=name)
 

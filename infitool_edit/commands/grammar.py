@@ -9,8 +9,9 @@ string, ...); each token kind has a *shape* written in the small algebra of
 - the parser (``parser.py``: a regular expression per form, plus the
   byte automaton that says where a bad line went wrong),
 - the serializer (``serializer.py``: a form per command, an encoder per kind),
-- the byte-level DFA of the constrained decoder (``fsm.py``), and one
-  regular expression for decoders elsewhere (``command_regex``),
+- the byte-level DFA of the constrained decoder (``fsm.py``), one
+  regular expression for decoders elsewhere (``command_regex``: llguidance,
+  vLLM) and a GBNF grammar for llama.cpp's server (``command_gbnf``),
 - the checks that ``docs/commands.md`` shows every verb,
 - the generator of random commands (``generate.py``).
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from infitool_edit.commands import ast
-from infitool_edit.commands.regular import Chars, Choice, Expr, Literal, Repeat, choice, seq, to_regex
+from infitool_edit.commands.regular import Chars, Choice, Expr, Literal, Repeat, choice, seq, to_gbnf, to_regex
 
 # --- token shapes ------------------------------------------------------------
 
@@ -265,6 +266,25 @@ def command_regex() -> str:
     (``grammar_from("regex", ...)``) or to a server's structured outputs to
     hold a BPE model to the same language as the byte DFA."""
     return to_regex(language())
+
+
+TOKEN_KINDS: tuple[TokenKind, ...] = (
+    LINE, POINT, LINE_RANGE, SPAN, HEADING, SEARCH, END, VERSION, CHECKPOINT_NAME, TEXT, NONEMPTY_TEXT,
+)
+
+
+def command_gbnf() -> str:
+    """Every command line as a GBNF grammar (llama.cpp's ``grammar`` field):
+    ``root`` is a command line without its newline, one rule per verb and per
+    token kind, so a person can read what the server was held to."""
+    kind_rules = {kind.shape: kind.name.replace(" ", "-") for kind in TOKEN_KINDS}
+    lines = ["root ::= " + " | ".join(f"{verb}-command" for verb in VERBS)]
+    for verb in VERBS:
+        tails = choice(*(form_tail(form) for form in FORMS_BY_VERB[verb]))
+        lines.append(f"{verb}-command ::= {to_gbnf(Literal(verb, verb))} {to_gbnf(tails, kind_rules)}")
+    for shape, name in kind_rules.items():
+        lines.append(f"{name} ::= {to_gbnf(shape)}")
+    return "\n".join(lines) + "\n"
 
 
 # --- heading slugs ---------------------------------------------------------

@@ -229,3 +229,44 @@ class ByteNFA:
                     seen.add(nxt)
                     stack.append(nxt)
         return frozenset(seen)
+
+
+# --- characters -> GBNF ------------------------------------------------------
+# llama.cpp's grammar format (grammars/README.md in its source). Its grammars
+# read Unicode code points, as Python's ``re`` does, so a class spells the
+# same set as in ``to_regex``. Its parser knows only the escapes \x \u \U \t
+# \r \n \\ \" \[ \]; "-" and "^" inside a class (a range, a negation) and
+# every other non-printable character are written as \xHH.
+
+_GBNF_NON_ASCII = "\\u0080-\\uD7FF\\uE000-\\U0010FFFF"
+
+
+def _gbnf_escape(char: str, *, in_class: bool) -> str:
+    if char in '"\\' or (in_class and char in "[]"):
+        return "\\" + char
+    if (in_class and char in "-^") or not 0x20 <= ord(char) < 0x7F:
+        return f"\\x{ord(char):02X}"
+    return char
+
+
+def to_gbnf(expr: Expr, rules: dict[Expr, str] | None = None) -> str:
+    """``expr`` as the right-hand side of a GBNF rule; a sub-expression found in
+    ``rules`` is written as a reference to the rule of that name."""
+    rules = rules or {}
+    if expr in rules:
+        return rules[expr]
+    if isinstance(expr, Chars):
+        body = "".join(_gbnf_escape(c, in_class=True) for c in sorted(set(expr.ascii)))
+        return f"[{body}{_GBNF_NON_ASCII if expr.non_ascii else ''}]"
+    if isinstance(expr, Literal):
+        return '"' + "".join(_gbnf_escape(c, in_class=False) for c in expr.text) + '"'
+    if isinstance(expr, Seq):
+        return " ".join(to_gbnf(part, rules) for part in expr.parts) or '""'
+    if isinstance(expr, Choice):
+        return "(" + " | ".join(to_gbnf(option, rules) for option in expr.options) + ")"
+    if isinstance(expr, Repeat):
+        bounds = {(0, None): "*", (1, None): "+", (0, 1): "?"}.get((expr.min, expr.max))
+        if bounds is None:
+            bounds = f"{{{expr.min},{'' if expr.max is None else expr.max}}}"
+        return f"({to_gbnf(expr.item, rules)}){bounds}"
+    raise TypeError(f"not a grammar expression: {expr!r}")

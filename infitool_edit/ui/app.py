@@ -372,7 +372,7 @@ def make_app(
     theme_folders: Iterable[Path] = (),
 ) -> InfitoolEditApp:
     """The app on ``draft_path``. The model is the built-in SSM (``model``: a
-    checkpoint folder; none: the default model), or ``script``, a command
+    checkpoint folder or a cached hub id; none: the default model), or ``script``, a command
     file the scripted backend replays (``rate`` commands per second), or any
     backend ``backend_factory`` builds. A model is loaded in a thread when it
     first gets the pen, with progress in the status bar."""
@@ -384,10 +384,15 @@ def make_app(
             backend_factory = lambda: scripted  # noqa: E731
             backend_name = backend_name or f"script {Path(script).name}"
         else:
+            from infitool_edit.agent.hub import resolve_model
+
+            # A hub id missing from the cache fails here, in one line, before the screen opens.
+            # (make_backend resolves it again, cheaply, and names the model by its hub id.)
+            name = resolve_model(model)[1] if model is not None else None
             backend_factory = lambda: make_backend(model=model)  # noqa: E731
             from infitool_edit.agent.default_model import default_model_description
 
-            backend_name = backend_name or f"ssm {Path(model).name if model else default_model_description()}"
+            backend_name = backend_name or f"ssm {name if model is not None else default_model_description()}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,

@@ -22,6 +22,13 @@ def serve(handler_body):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
 
+        def do_GET(self) -> None:  # say it is vLLM, so the backend asks it for commands
+            body = b'{"version": "0.12.0"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
