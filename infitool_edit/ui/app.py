@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from infitool_edit.commands import ast
+from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import EditingSession, Executed
@@ -38,7 +39,7 @@ from infitool_edit.ui.themes import builtin_theme_folder, install_themes
 from infitool_edit.ui.timeline import TimelineView
 
 WRITER = "writer"
-IDLE_FLUSH_S = 1.0  # a typed word becomes a version after this pause
+IDLE_FLUSH_S = 2.0  # a run of typing becomes a version after this pause
 OUTLINE_REFRESH_S = 0.5  # the outline follows the draft at most this often
 
 
@@ -139,6 +140,7 @@ class InfitoolEditApp(App):
         self.notes_pane = self.query_one(NotesPane)
         editor = self.editor
         editor.before_writer_edit = self._writer_takes_pen
+        editor.writer_edited = self._writer_edited
         editor.focus()
         self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder)
         self.notes_pane.show(self.session.workspace.notes)
@@ -201,8 +203,10 @@ class InfitoolEditApp(App):
     def model_cursor(self) -> Position:
         return self.session.workspace.model_cursor
 
-    def on_draft_editor_writer_edited(self, message: DraftEditor.WriterEdited) -> None:
-        self.writer_pen.edit(message.edit)
+    def _writer_edited(self, edit: TextEdit, alone: bool) -> None:
+        """The writer's edit, just applied in the view: to the pen at once (a
+        message could arrive after a reload of the view and lose the edit)."""
+        self.writer_pen.edit(edit, alone=alone)
         if self._flush_timer is not None:
             self._flush_timer.stop()
         pen = self.writer_pen

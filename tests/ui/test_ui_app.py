@@ -120,7 +120,7 @@ async def test_writer_typing_pauses_the_model_and_becomes_writer_versions(draft)
         app.inbox.put = lambda event: (events.append(event), original_put(event))
         await wait_until(pilot, lambda: app.history.count() >= 3)
         app.editor.focus()
-        await pilot.press("ctrl+home", "H", "i", "space")
+        await pilot.press("ctrl+home", "H", "i", "full_stop", "space")
         assert app.holder == "writer"
         await wait_until(pilot, lambda: any(isinstance(e, Paused) for e in events))
         count_when_paused = app.history.count()
@@ -130,15 +130,15 @@ async def test_writer_typing_pauses_the_model_and_becomes_writer_versions(draft)
         # first keystroke and the pause, which flushes the word typed so far.
         writer_messages = [v.message for v in reversed(app.history.log(limit=20)) if v.author == "writer"]
         assert app.history.head().author == "writer"
-        assert writer_messages in (['insert 1:1 "Hi "'], ['insert 1:1 "H"', 'insert 1:2 "i "'])
-        assert app.editor.text.startswith("Hi # Title")
+        assert writer_messages in (['insert 1:1 "Hi. "'], ['insert 1:1 "H"', 'insert 1:2 "i. "'])
+        assert app.editor.text.startswith("Hi. # Title")
         await pilot.press("f3")
         assert app.holder == "model"
         await wait_until(pilot, lambda: app.history.count() >= count_when_paused + 2)
         await pilot.press("f2")
         await pilot.pause(0.2)
         assert app.editor.text == app.session.workspace.text
-        assert app.session.workspace.text.startswith("Hi # Title")
+        assert app.session.workspace.text.startswith("Hi. # Title")
         await pilot.press("ctrl+q")
 
 
