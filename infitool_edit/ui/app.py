@@ -29,6 +29,7 @@ from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import EditingSession, Executed
 from infitool_edit.ui.editor import DraftEditor
+from infitool_edit.ui.find import FindBar
 from infitool_edit.ui.inbox import EventsWaiting
 from infitool_edit.ui.model_pen import BackendFactory, ModelPen
 from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, OutlinePane, StatusBar
@@ -37,6 +38,7 @@ from infitool_edit.ui.playback import Playback
 from infitool_edit.ui.preview import VersionPreview
 from infitool_edit.ui.themes import builtin_theme_folder, install_themes
 from infitool_edit.ui.timeline import TimelineView
+from infitool_edit.ui.undo import WriterUndo
 
 WRITER = "writer"
 IDLE_FLUSH_S = 2.0  # a run of typing becomes a version after this pause
@@ -56,6 +58,11 @@ class InfitoolEditApp(App):
         Binding("ctrl+o", "toggle_pane('sidebar')", "Outline"),
         Binding("ctrl+l", "toggle_pane('stream')", "Stream"),
         Binding("f4", "toggle_dark", "Light/dark"),
+        Binding("ctrl+f", "find", "Find"),
+        Binding("ctrl+r", "replace", "Replace", show=False),
+        Binding("ctrl+z", "undo", "Undo", show=False),
+        Binding("ctrl+y,ctrl+shift+z", "redo", "Redo", show=False),
+        Binding("f6", "reject_run", "Take back the model's run", show=False),
         Binding("escape", "leave_preview", "Back to draft", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -81,6 +88,8 @@ class InfitoolEditApp(App):
         self.writer_pen = WriterPen(self.execute_for_writer)
         self.playback = Playback(self)
         self.version_preview = VersionPreview(self)
+        self.undo = WriterUndo(writer, self.execute_for_writer)
+        self.run_start: int | None = None  # the version before the model's run, for reject_run
         self._flush_timer = None
         self._outline_dirty = True
         self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
@@ -99,6 +108,7 @@ class InfitoolEditApp(App):
                 yield NotesPane(id="notes")
             with Vertical(id="center"):
                 yield Static("", id="preview-banner", markup=False)
+                yield FindBar(id="find-bar")
                 yield DraftEditor(self.session.workspace.text, id="editor")
             with Vertical(id="timeline-pane"):
                 yield Label("Timeline  (Enter rewind · f fork · a/s filter · r replay)", classes="pane-title")
@@ -139,7 +149,7 @@ class InfitoolEditApp(App):
         self.outline_pane = self.query_one(OutlinePane)
         self.notes_pane = self.query_one(NotesPane)
         editor = self.editor
-        editor.before_writer_edit = self._writer_takes_pen
+        editor.before_writer_edit = self.writer_takes_pen
         editor.writer_edited = self._writer_edited
         editor.focus()
         self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder)
@@ -162,6 +172,7 @@ class InfitoolEditApp(App):
         """The session's listener. The writer's versions show at once (this
         runs on the UI thread, inside the writer's own command); the
         model's come through its runner's events, paced by playback."""
+        self.undo.record(executed)
         if executed.author != self.writer:
             return
         self.stream.add(f"@user {executed.line}", style="bold")
@@ -189,7 +200,53 @@ class InfitoolEditApp(App):
             self.resync()
             return None
 
-    def _writer_takes_pen(self) -> None:
+    def action_find(self) -> None:
+        self.query_one(FindBar).open(replace=False)
+
+    def action_replace(self) -> None:
+        self.query_one(FindBar).open(replace=True)
+
+    def action_undo(self) -> None:
+        """Take back the writer's last step, as a new version."""
+        self._replay_step(self.undo.undo, "nothing of yours to undo")
+
+    def action_redo(self) -> None:
+        self._replay_step(self.undo.redo, "nothing to redo")
+
+    def _replay_step(self, replay, nothing: str) -> None:
+        if self.preview is not None:
+            return
+        self.writer_takes_pen()
+        self.writer_pen.flush()
+        dropped = self.undo.dropped
+        executed = replay()
+        if self.undo.dropped != dropped:
+            self.notify("the model has since edited your earlier text: the timeline goes back past it",
+                        severity="warning")
+        if executed is None:
+            self.notify(nothing)
+            return
+        if executed.edit is not None:
+            editor = self.editor
+            editor.clear_selection()
+            end = editor.apply_edit(executed.edit)
+            editor.set_writer_cursor(end)
+            editor.scroll_to_position(end)
+
+    def action_reject_run(self) -> None:
+        """Take back everything since the goal was given to the model, as one new version."""
+        if self.run_start is None:
+            self.notify("the model has not run since the draft was opened")
+            return
+        self.action_take_pen()
+        self.writer_pen.flush()
+        self.action_leave_preview()
+        executed = self.execute_for_writer(ast.Rewind(ast.VersionRef(self.run_start)))
+        if executed is not None:
+            self.notify(f"took back the model's run: v{executed.version} equals v{self.run_start}")
+            self.resync()
+
+    def writer_takes_pen(self) -> None:
         """Before the writer's first keystroke lands: stop the model and bring
         the view up to date, so the writer edits the draft the session holds."""
         if self.holder == Holder.MODEL:
@@ -218,7 +275,7 @@ class InfitoolEditApp(App):
         self.editor.load(self.session.workspace.text)
 
     def on_notes_pane_editing_started(self, message: NotesPane.EditingStarted) -> None:
-        self._writer_takes_pen()
+        self.writer_takes_pen()
 
     def on_notes_pane_notes_edited(self, message: NotesPane.NotesEdited) -> None:
         self._commit_notes(message.text)
@@ -295,6 +352,9 @@ class InfitoolEditApp(App):
                         severity="warning")
             return
         self.writer_pen.flush()
+        if goal is not None or self.run_start is None:
+            head = self.history.head()
+            self.run_start = head.number if head else None
         self.set_holder(Holder.MODEL)
         self.editor.follow_model = True
         self.model_pen.start(goal)
@@ -353,9 +413,9 @@ class InfitoolEditApp(App):
     def on_unmount(self) -> None:
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
+        self._unsubscribe()  # the panes are going: the last versions need no showing
         self.writer_pen.flush()
         self.version_preview.cancel()  # the history closes below
-        self._unsubscribe()  # the notes pane stays as it is while the app goes
         self._commit_notes(self.notes_pane.take_edit())
         self.model_pen.stop()
         self.model_pen.wait_finished(timeout=5)
