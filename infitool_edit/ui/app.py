@@ -30,6 +30,7 @@ from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import EditingSession, Executed
 from infitool_edit.ui.editor import DraftEditor
 from infitool_edit.ui.find import FindBar
+from infitool_edit.ui.firstscreen import HelpScreen, TitleBar, word_count
 from infitool_edit.ui.inbox import EventsWaiting
 from infitool_edit.ui.model_pen import BackendFactory, ModelPen
 from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, OutlinePane, StatusBar
@@ -41,6 +42,9 @@ from infitool_edit.ui.timeline import TimelineView
 from infitool_edit.ui.undo import WriterUndo
 
 WRITER = "writer"
+AUTOSAVE_NOTE = "saved automatically; every change is a version"  # said once, at the start
+NARROW = 100  # below this many columns the sidebar starts hidden (ctrl+o shows it)
+TIMELINE_TITLE = "Timeline  (Enter rewind · f fork · a/s filter · r replay)"
 IDLE_FLUSH_S = 2.0  # a run of typing becomes a version after this pause
 OUTLINE_REFRESH_S = 0.5  # the outline follows the draft at most this often
 
@@ -58,6 +62,9 @@ class InfitoolEditApp(App):
         Binding("ctrl+o", "toggle_pane('sidebar')", "Outline"),
         Binding("ctrl+l", "toggle_pane('stream')", "Stream"),
         Binding("f4", "toggle_dark", "Light/dark"),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),  # only where "?" is not text
+        Binding("f8", "toggle_details", "Details", show=False),
         Binding("ctrl+f", "find", "Find"),
         Binding("ctrl+r", "replace", "Replace", show=False),
         Binding("ctrl+z", "undo", "Undo", show=False),
@@ -93,6 +100,7 @@ class InfitoolEditApp(App):
         self._flush_timer = None
         self._outline_dirty = True
         self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
+        self._sidebar_chosen = False  # the writer toggled it: the width no longer decides
         self._theme_choice = theme
         self._theme_folders = tuple(theme_folders)
         self._unsubscribe = session.subscribe(self._session_executed)
@@ -100,6 +108,7 @@ class InfitoolEditApp(App):
     # --- building ----------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield TitleBar(id="title-bar")
         with Horizontal(id="main"):
             with Vertical(id="sidebar"):
                 yield Label("Outline", classes="pane-title")
@@ -111,7 +120,7 @@ class InfitoolEditApp(App):
                 yield FindBar(id="find-bar")
                 yield DraftEditor(self.session.workspace.text, id="editor")
             with Vertical(id="timeline-pane"):
-                yield Label("Timeline  (Enter rewind · f fork · a/s filter · r replay)", classes="pane-title")
+                yield Label(TIMELINE_TITLE, id="timeline-title", classes="pane-title")
                 yield TimelineView(self.history, id="timeline")
         yield CommandStream(id="stream")
         yield StatusBar(id="status")
@@ -152,7 +161,9 @@ class InfitoolEditApp(App):
         editor.before_writer_edit = self.writer_takes_pen
         editor.writer_edited = self._writer_edited
         editor.focus()
-        self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder)
+        self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder,
+                        activity=AUTOSAVE_NOTE)
+        self.show_title()
         self.notes_pane.show(self.session.workspace.notes)
         self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
         self._refresh_outline()
@@ -177,14 +188,14 @@ class InfitoolEditApp(App):
             return
         self.stream.add(f"@user {executed.line}", style="bold")
         self.show_version(executed.version, executed.author, executed.line, command=executed.command,
-                          scale=executed.scale, notes_changed=executed.notes_changed)
+                          scale=executed.scale, notes_changed=executed.notes_changed, back_to=executed.back_to)
 
     def show_version(self, version: int | None, author: str, line: str, *, command: ast.Command | None,
-                     scale: str | None, notes_changed: bool) -> None:
+                     scale: str | None, notes_changed: bool, back_to: int | None = None) -> None:
         if version is None:
             return
         checkpoint = command.name if isinstance(command, ast.Checkpoint) else None
-        self.timeline.add_version(version, author, line, checkpoint=checkpoint, scale=scale)
+        self.timeline.add_version(version, author, line, checkpoint=checkpoint, scale=scale, back_to=back_to)
         self.status.set(versions=version)
         self._outline_dirty = True
         if notes_changed:
@@ -300,6 +311,27 @@ class InfitoolEditApp(App):
         if self._outline_dirty and outline.is_attached:
             self._outline_dirty = False
             outline.show(self.session.outline())
+            self.show_title()
+
+    def show_title(self) -> None:
+        """File, model, word count and goal, in the title bar."""
+        bar = self.query("#title-bar")
+        if bar:
+            bar.first(TitleBar).show(self.session.draft_path.name, self.model_pen.backend_name or "none",
+                                     word_count(self.session.workspace.text), self.goal)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_details(self) -> None:
+        self.status.set(verbose=not self.status.status.verbose)
+
+    def on_resize(self, event) -> None:
+        # Narrow terminals give the prose the width: the sidebar starts hidden.
+        if event.size.width < NARROW and self._sidebar_wanted and not self._sidebar_chosen:
+            self._sidebar_wanted = False
+            self.query_one("#sidebar").display = False
 
     def action_save(self) -> None:
         self.writer_pen.flush()
@@ -342,6 +374,7 @@ class InfitoolEditApp(App):
         def chosen(goal: str | None) -> None:
             if goal:
                 self.goal = goal
+                self.show_title()
                 self._start_model(goal)
 
         self.push_screen(GoalScreen(self.goal), chosen)
@@ -382,6 +415,7 @@ class InfitoolEditApp(App):
         pane.display = not pane.display
         if pane_id == "sidebar":
             self._sidebar_wanted = pane.display
+            self._sidebar_chosen = True
 
     def action_toggle_dark(self) -> None:
         self.theme = "infitool-light" if self.theme == "infitool-dark" else "infitool-dark"
@@ -397,6 +431,10 @@ class InfitoolEditApp(App):
 
     def on_timeline_view_fork_requested(self, message: TimelineView.ForkRequested) -> None:
         self.version_preview.fork(message.number)
+
+    def on_timeline_view_filter_changed(self, message: TimelineView.FilterChanged) -> None:
+        title = TIMELINE_TITLE if not message.description else f"Timeline · only {message.description}  (a/s filter)"
+        self.query_one("#timeline-title", Label).update(title)
 
     def on_timeline_view_replay_toggled(self, message: TimelineView.ReplayToggled) -> None:
         self.status.set(activity=f"replay ×{message.speed:g}" if message.playing else "")
