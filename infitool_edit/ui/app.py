@@ -197,6 +197,8 @@ class InfitoolEditApp(App):
         checkpoint = command.name if isinstance(command, ast.Checkpoint) else None
         self.timeline.add_version(version, author, line, checkpoint=checkpoint, scale=scale, back_to=back_to)
         self.status.set(versions=version)
+        if self.status.status.activity == AUTOSAVE_NOTE:
+            self.status.set(activity="")  # said once is enough
         self._outline_dirty = True
         if notes_changed:
             self.notes_pane.show(self.session.workspace.notes)
