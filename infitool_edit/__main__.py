@@ -1,5 +1,5 @@
 """`python -m infitool_edit` is the `infitool-edit` command."""
 
-from infitool_edit.cli import main
+from infitool_edit.launch import main
 
 main()

@@ -29,6 +29,7 @@ from infitool_edit.commands import CommandError, script_lines
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.history import History, HistoryError
 from infitool_edit.session.editing import EditingSession
+from infitool_edit.session.going_back import went_back
 
 app = typer.Typer(
     name="infitool-edit",
@@ -182,14 +183,14 @@ def rewind(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer"
     """Make DRAFT what it was at VERSION, as a new version (nothing is lost)."""
     with user_errors(), EditingSession.open(draft, author=author) as session:
         number = version_number(session.history, version)
-        typer.echo(session.execute(f"rewind v{number}").observation)
+        typer.echo(went_back(session, session.execute(f"rewind v{number}"), forked=False))
 
 
 @app.command()
 def fork(draft: DraftArg, version: VersionArg, author: AuthorOption = "writer") -> None:
     """Start a new line of DRAFT's history from VERSION."""
     with user_errors(), EditingSession.open(draft, author=author) as session:
-        typer.echo(session.fork(version_number(session.history, version)).observation)
+        typer.echo(went_back(session, session.fork(version_number(session.history, version)), forked=True))
 
 
 @app.command()

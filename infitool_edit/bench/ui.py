@@ -26,6 +26,8 @@
   a 100,000-version history (median of 5 openings, page cache cleared).
   Versions 11-100,000 are streamed in with ``git fast-import`` as
   ``bench.core_history`` does, to keep the run to about a minute.
+- ``preview_ms_2mb`` (≤ 50), ``writer_versions_per_min``, ``first_paint_ms``
+  (≤ 500): issue 11's, described in ``bench/ui_writer.py``.
 
 Each repaint is forced synchronously (``paint_now``: the widgets' pending
 refreshes handed to the screen, then ``Screen._on_timer_update``, what the
@@ -55,6 +57,7 @@ from infitool_edit.bench.core_document import generate_draft
 from infitool_edit.bench.core_history import _draft as history_draft
 from infitool_edit.bench.core_history import _import as import_versions
 from infitool_edit.bench.core_history import _no_automatic_gc, _record
+from infitool_edit.bench.ui_writer import first_paint_ms, preview_ms_2mb, writer_versions_per_min
 from infitool_edit.history import History
 from infitool_edit.session.editing import EditingSession
 from infitool_edit.ui.app import make_app
@@ -65,6 +68,8 @@ BOUNDS = {
     "keystroke_ms_1mb": (operator.le, 8.0),
     "commands_per_s": (operator.ge, 200.0),
     "timeline_open_ms_100k": (operator.le, 300.0),
+    "preview_ms_2mb": (operator.le, 50.0),
+    "first_paint_ms": (operator.le, 500.0),
 }
 SCREEN = (120, 40)
 EDITS = 100
@@ -131,11 +136,11 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
             if n % 40 == 39:
                 await pilot.pause()  # the pen takes the typed characters
                 started = time.perf_counter()
-                app.pen.flush()  # they become one version: git record + draft write
+                app.writer_pen.flush()  # they become one version: git record + draft write
                 version_ms.append((time.perf_counter() - started) * 1000)
                 editor.set_writer_cursor((rng.randrange(lines), 0))
         await pilot.pause()
-        app.pen.flush()
+        app.writer_pen.flush()
     return {
         "edit_render_ms_1mb": round(statistics.median(render_ms), 3),
         "edit_render_jump_ms_1mb": round(statistics.median(jump_ms), 3),
@@ -225,6 +230,9 @@ async def _measure() -> dict:
         for part in (_edit_render_and_keystroke, _commands_per_s, _timeline_open):
             figures.update(await part(Path(folder)))
             print(f"ui: {figures}", flush=True)
+        figures.update(await preview_ms_2mb(Path(folder), paint_now))
+        figures.update(await writer_versions_per_min(Path(folder)))
+        figures.update(first_paint_ms(Path(folder)))  # issue 11's figures: bench/ui_writer.py
     return figures
 
 

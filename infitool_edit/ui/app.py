@@ -24,10 +24,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from infitool_edit.commands import ast
+from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import EditingSession, Executed
 from infitool_edit.ui.editor import DraftEditor
+from infitool_edit.ui.find import FindBar
+from infitool_edit.ui.firstscreen import HelpScreen, TitleBar, word_count
 from infitool_edit.ui.inbox import EventsWaiting
 from infitool_edit.ui.model_pen import BackendFactory, ModelPen
 from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, OutlinePane, StatusBar
@@ -36,9 +39,13 @@ from infitool_edit.ui.playback import Playback
 from infitool_edit.ui.preview import VersionPreview
 from infitool_edit.ui.themes import builtin_theme_folder, install_themes
 from infitool_edit.ui.timeline import TimelineView
+from infitool_edit.ui.undo import WriterUndo
 
 WRITER = "writer"
-IDLE_FLUSH_S = 1.0  # a typed word becomes a version after this pause
+AUTOSAVE_NOTE = "saved automatically; every change is a version"  # said once, at the start
+NARROW = 100  # below this many columns the sidebar starts hidden (ctrl+o shows it)
+TIMELINE_TITLE = "Timeline  (Enter rewind · f fork · a/s filter · r replay)"
+IDLE_FLUSH_S = 2.0  # a run of typing becomes a version after this pause
 OUTLINE_REFRESH_S = 0.5  # the outline follows the draft at most this often
 
 
@@ -55,6 +62,14 @@ class InfitoolEditApp(App):
         Binding("ctrl+o", "toggle_pane('sidebar')", "Outline"),
         Binding("ctrl+l", "toggle_pane('stream')", "Stream"),
         Binding("f4", "toggle_dark", "Light/dark"),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),  # only where "?" is not text
+        Binding("f8", "toggle_details", "Details", show=False),
+        Binding("ctrl+f", "find", "Find"),
+        Binding("ctrl+r", "replace", "Replace", show=False),
+        Binding("ctrl+z", "undo", "Undo", show=False),
+        Binding("ctrl+y,ctrl+shift+z", "redo", "Redo", show=False),
+        Binding("f6", "reject_run", "Take back the model's run", show=False),
         Binding("escape", "leave_preview", "Back to draft", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -80,9 +95,12 @@ class InfitoolEditApp(App):
         self.writer_pen = WriterPen(self.execute_for_writer)
         self.playback = Playback(self)
         self.version_preview = VersionPreview(self)
+        self.undo = WriterUndo(writer, self.execute_for_writer)
+        self.run_start: int | None = None  # the version before the model's run, for reject_run
         self._flush_timer = None
         self._outline_dirty = True
         self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
+        self._sidebar_chosen = False  # the writer toggled it: the width no longer decides
         self._theme_choice = theme
         self._theme_folders = tuple(theme_folders)
         self._unsubscribe = session.subscribe(self._session_executed)
@@ -90,6 +108,7 @@ class InfitoolEditApp(App):
     # --- building ----------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield TitleBar(id="title-bar")
         with Horizontal(id="main"):
             with Vertical(id="sidebar"):
                 yield Label("Outline", classes="pane-title")
@@ -98,9 +117,10 @@ class InfitoolEditApp(App):
                 yield NotesPane(id="notes")
             with Vertical(id="center"):
                 yield Static("", id="preview-banner", markup=False)
+                yield FindBar(id="find-bar")
                 yield DraftEditor(self.session.workspace.text, id="editor")
             with Vertical(id="timeline-pane"):
-                yield Label("Timeline  (Enter rewind · f fork · a/s filter · r replay)", classes="pane-title")
+                yield Label(TIMELINE_TITLE, id="timeline-title", classes="pane-title")
                 yield TimelineView(self.history, id="timeline")
         yield CommandStream(id="stream")
         yield StatusBar(id="status")
@@ -138,9 +158,12 @@ class InfitoolEditApp(App):
         self.outline_pane = self.query_one(OutlinePane)
         self.notes_pane = self.query_one(NotesPane)
         editor = self.editor
-        editor.before_writer_edit = self._writer_takes_pen
+        editor.before_writer_edit = self.writer_takes_pen
+        editor.writer_edited = self._writer_edited
         editor.focus()
-        self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder)
+        self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder,
+                        activity=AUTOSAVE_NOTE)
+        self.show_title()
         self.notes_pane.show(self.session.workspace.notes)
         self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
         self._refresh_outline()
@@ -160,19 +183,22 @@ class InfitoolEditApp(App):
         """The session's listener. The writer's versions show at once (this
         runs on the UI thread, inside the writer's own command); the
         model's come through its runner's events, paced by playback."""
+        self.undo.record(executed)
         if executed.author != self.writer:
             return
         self.stream.add(f"@user {executed.line}", style="bold")
         self.show_version(executed.version, executed.author, executed.line, command=executed.command,
-                          scale=executed.scale, notes_changed=executed.notes_changed)
+                          scale=executed.scale, notes_changed=executed.notes_changed, back_to=executed.back_to)
 
     def show_version(self, version: int | None, author: str, line: str, *, command: ast.Command | None,
-                     scale: str | None, notes_changed: bool) -> None:
+                     scale: str | None, notes_changed: bool, back_to: int | None = None) -> None:
         if version is None:
             return
         checkpoint = command.name if isinstance(command, ast.Checkpoint) else None
-        self.timeline.add_version(version, author, line, checkpoint=checkpoint, scale=scale)
+        self.timeline.add_version(version, author, line, checkpoint=checkpoint, scale=scale, back_to=back_to)
         self.status.set(versions=version)
+        if self.status.status.activity == AUTOSAVE_NOTE:
+            self.status.set(activity="")  # said once is enough
         self._outline_dirty = True
         if notes_changed:
             self.notes_pane.show(self.session.workspace.notes)
@@ -187,7 +213,53 @@ class InfitoolEditApp(App):
             self.resync()
             return None
 
-    def _writer_takes_pen(self) -> None:
+    def action_find(self) -> None:
+        self.query_one(FindBar).open(replace=False)
+
+    def action_replace(self) -> None:
+        self.query_one(FindBar).open(replace=True)
+
+    def action_undo(self) -> None:
+        """Take back the writer's last step, as a new version."""
+        self._replay_step(self.undo.undo, "nothing of yours to undo")
+
+    def action_redo(self) -> None:
+        self._replay_step(self.undo.redo, "nothing to redo")
+
+    def _replay_step(self, replay, nothing: str) -> None:
+        if self.preview is not None:
+            return
+        self.writer_takes_pen()
+        self.writer_pen.flush()
+        dropped = self.undo.dropped
+        executed = replay()
+        if self.undo.dropped != dropped:
+            self.notify("the model has since edited your earlier text: the timeline goes back past it",
+                        severity="warning")
+        if executed is None:
+            self.notify(nothing)
+            return
+        if executed.edit is not None:
+            editor = self.editor
+            editor.clear_selection()
+            end = editor.apply_edit(executed.edit)
+            editor.set_writer_cursor(end)
+            editor.scroll_to_position(end)
+
+    def action_reject_run(self) -> None:
+        """Take back everything since the goal was given to the model, as one new version."""
+        if self.run_start is None:
+            self.notify("the model has not run since the draft was opened")
+            return
+        self.action_take_pen()
+        self.writer_pen.flush()
+        self.action_leave_preview()
+        executed = self.execute_for_writer(ast.Rewind(ast.VersionRef(self.run_start)))
+        if executed is not None:
+            self.notify(f"took back the model's run: v{executed.version} equals v{self.run_start}")
+            self.resync()
+
+    def writer_takes_pen(self) -> None:
         """Before the writer's first keystroke lands: stop the model and bring
         the view up to date, so the writer edits the draft the session holds."""
         if self.holder == Holder.MODEL:
@@ -201,8 +273,10 @@ class InfitoolEditApp(App):
     def model_cursor(self) -> Position:
         return self.session.workspace.model_cursor
 
-    def on_draft_editor_writer_edited(self, message: DraftEditor.WriterEdited) -> None:
-        self.writer_pen.edit(message.edit)
+    def _writer_edited(self, edit: TextEdit, alone: bool) -> None:
+        """The writer's edit, just applied in the view: to the pen at once (a
+        message could arrive after a reload of the view and lose the edit)."""
+        self.writer_pen.edit(edit, alone=alone)
         if self._flush_timer is not None:
             self._flush_timer.stop()
         pen = self.writer_pen
@@ -214,7 +288,7 @@ class InfitoolEditApp(App):
         self.editor.load(self.session.workspace.text)
 
     def on_notes_pane_editing_started(self, message: NotesPane.EditingStarted) -> None:
-        self._writer_takes_pen()
+        self.writer_takes_pen()
 
     def on_notes_pane_notes_edited(self, message: NotesPane.NotesEdited) -> None:
         self._commit_notes(message.text)
@@ -239,6 +313,27 @@ class InfitoolEditApp(App):
         if self._outline_dirty and outline.is_attached:
             self._outline_dirty = False
             outline.show(self.session.outline())
+            self.show_title()
+
+    def show_title(self) -> None:
+        """File, model, word count and goal, in the title bar."""
+        bar = self.query("#title-bar")
+        if bar:
+            bar.first(TitleBar).show(self.session.draft_path.name, self.model_pen.backend_name or "none",
+                                     word_count(self.session.workspace.text), self.goal)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_details(self) -> None:
+        self.status.set(verbose=not self.status.status.verbose)
+
+    def on_resize(self, event) -> None:
+        # Narrow terminals give the prose the width: the sidebar starts hidden.
+        if event.size.width < NARROW and self._sidebar_wanted and not self._sidebar_chosen:
+            self._sidebar_wanted = False
+            self.query_one("#sidebar").display = False
 
     def action_save(self) -> None:
         self.writer_pen.flush()
@@ -281,6 +376,7 @@ class InfitoolEditApp(App):
         def chosen(goal: str | None) -> None:
             if goal:
                 self.goal = goal
+                self.show_title()
                 self._start_model(goal)
 
         self.push_screen(GoalScreen(self.goal), chosen)
@@ -291,6 +387,9 @@ class InfitoolEditApp(App):
                         severity="warning")
             return
         self.writer_pen.flush()
+        if goal is not None or self.run_start is None:
+            head = self.history.head()
+            self.run_start = head.number if head else None
         self.set_holder(Holder.MODEL)
         self.editor.follow_model = True
         self.model_pen.start(goal)
@@ -318,6 +417,7 @@ class InfitoolEditApp(App):
         pane.display = not pane.display
         if pane_id == "sidebar":
             self._sidebar_wanted = pane.display
+            self._sidebar_chosen = True
 
     def action_toggle_dark(self) -> None:
         self.theme = "infitool-light" if self.theme == "infitool-dark" else "infitool-dark"
@@ -334,6 +434,10 @@ class InfitoolEditApp(App):
     def on_timeline_view_fork_requested(self, message: TimelineView.ForkRequested) -> None:
         self.version_preview.fork(message.number)
 
+    def on_timeline_view_filter_changed(self, message: TimelineView.FilterChanged) -> None:
+        title = TIMELINE_TITLE if not message.description else f"Timeline · only {message.description}  (a/s filter)"
+        self.query_one("#timeline-title", Label).update(title)
+
     def on_timeline_view_replay_toggled(self, message: TimelineView.ReplayToggled) -> None:
         self.status.set(activity=f"replay ×{message.speed:g}" if message.playing else "")
 
@@ -349,9 +453,9 @@ class InfitoolEditApp(App):
     def on_unmount(self) -> None:
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
+        self._unsubscribe()  # the panes are going: the last versions need no showing
         self.writer_pen.flush()
         self.version_preview.cancel()  # the history closes below
-        self._unsubscribe()  # the notes pane stays as it is while the app goes
         self._commit_notes(self.notes_pane.take_edit())
         self.model_pen.stop()
         self.model_pen.wait_finished(timeout=5)

@@ -40,7 +40,8 @@ class DraftBuffer:
 
     def __init__(self, text: str = "") -> None:
         self.lines: list[str] = text.split("\n")
-        self.fences: list[int] = [n for n, line in enumerate(self.lines) if is_fence(line)]
+        has_fences = "```" in text or "~~~" in text  # most prose has none: no scan of every line
+        self.fences: list[int] = [n for n, line in enumerate(self.lines) if is_fence(line)] if has_fences else []
 
     @property
     def text(self) -> str:

@@ -35,6 +35,9 @@ from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import Position, shift
 from infitool_edit.ui.buffer import DraftBuffer, LinesChanged
 from infitool_edit.ui.highlight import highlight_line
+from infitool_edit.ui.motion import (
+    is_list_item, line_span, ordered, row_end, row_home, text_between, word_at, word_left, word_right,
+)
 from infitool_edit.ui.wrap import wrap_offsets
 
 HIGHLIGHT_NAMES = (
@@ -44,6 +47,10 @@ HIGHLIGHT_NAMES = (
 
 
 EDITING_KEYS = frozenset({"enter", "backspace", "delete", "tab"})
+# Deleting a word: what TextArea binds, plus the keys terminals send for ctrl+backspace.
+DELETE_WORD_LEFT = frozenset({"ctrl+backspace", "alt+backspace", "ctrl+w"})
+DELETE_WORD_RIGHT = frozenset({"ctrl+delete", "alt+delete"})
+CLIPBOARD_KEYS = frozenset({"ctrl+c", "ctrl+x", "ctrl+v", "super+c", "super+x", "super+v"})
 
 
 class DraftEditor(ScrollView, can_focus=True):
@@ -73,30 +80,37 @@ class DraftEditor(ScrollView, can_focus=True):
         & > .editor--ghost { color: $secondary; text-style: italic; }
         & > .editor--changed { background: $success 30%; }
         & > .editor--struck { color: $error; text-style: strike; }
+        & > .editor--selection { background: $primary 55%; color: $foreground; }
     }
     """
 
     COMPONENT_CLASSES = {f"editor--{name}" for name in HIGHLIGHT_NAMES} | {
         "editor--writer-cursor", "editor--model-cursor", "editor--ghost", "editor--changed",
-        "editor--struck",
+        "editor--struck", "editor--selection",
     }
 
     BINDINGS = [
-        Binding("ctrl+f", "follow_model", "Follow model", show=False),
+        Binding("f5", "follow_model", "Follow model", show=False),
     ]
 
     class WriterEdited(Message):
-        """The writer changed the buffer; ``edit`` is already applied here."""
+        """The writer changed the buffer; ``edit`` is already applied here.
+        ``alone``: a version of its own (a paste, a cut), never merged into
+        a run of typing."""
 
-        def __init__(self, edit: TextEdit) -> None:
+        def __init__(self, edit: TextEdit, alone: bool = False) -> None:
             super().__init__()
             self.edit = edit
+            self.alone = alone
 
     def __init__(self, text: str = "", *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.buffer = DraftBuffer(text)
         self.writer_cursor: Position = (0, 0)
+        # Where a selection began; the selection runs from here to the cursor.
+        self.anchor: Position | None = None
+        self._dragging = False
         self.model_cursor: Position | None = None
         self.ghost: tuple[Position, Position] | None = None
         self.struck: tuple[Position, Position] | None = None  # text about to be removed
@@ -105,6 +119,11 @@ class DraftEditor(ScrollView, can_focus=True):
         self.read_only = False
         # Called before the writer's first change lands (the app takes the pen there).
         self.before_writer_edit: Callable[[], None] = lambda: None
+        # Given each writer edit as it lands (the app's pen takes it there and
+        # then, so no other message can reload the view before the pen has
+        # it); by default posted as a WriterEdited message.
+        self.writer_edited: Callable[[TextEdit, bool], None] = (
+            lambda edit, alone: self.post_message(self.WriterEdited(edit, alone)))
         self.follow_model = True
         self._wrap_width = 0
         self._row_counts: list[int] = []
@@ -122,6 +141,7 @@ class DraftEditor(ScrollView, can_focus=True):
         """Replace the whole content (opening a draft, previewing a version)."""
         self.buffer = DraftBuffer(text)
         self.writer_cursor = self.buffer.clamp(self.writer_cursor)
+        self.anchor = None
         if self.model_cursor is not None:
             self.model_cursor = self.buffer.clamp(self.model_cursor)
         self.ghost = None
@@ -138,6 +158,8 @@ class DraftEditor(ScrollView, can_focus=True):
             return shift(position, edit.start, edit.end, new_end)
 
         self.writer_cursor = self.buffer.clamp(moved(self.writer_cursor))
+        if self.anchor is not None:
+            self.anchor = self.buffer.clamp(moved(self.anchor))
         if self.model_cursor is not None:
             self.model_cursor = self.buffer.clamp(moved(self.model_cursor))
         self.marks = [(moved(start), moved(end)) for start, end in self.marks]
@@ -312,6 +334,9 @@ class DraftEditor(ScrollView, can_focus=True):
         for lo, hi, name in highlight_line(text, self.buffer.in_code_block(line_no)):
             paint(lo, hi, name)
         regions = [(mark, "changed") for mark in self.marks]
+        selection = self.selection
+        if selection is not None:
+            regions.append((selection, "selection"))
         if self.ghost is not None:
             regions.append((self.ghost, "ghost"))
         if self.struck is not None:
@@ -359,20 +384,97 @@ class DraftEditor(ScrollView, can_focus=True):
         elif new_row >= self.scroll_y + height:
             self.scroll_to(y=new_row - height + 1, animate=False, immediate=True)
 
-    def _writer_edit(self, edit: TextEdit) -> None:
+    # --- the selection ---------------------------------------------------
+
+    @property
+    def selection(self) -> tuple[Position, Position] | None:
+        """The selected stretch, start before end; None when nothing is selected."""
+        if self.anchor is None or self.anchor == self.writer_cursor:
+            return None
+        return ordered(self.anchor, self.writer_cursor)
+
+    @property
+    def selected_text(self) -> str:
+        selection = self.selection
+        return "" if selection is None else text_between(self.buffer.lines, *selection)
+
+    def select(self, start: Position, end: Position) -> None:
+        """Select ``start``..``end``, the cursor at ``end``."""
+        self._refresh_selection()
+        self.anchor = self.buffer.clamp(start)
+        self.set_writer_cursor(end)
+        self._refresh_selection()
+
+    def clear_selection(self) -> None:
+        self._refresh_selection()
+        self.anchor = None
+
+    def _refresh_selection(self) -> None:
+        selection = self.selection
+        if selection is not None:
+            self._refresh_range(*selection)
+
+    # --- the writer's keys -------------------------------------------------
+
+    def _writer_edit(self, edit: TextEdit, *, alone: bool = False) -> None:
         self.follow_model = False
+        self.clear_selection()
         new_end = self.apply_edit(edit)
         self.set_writer_cursor(new_end)
-        self.post_message(self.WriterEdited(edit))
+        self.writer_edited(edit, alone)
 
-    def _move_rows(self, delta: int) -> None:
+    def _move_rows(self, delta: int) -> Position:
+        x = self._desired_x if self._desired_x is not None else self._column_in_row(self.writer_cursor)
+        return self.position_at_row(self.row_of(self.writer_cursor) + delta, x)
+
+    def _motion(self, key: str) -> Position | None:
+        """Where ``key`` (without shift) moves the cursor; None: not a motion."""
         line, col = self.writer_cursor
+        lines = self.buffer.lines
+        page = max(self.scrollable_content_region.height - 1, 1)
+        if key == "left":
+            return (line, col - 1) if col else ((line - 1, len(lines[line - 1])) if line else (0, 0))
+        if key == "right":
+            if col < len(lines[line]):
+                return line, col + 1
+            return (line + 1, 0) if line + 1 < len(lines) else (line, col)
+        if key in ("up", "down", "pageup", "pagedown"):
+            return self._move_rows({"up": -1, "down": 1, "pageup": -page, "pagedown": page}[key])
+        if key in ("ctrl+left", "alt+left"):
+            return word_left(lines, (line, col))
+        if key in ("ctrl+right", "alt+right"):
+            return word_right(lines, (line, col))
+        if key == "home":
+            return row_home(wrap_offsets(lines[line], self._wrap_width), (line, col))
+        if key == "end":
+            return row_end(wrap_offsets(lines[line], self._wrap_width), len(lines[line]), (line, col))
+        if key == "ctrl+home":
+            return 0, 0
+        if key == "ctrl+end":
+            return self.buffer.end()
+        return None
+
+    def _move(self, key: str, target: Position, *, extend: bool) -> None:
+        vertical = key in ("up", "down", "pageup", "pagedown")
+        x = self._desired_x if self._desired_x is not None else self._column_in_row(self.writer_cursor)
+        selection = self.selection
+        if extend:
+            if self.anchor is None:
+                self.anchor = self.writer_cursor
+        else:
+            self.clear_selection()
+            if selection is not None and key in ("left", "right"):
+                target = selection[0] if key == "left" else selection[1]  # collapse, as editors do
+        self._refresh_selection()
+        self.set_writer_cursor(target, keep_x=vertical)
+        self._refresh_selection()
+        if vertical:
+            self._desired_x = x  # up and down keep the column they started from
+
+    def _column_in_row(self, position: Position) -> int:
+        line, col = position
         offsets = wrap_offsets(self.buffer.lines[line], self._wrap_width)
-        x = self._desired_x
-        if x is None:
-            x = col - offsets[bisect_right(offsets, col) - 1]
-        self.set_writer_cursor(self.position_at_row(self.row_of(self.writer_cursor) + delta, x), keep_x=True)
-        self._desired_x = x
+        return col - offsets[bisect_right(offsets, col) - 1]
 
     async def _on_key(self, event: events.Key) -> None:
         handled = self.writer_key(event)
@@ -382,60 +484,147 @@ class DraftEditor(ScrollView, can_focus=True):
 
     def writer_key(self, event: events.Key) -> bool:
         """Act on one key; True when it was the editor's to handle."""
-        line, col = self.writer_cursor
         key = event.key
-        moves = {
-            "left": lambda: self.set_writer_cursor(
-                (line, col - 1) if col else ((line - 1, len(self.buffer.lines[line - 1])) if line else (0, 0))),
-            "right": lambda: self.set_writer_cursor(
-                (line, col + 1) if col < len(self.buffer.lines[line]) else
-                ((line + 1, 0) if line + 1 < self.buffer.line_count else (line, col))),
-            "up": lambda: self._move_rows(-1),
-            "down": lambda: self._move_rows(1),
-            "pageup": lambda: self._move_rows(-max(self.scrollable_content_region.height - 1, 1)),
-            "pagedown": lambda: self._move_rows(max(self.scrollable_content_region.height - 1, 1)),
-            "home": lambda: self.set_writer_cursor((line, 0)),
-            "end": lambda: self.set_writer_cursor((line, len(self.buffer.lines[line]))),
-            "ctrl+home": lambda: self.set_writer_cursor((0, 0)),
-            "ctrl+end": lambda: self.set_writer_cursor(self.buffer.end()),
-        }
-        if key in moves:
+        extend = "shift+" in key
+        base = key.replace("shift+", "")
+        target = self._motion(base)
+        if target is not None:
             self.follow_model = False
-            moves[key]()
+            self._move(base, target, extend=extend)
             return True
-        if self.read_only or not (key in EDITING_KEYS or (event.is_printable and event.character)):
+        if key == "ctrl+a":
+            self.select((0, 0), self.buffer.end())
+            return True
+        if key in ("ctrl+c", "super+c"):
+            self.copy()
+            return True
+        if self.read_only:
+            return False
+        if key in ("ctrl+x", "super+x"):
+            self.cut()
+            return True
+        if key in ("ctrl+v", "super+v"):
+            self.paste(self.app.clipboard)
+            return True
+        word_delete = key in DELETE_WORD_LEFT or key in DELETE_WORD_RIGHT
+        if not (key in EDITING_KEYS or word_delete or (event.is_printable and event.character)):
             return False
         # Taking the pen may first bring in the model's last edits: read the cursor after.
         self.before_writer_edit()
         line, col = self.writer_cursor
-        if key == "enter":
-            self._writer_edit(TextEdit((line, col), (line, col), "\n"))
-        elif key == "backspace":
-            if col:
-                self._writer_edit(TextEdit((line, col - 1), (line, col), ""))
-            elif line:
-                self._writer_edit(TextEdit((line - 1, len(self.buffer.lines[line - 1])), (line, 0), ""))
+        selection = self.selection
+        lines = self.buffer.lines
+        if key == "tab" and selection is None and is_list_item(lines[line]):
+            self._writer_edit(TextEdit((line, 0), (line, 0), "  "))  # nest the list item
+            self.set_writer_cursor((line, col + 2))
+            return True
+        typed = {"enter": "\n", "tab": "    "}.get(key, event.character if event.is_printable else None)
+        if typed and key not in ("backspace", "delete") and not word_delete:
+            start, end = selection or ((line, col), (line, col))
+            self._writer_edit(TextEdit(start, end, typed), alone=selection is not None)
+            return True
+        if selection is not None:
+            self._writer_edit(TextEdit(*selection, ""), alone=True)
+            return True
+        if key == "backspace":
+            start = (line, col - 1) if col else ((line - 1, len(lines[line - 1])) if line else None)
+            if start is not None:
+                self._writer_edit(TextEdit(start, (line, col), ""))
         elif key == "delete":
-            if col < len(self.buffer.lines[line]):
-                self._writer_edit(TextEdit((line, col), (line, col + 1), ""))
-            elif line + 1 < self.buffer.line_count:
-                self._writer_edit(TextEdit((line, col), (line + 1, 0), ""))
-        elif key == "tab":
-            self._writer_edit(TextEdit((line, col), (line, col), "    "))
+            end = (line, col + 1) if col < len(lines[line]) else ((line + 1, 0) if line + 1 < len(lines) else None)
+            if end is not None:
+                self._writer_edit(TextEdit((line, col), end, ""))
+        elif key in DELETE_WORD_LEFT:
+            start = word_left(lines, (line, col))
+            if start != (line, col):
+                self._writer_edit(TextEdit(start, (line, col), ""), alone=True)
         else:
-            self._writer_edit(TextEdit((line, col), (line, col), event.character))
+            end = word_right(lines, (line, col))
+            if end != (line, col):
+                self._writer_edit(TextEdit((line, col), end, ""), alone=True)
         return True
+
+    # --- the clipboard -------------------------------------------------------
+
+    def copy(self) -> None:
+        """The selection to the app's clipboard and the terminal's (OSC 52)."""
+        if self.selection is not None:
+            self.app.copy_to_clipboard(self.selected_text)
+
+    def cut(self) -> None:
+        selection = self.selection
+        if selection is None or self.read_only:
+            return
+        self.copy()
+        self.before_writer_edit()
+        selection = self.selection  # taking the pen may have moved it
+        if selection is not None:
+            self._writer_edit(TextEdit(*selection, ""), alone=True)
+
+    def paste(self, text: str) -> None:
+        """Insert ``text`` over the selection, as one edit of its own."""
+        if not text or self.read_only:
+            return
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.before_writer_edit()
+        start, end = self.selection or (self.writer_cursor, self.writer_cursor)
+        self._writer_edit(TextEdit(start, end, text), alone=True)
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # A terminal's bracketed paste arrives as one event: one edit, one version.
+        event.stop()
+        if self.has_focus:
+            self.paste(event.text)
+
+    # --- the mouse -----------------------------------------------------------
+
+    def _position_at(self, event: events.MouseEvent) -> Position | None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return None
+        return self.position_at_row(int(self.scroll_y) + offset.y, offset.x)
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        position = self._position_at(event)
+        if position is None:
+            return
+        self.clear_selection()
+        if event.shift:
+            self.anchor = self.anchor or self.writer_cursor
+        else:
+            self.anchor = position
+        self.set_writer_cursor(position)
+        self._refresh_selection()
+        self._dragging = True
+        self.capture_mouse()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._dragging and event.button:
+            position = self._position_at(event)
+            if position is not None and position != self.writer_cursor:
+                self._refresh_selection()
+                self.set_writer_cursor(position)
+                self._refresh_selection()
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._dragging:
+            self._dragging = False
+            self.release_mouse()
+
+    def on_click(self, event: events.Click) -> None:
+        position = self._position_at(event)
+        if position is None:
+            return
+        if event.chain == 2:
+            self.select(*word_at(self.buffer.lines, position))
+        elif event.chain >= 3:
+            self.select(*line_span(self.buffer.lines, position[0]))
 
     def on_mouse_scroll_up(self) -> None:
         self.follow_model = False
 
     def on_mouse_scroll_down(self) -> None:
         self.follow_model = False
-
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is not None:
-            self.set_writer_cursor(self.position_at_row(int(self.scroll_y) + offset.y, offset.x))
 
     def on_focus(self) -> None:
         self.refresh()

@@ -71,7 +71,10 @@ class ModelPen:
             if self.backend is None:
                 app.call_from_thread(app.status.set, activity="loading model…")
                 self.backend = self.backend_factory()
+                # The model's own name, when the backend knows it (its display_name).
+                self.backend_name = getattr(self.backend, "display_name", None) or self.backend_name
                 app.call_from_thread(app.status.set, activity="", backend=self.backend_name)
+                app.call_from_thread(app.show_title)
             runner = Runner(app.session, self.backend, goal)
         except refused as error:
             self._refused(error)

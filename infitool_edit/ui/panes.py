@@ -31,16 +31,25 @@ class Status:
     versions: int = 0
     pen: str = "writer"  # who holds the pen: "writer" or "model"
     activity: str = ""  # e.g. "loading model…", "finished: …", "replay ×2"
+    commands: int = 0  # the model's commands applied in this session
+    verbose: bool = False  # the protocol's figures too (F8)
 
     def render(self) -> Text:
+        """Plain words first ("✎ model writing · 12 commands · v31"); the
+        backend's figures only when verbose."""
         text = Text()
         pen_style = "bold reverse" if self.pen == "model" else "bold"
-        text.append(f" ✎ {self.pen} ", style=pen_style)
-        text.append(f" {self.backend} ")
-        text.append(f"│ {self.tokens_per_s:,.0f} tok/s │ stream {self.stream_tokens:,} tok ")
-        text.append(f"│ state {_size(self.state_bytes)} │ v{self.versions:,} ")
+        text.append(" ✎ model writing " if self.pen == "model" else " ✎ writer ", style=pen_style)
+        if self.pen != "model":
+            text.append("(you hold the pen) ")
+        if self.commands:
+            text.append(f"· {self.commands:,} model command{'s' if self.commands != 1 else ''} ")
+        text.append(f"· v{self.versions:,} ")
+        if self.verbose:
+            text.append(f"│ {self.backend} │ {self.tokens_per_s:,.0f} tok/s │ stream {self.stream_tokens:,} tok "
+                        f"│ state {_size(self.state_bytes)} ")
         if self.activity:
-            text.append(f"│ {self.activity}", style="italic")
+            text.append(f"· {self.activity}", style="italic")
         return text
 
 
@@ -128,18 +137,28 @@ class CommandStream(Vertical):
 
     DEFAULT_CSS = """
     CommandStream { height: 8; border-top: solid $panel; }
+    CommandStream.empty { height: 1; border-top: none; }
+    CommandStream.empty StreamView { display: none; }
     CommandStream StreamView { height: 1fr; }
     CommandStream #typing { height: 1; color: $secondary; background: $surface; }
     """
 
+    EMPTY_HINT = "the model's commands and your edits appear here (ctrl+l hides)"
+
     def compose(self) -> ComposeResult:
         yield StreamView(id="stream-log")
-        yield Static("", id="typing", markup=False)
+        yield Static(self.EMPTY_HINT, id="typing", markup=False)
+
+    def on_mount(self) -> None:
+        self.add_class("empty")  # one row until something is said
 
     def typing(self, line: str) -> None:
         self.query_one("#typing", Static).update(f"> {line}" if line else "", layout=False)
 
     def add(self, line: str, style: str = "") -> None:
+        if self.has_class("empty"):
+            self.remove_class("empty")
+            self.typing("")
         self.query_one(StreamView).append(line, style)
 
     @property

@@ -1,11 +1,14 @@
 """Turning the writer's keystrokes into commands.
 
-Each keystroke is shown at once, but a version per letter would bury the
-timeline, so typed characters gather into one pending ``insert`` and become
-one version when a word ends (a space or a newline), when the writer
-does anything else (backspace, a jump, a save, handing the pen back) or
-after a short pause in typing. Backspace inside the pending word just
-shortens it; elsewhere it becomes a ``delete`` version of its own.
+Each keystroke is shown at once, but a version per letter (or per word:
+~65 a minute) would bury the model's work in the timeline, so typed
+characters gather into one pending ``insert`` and become one version when a
+sentence or a line ends (". " "! " "? " or a newline), when the writer does
+anything else (backspace outside the run, a jump, a paste, a save, handing
+the pen back, undo) or after a pause in typing (the app's timer). Backspace
+inside the pending run just shortens it; elsewhere it becomes a ``delete``
+version of its own. The model reads the writer's versions in its stream
+when it next reads, so it loses nothing by the grouping.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import end_after
 
-WORD_ENDS = frozenset(" \n")  # punctuation stays with its word; the space after it ends it
+SENTENCE_ENDS = (". ", "! ", "? ", ".\" ", "?\" ", "!\" ", "\n")  # where a run of typing becomes a version
 
 
 def point(position: tuple[int, int]) -> ast.Point:
@@ -41,9 +44,14 @@ class WriterPen:
         assert self.start is not None
         return end_after(self.start, self.text)
 
-    def edit(self, edit: TextEdit) -> None:
-        """Take one edit the writer made in the view (already shown there)."""
+    def edit(self, edit: TextEdit, *, alone: bool = False) -> None:
+        """Take one edit the writer made in the view (already shown there);
+        ``alone``: a version of its own (a paste, a cut), never part of a run."""
         is_insert = edit.start == edit.end and edit.text
+        if alone:
+            self.flush()
+            self._execute(_as_command(edit))
+            return
         if is_insert and self.text and edit.start == self._pending_end():
             self.text += edit.text
         elif (not edit.text and self.text and edit.end == self._pending_end()
@@ -58,7 +66,7 @@ class WriterPen:
                 self.start, self.text = edit.start, edit.text
             else:
                 self._execute(_as_command(edit))
-        if self.text and self.text[-1] in WORD_ENDS:
+        if self.text.endswith(SENTENCE_ENDS):
             self.flush()
 
     def flush(self) -> None:

@@ -110,6 +110,7 @@ class Playback:
             self._show_model_edit(event)
             host.show_version(event.version, event.author, event.line, command=event.command,
                               scale=event.scale, notes_changed=event.notes_changed)
+            host.status.set(commands=host.status.status.commands + 1)
         elif isinstance(event, CommandFailed):
             self.clear_ghost()
             stream.typing("")

@@ -40,6 +40,8 @@ class Row:
     time: float
     checkpoint: str | None
     scale: str | None = None  # None: the version did not change the draft's prose
+    branch: str = "main"
+    back_to: int | None = None  # a rewind or a fork went back to this version
 
     @property
     def by_model(self) -> bool:
@@ -47,7 +49,24 @@ class Row:
 
 
 def row_of(info) -> Row:
-    return Row(info.number, info.author, info.message, info.time, info.checkpoint, info.scale)
+    return Row(info.number, info.author, info.message, info.time, info.checkpoint, info.scale,
+               info.branch, info.back_to)
+
+
+def branch_tag(branch: str) -> str:
+    """The branch column: blank on the first line of history, ``fork-3`` as ``⑂3``."""
+    if branch == "main":
+        return "  "
+    return "⑂" + branch.removeprefix("fork-")[:1]
+
+
+def mark_of(row: Row) -> str:
+    """★ checkpoint, ⑂ the first version of a fork, ↺ a rewind, ● model, ✎ writer."""
+    if row.checkpoint:
+        return "★"
+    if row.back_to is not None:
+        return "⑂" if row.message.startswith("fork") else "↺"
+    return "●" if row.by_model else "✎"
 
 
 class TimelineView(ScrollView, can_focus=True):
@@ -59,7 +78,7 @@ class TimelineView(ScrollView, can_focus=True):
         & > .timeline--model { color: $secondary; }
         & > .timeline--writer { color: $primary; }
         & > .timeline--checkpoint { text-style: bold; color: $warning; }
-        & > .timeline--cursor { background: $accent 40%; }
+        & > .timeline--cursor { background: $accent 60%; color: $foreground; text-style: bold; }
         & > .timeline--dim { color: $text-muted; }
     }
     """
@@ -102,6 +121,13 @@ class TimelineView(ScrollView, can_focus=True):
         def __init__(self, number: int) -> None:
             super().__init__()
             self.number = number
+
+    class FilterChanged(Message):
+        """The filters changed: ``description`` says what is shown."""
+
+        def __init__(self, description: str) -> None:
+            super().__init__()
+            self.description = description
 
     class ReplayToggled(Message):
         def __init__(self, playing: bool, speed: float) -> None:
@@ -175,9 +201,9 @@ class TimelineView(ScrollView, can_focus=True):
         self._update_virtual_size()
 
     def add_version(self, number: int, author: str, message: str, *, checkpoint: str | None = None,
-                    scale: str | None = None) -> None:
+                    scale: str | None = None, back_to: int | None = None) -> None:
         """A version was just recorded: show it on top without reading the log."""
-        row = Row(number, author, message, time.time(), checkpoint, scale)
+        row = Row(number, author, message, time.time(), checkpoint, scale, self.history.current_branch, back_to)
         self._rows[number] = row
         self.total = max(self.total, number)
         listed = not self.filtered or self._matches(row)
@@ -202,11 +228,21 @@ class TimelineView(ScrollView, can_focus=True):
         self._update_virtual_size()
         self.refresh()
 
+    @property
+    def filter_description(self) -> str:
+        """What the filters let through, in words ("" when they let everything)."""
+        parts = [f"by {self.author_filter}"] if self.author_filter != "all" else []
+        if self.scale_filter != "all":
+            parts.append(f"{self.scale_filter} changes")
+        return ", ".join(parts)
+
     def watch_author_filter(self) -> None:
         self.reset_filter()
+        self.post_message(self.FilterChanged(self.filter_description))
 
     def watch_scale_filter(self) -> None:
         self.reset_filter()
+        self.post_message(self.FilterChanged(self.filter_description))
 
     @property
     def shown(self) -> bool:
@@ -235,11 +271,15 @@ class TimelineView(ScrollView, can_focus=True):
             self._scan_until(index + 1)
         number = self.number_at(index)
         if number is None:
+            if index == 0 and self.filtered:  # a filter that hides everything says so
+                dim = self.get_component_rich_style("timeline--dim", partial=True)
+                return Strip([Segment(f"no versions {self.filter_description} (a, s: change the filter)",
+                                      base + dim)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         row = self.row(number)
         who = self.get_component_rich_style("timeline--model" if row.by_model else "timeline--writer", partial=True)
         dim = self.get_component_rich_style("timeline--dim", partial=True)
-        mark = "★" if row.checkpoint else ("●" if row.by_model else "✎")
+        mark = mark_of(row)
         author = row.author.removeprefix("model:")
         clock = self.clock(row.time)
         scale = (row.scale or "-")[:4]
@@ -247,17 +287,22 @@ class TimelineView(ScrollView, can_focus=True):
         if row.checkpoint:
             command = f"[{row.checkpoint}] {command}"
         line_style = self.get_component_rich_style("timeline--checkpoint", partial=True) if row.checkpoint else Style()
+        selected = index == self.cursor
+        # The selected row: a pointer (seen in every colour mode) and the cursor style on top.
         segments = [
+            Segment("▶" if selected else " ", base),
+            Segment(branch_tag(row.branch) + " ", base + dim),
             Segment(f"v{row.number:<6} ", base + dim),
             Segment(f"{mark} {author[:8]:<8} ", base + who),
             Segment(f"{scale:<4} ", base + dim),
             Segment(f"{clock} ", base + dim),
             Segment(command, base + line_style),
         ]
-        strip = Strip(segments).crop_extend(0, width, base)
-        if index == self.cursor:
-            strip = strip.apply_style(self.get_component_rich_style("timeline--cursor", partial=True))
-        return strip
+        if selected:
+            cursor = self.get_component_rich_style("timeline--cursor", partial=True)
+            segments = [Segment(text, style + cursor) for text, style, _ in segments]
+            return Strip(segments).crop_extend(0, width, base + cursor)
+        return Strip(segments).crop_extend(0, width, base)
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh()

@@ -16,6 +16,7 @@ from infitool_edit.document.positions import common_prefix, position_of
 
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
 MAX_MIDDLE_WORDS = 20000
+MAX_MIDDLE_CHARS = 100_000  # beyond this the middle is cut into lines first (two distant edits)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ def word_diff(old: str, new: str) -> WordDiff:
     prefix = _word_start(new, prefix)
     suffix = common_prefix(old[prefix:][::-1], new[prefix:][::-1])
     old_mid, new_mid = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    if len(old_mid) + len(new_mid) > MAX_MIDDLE_CHARS and "\n" in old_mid and "\n" in new_mid:
+        return _by_lines(old_mid, new_mid, prefix)
     old_words, new_words = _WORDS.findall(old_mid), _WORDS.findall(new_mid)
     if len(old_words) + len(new_words) > MAX_MIDDLE_WORDS:
         return WordDiff([(prefix, prefix + len(new_mid))] if new_mid else [], [old_mid] if old_mid else [])
@@ -51,3 +54,29 @@ def _word_start(text: str, index: int) -> int:
     while index > 0 and index <= len(text) and text[index - 1].isalnum():
         index -= 1
     return index
+
+
+def _by_lines(old_mid: str, new_mid: str, offset: int) -> WordDiff:
+    """Versions far apart in a long draft (edits at both ends of the middle):
+    find the changed lines first, at C speed, then diff word by word inside
+    each changed pair only."""
+    old_lines, new_lines = old_mid.split("\n"), new_mid.split("\n")
+    starts = [offset]
+    for line in new_lines:
+        starts.append(starts[-1] + len(line) + 1)
+    inserted: list[tuple[int, int]] = []
+    removed: list[str] = []
+    if len(old_lines) == len(new_lines):
+        pairs = [(n, n) for n, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
+        for i, j in pairs:
+            inner = word_diff(old_lines[i], new_lines[j])
+            inserted += [(starts[j] + a, starts[j] + b) for a, b in inner.inserted]
+            removed += inner.removed
+        return WordDiff(inserted, removed)
+    matcher = SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert") and j2 > j1:
+            inserted.append((starts[j1], starts[j2] - 1))
+        if tag in ("replace", "delete"):
+            removed.append("\n".join(old_lines[i1:i2]))
+    return WordDiff(inserted, removed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=1 << 18)  # a 2 MB book's lines all fit: loading a version rewraps from the cache
 def wrap_offsets(line: str, width: int) -> tuple[int, ...]:
     """Start offsets of the rows ``line`` occupies at ``width`` columns."""
     width = max(width, 1)

@@ -1,0 +1,57 @@
+"""The first screen: title bar, plain status, help, the stream pane's one
+row, the narrow layout, and ``?`` typed in text but opening help elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infitool_edit.ui.app import make_app
+from infitool_edit.ui.firstscreen import HelpScreen
+
+pytestmark = pytest.mark.anyio
+
+DRAFT = "# Title\n\nThree words here.\n"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def draft(tmp_path: Path) -> Path:
+    path = tmp_path / "essay.md"
+    path.write_text(DRAFT, encoding="utf-8")
+    return path
+
+
+async def test_title_bar_status_and_help(draft):
+    app = make_app(draft, goal=None)
+    async with app.run_test(size=(120, 30)) as pilot:
+        title = str(app.query_one("#title-bar").render())
+        assert "essay.md" in title and "5 words" in title and "no goal yet" in title
+        status = str(app.status.render())
+        assert "✎ writer" in status and "v1" in status and "saved automatically" in status
+        assert "tok/s" not in status
+        await pilot.press("f8")
+        assert "tok/s" in str(app.status.render())
+        assert app.stream.size.height == 1  # nothing said yet: one row
+        await pilot.press("question_mark")  # in the editor "?" is text
+        assert app.editor.text.startswith("?")
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "ctrl+t", "question_mark")  # in the timeline it is help
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+
+
+async def test_narrow_terminal_starts_without_the_sidebar(draft):
+    app = make_app(draft)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert not app.query_one("#sidebar").display
+        assert app.editor.size.width >= 70
+        await pilot.press("ctrl+o")
+        assert app.query_one("#sidebar").display
