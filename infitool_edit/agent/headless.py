@@ -37,10 +37,12 @@ def make_backend(
     rate: float | None = None,
     server: str | None = None,
     server_model: str | None = None,
+    attention_window: int | None = None,
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
     ``server``, else the model in ``model``, else the default model (see
-    ``DEFAULT_MODEL_NAME``)."""
+    ``DEFAULT_MODEL_NAME``). ``attention_window``: the tokens a hybrid model's
+    attention layers keep (Granite-4.0-H); other models have none to bound."""
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
@@ -48,9 +50,23 @@ def make_backend(
     if server is not None:
         return RemoteBackend(server, server_model)
     if model is not None:
-        loaded, tokenizer = load_model(model)
-        return SSMBackend(loaded, tokenizer=tokenizer, name=Path(model).name)
+        loaded, tokenizer = load_model(model, attention_window=attention_window)
+        return make_ssm_backend(loaded, tokenizer, model)
     return SSMBackend(random_tiny_model(), name=DEFAULT_MODEL_NAME)
+
+
+def make_ssm_backend(model, tokenizer, folder: Path | str) -> Backend:
+    """The built-in backend for a loaded checkpoint: prompted mode (the session as a conversation in
+    the folder's chat template, agent/prompted.py) when the folder has a template, else the raw
+    stream, unchanged."""
+    from infitool_edit.agent.chat_template import ChatTemplate
+
+    template = ChatTemplate.from_folder(folder)
+    if template is None:
+        return SSMBackend(model, tokenizer=tokenizer, name=Path(folder).name)
+    from infitool_edit.agent.prompted import PromptedBackend
+
+    return PromptedBackend(model, tokenizer=tokenizer, name=Path(folder).name, template=template, model_folder=folder)
 
 
 class StreamPrinter:

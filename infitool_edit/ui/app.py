@@ -370,6 +370,7 @@ def make_app(
     writer: str = WRITER,
     theme: str | None = None,
     theme_folders: Iterable[Path] = (),
+    attention_window: int | None = None,
 ) -> InfitoolEditApp:
     """The app on ``draft_path``. The model is the built-in SSM (``model``: a
     checkpoint folder; none: the default model), or ``script``, a command
@@ -384,7 +385,7 @@ def make_app(
             backend_factory = lambda: scripted  # noqa: E731
             backend_name = backend_name or f"script {Path(script).name}"
         else:
-            backend_factory = lambda: make_backend(model=model)  # noqa: E731
+            backend_factory = lambda: make_backend(model=model, attention_window=attention_window)  # noqa: E731
             backend_name = backend_name or f"ssm {Path(model).name if model else 'untrained default model'}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(

@@ -1,0 +1,174 @@
+"""Prompted mode: a checkpoint with a chat template reads the session as a conversation.
+
+The templates are real ones (tests/fixtures/chat_templates/SOURCES.md); every rendering is
+compared with transformers' own apply_chat_template on the same messages, through a tokenizer
+object transformers accepts (a tiny BPE tokenizer.json built here with `tokenizers`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("llguidance")
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+
+from infitool_edit.agent.chat_template import ChatTemplate, ChatTemplateError  # noqa: E402
+from infitool_edit.agent.headless import make_backend  # noqa: E402
+from infitool_edit.agent.prompted import (  # noqa: E402
+    EXAMPLES,
+    WORKED_TURNS,
+    ChatTurns,
+    PromptedBackend,
+    opening_messages,
+    system_prompt,
+)
+from infitool_edit.agent.ssm import SSMBackend  # noqa: E402
+from infitool_edit.commands import grammar, parse  # noqa: E402
+from infitool_edit.model import MambaConfig, MambaLM, save_checkpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "tests" / "fixtures" / "chat_templates"
+FIXTURES = sorted(path.name for path in TEMPLATES.glob("*.jinja"))
+SPECIAL = {  # each template's own special tokens (its model's tokenizer_config.json names them so)
+    "granite-4.0-h.jinja": {"bos_token": "<|end_of_text|>", "eos_token": "<|end_of_text|>"},
+    "rwkv7-g1.jinja": {"bos_token": "<|rwkv_tokenizer_end_of_text|>", "eos_token": "\n\n"},
+}
+ADDED = ["<|endoftext|>", "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>", "<|rwkv_tokenizer_end_of_text|>"]
+
+# A session as the runner feeds it: the opening user turn, commands, observations, a writer's
+# event right after an observation (two user turns in a row).
+SESSION = [
+    ("user", "@goal Tighten the introduction.\n@view draft.md, 3 lines, cursor 1:1\n@text 1-3 of 3\n1│# A\n2│\n3│Teh b."),
+    ("assistant", 'replace 3 "Teh" "The"'),
+    ("user", "@ok v2 3:4"),
+    ("user", '@user insert 2:1 "x"\n@ok v3 2:2'),
+    ("assistant", "outline"),
+    ("user", '@outline 1 "# A"'),
+    ("assistant", 'done "Fixed it."'),
+]
+
+
+def docs_command_lines() -> set[str]:
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    return {line for block in re.findall(r"```commands\n(.*?)```", text, re.S) for line in block.splitlines()}
+
+
+def test_the_system_prompt_is_the_grammar_with_an_example_of_every_verb_from_the_docs():
+    prompt = system_prompt()
+    documented = docs_command_lines()
+    assert set(EXAMPLES) == set(grammar.VERBS)
+    for verb, example in EXAMPLES.items():
+        assert example in documented, f"{example!r} is not in docs/commands.md"
+        assert type(parse(example)) in {form.command for form in grammar.FORMS_BY_VERB[verb]}
+        assert example in prompt
+    for form in grammar.FORMS:
+        assert form.usage in prompt
+    for _, command in WORKED_TURNS:
+        parse(command)
+    assert len(prompt) < 2000  # a few hundred tokens: seconds to prefill on a CPU
+
+
+@pytest.fixture(scope="module")
+def bpe() -> Tokenizer:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=ADDED,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = [system_prompt(), *EXAMPLES.values(), *(text for turn in WORKED_TURNS for text in turn)]
+    tokenizer.train_from_iterator(corpus * 4, trainer)
+    return tokenizer
+
+
+def transformers_tokenizer(bpe: Tokenizer, name: str):
+    transformers = pytest.importorskip("transformers")
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, chat_template=(TEMPLATES / name).read_text(encoding="utf-8"), **SPECIAL[name])
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_turn_by_turn_pieces_add_up_to_transformers_rendering(name, bpe):
+    """Prefix-stable: the opening, then each turn's piece (a user turn after either role; an
+    assistant turn as header + command + end), concatenated, is exactly transformers'
+    apply_chat_template of the whole conversation, at every turn."""
+    template = ChatTemplate((TEMPLATES / name).read_text(encoding="utf-8"), SPECIAL[name], origin=name)
+    theirs = transformers_tokenizer(bpe, name)
+    turns = ChatTurns(template)
+    fed, last, messages = turns.opening, "assistant", []
+    for role, content in SESSION:
+        if role == "user":
+            fed += turns.user(content, after=last)
+        else:
+            fed += turns.header + content + turns.end
+        last = role
+        messages.append({"role": role, "content": content})
+        expected = theirs.apply_chat_template(opening_messages() + messages, tokenize=False)
+        assert fed == expected
+        assert turns.render(messages) == expected
+
+
+def test_a_template_that_rewrites_earlier_turns_is_refused_in_one_line():
+    rewriting = ("{% for m in messages %}{% if loop.last %}[last] {% endif %}{{ m['role'] }}: {{ m['content'] }}\n"
+                 "{% endfor %}")
+    with pytest.raises(ChatTemplateError, match="rewrites earlier turns .*not prefix-stable") as error:
+        ChatTurns(ChatTemplate(rewriting, origin="rewriting.jinja"))
+    assert "\n" not in str(error.value)
+
+
+def tiny_instruct_checkpoint(folder: Path, bpe: Tokenizer, template_name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    config = MambaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=32, state_size=4, num_hidden_layers=2)
+    save_checkpoint(MambaLM(config).eval(), folder)
+    bpe.save(str(folder / "tokenizer.json"))
+    settings = {"chat_template": (TEMPLATES / template_name).read_text(encoding="utf-8"), **SPECIAL[template_name]}
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def granite_folder(tmp_path_factory, bpe) -> Path:
+    return tiny_instruct_checkpoint(tmp_path_factory.mktemp("instruct") / "tiny-granite-chat", bpe, "granite-4.0-h.jinja")
+
+
+def test_a_folder_with_a_template_gets_prompted_mode_and_one_without_keeps_the_raw_stream(granite_folder, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert isinstance(make_backend(model=granite_folder), PromptedBackend)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (raw / name).write_bytes((granite_folder / name).read_bytes())
+    assert type(make_backend(model=raw)) is SSMBackend
+
+
+def test_the_opening_state_is_cached_and_reused(granite_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = make_backend(model=granite_folder)
+    cached = list((tmp_path / "cache" / "infitool-edit" / "prompt-states").glob("*.state"))
+    assert len(cached) == 1
+    second = make_backend(model=granite_folder)
+    assert second.state == first.state and torch.equal(second.logits, first.logits)
+
+
+def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, cli, monkeypatch):
+    draft = tmp_path / "work" / "draft.md"
+    draft.parent.mkdir()
+    draft.write_text("# Notes\n\nTeh lamp was lit.\n", encoding="utf-8")
+    env_cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(env_cache))
+    result = cli("run", draft, "--model", granite_folder, "--goal", "Fix the typo.", "--max-commands", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("> ") >= 1
+    stream = next(draft.parent.rglob("stream.txt"))
+    text = stream.read_text(encoding="utf-8")
+    assert text.startswith("@goal Fix the typo.\n")  # the stream on disk stays the raw stream
+    model_lines = [line[2:] for line in text.splitlines() if line.startswith("> ")]
+    assert len(model_lines) == 3
+    for line in model_lines:  # the mask held every assistant turn to one command
+        parse(line)
+    assert list((env_cache / "infitool-edit" / "prompt-states").glob("*.state"))
