@@ -132,6 +132,10 @@ class ChatTurns:
 
 
 def prompt_cache_dir() -> Path:
+    """Where opening states are cached: ``$INFITOOL_EDIT_PROMPT_STATES``, else
+    ``~/.cache/infitool-edit/prompt-states`` (``$XDG_CACHE_HOME`` honoured)."""
+    if os.environ.get("INFITOOL_EDIT_PROMPT_STATES"):
+        return Path(os.environ["INFITOOL_EDIT_PROMPT_STATES"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "infitool-edit" / "prompt-states"
 

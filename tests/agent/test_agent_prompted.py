@@ -137,7 +137,7 @@ def granite_folder(tmp_path_factory, bpe) -> Path:
 
 def test_a_folder_with_a_template_gets_prompted_mode_and_one_without_keeps_the_raw_stream(granite_folder, tmp_path,
                                                                                         monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("INFITOOL_EDIT_PROMPT_STATES", str(tmp_path / "states"))
     assert isinstance(make_backend(model=granite_folder), PromptedBackend)
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -147,23 +147,28 @@ def test_a_folder_with_a_template_gets_prompted_mode_and_one_without_keeps_the_r
 
 
 def test_the_opening_state_is_cached_and_reused(granite_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("INFITOOL_EDIT_PROMPT_STATES", str(tmp_path / "states"))
     first = make_backend(model=granite_folder)
-    cached = list((tmp_path / "cache" / "infitool-edit" / "prompt-states").glob("*.state"))
+    cached = list((tmp_path / "states").glob("*.state"))
     assert len(cached) == 1
     second = make_backend(model=granite_folder)
     assert second.state == first.state and torch.equal(second.logits, first.logits)
 
 
-def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, cli, monkeypatch):
+def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, monkeypatch):
+    """`infitool-edit run draft.md --model DIR` (in process: the CLI's own Typer app)."""
+    from typer.testing import CliRunner
+
+    from infitool_edit.cli import app
+
     draft = tmp_path / "work" / "draft.md"
     draft.parent.mkdir()
     draft.write_text("# Notes\n\nTeh lamp was lit.\n", encoding="utf-8")
-    env_cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(env_cache))
-    result = cli("run", draft, "--model", granite_folder, "--goal", "Fix the typo.", "--max-commands", "3")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("> ") >= 1
+    monkeypatch.setenv("INFITOOL_EDIT_PROMPT_STATES", str(tmp_path / "states"))
+    result = CliRunner().invoke(app, ["run", str(draft), "--model", str(granite_folder), "--goal", "Fix the typo.",
+                                      "--max-commands", "3", "--attention-window", "64"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("> ") == 3
     stream = next(draft.parent.rglob("stream.txt"))
     text = stream.read_text(encoding="utf-8")
     assert text.startswith("@goal Fix the typo.\n")  # the stream on disk stays the raw stream
@@ -171,4 +176,8 @@ def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, cli, mo
     assert len(model_lines) == 3
     for line in model_lines:  # the mask held every assistant turn to one command
         parse(line)
-    assert list((env_cache / "infitool-edit" / "prompt-states").glob("*.state"))
+    assert list((tmp_path / "states").glob("*.state"))
+    # resume replays the stored (raw) stream through the same rendering and writes on
+    resumed = CliRunner().invoke(app, ["resume", str(draft), "--model", str(granite_folder), "--max-commands", "1"])
+    assert resumed.exit_code == 0, resumed.output
+    assert len([line for line in stream.read_text(encoding="utf-8").splitlines() if line.startswith("> ")]) == 4
