@@ -165,6 +165,7 @@ class PromptedBackend(SSMBackend):
 
     # --- the opening: system message and worked turns, prefilled once (or read from the cache) ---
 
+    @torch.no_grad()
     def _start(self) -> None:
         if self._opened is None:
             self._opened = self._cached_opening()
@@ -202,12 +203,14 @@ class PromptedBackend(SSMBackend):
 
     # --- the stream, as turns ---------------------------------------------------------------------
 
+    @torch.no_grad()
     def feed(self, text: str) -> None:
         """Runtime text (goal and view, an observation, a writer's event) as one user turn."""
         piece = self.turns.user(text.rstrip("\n"), after=self._last_role)
         SSMBackend.feed(self, piece)
         self._last_role = "user"
 
+    @torch.no_grad()
     def command(self, turn: Turn):
         generator = torch.Generator(device=self._device).manual_seed(turn.seed)
         SSMBackend.feed(self, self.turns.header)
