@@ -181,3 +181,54 @@ def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, monkeyp
     resumed = CliRunner().invoke(app, ["resume", str(draft), "--model", str(granite_folder), "--max-commands", "1"])
     assert resumed.exit_code == 0, resumed.output
     assert len([line for line in stream.read_text(encoding="utf-8").splitlines() if line.startswith("> ")]) == 4
+
+
+def test_replaying_a_prompted_stream_rebuilds_the_live_state_exactly(tmp_path, monkeypatch):
+    """A byte-level model with a template: loading the stored raw chunks (resume, rewind) goes
+    through the same pieces and the same forward/step calls, so the state is bit for bit the live one."""
+    from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+    from infitool_edit.model.tokenizer import ByteTokenizer
+
+    monkeypatch.setenv("INFITOOL_EDIT_PROMPT_STATES", str(tmp_path / "states"))
+    # One thread: the fused step's threaded sums are not bit-reproducible from run to run (the raw
+    # SSMBackend's live runs differ in the last bits too with several threads).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        check_replay(ByteTokenizer, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_replay(ByteTokenizer, tmp_path) -> None:
+    from infitool_edit.agent.backend import MODEL_PREFIX, Chunk, Turn
+
+    torch.manual_seed(0)
+    model = MambaLM(MambaConfig(vocab_size=ByteTokenizer().vocab_size, hidden_size=32, state_size=4,
+                                num_hidden_layers=2)).eval()
+    template = ChatTemplate((TEMPLATES / "rwkv7-g1.jinja").read_text(encoding="utf-8"), SPECIAL["rwkv7-g1.jinja"])
+
+    def backend():
+        return PromptedBackend(model, template=template)
+
+    live = backend()
+    prompt = "@goal Fix it.\n@view draft.md, 3 lines, cursor 1:1\n@text 1-3 of 3\n1│# A\n2│\n3│Teh b.\n"
+    live.feed(prompt)
+    chunks = [Chunk(prompt, 0)]
+    for seed in range(3):
+        line = "".join(live.command(Turn(line_count=3, head_version=1, seed=seed, read_draft=lambda: "# A\n\nTeh b.\n")))
+        assert line.startswith(MODEL_PREFIX) and line.endswith("\n")
+        parse(line[len(MODEL_PREFIX):-1])
+        observation = "@error column 1: no\n"
+        live.feed(observation)
+        chunks.append(Chunk(line + observation, len(line.encode("utf-8"))))
+    replayed = backend()
+    replayed.load(None, chunks, live.stream_tokens)
+    assert replayed.state == live.state and torch.equal(replayed.logits, live.logits)
+    # and from a stored state midway (a keyframe), the rest replayed
+    midway = backend()
+    midway.load(None, chunks[:2], 0)
+    blob = midway.state_bytes()
+    resumed = backend()
+    resumed.load(blob, chunks[2:], live.stream_tokens)
+    assert resumed.state == live.state and torch.equal(resumed.logits, live.logits)
