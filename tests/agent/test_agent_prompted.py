@@ -232,3 +232,27 @@ def check_replay(ByteTokenizer, tmp_path) -> None:
     resumed = backend()
     resumed.load(blob, chunks[2:], live.stream_tokens)
     assert resumed.state == live.state and torch.equal(resumed.logits, live.logits)
+
+
+def test_attention_window_reaches_a_granite_model_from_the_command_line(tmp_path):
+    """`--attention-window N` on run/resume/edit is the window load_model builds Granite with."""
+    from typer.testing import CliRunner
+
+    from infitool_edit.cli import app
+    from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
+    from infitool_edit.model.hf_folder import save_folder
+
+    config = GraniteHybridConfig(vocab_size=259, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, shared_intermediate_size=16, num_local_experts=0,
+                                 layer_types=["mamba", "attention"], mamba_n_heads=8, mamba_d_head=8,
+                                 mamba_d_state=8, mamba_chunk_size=8)
+    torch.manual_seed(0)
+    folder = save_folder(GraniteHybridLM(config).eval(), tmp_path / "granite")
+    assert make_backend(model=folder, attention_window=16).model.config.attention_window == 16
+    draft = tmp_path / "draft.md"
+    draft.write_text("# A\n\nb.\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(draft), "--model", str(folder), "--goal", "g", "--max-commands", "1",
+                                      "--attention-window", "16"])
+    assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(app, ["run", str(draft), "--model", str(folder), "--goal", "g", "--attention-window", "0"])
+    assert refused.exit_code != 0
