@@ -36,6 +36,9 @@ from infitool_edit.agent.constrain import BpeLineConstraint, LineConstraint
 from infitool_edit.agent.ssm import SSMBackend, _LineText
 from infitool_edit.commands import grammar
 from infitool_edit.model.sampling import sample_token
+from infitool_edit.model.tokenizer import RWKVWorldTokenizer
+
+RWKV_END_OF_TEXT = "<|rwkv_tokenizer_end_of_text|>"
 
 # One example per verb, each a line of docs/commands.md (tests/agent/test_agent_prompted.py checks
 # that each is in that page's `commands` blocks, parses, and that every verb has one).
@@ -171,7 +174,7 @@ class PromptedBackend(SSMBackend):
             self._opened = self._cached_opening()
         if self._opened is None:
             self.state, self.logits, self._tokens = self.model.new_state(), None, 0
-            SSMBackend.feed(self, self.turns.opening)
+            self._prefill(self.turns.opening)
             self._opened = self.state_bytes()
             self._store_opening()
         self.state = self._stored_state(self._opened)
@@ -204,16 +207,31 @@ class PromptedBackend(SSMBackend):
     # --- the stream, as turns ---------------------------------------------------------------------
 
     @torch.no_grad()
+    def _prefill(self, text: str) -> None:
+        """Rendered template text into the state, in one forward call. The RWKV World tokenizer
+        matches bytes only, so the end-of-text marker RWKV-7 G1's template writes
+        (``<|rwkv_tokenizer_end_of_text|>``) is put in as its token, id 0, as fla's tokenizer does."""
+        if not isinstance(self.tokenizer, RWKVWorldTokenizer) or RWKV_END_OF_TEXT not in text:
+            SSMBackend.feed(self, text)
+            return
+        ids: list[int] = []
+        for index, part in enumerate(text.split(RWKV_END_OF_TEXT)):
+            ids += ([0] if index else []) + self.tokenizer.encode(part)
+        logits, _ = self.model(torch.tensor([ids], device=self._device), self.state, last_only=True)
+        self.logits = logits[0]
+        self._tokens += len(ids)
+
+    @torch.no_grad()
     def feed(self, text: str) -> None:
         """Runtime text (goal and view, an observation, a writer's event) as one user turn."""
         piece = self.turns.user(text.rstrip("\n"), after=self._last_role)
-        SSMBackend.feed(self, piece)
+        self._prefill(piece)
         self._last_role = "user"
 
     @torch.no_grad()
     def command(self, turn: Turn):
         generator = torch.Generator(device=self._device).manual_seed(turn.seed)
-        SSMBackend.feed(self, self.turns.header)
+        self._prefill(self.turns.header)
         self._last_role = "assistant"
         yield MODEL_PREFIX  # the raw stream's marker; the model read the template's header instead
         if self._ll_tokenizer is None:
@@ -223,7 +241,7 @@ class PromptedBackend(SSMBackend):
         line = _LineText(self.tokenizer)
         while True:
             if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
-                SSMBackend.feed(self, self.turns.end)  # cut: the runner reports the line as an error
+                self._prefill(self.turns.end)  # cut: the runner reports the line as an error
                 yield "\n"
                 return
             bias, forced = constraint.mask()
@@ -234,7 +252,7 @@ class PromptedBackend(SSMBackend):
             if constraint.finished:
                 # The newline ends the raw line; the model reads the template's end of turn instead
                 # (with whatever the last token held before its newline).
-                SSMBackend.feed(self, piece.removesuffix("\n") + self.turns.end)
+                self._prefill(piece.removesuffix("\n") + self.turns.end)
                 yield piece
                 return
             self._step(token)
@@ -261,13 +279,13 @@ class PromptedBackend(SSMBackend):
             written = data[: chunk.model_bytes].decode("utf-8")
             if written:
                 command = written.removeprefix(MODEL_PREFIX).removesuffix("\n")
-                SSMBackend.feed(self, self.turns.header)
+                self._prefill(self.turns.header)
                 # As live: the command's tokens stepped, the end of turn prefilled in place of the
                 # newline. (A byte-level model's tokens are exactly the live ones; a BPE line is
                 # encoded again, which can segment it differently than the sampling did.)
                 for token in self.tokenizer.encode(command):
                     self._step(token)
-                SSMBackend.feed(self, self.turns.end)
+                self._prefill(self.turns.end)
                 self._last_role = "assistant"
             runtime = data[chunk.model_bytes:].decode("utf-8")
             if runtime:

@@ -256,3 +256,22 @@ def test_attention_window_reaches_a_granite_model_from_the_command_line(tmp_path
     assert result.exit_code == 0, result.output
     refused = CliRunner().invoke(app, ["run", str(draft), "--model", str(folder), "--goal", "g", "--attention-window", "0"])
     assert refused.exit_code != 0
+
+
+def test_rwkv_g1s_end_of_text_marker_is_read_as_token_zero(tmp_path, monkeypatch):
+    """RWKV-7 G1's template opens with <|rwkv_tokenizer_end_of_text|>: the World tokenizer (bytes
+    only) would spell it out; prompted mode puts in token 0, as fla's tokenizer maps it."""
+    rwkv = pytest.importorskip("rwkv")
+    from infitool_edit.agent.prompted import RWKV_END_OF_TEXT
+    from infitool_edit.model.tokenizer import RWKVWorldTokenizer
+
+    monkeypatch.setenv("INFITOOL_EDIT_PROMPT_STATES", str(tmp_path / "states"))
+    tokenizer = RWKVWorldTokenizer(Path(rwkv.__file__).parent)
+    model = MambaLM(MambaConfig(vocab_size=65536, hidden_size=16, state_size=2, num_hidden_layers=1)).eval()
+    template = ChatTemplate((TEMPLATES / "rwkv7-g1.jinja").read_text(encoding="utf-8"), SPECIAL["rwkv7-g1.jinja"])
+    seen = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda ids, *a, **k: (seen.append(ids[0].tolist()), original(ids, *a, **k))[1])
+    backend = PromptedBackend(model, template=template, tokenizer=tokenizer)
+    assert backend.turns.opening.startswith(RWKV_END_OF_TEXT)
+    assert seen[0][0] == 0 and seen[0][1:] == tokenizer.encode(backend.turns.opening[len(RWKV_END_OF_TEXT):])
