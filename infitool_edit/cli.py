@@ -47,6 +47,12 @@ VersionArg = Annotated[
     str, typer.Argument(help="A version: 17, v17, or a checkpoint's name.", show_default=False)
 ]
 AuthorOption = Annotated[str, typer.Option(help="Who the new versions are by.")]
+AttentionWindowOption = Annotated[
+    Optional[int],
+    typer.Option(help="Tokens a hybrid model's attention layers keep (Granite-4.0-H; default 8192). "
+                      "Beyond the window the model relies on its tools (read, outline, notes).",
+                 min=1, show_default=False),
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -92,13 +98,15 @@ def edit(
         Optional[str], typer.Option(help="A checkpoint folder, or a hub id in the local Hugging Face cache.")
     ] = None,
     theme: Annotated[Optional[str], typer.Option(help="infitool-dark, infitool-light, or a theme file's name.")] = None,
+    attention_window: AttentionWindowOption = None,
 ) -> None:
     """Open the editor on DRAFT (also: `infitool-edit DRAFT`)."""
     # Imported here: Textual is only needed by this command.
     from infitool_edit.ui.app import run_editor
 
     with user_errors():
-        run_editor(draft, goal=goal, script=script, rate=rate, model=model, theme=theme)
+        run_editor(draft, goal=goal, script=script, rate=rate, model=model, theme=theme,
+                   attention_window=attention_window)
 
 
 @app.command()
@@ -260,10 +268,12 @@ def run(
     server: ServerOption = None,
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
+    attention_window: AttentionWindowOption = None,
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
     _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model, server_api=server_api)
+               server=server, server_model=server_model, server_api=server_api,
+               attention_window=attention_window)
 
 
 @app.command()
@@ -277,10 +287,12 @@ def resume(
     server: ServerOption = None,
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
+    attention_window: AttentionWindowOption = None,
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
     _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
-               server=server, server_model=server_model, server_api=server_api)
+               server=server, server_model=server_model, server_api=server_api,
+               attention_window=attention_window)
 
 
 @app.command()

@@ -34,9 +34,9 @@ from .mamba2 import Mamba2LM
 _PREFIX = "backbone."  # HF keeps everything but the LM head under `backbone`
 # model_type → the config class that reads it (and, through `model_for`, the model it builds).
 CONFIG_CLASSES: dict[str, type] = {"mamba": MambaConfig, "falcon_mamba": MambaConfig, "mamba2": Mamba2Config}
-SUPPORTED_MODEL_TYPES = tuple(CONFIG_CLASSES)
-# Published model types whose model code is not in this build yet: refused by name, not as unknown.
-PENDING_MODEL_TYPES = {"rwkv7": "RWKV-7", "granitemoehybrid": "Granite-4.0-H (Mamba-2 + attention)"}
+# model_types whose models live under `model.` (RWKV-7, Granite-4.0-H): hf_folder.py reads and builds them.
+HF_FOLDER_MODEL_TYPES = ("rwkv7", "granitemoehybrid")
+SUPPORTED_MODEL_TYPES = (*CONFIG_CLASSES, *HF_FOLDER_MODEL_TYPES)
 
 
 class CheckpointError(InfitoolError, ValueError):
@@ -100,13 +100,18 @@ def read_config_json(folder: str | Path) -> dict:
     return values
 
 
-def config_from_values(values: dict, path: str | Path) -> MambaConfig | Mamba2Config:
-    """The config a config.json dict describes, read as transformers reads it (model/config.py)."""
+def config_from_values(values: dict, path: str | Path):
+    """The config a config.json dict describes, read as transformers reads it (model/config.py):
+    a `MambaConfig` / `Mamba2Config`, or for RWKV-7 and Granite-4.0-H their own config classes
+    (model/rwkv7.py, model/granite.py, read as fla / transformers read them)."""
     model_type = values.get("model_type")
-    if model_type in PENDING_MODEL_TYPES:
-        raise CheckpointError(
-            f"{path}: model_type {model_type} ({PENDING_MODEL_TYPES[model_type]}) has no model code in this build yet"
-        )
+    if model_type in HF_FOLDER_MODEL_TYPES:
+        from .hf_folder import architecture_classes  # here: hf_folder imports this module
+
+        try:
+            return architecture_classes(model_type)[0].from_hf_dict(values)
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{path}: {error}") from None
     if model_type not in CONFIG_CLASSES:
         raise CheckpointError(f"{path}: model_type {model_type!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}")
     missing = [key for key in ("hidden_size", "num_hidden_layers", "vocab_size") if key not in values]

@@ -20,7 +20,7 @@ from .mamba import Embedding, Linear
 _PREFIX = "model."
 
 
-def _architecture(model_type: str) -> tuple:
+def architecture_classes(model_type: str) -> tuple:
     """model_type → (config class, model class), imported on first use (no import cycle)."""
     if model_type == "rwkv7":
         from .rwkv7 import RWKV7Config, RWKV7LM
@@ -73,7 +73,7 @@ def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str
     the model's constructor (Granite: `attention_window`)."""
     path = folder / "config.json"
     values = json.loads(path.read_text(encoding="utf-8"))
-    config_class, model_class = _architecture(values["model_type"])
+    config_class, model_class = architecture_classes(values["model_type"])
     try:
         config = config_class.from_hf_dict(values)
     except (TypeError, ValueError) as error:

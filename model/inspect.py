@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .checkpoint import (
     CONFIG_CLASSES,
-    PENDING_MODEL_TYPES,
+    HF_FOLDER_MODEL_TYPES,
     CheckpointError,
     config_from_values,
     config_mismatch,
@@ -95,8 +95,8 @@ def inspect_folder(folder: str | Path) -> Inspection:
         report.notes[:0] = reading_notes(values)
         if report.model_type in CONFIG_CLASSES:
             _inspect_supported(folder, values, headers, report)
-        elif report.model_type in PENDING_MODEL_TYPES:
-            _inspect_pending(values, headers, report)
+        elif report.model_type in HF_FOLDER_MODEL_TYPES:
+            _inspect_hf_folder(folder, values, headers, report)
         else:
             _refuse(report, lambda: config_from_values(values, folder / "config.json"))
     if headers is not None and report.parameters is None:
@@ -180,24 +180,53 @@ def _inspect_supported(folder: Path, values: dict, headers: dict | None, report:
     _count(shapes, config.tie_word_embeddings, "tensor headers", report)
 
 
-# ---- types whose model code is pending: read from config.json and the headers ----------------
+# ---- RWKV-7 and Granite-4.0-H: what hf_folder.py builds -------------------------------------
 
-def _inspect_pending(values: dict, headers: dict | None, report: Inspection) -> None:
-    model_type = report.model_type
-    report.refusals.append(
-        f"model_type {model_type} ({PENDING_MODEL_TYPES[model_type]}) has no model code in this build yet"
-    )
-    if model_type == "granitemoehybrid":
-        report.architecture = _describe_granite(values)
-        if headers is None:
-            _count(granite_tensor_shapes(values), bool(values.get("tie_word_embeddings", False)), "config.json", report)
+def _inspect_hf_folder(folder: Path, values: dict, headers: dict | None, report: Inspection) -> None:
+    config = _refuse(report, lambda: config_from_values(values, folder / "config.json"))
+    if config is None:
+        return
+    import torch
+
+    from .hf_folder import architecture_classes, hf_tensors
+
+    model_class = architecture_classes(report.model_type)[1]
+    with torch.device("meta"):  # the tensors load_folder expects, built without memory (~0.2 s for 40 layers)
+        expected = {name: tuple(t.shape) for name, t in hf_tensors(model_class(config)).items()}
+    if report.model_type == "granitemoehybrid":
+        report.architecture = _describe_granite(values, config.attention_window)
+        kv = 2 * len(config.attention_layers) * math.prod(config.kv_shape)
+        mamba = config.mamba_config
+        recurrent = len(config.mamba_layers) * (math.prod(mamba.conv_state_shape) + math.prod(mamba.ssm_state_shape))
+        report.state_bytes = 4 * (recurrent + kv)
     else:
-        layers, hidden = values.get("num_hidden_layers"), values.get("hidden_size")
-        report.architecture = (f"RWKV-7: {layers} layers, hidden {hidden}, head size "
-                               f"{values.get('head_dim', values.get('head_size', 64))}, vocab {values.get('vocab_size')} [rwkv7]")
+        report.architecture = (f"RWKV-7: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+                               f"{config.num_heads} heads of {config.head_dim}, channel mix {config.intermediate_size}, "
+                               f"vocab {config.vocab_size}, {'tied' if config.tie_word_embeddings else 'untied'} head [rwkv7]")
+        report.state_bytes = 4 * config.num_hidden_layers * (
+            math.prod(config.conv_state_shape) + math.prod(config.ssm_state_shape))
+    if headers is None:
+        _count(expected, config.tie_word_embeddings, "config.json", report)
+        return
+    stored = {name: shape for name, (shape, _) in headers.items()}
+    if hasattr(model_class, "migrate_tensors"):  # an older layout of the same weights, as load_folder reads it
+        with torch.device("meta"):
+            migrated = model_class.migrate_tensors({name: torch.empty(shape) for name, shape in stored.items()})
+        stored = {name: tuple(t.shape) for name, t in migrated.items()}
+    comparable = {name for name in stored if not (name == "lm_head.weight" and config.tie_word_embeddings)}
+    missing, unexpected = sorted(set(expected) - comparable), sorted(comparable - set(expected))
+    if missing:
+        report.refusals.append(f"missing tensors {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}")
+    if unexpected:
+        report.refusals.append(f"unexpected tensors {', '.join(unexpected[:3])}{' and more' if len(unexpected) > 3 else ''}")
+    for name in sorted(set(expected) & comparable):
+        if stored[name] != expected[name]:
+            report.refusals.append(f"tensor {name} has shape {stored[name]}, the config implies {expected[name]}")
+            break
+    _count(stored, config.tie_word_embeddings, "tensor headers", report)
 
 
-def _describe_granite(values: dict) -> str:
+def _describe_granite(values: dict, window: int) -> str:
     types = values.get("layer_types") or []
     attention = sum(1 for kind in types if kind == "attention")
     experts = values.get("num_local_experts", 8)
@@ -205,7 +234,8 @@ def _describe_granite(values: dict) -> str:
     return (f"Granite-4.0-H hybrid: {values.get('num_hidden_layers')} layers ({len(types) - attention} Mamba-2, "
             f"{attention} attention with {values.get('num_attention_heads')} heads / {values.get('num_key_value_heads')} KV heads), "
             f"hidden {values.get('hidden_size')}, shared MLP {values.get('shared_intermediate_size')}, {mlp}, "
-            f"vocab {values.get('vocab_size')} [granitemoehybrid]; its attention layers keep a KV cache that grows with the context")
+            f"vocab {values.get('vocab_size')} [granitemoehybrid]; KV cache bounded by a window of {window:,} tokens "
+            "(--attention-window)")
 
 
 def granite_tensor_shapes(values: dict) -> dict[str, tuple[int, ...]]:
@@ -309,15 +339,15 @@ def _inspect_tokenizer(folder: Path, report: Inspection) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             report.refusals.append(f"tokenizer_config.json: not valid JSON ({error})")
     settings = settings if isinstance(settings, dict) else {}
-    found = [name for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt")
-             if (folder / name).is_file()]
+    found = [name for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                               "rwkv_vocab_v20230424.txt") if (folder / name).is_file()]
     details = []
     if settings.get("tokenizer_class"):
         details.append(str(settings["tokenizer_class"]))
     if isinstance(settings.get("eos_token"), str):
         details.append(f"eos {settings['eos_token']}")
     report.tokenizer = (" + ".join(found) or "none") + (f" ({', '.join(details)})" if details else "")
-    if "tokenizer.json" not in found:
+    if "tokenizer.json" not in found and "rwkv_vocab_v20230424.txt" not in found:
         report.refusals.append("no tokenizer.json: HFTokenizer reads only that file")
     template = settings.get("chat_template")
     if isinstance(template, str) and template:

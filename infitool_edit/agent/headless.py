@@ -39,10 +39,13 @@ def make_backend(
     server: str | None = None,
     server_model: str | None = None,
     server_api: str = "auto",
+    attention_window: int | None = None,
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
     ``server``, else the model in ``model`` (a folder or a cached hub id), else the default model
-    (see ``ssm.default_model``: the trained built-in model, or random weights if none is installed)."""
+    (see ``ssm.default_model``: the trained built-in model, or random weights if none is installed).
+    ``attention_window``: the tokens a hybrid model's attention layers keep (Granite-4.0-H); other
+    models have none to bound."""
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
@@ -51,10 +54,25 @@ def make_backend(
         return RemoteBackend(server, server_model, api=server_api)
     if model is not None:
         folder, name = resolve_model(model)  # a folder, or a hub id found in the local cache
-        loaded, tokenizer = load_model(folder)
-        return SSMBackend(loaded, tokenizer=tokenizer, name=name)
+        loaded, tokenizer = load_model(folder, attention_window=attention_window)
+        return make_ssm_backend(loaded, tokenizer, folder, name=name)
     default, name = default_model()
     return SSMBackend(default, name=name)
+
+
+def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None = None) -> Backend:
+    """The built-in backend for a loaded checkpoint: prompted mode (the session as a conversation in
+    the folder's chat template, agent/prompted.py) when the folder has a template, else the raw
+    stream, unchanged."""
+    from infitool_edit.agent.chat_template import ChatTemplate
+
+    name = name or Path(folder).name
+    template = ChatTemplate.from_folder(folder)
+    if template is None:
+        return SSMBackend(model, tokenizer=tokenizer, name=name)
+    from infitool_edit.agent.prompted import PromptedBackend
+
+    return PromptedBackend(model, tokenizer=tokenizer, name=name, template=template, model_folder=folder)
 
 
 class StreamPrinter:

@@ -474,6 +474,7 @@ def make_app(
     writer: str = WRITER,
     theme: str | None = None,
     theme_folders: Iterable[Path] = (),
+    attention_window: int | None = None,
 ) -> InfitoolEditApp:
     """The app on ``draft_path``. The model is the built-in SSM (``model``: a
     checkpoint folder or a cached hub id; none: the default model), or ``script``, a command
@@ -493,7 +494,7 @@ def make_app(
             # A hub id missing from the cache fails here, in one line, before the screen opens.
             # (make_backend resolves it again, cheaply, and names the model by its hub id.)
             name = resolve_model(model)[1] if model is not None else None
-            backend_factory = lambda: make_backend(model=model)  # noqa: E731
+            backend_factory = lambda: make_backend(model=model, attention_window=attention_window)  # noqa: E731
             from infitool_edit.agent.default_model import default_model_description
 
             backend_name = backend_name or f"ssm {name if model is not None else default_model_description()}"

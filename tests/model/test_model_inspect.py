@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from infitool_edit.cli import app
 from infitool_edit.model import load_checkpoint
-from infitool_edit.model.checkpoint import PENDING_MODEL_TYPES, SUPPORTED_MODEL_TYPES
+from infitool_edit.model.checkpoint import SUPPORTED_MODEL_TYPES
 from infitool_edit.model.inspect import inspect_folder
 
 transformers = pytest.importorskip("transformers")
@@ -70,12 +70,8 @@ def test_each_published_fixture_is_reported_with_transformers_parameter_count(na
     assert report.memory_bytes["4-bit"] < report.memory_bytes["int8"] < report.memory_bytes["fp32"]
     expected_refusals = ["no weights (model.safetensors, its index, or pytorch_model.bin): config only",
                          "no tokenizer.json: HFTokenizer reads only that file"]
-    if values["model_type"] in PENDING_MODEL_TYPES:
-        expected_refusals.insert(1, f"model_type {values['model_type']} ({PENDING_MODEL_TYPES[values['model_type']]}) "
-                                    "has no model code in this build yet")
-    else:
-        assert values["model_type"] in SUPPORTED_MODEL_TYPES
-        assert report.state_bytes > 0
+    assert values["model_type"] in SUPPORTED_MODEL_TYPES
+    assert report.state_bytes > 0
     assert report.refusals == expected_refusals
     assert not report.loads
 
@@ -182,3 +178,40 @@ def test_the_command_prints_the_report_and_exits_1_when_something_would_be_refus
     missing = runner.invoke(app, ["inspect", str(FIXTURES / "no-such-model")])
     assert missing.exit_code == 1
     assert "not a folder" in missing.output
+
+
+def test_granite_is_reported_loadable_with_its_bounded_kv_window():
+    report = inspect_folder(FIXTURES / "ibm-granite--granite-4.0-h-1b")
+    assert "Granite-4.0-H hybrid" in report.architecture
+    assert "KV cache bounded by a window of 8,192 tokens" in report.architecture
+    assert not any("no model code" in reason for reason in report.refusals)
+
+
+@pytest.mark.parametrize("model_type", ["rwkv7", "granitemoehybrid"])
+def test_rwkv7_and_granite_state_bytes_are_the_state_the_model_builds(model_type, tmp_path):
+    """The reported state per sequence equals what a tiny model of that type really allocates,
+    and a tiny saved folder is reported loadable with its headers' parameter count."""
+    from infitool_edit.model.hf_folder import architecture_classes, save_folder
+
+    config_class, model_class = architecture_classes(model_type)
+    if model_type == "rwkv7":
+        config = config_class(vocab_size=96, hidden_size=32, num_hidden_layers=2, head_dim=8, decay_low_rank_dim=8,
+                              gate_low_rank_dim=8, a_low_rank_dim=8, v_low_rank_dim=8)
+    else:
+        config = config_class(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, intermediate_size=16, shared_intermediate_size=16,
+                              num_local_experts=2, num_experts_per_tok=1, layer_types=["mamba", "attention"],
+                              mamba_n_heads=8, mamba_d_head=8, mamba_d_state=8, mamba_chunk_size=8,
+                              attention_window=8192)
+    torch.manual_seed(0)
+    model = model_class(config)
+    save_folder(model, tmp_path)
+    tiny_tokenizer(tmp_path)
+    report = inspect_folder(tmp_path)
+    assert report.loads, report.refusals
+    state = model.new_state()
+    built = sum(t.numel() * t.element_size() for t in (state.conv, state.ssm, getattr(state, "keys", None),
+                                                       getattr(state, "values", None)) if t is not None)
+    assert report.state_bytes == built
+    assert report.parameters == sum(p.numel() for p in model.state_dict().values()) - (
+        config.vocab_size * config.hidden_size if config.tie_word_embeddings else 0)

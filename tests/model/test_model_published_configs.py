@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from infitool_edit.model import CheckpointError, load_checkpoint
-from infitool_edit.model.checkpoint import PENDING_MODEL_TYPES, SUPPORTED_MODEL_TYPES
+from infitool_edit.model.checkpoint import SUPPORTED_MODEL_TYPES
 from infitool_edit.model.config import reading_notes
 
 transformers = pytest.importorskip("transformers")
@@ -138,11 +138,7 @@ def test_a_published_config_loads_and_gives_transformers_logits(name, tmp_path):
     if model_type not in transformers.models.auto.configuration_auto.CONFIG_MAPPING:
         pytest.skip(f"transformers {transformers.__version__} has no {model_type} model to compare with")
     theirs = built_by_transformers(values, tmp_path)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        assert model_type in PENDING_MODEL_TYPES, f"{name}: model_type {model_type} is neither loaded nor pending"
-        with pytest.raises(CheckpointError, match=f"model_type {model_type} .* has no model code"):
-            load_checkpoint(tmp_path)
-        pytest.skip(f"load_checkpoint does not know model_type {model_type} yet (its model code is pending)")
+    assert model_type in SUPPORTED_MODEL_TYPES, f"{name}: model_type {model_type} is not loaded"
     assert_our_logits_are_transformers(load_checkpoint(tmp_path), theirs)
 
 
