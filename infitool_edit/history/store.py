@@ -447,7 +447,7 @@ class History:
             texts = [self._objects.read(sha)[1].decode("utf-8") for _, sha in chunks]
         except (HistoryError, UnicodeDecodeError):
             return  # a damaged head: the record writes every chunk afresh
-        self._chunker.seed("".join(texts), [len(text) for text in texts], [sha for _, sha in chunks])
+        self._chunker.seed(texts, [sha for _, sha in chunks])
 
     def rewind(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
         """A new version on the current branch with version ``number``'s draft,
