@@ -27,6 +27,7 @@ _COMPRESSION_LEVEL = 1
 _KNOWN_LIMIT = 4096
 
 FILE_MODE = b"100644"
+TREE_MODE = b"40000"
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,15 @@ class ObjectStore:
     def write_blob(self, content: bytes) -> str:
         return self.write(b"blob", content)
 
-    def write_tree(self, files: dict[str, str]) -> str:
-        """A flat tree of regular files, ``{name: blob hex sha}``."""
-        entries = sorted((name.encode(), sha) for name, sha in files.items())
+    def write_tree(self, files: dict[str, str], folders: dict[str, str] | None = None) -> str:
+        """A tree of regular files ``{name: blob hex sha}`` and of sub-trees
+        ``{name: tree hex sha}``."""
+        # git sorts a folder's entry as if its name ended in "/".
+        entries = [(name.encode(), FILE_MODE, sha) for name, sha in files.items()]
+        entries += [(name.encode(), TREE_MODE, sha) for name, sha in (folders or {}).items()]
+        entries.sort(key=lambda entry: entry[0] + b"/" if entry[1] == TREE_MODE else entry[0])
         body = b"".join(
-            FILE_MODE + b" " + name + b"\0" + bytes.fromhex(sha) for name, sha in entries
+            mode + b" " + name + b"\0" + bytes.fromhex(sha) for name, mode, sha in entries
         )
         return self.write(b"tree", body)
 

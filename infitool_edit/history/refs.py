@@ -5,6 +5,16 @@ where ``git update-ref`` costs a process. A concurrent git command (``git gc``
 packing refs, say) honours the same ``.lock`` file, and the rename makes the
 move atomic: a ref always names a complete commit, old or new. (Listing refs,
 loose or packed, is left to GitPython.)
+
+Moving a ref that already exists skips the rename: ext4 (``auto_da_alloc``)
+flushes a file renamed over another one to disk before the rename returns,
+which cost 2-3 ms per version here, more than everything else a version
+does. Under the same ``.lock``, the new 41 bytes ``<sha>\n`` overwrite the
+old 41 in place with one ``pwrite``: a single small write to the page cache
+is never half done when a process is killed (a signal lands between system
+calls), so a ref still names a complete commit, old or new. (A power cut
+can tear it as it could tear an unsynced rename; ``repair`` rebuilds refs.)
+A ref of any other shape (new, packed, symbolic) takes the rename path.
 """
 
 from __future__ import annotations
@@ -32,12 +42,34 @@ class RefWriter:
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         lock = path + ".lock"
+        line = f"{sha}\n".encode()
         fd = self._take(lock, ref)
         try:
-            os.write(fd, f"{sha}\n".encode())
+            if self._overwrite_in_place(path, line):
+                os.close(fd)
+                fd = -1
+                os.unlink(lock)
+                return
+            os.write(fd, line)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        os.replace(lock, path)
+
+    @staticmethod
+    def _overwrite_in_place(path: str, line: bytes) -> bool:
+        """Write ``line`` over a loose ref of exactly its length; False when
+        there is none such (the caller renames the lock into place)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_size != len(line):
+                return False
+            return os.pwrite(fd, line, 0) == len(line)
         finally:
             os.close(fd)
-        os.replace(lock, path)
 
     def _take(self, lock: str, ref: str) -> int:
         deadline = time.monotonic() + _GIVE_UP_S

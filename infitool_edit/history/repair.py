@@ -17,6 +17,7 @@ from pathlib import Path
 
 import git
 
+from .chunks import CHUNK_FOLDER_SUFFIX
 from .errors import HistoryError
 from .location import DraftLock, locate
 from .objects import ObjectStore
@@ -69,7 +70,8 @@ def _repair(location) -> str:
         try:
             commit = objects.read_commit(sha)
             match = VERSION_TRAILERS.search(commit.message)
-            if match is None or draft_name not in objects.read_tree(commit.tree):
+            files = objects.read_tree(commit.tree) if match is not None else {}
+            if draft_name not in files and draft_name + CHUNK_FOLDER_SUFFIX not in files:
                 continue
         except HistoryError:
             damaged += 1

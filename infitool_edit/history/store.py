@@ -45,6 +45,7 @@ from typing import Callable, TypeVar
 
 import git
 
+from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, chunk_name
 from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
 from .location import DraftLock, Location, locate
 from .objects import Identity, ObjectStore, ParsedCommit
@@ -95,6 +96,8 @@ class History:
         self._refs = RefWriter(location.repo.common_dir)
         name = location.draft_path.name
         self._draft_file = name
+        self._chunk_folder = name + CHUNK_FOLDER_SUFFIX
+        self._chunker = DraftChunker(self._objects.write_blob)
         self._notes_file = f"{location.draft_path.stem}.notes{location.draft_path.suffix}"
         self._state_file = f"{name}.state"
         self._identities = _writer_identities(location.repo)
@@ -415,16 +418,36 @@ class History:
         much prose it changed (the session grades it; see ``VersionInfo``)."""
         with self._mutex:
             self._check_open()
-            files = {
-                self._draft_file: self._objects.write_blob(draft.encode("utf-8")),
-                self._notes_file: self._objects.write_blob(notes.encode("utf-8")),
-            }
+            head = self.head()
+            files = {self._notes_file: self._objects.write_blob(notes.encode("utf-8"))}
+            folders = {}
+            if len(draft) <= CHUNK_MAX:
+                files[self._draft_file] = self._objects.write_blob(draft.encode("utf-8"))
+            else:
+                if not self._chunker.seeded and head is not None:
+                    self._seed_chunker(head)
+                chunks = self._chunker.store(draft)
+                folders[self._chunk_folder] = self._objects.write_tree(
+                    {chunk_name(position): sha for position, sha in enumerate(chunks)}
+                )
             if state is not None:
                 files[self._state_file] = self._objects.write_blob(bytes(state))
-            tree = self._objects.write_tree(files)
-            head = self.head()
+            tree = self._objects.write_tree(files, folders)
             branch = head.branch if head else MAIN_BRANCH
             return self._commit(tree, branch, head, message, author, scale=scale)
+
+    def _seed_chunker(self, head: VersionInfo) -> None:
+        """Start the chunker from the head's chunks, when it has them, so the
+        first record after opening writes only the chunks it changed."""
+        folder = self._files_of(head.number).get(self._chunk_folder)
+        if folder is None:
+            return
+        try:
+            chunks = sorted(self._objects.read_tree(folder).items())
+            texts = [self._objects.read(sha)[1].decode("utf-8") for _, sha in chunks]
+        except (HistoryError, UnicodeDecodeError):
+            return  # a damaged head: the record writes every chunk afresh
+        self._chunker.seed(texts, [sha for _, sha in chunks])
 
     def rewind(self, number: int, author: str, *, scale: str | None = None) -> VersionInfo:
         """A new version on the current branch with version ``number``'s draft,
@@ -554,7 +577,7 @@ class History:
         with self._mutex:
             files = self._files_of(number)
             return Snapshot(
-                draft=self._blob_text(files.get(self._draft_file)),
+                draft=self._draft_text(files),
                 notes=self._blob_text(files.get(self._notes_file)),
             )
 
@@ -579,6 +602,18 @@ class History:
     def _files_of(self, number: int) -> dict[str, str]:
         commit = self._info(number).commit
         return self._objects.read_tree(self._objects.read_commit(commit).tree)
+
+    def _draft_text(self, files: dict[str, str]) -> str:
+        """The draft of a version: one blob, or its chunk blobs joined."""
+        folder = files.get(self._chunk_folder)
+        if folder is None or self._draft_file in files:
+            return self._blob_text(files.get(self._draft_file))
+        chunks = sorted(self._objects.read_tree(folder).items())
+        data = b"".join(self._objects.read(sha)[1] for _, sha in chunks)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HistoryDamaged(f"the chunks of the draft in tree {folder} are not UTF-8") from None
 
     def _blob_text(self, sha: str | None) -> str:
         return "" if sha is None else self._objects.read(sha)[1].decode("utf-8")

@@ -1,0 +1,146 @@
+"""A large draft stored as a folder of chunk blobs, so that a version costs
+what the edit changed, not what the draft holds.
+
+A draft up to ``CHUNK_MAX`` characters is one blob under its own name, as
+every version always was. A longer one is a tree ``<draft>.chunks`` of
+blobs ``000000``, ``000001``, … whose contents, joined in name order, are
+the draft; each chunk ends at a line end where the draft allows it.
+
+The chunking is not canonical, on purpose: each record keeps the previous
+record's chunks where the text still matches them and re-cuts only the run
+of chunks the edit touched. Finding that run compares the new draft with
+the previous chunks in place (``str.startswith`` at an offset: a ``memcmp``
+per chunk, no copy, from each end, stopping at the first difference), so
+neither the unchanged chunks nor the whole draft are encoded, hashed or
+compressed again. The chunker holds the last draft's chunks, one draft's
+worth of memory. Two histories may cut
+the same text differently; both read back the same text, and git shares
+whatever blobs they have in common.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+# A chunk is cut near CHUNK_TARGET characters (at the next line end, within
+# CHUNK_MAX); an edit leaves a chunk whole until it outgrows CHUNK_MAX.
+# A chunk smaller than CHUNK_MIN left by an edit absorbs its right neighbour,
+# so inserts at chunk edges cannot leave a trail of tiny chunks.
+# 16K keeps a one-word version to one ~16 KB zlib call (level 1: about
+# 0.1 ms) while a 1 MB draft's chunk folder stays about 64 entries.
+CHUNK_TARGET = 16 * 1024
+CHUNK_MAX = 32 * 1024
+CHUNK_MIN = 2 * 1024
+CHUNK_FOLDER_SUFFIX = ".chunks"
+
+
+def chunk_name(position: int) -> str:
+    # Fixed width, so git's name order is the draft's order (a million
+    # chunks of 32 KB is 32 GB, far above any draft we open).
+    return f"{position:06d}"
+
+
+@dataclass
+class _Chunked:
+    texts: list[str]  # the chunks of the draft last stored
+    ends: list[int]  # where each of them ends in that draft
+    shas: list[str]  # each chunk's blob
+
+
+class DraftChunker:
+    """Cuts drafts into chunk blobs, remembering the last draft it stored."""
+
+    def __init__(self, write_blob: Callable[[bytes], str]):
+        self._write_blob = write_blob
+        self._last: _Chunked | None = None
+
+    def forget(self) -> None:
+        self._last = None
+
+    def seed(self, texts: list[str], shas: list[str]) -> None:
+        """Start from chunks already in git (the head version's), so the
+        first record after opening writes only what it changed."""
+        ends, end = [], 0
+        for text in texts:
+            end += len(text)
+            ends.append(end)
+        self._last = _Chunked(list(texts), ends, list(shas))
+
+    @property
+    def seeded(self) -> bool:
+        return self._last is not None
+
+    def store(self, text: str) -> list[str]:
+        """The chunk blobs of ``text``, in order; only new chunks are written."""
+        last = self._last
+        if last is None or not last.ends:
+            ends = _cut(text, 0, len(text))
+            texts = [text[start:end] for start, end in _spans(0, ends)]
+            shas = [self._write_blob(chunk.encode("utf-8")) for chunk in texts]
+            self._last = _Chunked(texts, ends, shas)
+            return shas
+        new = text
+        count = len(last.ends)
+        old_length = last.ends[-1]
+        # Chunks at the front that the new draft still starts with.
+        front = 0
+        start = 0
+        while front < count:
+            end = last.ends[front]
+            if end > len(new) or not new.startswith(last.texts[front], start):
+                break
+            start = end
+            front += 1
+        if front == count and len(new) == old_length:
+            return list(last.shas)
+        # Chunks at the back that the new draft still ends with (not
+        # overlapping the front ones, in the old draft or the new).
+        shift = len(new) - old_length
+        back = count
+        while back > front:
+            old_start = last.ends[back - 2] if back >= 2 else 0
+            if old_start + shift < start or not new.startswith(last.texts[back - 1], old_start + shift):
+                break
+            back -= 1
+        # The changed run: from the end of the front chunks to the start of
+        # the back ones; too small, it takes in its right neighbour.
+        middle_start = start
+        middle_end = (last.ends[back - 1] if back >= 1 else 0) + shift
+        middle_end = max(middle_end, middle_start)
+        if middle_end - middle_start < CHUNK_MIN and back < count:
+            back += 1
+            middle_end = last.ends[back - 1] + shift
+        middle = _cut(new, middle_start, middle_end)
+        middle_texts = [new[s:e] for s, e in _spans(middle_start, middle)]
+        texts = last.texts[:front] + middle_texts + last.texts[back:]
+        ends = last.ends[:front] + middle + [end + shift for end in last.ends[back:]]
+        shas = (
+            last.shas[:front]
+            + [self._write_blob(chunk.encode("utf-8")) for chunk in middle_texts]
+            + last.shas[back:]
+        )
+        self._last = _Chunked(texts, ends, shas)
+        return shas
+
+
+def _spans(start: int, ends: list[int]):
+    for end in ends:
+        yield start, end
+        start = end
+
+
+def _cut(text: str, start: int, end: int) -> list[int]:
+    """Chunk ends for ``text[start:end]``: one chunk if it fits in
+    CHUNK_MAX, else cuts after the first line end past each CHUNK_TARGET."""
+    if end - start <= CHUNK_MAX:
+        return [end] if end > start else []
+    ends = []
+    while end - start > CHUNK_MAX:
+        cut = text.find("\n", start + CHUNK_TARGET, start + CHUNK_MAX)
+        cut = start + CHUNK_MAX if cut < 0 else cut + 1
+        ends.append(cut)
+        start = cut
+    if end > start:
+        ends.append(end)
+    return ends

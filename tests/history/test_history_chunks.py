@@ -1,0 +1,146 @@
+"""Large drafts stored as chunk blobs: every version reads back exactly,
+git sees a clean repository, an edit writes only the chunks it touched,
+histories written one blob per draft still read, and repair finds chunked
+versions."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infitool_edit.history import History
+from infitool_edit.history import store as history_store
+from infitool_edit.history.chunks import CHUNK_MAX, CHUNK_MIN, DraftChunker
+from infitool_edit.history.repair import repair
+
+
+def _git(git_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True)
+
+
+def _book(rng: random.Random, lines: int) -> str:
+    return "".join(f"line {n} " + "word " * rng.randrange(20) + "é\n" for n in range(lines))
+
+
+def _edit(rng: random.Random, text: str) -> str:
+    at = rng.randrange(len(text) + 1)
+    kind = rng.random()
+    if kind < 0.4:
+        return text[:at] + "inserted ü\n" * rng.randrange(1, 40) + text[at:]
+    if kind < 0.8:
+        return text[:at] + text[at + rng.randrange(1, 3 * CHUNK_MAX) :]
+    return text[:at] + "CHANGED" + text[at + 7 :]
+
+
+def _loose_objects(git_dir: Path) -> set[str]:
+    found = set()
+    for folder in (git_dir / "objects").iterdir():
+        if len(folder.name) == 2:
+            found.update(folder.name + name for name in os.listdir(folder))
+    return found
+
+
+def test_every_version_of_an_edited_large_draft_reads_back_and_fsck_is_clean(tmp_path):
+    rng = random.Random(14)
+    draft = tmp_path / "book.md"
+    text = _book(rng, 12_000)  # about 400 KB: several chunks
+    kept = []
+    with History.open(draft) as history:
+        for step in range(120):
+            text = _edit(rng, text)
+            if len(text) < 2 * CHUNK_MAX:
+                text += _book(rng, 3_000)
+            if step == 60:
+                text = text[:100]  # small again: one blob, then large again
+            kept.append((history.record(text, "notes", f"edit {step}", "Writer").number, text))
+        for number, expected in kept:
+            assert history.read(number).draft == expected, number
+        git_dir, ref = history.git_dir, history.branch_ref("main")
+    fsck = _git(git_dir, "fsck", "--full", "--strict")
+    assert fsck.returncode == 0 and b"error" not in fsck.stderr, fsck.stderr
+    # The whole draft out of git alone, as docs/history.md shows.
+    archived = subprocess.run(
+        f"git --git-dir '{git_dir}' archive '{ref}' book.md.chunks | tar -xO",
+        shell=True, capture_output=True, check=True,
+    ).stdout
+    assert archived.decode("utf-8") == text
+
+
+def test_a_one_line_edit_to_a_1mb_draft_writes_a_few_small_objects(tmp_path):
+    rng = random.Random(5)
+    draft = tmp_path / "book.md"
+    text = _book(rng, 30_000)
+    assert len(text) > 1_000_000
+    with History.open(draft) as history:
+        history.record(text, "", "first", "Writer")
+        git_dir = history.git_dir
+    with History.open(draft) as history:  # the chunks of the head are reused after reopening
+        for n in range(3):
+            before = _loose_objects(git_dir)
+            middle = len(text) // 2
+            text = text[:middle] + f"a new line {n}\n" + text[middle:]
+            number = history.record(text, "", f"insert {n}", "Writer").number
+            written = _loose_objects(git_dir) - before
+            # one chunk, the chunk folder, the root tree, the commit
+            assert len(written) <= 4, written
+            sizes = [os.path.getsize(git_dir / "objects" / sha[:2] / sha[2:]) for sha in written]
+            assert max(sizes) < CHUNK_MAX, sizes
+            assert history.read(number).draft == text
+
+
+def test_a_history_written_one_blob_per_draft_still_reads_and_grows(tmp_path, monkeypatch):
+    rng = random.Random(7)
+    draft = tmp_path / "book.md"
+    text = _book(rng, 8_000)
+    monkeypatch.setattr(history_store, "CHUNK_MAX", 10**12)  # the old layout
+    with History.open(draft) as history:
+        history.record(text, "n", "old one", "Writer")
+        git_dir, ref = history.git_dir, history.branch_ref("main")
+    assert _git(git_dir, "show", f"{ref}:book.md").stdout.decode() == text
+    monkeypatch.undo()
+    with History.open(draft) as history:
+        newer = text + "the end\n"
+        history.record(newer, "n", "new one", "Writer")
+        assert history.read(1).draft == text
+        assert history.read(2).draft == newer
+        assert history.diff(1, 2).endswith("+the end\n")
+
+
+def test_repair_finds_chunked_versions(tmp_path):
+    rng = random.Random(9)
+    draft = tmp_path / "book.md"
+    text = _book(rng, 8_000)
+    with History.open(draft) as history:
+        history.record(text, "", "one", "Writer")
+        history.record(text + "two\n", "", "two", "Writer")
+        git_dir, ref = history.git_dir, history.branch_ref("main")
+    os.unlink(git_dir / ref)
+    assert "v2" in repair(draft)
+    with History.open(draft) as history:
+        assert history.read(2).draft == text + "two\n"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_chunker_joins_back_to_every_draft_and_keeps_chunks_bounded(seed):
+    rng = random.Random(seed)
+    written: dict[str, bytes] = {}
+
+    def write_blob(data: bytes) -> str:
+        key = f"{len(written):040x}"
+        written[key] = data
+        return key
+
+    chunker = DraftChunker(write_blob)
+    text = _book(rng, 6_000)
+    for _ in range(30):
+        text = _edit(rng, text) or "x"
+        shas = chunker.store(text)
+        chunks = [written[sha] for sha in shas]
+        assert b"".join(chunks).decode("utf-8") == text
+        assert all(0 < len(chunk.decode("utf-8")) <= CHUNK_MAX for chunk in chunks)
+        # Small chunks only where an edit has not yet been merged: few.
+        assert sum(len(chunk) < CHUNK_MIN for chunk in chunks) <= 3
