@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-
-import pytest
 import sys
 import textwrap
+
+import pytest
 
 from infitool_edit.commands import ast
 from infitool_edit.history import History
