@@ -472,7 +472,7 @@ def eval_(
     if expert:
         system, factory = "expert", expert_backend
     else:
-        from infitool_edit.agent.headless import AGENT_ERRORS, make_backend
+        from infitool_edit.agent.headless import make_backend
 
         system = Path(model).name if model is not None else "built-in"
         factory = lambda task: make_backend(model=model)  # noqa: E731  a fresh state per task
@@ -480,12 +480,8 @@ def eval_(
     try:
         report = evaluate(suite or SUITES, make_backend=factory, system=system, tasks=tasks, seed=seed,
                           prose=prose, revisions=revisions)
-    except (EvalError, CorpusError) as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:
-        if not expert and isinstance(exc, AGENT_ERRORS):
-            raise fail(one_line(exc)) from None
-        raise
+    except (EvalError, CorpusError, *expected_errors()) as exc:
+        raise fail(one_line(exc)) from None
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     for table in tables(report):
         out.print(table)
