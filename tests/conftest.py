@@ -3,12 +3,18 @@ Plain helpers live in ``tests/helpers``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from helpers import EXAMPLES, run_cli
+
+
+# The tests written for the random-weight default model keep it (its behaviour is what they pin);
+# tests/agent/test_agent_default_model.py checks the shipped trained model on its own.
+os.environ.setdefault("INFITOOL_DEFAULT_MODEL", "random")
 
 
 @pytest.fixture

@@ -80,7 +80,10 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
             f"{figures.get('heldout_prose_bpb', '—')} | {figures.get('heldout_streams_bpb', '—')} |"
         )
     lines += ["", "## Data and licences", "", "| source | licence | documents | MB |", "|---|---|---|---|"]
-    for name, source in sorted(manifest.get("sources", {}).items()):
+    sources = manifest.get("sources", {})
+    if isinstance(sources, list):  # prepare's manifest: a list of {"source", "licence", ...}
+        sources = {entry.get("source", "?"): entry for entry in sources}
+    for name, source in sorted(sources.items()):
         documents = source.get("documents", "—")
         size = source.get("bytes")
         lines.append(f"| {name} | {source.get('licence', '—')} | {documents} | {size / 1e6:.2f} |" if size else

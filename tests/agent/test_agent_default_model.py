@@ -13,6 +13,7 @@ from infitool_edit.model import Mamba2LM, save_checkpoint
 
 
 def test_without_weights_the_default_is_the_random_tiny_model(tmp_path, monkeypatch):
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
     monkeypatch.setattr(shipped, "weights_dir", lambda: tmp_path / "weights")
     assert shipped.default_model_description() == "untrained default model"
     backend = make_backend()
@@ -26,10 +27,34 @@ def test_a_trained_checkpoint_in_weights_becomes_the_default(tmp_path, monkeypat
     torch.manual_seed(5)
     trained = Mamba2LM(CONFIGS["smoke"].model_config())
     save_checkpoint(trained, weights)
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
     monkeypatch.setattr(shipped, "weights_dir", lambda: weights)
-    assert shipped.default_model_description() == "built-in proofreading model"
+    assert shipped.default_model_description() == shipped.TRAINED_DESCRIPTION
     backend = make_backend()
     assert backend.name == BUILTIN_MODEL_NAME
     assert isinstance(backend.model, Mamba2LM)
     assert torch.equal(backend.model.embeddings.weight, trained.embeddings.weight)
     assert backend.mask_table is not None  # bytes: the byte-level mask holds lines to the draft
+
+
+def test_the_shipped_weights_load_and_write_valid_commands(example_draft, monkeypatch):
+    """The checkpoint committed in model/weights/ is the default, and runs the editor's loop."""
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
+    assert shipped.has_trained_default(), "model/weights/ holds no trained checkpoint"
+    from infitool_edit.agent.runner import Runner
+    from infitool_edit.commands import parse
+    from infitool_edit.session.editing import EditingSession
+
+    backend = make_backend()
+    assert backend.name == BUILTIN_MODEL_NAME
+    with EditingSession.open(example_draft, author="writer") as session:
+        Runner(session, backend, "Fix the typos.", max_commands=4, seed=0).run()
+        commands = [v.message for v in session.history.log() if v.author != "writer" and v.number > 1]
+    for line in commands:
+        parse(line)  # every version the model made is a command the parser accepts
+
+
+def test_forcing_the_random_model(monkeypatch):
+    monkeypatch.setenv(shipped.FORCE_RANDOM_ENV, "random")
+    assert not shipped.has_trained_default()
+    assert make_backend().name == DEFAULT_MODEL_NAME
