@@ -296,6 +296,25 @@ def load_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{folder}: no weights (model.safetensors, its index, or pytorch_model.bin)")
 
 
+def check_stored_tensors(folder: Path, stored: dict, expected: dict) -> None:
+    """Refuse, in one line, stored tensors that are not exactly the model's: a name missing or
+    unexpected, a shape the config does not imply, a dtype that is not floating point."""
+    missing = sorted(set(expected) - set(stored))
+    if missing:
+        raise CheckpointError(f"{folder}: missing tensor{'s' if len(missing) > 1 else ''} {_one_line_list(missing)}")
+    unexpected = sorted(set(stored) - set(expected))
+    if unexpected:
+        plural = "s" if len(unexpected) > 1 else ""
+        raise CheckpointError(f"{folder}: unexpected tensor{plural} {_one_line_list(unexpected)}")
+    for name, tensor in expected.items():
+        if stored[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"{folder}: tensor {name} has shape {tuple(stored[name].shape)}, the config implies {tuple(tensor.shape)}"
+            )
+        if not stored[name].is_floating_point():
+            raise CheckpointError(f"{folder}: tensor {name} has dtype {stored[name].dtype}, expected floating point")
+
+
 def _one_line_list(names: list[str]) -> str:
     shown = ", ".join(names[:3])
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -340,20 +359,7 @@ def load_checkpoint(
         embedding = stored.get(_PREFIX + "embeddings.weight")
         if head is not None and embedding is not None and not torch.equal(head, embedding):
             raise CheckpointError(f"{folder}: tie_word_embeddings is true but lm_head.weight differs from the embedding")
-    missing = sorted(set(expected) - set(stored))
-    if missing:
-        raise CheckpointError(f"{folder}: missing tensor{'s' if len(missing) > 1 else ''} {_one_line_list(missing)}")
-    unexpected = sorted(set(stored) - set(expected))
-    if unexpected:
-        plural = "s" if len(unexpected) > 1 else ""
-        raise CheckpointError(f"{folder}: unexpected tensor{plural} {_one_line_list(unexpected)}")
-    for name, tensor in expected.items():
-        if stored[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"{folder}: tensor {name} has shape {tuple(stored[name].shape)}, the config implies {tuple(tensor.shape)}"
-            )
-        if not stored[name].is_floating_point():
-            raise CheckpointError(f"{folder}: tensor {name} has dtype {stored[name].dtype}, expected floating point")
+    check_stored_tensors(folder, stored, expected)
     model.to_empty(device=device or "cpu")
     transposed = _transposed_names(model)
     weights = {name.removeprefix(_PREFIX): tensor.to(dtype) for name, tensor in stored.items()}

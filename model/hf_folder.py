@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import CheckpointError, load_tensors
+from .checkpoint import CheckpointError, check_stored_tensors, load_tensors
 from .mamba import Embedding, Linear
 
 _PREFIX = "model."
@@ -88,18 +88,7 @@ def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str
         head, embedding = stored.pop("lm_head.weight", None), stored.get(expected_embedding_name(model))
         if head is not None and embedding is not None and not torch.equal(head, embedding):
             raise CheckpointError(f"{folder}: tie_word_embeddings is true but lm_head.weight differs from the embedding")
-    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
-    for problem, names in (("missing", missing), ("unexpected", unexpected)):
-        if names:
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            raise CheckpointError(f"{folder}: {problem} tensor{'s' if len(names) > 1 else ''} {shown}")
-    for name, tensor in expected.items():
-        if stored[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"{folder}: tensor {name} has shape {tuple(stored[name].shape)}, the config implies {tuple(tensor.shape)}"
-            )
-        if not stored[name].is_floating_point():
-            raise CheckpointError(f"{folder}: tensor {name} has dtype {stored[name].dtype}, expected floating point")
+    check_stored_tensors(folder, stored, expected)
     model.to_empty(device=device or "cpu")
     ours = {hf: name for name, hf in _hf_names(model).items()}
     transposed = _transposed(model)

@@ -23,17 +23,8 @@ import torch
 
 from infitool_edit.agent.chat_template import ChatTemplate
 from infitool_edit.agent.prompted import opening_messages
-from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM
-
-LARGE_ENV = "INFITOOL_BENCH_LARGE"
-# fla-hub/rwkv7-{0.4B,1.5B}-g1's shapes (as bench/model_hybrid.py's RWKV7_SHAPES, which this suite
-# does not import: that module does not import on this build).
-RWKV7_SHAPES = {
-    "0.4b": RWKV7Config(vocab_size=65536, hidden_size=1024, num_hidden_layers=24, head_dim=64, decay_low_rank_dim=64,
-                        gate_low_rank_dim=128, a_low_rank_dim=64, v_low_rank_dim=32, intermediate_size=4096),
-    "1.5b": RWKV7Config(vocab_size=65536, hidden_size=2048, num_hidden_layers=24, head_dim=64, decay_low_rank_dim=96,
-                        gate_low_rank_dim=256, a_low_rank_dim=96, v_low_rank_dim=64, intermediate_size=8192),
-}
+from infitool_edit.bench.model_hybrid import LARGE_ENV, RWKV7_SHAPES
+from infitool_edit.model.rwkv7 import RWKV7LM
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "chat_templates" / "rwkv7-g1.jinja"
 
