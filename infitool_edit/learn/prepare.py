@@ -6,11 +6,15 @@
 - ``streams.jsonl``: ``{"stream", "task", "source", "path"}`` per session, the
   exact text the runtime shows the model (phase 2: loss on the model's own
   command bytes only): synthetic tasks and traces of the bundles' train files.
+- ``heldout/streams.jsonl``, ``heldout/prose.jsonl``: the same, made only
+  from the HELD-OUT files (a few hundred streams): the validation loss that
+  ``train`` reports, on text it never trains on.
 - ``manifest.json``: sources and licences, counts per task, the split rule,
   the seed, the trace statistics, how long the build took.
 
-Only the TRAIN split is read (``infitool_edit.learn.split``), so nothing the
-evaluation uses can leak in. The work is cut into shards (a few hundred
+The train files are read for the training data and the held-out files only for
+``heldout/`` (``infitool_edit.learn.split``), so nothing the evaluation uses can
+leak into training. The work is cut into shards (a few hundred
 streams each, or the traces of one part of one bundle) rendered in parallel
 processes; each shard is written to ``DIR/parts`` when whole, so an
 interrupted build resumes where it stopped. Every stream is checked as it is
@@ -28,7 +32,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infitool_edit.learn import corpus
@@ -40,6 +44,7 @@ from infitool_edit.learn.tasks import StreamMismatch, render_task
 # whatever they cannot fill goes to the synthetic tasks in these proportions.
 MIX = {"traces": 0.30, "typos": 0.24, "mechanics": 0.14, "clean": 0.08, "structure": 0.14, "process": 0.10}
 SHARD_STREAMS = 250
+HELDOUT_STREAMS = 300  # validation streams in heldout/, in the same mix
 TRACE_PARTS = {"peps": 6, "rust-rfcs": 3, "rust-book": 1}
 PROSE_SOURCES = ("rust-book", "peps", "rust-rfcs", "python-docs", "infitool-docs")
 SPLIT_RULE = (
@@ -62,10 +67,16 @@ class Shard:
     part: int = 0  # traces: which of TRACE_PARTS[bundle] slices of its files
     parts: int = 1
     max_pairs: int | None = None  # traces: read at most this many pairs (tests)
+    split: str = "train"  # which files the shard reads: train, or heldout (validation streams)
 
 
 def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"),
-                max_pairs: int | None = None) -> list[Shard]:
+                max_pairs: int | None = None, split: str = "train") -> list[Shard]:
+    """The shards of ``streams`` streams in the MIX; ``split="heldout"`` plans the validation
+    streams (named ``heldout-*``, made from the held-out files only)."""
+    if split == "heldout":
+        return [replace(shard, name=f"heldout-{shard.name}", seed=f"heldout:{shard.seed}", split="heldout")
+                for shard in plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)]
     shards: list[Shard] = []
     mix = dict(MIX) if bundles else {k: v for k, v in MIX.items() if k != "traces"}
     counts = _apportion(streams, mix)
@@ -93,16 +104,15 @@ def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 # --- one shard, in a worker process --------------------------------------------------------
 
-_POOL = None  # the worker's cut-up train documents, made once per process
+_POOLS: dict = {}  # the worker's cut-up documents of each split, made once per process
 
 
-def _source_pool():
-    global _POOL
-    if _POOL is None:
+def _source_pool(split: str):
+    if split not in _POOLS:
         from infitool_edit.learn.synth import sources
 
-        _POOL = sources(corpus.documents("train"))
-    return _POOL
+        _POOLS[split] = sources(corpus.documents(split))
+    return _POOLS[split]
 
 
 def _shard_tasks(shard: Shard, stats: Counter):
@@ -115,7 +125,7 @@ def _shard_tasks(shard: Shard, stats: Counter):
         # Sample before planning: a slice holds thousands of pairs and a
         # shard needs hundreds, and planning is the expensive part.
         candidates = []
-        for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split="train")):
+        for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split=shard.split)):
             if shard.max_pairs is not None and n >= shard.max_pairs:
                 break
             if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts == shard.part:
@@ -135,7 +145,7 @@ def _shard_tasks(shard: Shard, stats: Counter):
         return tasks
     from infitool_edit.learn.synth import synthetic_tasks
 
-    return list(synthetic_tasks(rng, _source_pool(), {shard.kind: shard.count}))
+    return list(synthetic_tasks(rng, _source_pool(shard.split), {shard.kind: shard.count}))
 
 
 def build_shard(args: tuple[Shard, str]) -> dict:
@@ -178,11 +188,11 @@ def prose_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", _FENCED.sub("", unwrap(text))).strip() + "\n"
 
 
-def write_prose(path: Path) -> dict:
+def write_prose(path: Path, *, split: str = "train") -> dict:
     counts: Counter = Counter()
     partial = path.with_suffix(".partial")
     with open(partial, "w", encoding="utf-8") as out:
-        for document in corpus.documents("train", sources=PROSE_SOURCES):
+        for document in corpus.documents(split, sources=PROSE_SOURCES):
             text = prose_text(document.text)
             if len(text) < 200:
                 continue
@@ -207,12 +217,13 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     shards = plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)
+    heldout = plan_shards(min(HELDOUT_STREAMS, streams), seed, bundles=bundles, max_pairs=max_pairs, split="heldout")
     if merge_only:
-        shards = [s for s in shards if (out / "parts" / s.name).is_file() and (out / "parts" / s.name).with_suffix(".json").is_file()]
+        shards = [s for s in shards if _whole(out, s)]
         if not shards:
             raise PrepareError(f"{out}: no finished shards to merge")
         summaries = [json.loads((out / "parts" / s.name).with_suffix(".json").read_text()) for s in shards]
-        return _finish(out, shards, summaries, streams, seed, started)
+        return _finish(out, shards, summaries, streams, seed, started, [s for s in heldout if _whole(out, s)])
     for bundle in bundles:
         corpus.checkout(bundle)  # once, before the workers race for it
     jobs = jobs or os.cpu_count() or 1
@@ -225,12 +236,25 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
                 for s in plan_shards(streams - made, seed, bundles=())]
         shards += fill
         summaries += _build(fill, out, jobs, progress)
-    return _finish(out, shards, summaries, streams, seed, started)
+    _build(heldout, out, jobs, progress)
+    return _finish(out, shards, summaries, streams, seed, started, heldout)
 
 
-def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float) -> dict:
+def _whole(out: Path, shard: Shard) -> bool:
+    """A shard written whole by ``build_shard`` (its summary is written last)."""
+    target = out / "parts" / shard.name
+    return target.is_file() and target.with_suffix(".json").is_file()
+
+
+def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float,
+            heldout: list[Shard] = ()) -> dict:
     prose = write_prose(out / "prose.jsonl")
     counts = _merge(out, shards, streams, seed)
+    heldout_counts = {}
+    if heldout:
+        (out / "heldout").mkdir(exist_ok=True)
+        write_prose(out / "heldout" / "prose.jsonl", split="heldout")
+        heldout_counts = _merge(out, heldout, HELDOUT_STREAMS, seed, into=out / "heldout" / "streams.jsonl")
     stats: Counter = Counter()
     for summary in summaries:
         for key, value in summary.items():
@@ -242,6 +266,7 @@ def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int,
         "streams_requested": streams,
         "shards": len(shards),
         "counts": counts,
+        "heldout_counts": heldout_counts,
         "prose": prose,
         "traces": {k: v for k, v in sorted(stats.items()) if k in ("pairs", "pairs in the slice") or k.startswith("skipped")},
         "replay_failures": stats.get("replay failures", 0),
@@ -271,8 +296,8 @@ def _build(shards: list[Shard], out: Path, jobs: int, progress) -> list[dict]:
     return summaries
 
 
-def _merge(out: Path, shards: list[Shard], streams: int, seed: int) -> dict:
-    """All shards into ``streams.jsonl``, in a seeded shuffle."""
+def _merge(out: Path, shards: list[Shard], streams: int, seed: int, *, into: Path | None = None) -> dict:
+    """All shards into ``streams.jsonl`` (or ``into``), in a seeded shuffle."""
     lines: list[str] = []
     for shard in shards:
         path = out / "parts" / shard.name
@@ -280,9 +305,10 @@ def _merge(out: Path, shards: list[Shard], streams: int, seed: int) -> dict:
     random.Random(f"{seed}:merge").shuffle(lines)
     lines = lines[:streams]
     counts = Counter(json.loads(line)["task"] for line in lines)
-    partial = out / "streams.partial"
+    into = into or out / "streams.jsonl"
+    partial = into.with_suffix(".partial")
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(partial, out / "streams.jsonl")
+    os.replace(partial, into)
     return {"total": len(lines), **dict(sorted(counts.items()))}
 
 

@@ -41,6 +41,16 @@ def test_prepare_builds_a_folder_of_checked_streams_and_resumes(tmp_path, monkey
     assert "sha256" in manifest["split"] and {s["source"] for s in manifest["sources"]} >= {"rust-book", "peps"}
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
 
+    # The validation streams come from the held-out documents only (the corpus stand-in gives each
+    # split its own text), in the same mix, with held-out prose beside them.
+    heldout = [json.loads(line) for line in (out / "heldout" / "streams.jsonl").read_text().splitlines()]
+    assert len(heldout) == manifest["heldout_counts"]["total"] == 30
+    assert {s["task"] for s in heldout} == {s["task"] for s in streams}
+    train_drafts = {s["stream"].split("\n> ", 1)[0] for s in streams}
+    assert not train_drafts & {s["stream"].split("\n> ", 1)[0] for s in heldout}
+    heldout_prose = (out / "heldout" / "prose.jsonl").read_text()
+    assert heldout_prose and not {json.loads(line)["text"] for line in heldout_prose.splitlines()} & {p["text"] for p in prose}
+
     # A second run finds every shard whole and only merges: the same folder.
     before = (out / "streams.jsonl").read_text()
     shard = next((out / "parts").glob("typos-*.jsonl"))
