@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -11,6 +14,40 @@ from .state import State
 
 # (step_index, logits (vocab,)) -> logits. The agent adds its grammar mask here (-inf on banned tokens).
 LogitsHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+GENERATION_CONFIG = "generation_config.json"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a checkpoint wants its tokens chosen, read from the folder's ``generation_config.json``
+    as transformers' ``GenerationConfig`` writes it: ``do_sample: false`` is greedy (temperature
+    0), else ``temperature`` and ``top_p``. A folder without the file samples plainly (1.0, 1.0),
+    which is what the runtime did before checkpoints could say otherwise."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> Decoding:
+        from .checkpoint import CheckpointError
+
+        path = Path(folder) / GENERATION_CONFIG
+        if not path.is_file():
+            return cls()
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(settings, dict):
+                raise ValueError("not a JSON object")
+            if settings.get("do_sample") is False:
+                return cls(temperature=0.0, top_p=1.0)
+            temperature, top_p = float(settings.get("temperature", 1.0)), float(settings.get("top_p", 1.0))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
+            raise CheckpointError(f"{path}: not a generation config ({error})") from None
+        if not (temperature >= 0 and 0 < top_p <= 1):  # also refuses NaN
+            raise CheckpointError(f"{path}: need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
+        return cls(temperature=temperature, top_p=top_p)
 
 
 def sample_token(

@@ -56,23 +56,26 @@ def make_backend(
         folder, name = resolve_model(model)  # a folder, or a hub id found in the local cache
         loaded, tokenizer = load_model(folder, attention_window=attention_window)
         return make_ssm_backend(loaded, tokenizer, folder, name=name)
-    default, name = default_model()
-    return SSMBackend(default, name=name)
+    default, name, decoding = default_model()
+    return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p)
 
 
 def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None = None) -> Backend:
     """The built-in backend for a loaded checkpoint: prompted mode (the session as a conversation in
     the folder's chat template, agent/prompted.py) when the folder has a template, else the raw
-    stream, unchanged."""
+    stream, unchanged. Tokens are chosen as the folder's ``generation_config.json`` says."""
     from infitool_edit.agent.chat_template import ChatTemplate
+    from infitool_edit.model.sampling import Decoding
 
     name = name or Path(folder).name
+    decoding = Decoding.from_folder(folder)  # the checkpoint's own generation_config.json
+    options = dict(tokenizer=tokenizer, name=name, temperature=decoding.temperature, top_p=decoding.top_p)
     template = ChatTemplate.from_folder(folder)
     if template is None:
-        return SSMBackend(model, tokenizer=tokenizer, name=name)
+        return SSMBackend(model, **options)
     from infitool_edit.agent.prompted import PromptedBackend
 
-    return PromptedBackend(model, tokenizer=tokenizer, name=name, template=template, model_folder=folder)
+    return PromptedBackend(model, template=template, model_folder=folder, **options)
 
 
 class StreamPrinter:

@@ -29,7 +29,7 @@ from infitool_edit.agent.constrain import (
 import infitool_edit.agent.default_model as shipped
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
-from infitool_edit.model.sampling import sample_token
+from infitool_edit.model.sampling import Decoding, sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
 DEFAULT_MODEL_NAME = "random-tiny-byte"
@@ -62,13 +62,14 @@ def random_tiny_model(seed: int = 0, *, hidden_size: int = 64, layers: int = 2) 
     return model.eval()
 
 
-def default_model() -> tuple[MambaLM, str]:
-    """The model used when none is given, and its backend name: the trained checkpoint in
-    model/weights/ if one is installed (``shipped.has_trained_default``), else
-    ``random_tiny_model()``."""
+def default_model() -> tuple[MambaLM, str, Decoding]:
+    """The model used when none is given, its backend name and how it samples: the trained
+    checkpoint in model/weights/ if one is installed (``shipped.has_trained_default``) with its
+    ``generation_config.json``, else ``random_tiny_model()`` sampled plainly."""
     if shipped.has_trained_default():
-        return load_checkpoint(shipped.weights_dir()), BUILTIN_MODEL_NAME
-    return random_tiny_model(), DEFAULT_MODEL_NAME
+        folder = shipped.weights_dir()
+        return load_checkpoint(folder), BUILTIN_MODEL_NAME, Decoding.from_folder(folder)
+    return random_tiny_model(), DEFAULT_MODEL_NAME, Decoding()
 
 
 Tokenizer = ByteTokenizer | HFTokenizer | RWKVWorldTokenizer
