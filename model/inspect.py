@@ -164,20 +164,26 @@ def _inspect_supported(folder: Path, values: dict, headers: dict | None, report:
     if mismatch is not None:
         report.refusals.append(mismatch)
     else:
-        comparable = {name for name in shapes if not (name == "lm_head.weight" and config.tie_word_embeddings)}
-        missing, unexpected = sorted(set(expected) - comparable), sorted(comparable - set(expected))
-        if missing:
-            report.refusals.append(f"missing tensors {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}")
-        if unexpected:
-            report.refusals.append(f"unexpected tensors {', '.join(unexpected[:3])}{' and more' if len(unexpected) > 3 else ''}")
-        for name in sorted(set(expected) & comparable):
-            if shapes[name] != expected[name]:
-                report.refusals.append(f"tensor {name} has shape {shapes[name]}, the config implies {expected[name]}")
-                break
+        _compare_tensors(expected, shapes, config.tie_word_embeddings, report)
     not_float = sorted(name for name, (_, dtype) in headers.items() if not dtype.startswith(("F", "BF")))
     if not_float:
         report.refusals.append(f"tensor {not_float[0]} has dtype {headers[not_float[0]][1]}, expected floating point")
     _count(shapes, config.tie_word_embeddings, "tensor headers", report)
+
+
+def _compare_tensors(expected: dict, stored: dict, tied: bool, report: Inspection) -> None:
+    """Refusals for tensors the config implies but the file lacks, tensors it has but the config
+    does not imply, and the first shape that differs (a tied head may be stored or not)."""
+    comparable = {name for name in stored if not (name == "lm_head.weight" and tied)}
+    missing, unexpected = sorted(set(expected) - comparable), sorted(comparable - set(expected))
+    if missing:
+        report.refusals.append(f"missing tensors {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}")
+    if unexpected:
+        report.refusals.append(f"unexpected tensors {', '.join(unexpected[:3])}{' and more' if len(unexpected) > 3 else ''}")
+    for name in sorted(set(expected) & comparable):
+        if stored[name] != expected[name]:
+            report.refusals.append(f"tensor {name} has shape {stored[name]}, the config implies {expected[name]}")
+            break
 
 
 # ---- RWKV-7 and Granite-4.0-H: what hf_folder.py builds -------------------------------------
@@ -213,16 +219,7 @@ def _inspect_hf_folder(folder: Path, values: dict, headers: dict | None, report:
         with torch.device("meta"):
             migrated = model_class.migrate_tensors({name: torch.empty(shape) for name, shape in stored.items()})
         stored = {name: tuple(t.shape) for name, t in migrated.items()}
-    comparable = {name for name in stored if not (name == "lm_head.weight" and config.tie_word_embeddings)}
-    missing, unexpected = sorted(set(expected) - comparable), sorted(comparable - set(expected))
-    if missing:
-        report.refusals.append(f"missing tensors {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}")
-    if unexpected:
-        report.refusals.append(f"unexpected tensors {', '.join(unexpected[:3])}{' and more' if len(unexpected) > 3 else ''}")
-    for name in sorted(set(expected) & comparable):
-        if stored[name] != expected[name]:
-            report.refusals.append(f"tensor {name} has shape {stored[name]}, the config implies {expected[name]}")
-            break
+    _compare_tensors(expected, stored, config.tie_word_embeddings, report)
     _count(stored, config.tie_word_embeddings, "tensor headers", report)
 
 
