@@ -32,12 +32,18 @@ from infitool_edit.model import MambaConfig, MambaLM, save_checkpoint  # noqa: E
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "tests" / "fixtures" / "chat_templates"
-FIXTURES = sorted(path.name for path in TEMPLATES.glob("*.jinja"))
+# Templates that rewrite earlier turns (not prefix-stable): prompted mode refuses them in one line.
+REWRITING = {"mistral-v3-instruct.jinja"}
+FIXTURES = sorted(path.name for path in TEMPLATES.glob("*.jinja") if path.name not in REWRITING)
 SPECIAL = {  # each template's own special tokens (its model's tokenizer_config.json names them so)
     "granite-4.0-h.jinja": {"bos_token": "<|end_of_text|>", "eos_token": "<|end_of_text|>"},
     "rwkv7-g1.jinja": {"bos_token": "<|rwkv_tokenizer_end_of_text|>", "eos_token": "\n\n"},
+    # Falcon3's tokenizer: <|endoftext|> (id 11) ends a turn; the template never writes a bos.
+    "falcon3-instruct.jinja": {"eos_token": "<|endoftext|>"},
+    "mistral-v3-instruct.jinja": {"bos_token": "<s>", "eos_token": "</s>"},
 }
-ADDED = ["<|endoftext|>", "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>", "<|rwkv_tokenizer_end_of_text|>"]
+ADDED = ["<|endoftext|>", "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>", "<|rwkv_tokenizer_end_of_text|>",
+         "<|system|>", "<|user|>", "<|assistant|>", "<s>", "</s>", "[INST]", "[/INST]"]
 
 # A session as the runner feeds it: the opening user turn, commands, observations, a writer's
 # event right after an observation (two user turns in a row).
@@ -109,6 +115,24 @@ def test_turn_by_turn_pieces_add_up_to_transformers_rendering(name, bpe):
         expected = theirs.apply_chat_template(opening_messages() + messages, tokenize=False)
         assert fed == expected
         assert turns.render(messages) == expected
+
+
+def test_mistrals_v3_template_renders_as_transformers_does_and_is_refused_as_rewriting(bpe):
+    """Mamba-Codestral's instruct format (Mistral tokenizer v3, [INST] … [/INST]): the template moves
+    the system message into the LAST user turn and demands strict user/assistant alternation, so
+    each new user turn rewrites the text before it. Rendering still equals transformers' on
+    alternating conversations; ChatTurns refuses it explicitly, in one line."""
+    name = "mistral-v3-instruct.jinja"
+    template = ChatTemplate((TEMPLATES / name).read_text(encoding="utf-8"), SPECIAL[name], origin=name)
+    theirs = transformers_tokenizer(bpe, name)
+    alternating = [message for message in SESSION if message != SESSION[3]]  # drop the second user turn in a row
+    messages = opening_messages()
+    for role, content in alternating:
+        messages = messages + [{"role": role, "content": content}]
+        assert template.render(messages) == theirs.apply_chat_template(messages, tokenize=False)
+    with pytest.raises(ChatTemplateError, match="rewrites earlier turns .*not prefix-stable") as error:
+        ChatTurns(template)
+    assert "\n" not in str(error.value) and name in str(error.value)
 
 
 def test_a_template_that_rewrites_earlier_turns_is_refused_in_one_line():
