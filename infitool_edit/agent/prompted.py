@@ -56,32 +56,42 @@ EXAMPLES = {
     "history": "history",
     "checkpoint": 'checkpoint "gales tightened"',
     "rewind": "rewind v17",
-    "done": 'done "Fixed the typo, tightened the introduction, added a January paragraph."',
+    "done": 'done "Fixed the typo in the introduction."',
 }
 
 # Worked turns (user text, the command answering it), from the stream example of docs/commands.md.
 WORKED_TURNS = (
-    ("@goal Fix typos.\n@view draft.md, 6 lines, cursor 1:1\n@text 1-6 of 6\n1│# Notes\n2│\n"
-     "3│Teh lamp was lit at dusk.\n4│\n5│The keeper wrote it down.\n6│", 'replace 3 "Teh" "The"'),
+    ("@goal Fix typos.\n@view draft.md, 3 lines, cursor 1:1\n@text 1-3 of 3\n1│# Notes\n2│\n3│Teh lamp was lit.",
+     'replace 3 "Teh" "The"'),
     ("@ok v2 3:4", 'done "Fixed the typo in line 3."'),
 )
 
-SYSTEM_HEAD = """You edit a markdown draft for a writer. You never write prose at the writer: you answer every turn with exactly one command, one line, and the editor runs it.
+SYSTEM_HEAD = """You edit a writer's markdown draft: answer each turn with one command line, which the editor runs.
+Editor turns: @goal the task, @view and @text numbered lines, @ok vN (your command made version N), @error (refused, nothing changed), @user (the writer's edit). Read, edit, then done "summary".
+Commands (quoted strings, \\n for a newline):"""
 
-The user turns are the editor's: `@goal` (what to do), `@view` and `@text` (numbered lines of the draft), `@ok vN` (your command made version N), `@error` (it was refused; nothing changed), `@user` (the writer's own edit). Read before you edit; finish with `done "summary"`.
 
-Commands, one per line (strings in double quotes, \\n for a newline inside them):"""
+def _kinds(kinds) -> str:
+    """Argument kinds as notation and name: 'a line number N' → 'N line number' (the grammar's own words)."""
+    parts = []
+    for kind in kinds:
+        words, notation = kind.description.rsplit(" ", 1)
+        parts.append(f"{notation} {words.removeprefix('a ').removeprefix('the ')}")
+    return ", ".join(parts)
 
 
 def system_prompt() -> str:
     """The system message: what the session looks like, every form of the one grammar, one example
-    per verb. Generated each time, so it cannot drift from the parser."""
+    per verb (left out where the example is the bare verb its usage already shows). Generated each
+    time, so it cannot drift from the parser; kept short because every token of it is prefilled
+    (at a 1.5B shape on one CPU thread, each costs a few tenths of a second before it is cached)."""
     lines = [SYSTEM_HEAD]
     for name, kinds in (("POINT", grammar.POINT_KINDS), ("RANGE", grammar.RANGE_KINDS)):
-        lines.append(f"{name} is {', '.join(kind.description for kind in kinds)}.")
+        lines.append(f"{name}: {_kinds(kinds)}.")
     for verb in grammar.VERBS:
         usages = " | ".join(form.usage for form in grammar.FORMS_BY_VERB[verb])
-        lines.append(f"- {usages}   e.g. {EXAMPLES[verb]}")
+        example = EXAMPLES[verb]
+        lines.append(usages if example == verb else f"{usages}  e.g. {example}")
     return "\n".join(lines)
 
 
@@ -165,6 +175,12 @@ class PromptedBackend(SSMBackend):
         self._last_role = "assistant"
         self._opened = None  # (state blob) after the opening, computed or cached once
         self._start()
+
+    @property
+    def display_name(self) -> str:
+        """How the editor names this backend once it is loaded: the model, and that it reads the
+        session through its own chat template (prompted mode), not the raw stream."""
+        return f"ssm {self.name} · prompted"
 
     # --- the opening: system message and worked turns, prefilled once (or read from the cache) ---
 

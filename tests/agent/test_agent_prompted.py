@@ -32,12 +32,18 @@ from infitool_edit.model import MambaConfig, MambaLM, save_checkpoint  # noqa: E
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "tests" / "fixtures" / "chat_templates"
-FIXTURES = sorted(path.name for path in TEMPLATES.glob("*.jinja"))
+# Templates that rewrite earlier turns (not prefix-stable): prompted mode refuses them in one line.
+REWRITING = {"mistral-v3-instruct.jinja"}
+FIXTURES = sorted(path.name for path in TEMPLATES.glob("*.jinja") if path.name not in REWRITING)
 SPECIAL = {  # each template's own special tokens (its model's tokenizer_config.json names them so)
     "granite-4.0-h.jinja": {"bos_token": "<|end_of_text|>", "eos_token": "<|end_of_text|>"},
     "rwkv7-g1.jinja": {"bos_token": "<|rwkv_tokenizer_end_of_text|>", "eos_token": "\n\n"},
+    # Falcon3's tokenizer: <|endoftext|> (id 11) ends a turn; the template never writes a bos.
+    "falcon3-instruct.jinja": {"eos_token": "<|endoftext|>"},
+    "mistral-v3-instruct.jinja": {"bos_token": "<s>", "eos_token": "</s>"},
 }
-ADDED = ["<|endoftext|>", "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>", "<|rwkv_tokenizer_end_of_text|>"]
+ADDED = ["<|endoftext|>", "<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>", "<|rwkv_tokenizer_end_of_text|>",
+         "<|system|>", "<|user|>", "<|assistant|>", "<s>", "</s>", "[INST]", "[/INST]"]
 
 # A session as the runner feeds it: the opening user turn, commands, observations, a writer's
 # event right after an observation (two user turns in a row).
@@ -109,6 +115,24 @@ def test_turn_by_turn_pieces_add_up_to_transformers_rendering(name, bpe):
         expected = theirs.apply_chat_template(opening_messages() + messages, tokenize=False)
         assert fed == expected
         assert turns.render(messages) == expected
+
+
+def test_mistrals_v3_template_renders_as_transformers_does_and_is_refused_as_rewriting(bpe):
+    """Mamba-Codestral's instruct format (Mistral tokenizer v3, [INST] … [/INST]): the template moves
+    the system message into the LAST user turn and demands strict user/assistant alternation, so
+    each new user turn rewrites the text before it. Rendering still equals transformers' on
+    alternating conversations; ChatTurns refuses it explicitly, in one line."""
+    name = "mistral-v3-instruct.jinja"
+    template = ChatTemplate((TEMPLATES / name).read_text(encoding="utf-8"), SPECIAL[name], origin=name)
+    theirs = transformers_tokenizer(bpe, name)
+    alternating = [message for message in SESSION if message != SESSION[3]]  # drop the second user turn in a row
+    messages = opening_messages()
+    for role, content in alternating:
+        messages = messages + [{"role": role, "content": content}]
+        assert template.render(messages) == theirs.apply_chat_template(messages, tokenize=False)
+    with pytest.raises(ChatTemplateError, match="rewrites earlier turns .*not prefix-stable") as error:
+        ChatTurns(template)
+    assert "\n" not in str(error.value) and name in str(error.value)
 
 
 def test_a_template_that_rewrites_earlier_turns_is_refused_in_one_line():
@@ -275,3 +299,67 @@ def test_rwkv_g1s_end_of_text_marker_is_read_as_token_zero(tmp_path, monkeypatch
     backend = PromptedBackend(model, template=template, tokenizer=tokenizer)
     assert backend.turns.opening.startswith(RWKV_END_OF_TEXT)
     assert seen[0][0] == 0 and seen[0][1:] == tokenizer.encode(backend.turns.opening[len(RWKV_END_OF_TEXT):])
+
+
+def tiny_model(kind: str):
+    """A tiny byte-level model of each architecture prompted mode runs: Mamba-1, Mamba-2, RWKV-7 and
+    Granite-4.0-H (Mamba-2 with an attention layer whose KV window is part of the state)."""
+    from infitool_edit.model import Mamba2Config, Mamba2LM
+    from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
+    from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM
+    from infitool_edit.model.tokenizer import ByteTokenizer
+
+    vocab = ByteTokenizer().vocab_size
+    torch.manual_seed(0)
+    if kind == "mamba":
+        return MambaLM(MambaConfig(vocab_size=vocab, hidden_size=32, state_size=4, num_hidden_layers=2))
+    if kind == "mamba2":
+        return Mamba2LM(Mamba2Config(vocab_size=vocab, hidden_size=32, state_size=16, num_hidden_layers=2,
+                                     expand=2, num_heads=4, head_dim=16, n_groups=2, chunk_size=8))
+    if kind == "rwkv7":
+        return RWKV7LM(RWKV7Config(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, head_dim=16,
+                                       decay_low_rank_dim=8, gate_low_rank_dim=8, a_low_rank_dim=8,
+                                       v_low_rank_dim=8, intermediate_size=64))
+    return GraniteHybridLM(GraniteHybridConfig(
+        vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        shared_intermediate_size=16, num_local_experts=0, layer_types=["mamba", "attention"], mamba_n_heads=8,
+        mamba_d_head=8, mamba_d_state=8, mamba_chunk_size=8, attention_window=4096))
+
+
+@pytest.mark.parametrize("kind", ["mamba", "mamba2", "rwkv7", "granite"])
+@torch.no_grad()
+def test_a_turn_is_prefilled_in_one_forward_call_and_equals_stepping_its_tokens(kind, monkeypatch):
+    """Prefill reads a whole turn (the opening, a user turn, the assistant header) through the model's
+    chunked `forward` in one call, never token by token through `step`; the state and logits it
+    leaves equal those of stepping the same tokens one at a time (1e-4, fp32). The plain PyTorch step
+    (the fused C step's twin, checked against it in tests/model): building the C step costs seconds."""
+    monkeypatch.setenv("INFITOOL_CPU_STEP", "off")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: on a busy machine, waiting for a second thread costs ms per op
+    try:
+        check_one_forward_per_turn(tiny_model(kind).eval(), monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_one_forward_per_turn(model, monkeypatch) -> None:
+    template = ChatTemplate((TEMPLATES / "falcon3-instruct.jinja").read_text(encoding="utf-8"),
+                            SPECIAL["falcon3-instruct.jinja"])
+    calls = {"forward": [], "step": 0}
+    forward, step = model.forward, model.step
+    monkeypatch.setattr(model, "forward", lambda ids, *a, **k: (calls["forward"].append(ids.shape[1]),
+                                                                forward(ids, *a, **k))[1])
+    monkeypatch.setattr(model, "step", lambda *a, **k: (calls.__setitem__("step", calls["step"] + 1), step(*a, **k))[1])
+    backend = PromptedBackend(model, template=template)
+    assert calls["step"] == 0 and len(calls["forward"]) == 1  # the opening: one call
+    opened = backend.state.copy()
+    turn = SESSION[0][1]
+    backend.feed(turn)
+    piece = backend.turns.user(turn, after="assistant")
+    assert calls["step"] == 0 and calls["forward"][1:] == [len(piece.encode("utf-8"))]  # the turn: one call
+
+    stepped = opened
+    for token in backend.tokenizer.encode(piece):
+        logits = step(torch.tensor([token]), stepped)[0]
+    assert backend.state.matches(stepped, atol=1e-4)
+    torch.testing.assert_close(backend.logits, logits, atol=1e-4, rtol=1e-4)
