@@ -1,5 +1,6 @@
 """Writing objects without creating files on the writer's path: spare files
-made ahead by a thread, ref locks taken as hard links, small zlib windows."""
+made ahead by a helper process, ref locks taken as hard links, small zlib
+windows."""
 
 from __future__ import annotations
 
@@ -30,34 +31,60 @@ def wait_for_spares(history, timeout=10.0):
         time.sleep(0.01)
 
 
-def test_spare_files_are_empty_open_files_and_close_removes_the_unused(tmp_path):
-    spares = SpareFiles(str(tmp_path), "tmp_obj_test_", depth=4)
-    spares.take()  # the first take starts the thread
-    deadline = time.monotonic() + 10
-    taken = None
-    while taken is None and time.monotonic() < deadline:
+def take_one(spares, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         taken = spares.take()
+        if taken is not None:
+            return taken
         time.sleep(0.005)
-    assert taken is not None
-    fd, path = taken
+    raise AssertionError("no spare file became ready")
+
+
+def test_spare_files_are_empty_open_files_and_close_removes_the_unused(tmp_path):
+    spares = SpareFiles(str(tmp_path), "tmp_obj_test_", depth=4, start_after=2)
+    assert spares.take() is None  # too few takes yet to start a helper
+    fd, path = take_one(spares)
     assert os.path.dirname(path) == str(tmp_path) and os.path.getsize(path) == 0
     os.write(fd, b"mine")
     os.close(fd)
+    os.rename(path, tmp_path / "taken")  # as an object is moved into place
+    second = take_one(spares)  # the helper saw the first go and made another
+    os.close(second[0])
+    os.unlink(second[1])
     spares.close()
-    files = [name for name in os.listdir(tmp_path) if (tmp_path / name).is_file()]
-    assert files == [os.path.basename(path)]  # only the one taken is left
-    # Once its spares were ready, the thread made git's fan-out folders.
-    assert {name for name in os.listdir(tmp_path) if (tmp_path / name).is_dir()} <= {f"{n:02x}" for n in range(256)}
+    files = sorted(name for name in os.listdir(tmp_path) if (tmp_path / name).is_file())
+    assert files == ["taken"]  # the helper removed the ones nobody took
+    # Once its files were ready, the helper made git's fan-out folders.
+    folders = {name for name in os.listdir(tmp_path) if (tmp_path / name).is_dir()}
+    assert folders <= {f"{n:02x}" for n in range(256)}
     assert spares.take() is None  # closed: callers make their own
+
+
+def test_a_spare_removed_under_the_taker_is_skipped(tmp_path):
+    spares = SpareFiles(str(tmp_path), "tmp_obj_test_", depth=3, start_after=1)
+    spares.take()
+    deadline = time.monotonic() + 10
+    while len([n for n in os.listdir(tmp_path) if n.startswith("tmp_obj_")]) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    first = sorted(n for n in os.listdir(tmp_path) if n.startswith("tmp_obj_"))[0]
+    os.unlink(tmp_path / first)  # what git prune --expire=now does
+    fd, path = take_one(spares)
+    os.close(fd)
+    assert os.path.basename(path) != first and os.path.exists(path)
+    os.unlink(path)
+    spares.close()
 
 
 def test_records_use_spares_and_leave_no_temporary_files(tmp_path):
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
-        history.record("one\n", "", "edit 1", "Ana")
+        for number in range(1, 13):  # enough takes to start the helper
+            history.record(f"draft {number}\n", "", f"edit {number}", "Ana")
         wait_for_spares(history)
-        assert spares_in(history.git_dir)  # the thread made them ahead of need
-        for number in range(2, 40):
+        assert spares_in(history.git_dir)  # the helper made them ahead of need
+        for number in range(13, 40):
             history.record(f"line {number}\n" * 50, f"notes {number}", f"edit {number}", "Ana")
         git_dir = history.git_dir
     assert spares_in(git_dir) == []
@@ -85,10 +112,11 @@ def test_git_prune_under_an_open_history_takes_its_spares_and_folders(tmp_path):
     empty fan-out folder; the next records make their own and go on."""
     draft = tmp_path / "draft.md"
     with History.open(draft) as history:
-        history.record("one\n", "", "edit 1", "Ana")
+        for number in range(1, 13):
+            history.record(f"draft {number}\n", "", f"edit {number}", "Ana")
         wait_for_spares(history)
         git(history.git_dir, "prune", "--expire=now")
-        for number in range(2, 30):
+        for number in range(13, 30):
             history.record(f"draft {number}\n", "", f"edit {number}", "Ana")
         git_dir = history.git_dir
     git(git_dir, "fsck", "--full", "--strict")
