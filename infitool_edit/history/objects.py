@@ -2,23 +2,16 @@
 
 A ``git commit`` subprocess per version costs milliseconds; writing the
 loose objects ourselves costs tens of microseconds. Each object is
-zlib-compressed into a temporary file and renamed into its final place, so
-an object file is either absent or complete: a process killed at any moment
-leaves at worst a ``tmp_obj_*`` file, which ``git fsck`` ignores and ``git
-gc`` removes. Objects that ``git gc`` has since moved into a pack are read
-through GitPython's object database.
+zlib-compressed into a temporary file beside its final place and renamed
+there, so an object file is either absent or complete: a process killed at
+any moment leaves at worst a ``tmp_obj_*`` file, which ``git fsck`` ignores
+and ``git gc`` removes. Objects that ``git gc`` has since moved into a pack
+are read through GitPython's object database.
 
-Two costs measured on this kind of machine (ext4 in a VM, under load) set
-how an object is written:
-
-- Creating a file (a new inode) costs 0.05-2 ms of kernel time, where
-  writing a few hundred bytes and renaming cost 10-50 µs. The temporary
-  files therefore come from ``SpareFiles``, a thread that creates them ahead
-  of need, named as git names its own (``objects/tmp_obj_*``).
-- zlib's default window and hash (wbits 15, memLevel 8) make each
-  compressor allocate about 256 KB, whose page faults cost 0.1-0.5 ms; a
-  window just larger than the object costs 30-80 µs and compresses it as
-  well (every match distance still fits). git inflates any window size.
+zlib's default window and hash (wbits 15, memLevel 8) make each compressor
+allocate about 256 KB, whose page faults cost 0.1-0.5 ms under load here; a
+window just larger than the object costs 30-80 µs and compresses it as well
+(every match distance still fits). git inflates any window size.
 
 Nothing is fsynced: a version is in the page cache when ``record``
 returns, which a killed process cannot undo (see docs/history.md for what
@@ -36,7 +29,6 @@ from dataclasses import dataclass
 import git
 
 from .errors import HistoryDamaged, HistoryError
-from .spare import SpareFiles
 
 # Level 1 compresses a few-MB model state in milliseconds; git reads any level.
 _COMPRESSION_LEVEL = 1
@@ -79,11 +71,6 @@ class ObjectStore:
         self._objects = os.path.join(repo.common_dir, "objects")
         self._known: set[bytes] = set()
         self._temp_names = itertools.count()
-        self._spares = SpareFiles(self._objects, f"tmp_obj_{os.getpid()}_spare_")
-
-    def close(self) -> None:
-        """Stop making spare files and remove the unused ones."""
-        self._spares.close()
 
     # --- writing -------------------------------------------------------------
 
@@ -109,42 +96,22 @@ class ObjectStore:
     def _write_loose(self, final: str, header: bytes, body: bytes) -> None:
         compressor = _compressor(len(header) + len(body))
         data = compressor.compress(header) + compressor.compress(body) + compressor.flush()
-        spare = self._spares.take()
-        if spare is not None:
-            fd, temp = spare
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            if self._move_into_place(temp, final):
-                return
-        # No spare ready (or git's prune removed it): a file of our own.
-        temp = os.path.join(self._objects, f"tmp_obj_{os.getpid()}_{next(self._temp_names)}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        folder = os.path.dirname(final)
+        # git's own prefix: fsck skips tmp_obj_* files and gc sweeps them.
+        temp = os.path.join(folder, f"tmp_obj_{os.getpid()}_{next(self._temp_names)}")
         try:
-            _write_all(fd, data)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except FileNotFoundError:
+            # A new fan-out folder, or an empty one `git prune` removed since.
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        if not self._move_into_place(temp, final):
-            raise HistoryError(f"cannot store object {final}: its temporary file {temp} vanished")
-
-    @staticmethod
-    def _move_into_place(temp: str, final: str) -> bool:
-        """Rename ``temp`` to ``final``, making the fan-out folder when it is
-        missing (new, or emptied and removed by ``git prune``); False when
-        ``temp`` itself is gone."""
-        try:
-            os.replace(temp, final)
-            return True
-        except FileNotFoundError:
-            if not os.path.exists(temp):
-                return False
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        try:
-            os.replace(temp, final)
-        except FileNotFoundError:
-            return False
-        return True
+        os.replace(temp, final)
 
     def write_blob(self, content: bytes) -> str:
         return self.write(b"blob", content)
@@ -245,12 +212,6 @@ def _compressor(size: int):
     module docstring): 512 bytes up to zlib's 32 KB."""
     window_bits = max(9, min(15, (size - 1).bit_length()))
     return zlib.compressobj(_COMPRESSION_LEVEL, zlib.DEFLATED, window_bits, max(1, window_bits - 7))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _reason(error: Exception) -> str:

@@ -355,7 +355,6 @@ class History:
             self._closed = True
             if self._index is not None:
                 self._index.close()
-            self._objects.close()
             self._lock.release()
             if self._location.hidden:
                 self._pack_loose_objects()
