@@ -108,6 +108,8 @@ class History:
         self._checkpoint_of: dict[int, str] = {}  # version number → its name
         self._index: VersionIndex | None = None
         self._head: VersionInfo | None = None  # the newest version, read once per record
+        self._branch_refs: dict[str, str] = {}  # branch → its ref name (escaping it costs per record)
+        self._identity_of: dict[str, tuple[str, str]] = {}  # author → git name and email
         self._closed = False
 
     # --- opening and closing -------------------------------------------------
@@ -500,7 +502,10 @@ class History:
             + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
         # Objects, then the ref, then the index: see the module docstring.
-        self._refs.update(self._location.branch_ref(branch), commit)
+        ref = self._branch_refs.get(branch)
+        if ref is None:
+            ref = self._branch_refs[branch] = self._location.branch_ref(branch)
+        self._refs.update(ref, commit)
         self._tips[branch] = commit
         entry = IndexEntry(
             number, commit, parent.number if parent else None, branch, author, message,
@@ -511,6 +516,14 @@ class History:
         return self._head
 
     def _identity(self, author: str) -> tuple[str, str]:
+        known = self._identity_of.get(author)
+        if known is None:
+            if len(self._identity_of) > 256:
+                self._identity_of.clear()
+            known = self._identity_of[author] = self._new_identity(author)
+        return known
+
+    def _new_identity(self, author: str) -> tuple[str, str]:
         name = _clean_ident(author) or "unknown"
         if author in self._identities:
             return name, self._identities[author]
