@@ -54,6 +54,7 @@ from .refs import RefWriter
 from .versionindex import INDEX_FILE, RECORD_SIZE, IndexCorrupt, IndexEntry, VersionIndex, write_index
 
 MAIN_BRANCH = "main"
+REF_LOCK_SOURCE = "ref-lock"
 VERSION_TRAILERS = re.compile(
     r"\n\nInfitool-Version: ([0-9]+)\nInfitool-Line: (.+)\n"
     r"(?:Infitool-Scale: (\w+)\n)?(?:Infitool-Back-To: ([0-9]+)\n)?\Z"
@@ -93,7 +94,8 @@ class History:
         self._lock = lock
         self._mutex = threading.RLock()
         self._objects = ObjectStore(location.repo)
-        self._refs = RefWriter(location.repo.common_dir)
+        # Ref locks are hard links to this file in our own folder (see refs.py).
+        self._refs = RefWriter(location.repo.common_dir, os.path.join(location.folder, REF_LOCK_SOURCE))
         name = location.draft_path.name
         self._draft_file = name
         self._chunk_folder = name + CHUNK_FOLDER_SUFFIX
@@ -105,6 +107,9 @@ class History:
         self._checkpoints: dict[str, int] = {}  # name → version number
         self._checkpoint_of: dict[int, str] = {}  # version number → its name
         self._index: VersionIndex | None = None
+        self._head: VersionInfo | None = None  # the newest version, read once per record
+        self._branch_refs: dict[str, str] = {}  # branch → its ref name (escaping it costs per record)
+        self._identity_of: dict[str, tuple[str, str]] = {}  # author → git name and email
         self._closed = False
 
     # --- opening and closing -------------------------------------------------
@@ -300,6 +305,7 @@ class History:
         if self._index is not None:
             self._index.close()
             self._index = None
+        self._head = None
         entries: list[IndexEntry] = []
         for branch, tip in self._tips.items():
             entries += self._walk_line(branch, tip, stop_at=0)
@@ -496,16 +502,28 @@ class History:
             + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
         # Objects, then the ref, then the index: see the module docstring.
-        self._refs.update(self._location.branch_ref(branch), commit)
+        ref = self._branch_refs.get(branch)
+        if ref is None:
+            ref = self._branch_refs[branch] = self._location.branch_ref(branch)
+        self._refs.update(ref, commit)
         self._tips[branch] = commit
         entry = IndexEntry(
             number, commit, parent.number if parent else None, branch, author, message,
             float(when), scale, back_to,
         )
         index.append(entry)
-        return self._to_info(entry)
+        self._head = self._to_info(entry)
+        return self._head
 
     def _identity(self, author: str) -> tuple[str, str]:
+        known = self._identity_of.get(author)
+        if known is None:
+            if len(self._identity_of) > 256:
+                self._identity_of.clear()
+            known = self._identity_of[author] = self._new_identity(author)
+        return known
+
+    def _new_identity(self, author: str) -> tuple[str, str]:
         name = _clean_ident(author) or "unknown"
         if author in self._identities:
             return name, self._identities[author]
@@ -541,6 +559,7 @@ class History:
             return self._checkpoints[name]
 
     def _name_versions(self, checkpoints: dict[str, int]) -> None:
+        self._head = None  # it may carry a checkpoint's name now
         self._checkpoints = checkpoints
         # A version named twice shows its first name in alphabetical order.
         self._checkpoint_of = {}
@@ -562,7 +581,11 @@ class History:
     def head(self) -> VersionInfo | None:
         with self._mutex:
             count = self._require_index().count
-            return self._info(count) if count else None
+            if not count:
+                return None
+            if self._head is None or self._head.number != count:
+                self._head = self._info(count)
+            return self._head
 
     def log(self, limit: int = 1000, before: int | None = None) -> list[VersionInfo]:
         """Newest first, across all lines; only versions below ``before`` if given."""
