@@ -168,7 +168,9 @@ class InfitoolEditApp(App):
         self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
         self._refresh_outline()
         if self.goal:
-            self._start_model(self.goal)
+            # After the first frame: the draft is on screen before the model
+            # (and torch) load in the worker, the status bar saying so.
+            self.call_after_refresh(self._start_model, self.goal)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -482,20 +484,26 @@ def make_app(
     backend ``backend_factory`` builds. A model is loaded in a thread when it
     first gets the pen, with progress in the status bar."""
     if backend_factory is None:
-        from infitool_edit.agent.headless import make_backend
-
+        # Nothing here imports torch: the editor paints first, and the model
+        # (torch with it) loads in the worker when it first gets the pen.
         if script is not None:
-            scripted = make_backend(script=Path(script), rate=rate)  # a missing script fails here, in one line
+            from infitool_edit.agent.scripted import ScriptedBackend
+
+            scripted = ScriptedBackend(Path(script), rate=rate)  # a missing script fails here, in one line
             backend_factory = lambda: scripted  # noqa: E731
             backend_name = backend_name or f"script {Path(script).name}"
         else:
+            from infitool_edit.agent.default_model import default_model_description
             from infitool_edit.agent.hub import resolve_model
 
             # A hub id missing from the cache fails here, in one line, before the screen opens.
             # (make_backend resolves it again, cheaply, and names the model by its hub id.)
             name = resolve_model(model)[1] if model is not None else None
-            backend_factory = lambda: make_backend(model=model, attention_window=attention_window)  # noqa: E731
-            from infitool_edit.agent.default_model import default_model_description
+
+            def backend_factory():
+                from infitool_edit.agent.headless import make_backend
+
+                return make_backend(model=model, attention_window=attention_window)
 
             backend_name = backend_name or f"ssm {name if model is not None else default_model_description()}"
     session = EditingSession.open(Path(draft_path), author=writer)

@@ -55,3 +55,50 @@ async def test_narrow_terminal_starts_without_the_sidebar(draft):
         assert app.editor.size.width >= 70
         await pilot.press("ctrl+o")
         assert app.query_one("#sidebar").display
+
+
+FIRST_PAINT_PROBE = """
+import asyncio, sys, time
+from pathlib import Path
+from infitool_edit.ui.app import make_app
+from infitool_edit.ui.editor import DraftEditor
+
+moments = {}
+
+class TorchWatch:  # notes when torch starts to import, imports nothing itself
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            moments.setdefault("torch", time.perf_counter())
+        return None
+
+sys.meta_path.insert(0, TorchWatch())
+render_line = DraftEditor.render_line
+
+def watched(self, y):
+    if "Three words here." in self.text:
+        moments.setdefault("painted", time.perf_counter())
+    return render_line(self, y)
+
+DraftEditor.render_line = watched
+
+async def main(draft):
+    app = make_app(Path(draft), goal="tighten it")  # the default model: torch, when it loads
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.exit()
+    torch = moments.get("torch", float("inf"))
+    print("painted first" if moments["painted"] < torch else "torch first", flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_the_draft_is_on_screen_before_torch_is_imported(draft):
+    """The model (and torch with it) loads in the worker after the first
+    frame; opening the editor, even with a goal, imports no torch before it."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", FIRST_PAINT_PROBE, str(draft)],
+                            capture_output=True, text=True, timeout=300)
+    assert "painted first" in result.stdout, result.stdout + result.stderr[-2000:]
