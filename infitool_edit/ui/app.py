@@ -333,9 +333,17 @@ class InfitoolEditApp(App):
 
     def on_resize(self, event) -> None:
         # Narrow terminals give the prose the width: the sidebar starts hidden.
-        if event.size.width < NARROW and self._sidebar_wanted and not self._sidebar_chosen:
+        narrow = event.size.width < NARROW
+        if narrow and self._sidebar_wanted and not self._sidebar_chosen:
             self._sidebar_wanted = False
             self.query_one("#sidebar").display = False
+        # …and the rows: the command stream becomes an overlay (ctrl+l shows
+        # it over the draft's lower rows), hidden on entering the narrow
+        # layout and shown again on leaving it.
+        stream = self.stream
+        if narrow != stream.has_class("overlay"):
+            stream.set_class(narrow, "overlay")
+            stream.display = not narrow
 
     def action_save(self) -> None:
         self.writer_pen.flush()

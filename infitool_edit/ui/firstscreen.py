@@ -41,7 +41,8 @@ THE TIMELINE (ctrl+t)  Every version, newest first: ● model  ✎ you  ★ chec
   Enter rewinds to it (a new version: nothing is lost), f forks a new branch,
   a / s filter by author / scale, r replays, Esc back to the draft.
 
-PANES  ctrl+o outline and notes · ctrl+l command stream · F4 light/dark
+PANES  ctrl+o outline and notes · ctrl+l command stream (below 100 columns it
+       opens over the draft; ctrl+l again closes it) · F4 light/dark
        F8 status details · ctrl+p every command · ctrl+s save now · ctrl+q quit
 
 Esc or F1 closes this help."""
