@@ -223,13 +223,26 @@ ServerApiOption = Annotated[
 ]
 
 
-def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
-    # Imported here: torch loads in seconds, and the other commands need none of it.
-    from infitool_edit.agent.headless import make_backend, run_headless
+LargeDeletionsOption = Annotated[
+    Optional[str],
+    typer.Option(help="Before a command that would delete over 20% of the draft's words: ask (on a terminal), "
+                      "allow, or refuse (the model reads that it was refused). Default: ask on a terminal, "
+                      "else refuse; with --script, allow.", show_default=False),
+]
 
+
+def _run_agent(draft, goal, max_commands, seed, large_deletions=None, **backend_options) -> None:
+    # Imported here: torch loads in seconds, and the other commands need none of it.
+    from infitool_edit.agent.headless import LARGE_DELETION_CHOICES, make_backend, run_headless
+
+    if large_deletions is not None and large_deletions not in LARGE_DELETION_CHOICES:
+        raise fail(f"--large-deletions is one of {', '.join(LARGE_DELETION_CHOICES)}, not {large_deletions!r}")
+    if large_deletions is None and backend_options.get("script") is not None:
+        large_deletions = "allow"  # a script's commands are the writer's own
     with user_errors():
         backend = make_backend(**backend_options)
-        run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
+        run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed,
+                     large_deletions=large_deletions)
 
 
 @app.command()
@@ -245,9 +258,10 @@ def run(
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
     attention_window: AttentionWindowOption = None,
+    large_deletions: LargeDeletionsOption = None,
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
-    _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
+    _run_agent(draft, goal, max_commands, seed, large_deletions, model=model, script=script, rate=rate,
                server=server, server_model=server_model, server_api=server_api,
                attention_window=attention_window)
 
@@ -264,9 +278,10 @@ def resume(
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
     attention_window: AttentionWindowOption = None,
+    large_deletions: LargeDeletionsOption = None,
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
-    _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
+    _run_agent(draft, None, max_commands, seed, large_deletions, model=model, script=script, rate=rate,
                server=server, server_model=server_model, server_api=server_api,
                attention_window=attention_window)
 

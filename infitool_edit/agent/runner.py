@@ -315,12 +315,9 @@ class Runner:
         question = large_deletion(line, removed, self.session.workspace.text, self.deletion_share)
         if question is None:
             return None
-        emit(Paused())
-        answer = self.ask_before_deleting(question)
+        answer = self.ask_before_deleting(question)  # the run waits here for the writer
         if answer is Answer.TAKE_PEN:
             self.pause()  # the loop waits at its next turn until the pen comes back
-        else:
-            emit(Resumed())
         return None if answer is Answer.ALLOW else refusal(question, answer)
 
     # --- writer events -----------------------------------------------------------

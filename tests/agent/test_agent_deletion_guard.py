@@ -110,3 +110,27 @@ def test_the_share_is_configurable_and_tiny_drafts_are_never_asked_about():
     assert large_deletion("delete 1", " ".join(["word"] * 21), words) is not None
     assert large_deletion("delete 1", " ".join(["word"] * 20), words) is None
     assert large_deletion("delete 1", " ".join(["word"] * 21), words, share=0.5) is None
+
+
+def test_headless_run_refuses_when_told_or_nobody_can_answer_and_asks_on_a_terminal(tmp_path):
+    from typer.testing import CliRunner
+
+    from infitool_edit.agent.headless import large_deletion_answerer
+    from infitool_edit.cli import app
+
+    draft = tmp_path / "draft.md"
+    draft.write_text(DRAFT)
+    script = tmp_path / "wipe.cmds"
+    script.write_text('delete 3-9\ndone "wiped"\n')
+    refused = CliRunner().invoke(app, ["run", str(draft), "--goal", "Tidy.", "--script", str(script),
+                                       "--large-deletions", "refuse"])
+    assert refused.exit_code == 0, refused.output
+    assert "@error the writer refused: this command would delete 72 of 92 words" in refused.output
+    assert draft.read_text() == DRAFT
+    bad = CliRunner().invoke(app, ["run", str(draft), "--goal", "Tidy.", "--large-deletions", "maybe"])
+    assert bad.exit_code == 1 and "--large-deletions is one of ask, allow, refuse" in bad.output
+    question = large_deletion("delete 3-9", DRAFT[10:], DRAFT)
+    replies = iter(["what?", "a"])
+    assert large_deletion_answerer("ask", read=lambda prompt: next(replies))(question) is Answer.ALLOW
+    assert large_deletion_answerer("ask", read=lambda prompt: "")(question) is Answer.REFUSE
+    assert large_deletion_answerer("allow") is None
