@@ -22,6 +22,8 @@ infitool-edit — you and a language model write one draft; every change is a ve
 THE PEN  Either you or the model holds the pen, never both. Type (or F2) to take it:
 the model stops at once. F3 hands it back; ctrl+g gives the model a goal.
 The draft is saved automatically; every change is a version in the timeline.
+Before the model deletes over a fifth of the draft it waits and asks:
+a allow · r refuse (nothing is applied) · p take the pen.
 
 EDITING
   arrows, PgUp/PgDn, Home/End   move (Home/End: the screen row, again: the line)

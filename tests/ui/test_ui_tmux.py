@@ -57,13 +57,11 @@ def tmux(socket: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def wait_for(condition, what: str, screen=None, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    started = time.monotonic()
     while not condition():
         if time.monotonic() > deadline:
             shown = f"; the screen:\n{screen()}" if screen is not None else ""
             raise AssertionError(f"timed out waiting for {what}{shown}")
         time.sleep(0.1)
-    print(f"{what}: {time.monotonic() - started:.1f} s", flush=True)  # TIMING
 
 
 def git_log(draft: Path) -> list[tuple[str, str]]:
