@@ -14,14 +14,12 @@ import importlib
 import json
 import pkgutil
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from infitool_edit import bench
 from infitool_edit.agent.default_model import default_model_description
@@ -30,6 +28,7 @@ from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.history import History, HistoryError
 from infitool_edit.session.editing import EditingSession
 from infitool_edit.session.going_back import went_back
+from infitool_edit.session.version_log import version_table
 
 app = typer.Typer(
     name="infitool-edit",
@@ -143,31 +142,8 @@ def log(
     """List DRAFT's versions, newest first."""
     with user_errors(), History.open(draft) as history:
         versions = history.log(limit=limit)
-    # One row per version, one line per row: long commands are cut with an
-    # ellipsis (`show` prints a version in full); ★ marks a named checkpoint.
-    # The branch is shown only once there are forks.
-    forked = any(info.branch != "main" for info in versions)
-    table = Table()
-    table.add_column("version", no_wrap=True, min_width=7)
-    table.add_column("author", no_wrap=True, max_width=16, overflow="ellipsis")
-    table.add_column("command", overflow="ellipsis", min_width=24, ratio=1)
-    table.add_column("time", no_wrap=True, min_width=19)
-    if forked:
-        table.add_column("line", no_wrap=True)
-    for info in versions:
-        version = f"v{info.number}" + (" ★" if info.checkpoint else "")
-        command = table_cell(info.message, 72)
-        when = datetime.fromtimestamp(info.time).strftime("%Y-%m-%d %H:%M:%S")
-        row = [version, info.author, command, when] + ([info.branch] if forked else [])
-        table.add_row(*row)
-    Console().print(table)
-
-
-def table_cell(text: str, width: int) -> Text:
-    """``text`` cut to ``width`` cells with an ellipsis, never wrapped."""
-    cell = Text(text, no_wrap=True, overflow="ellipsis")
-    cell.truncate(width, overflow="ellipsis")
-    return cell
+    console = Console()
+    console.print(version_table(versions, console.width))
 
 
 @app.command()
@@ -247,13 +223,26 @@ ServerApiOption = Annotated[
 ]
 
 
-def _run_agent(draft, goal, max_commands, seed, **backend_options) -> None:
-    # Imported here: torch loads in seconds, and the other commands need none of it.
-    from infitool_edit.agent.headless import make_backend, run_headless
+LargeDeletionsOption = Annotated[
+    Optional[str],
+    typer.Option(help="Before a command that would delete over 20% of the draft's words: ask (on a terminal), "
+                      "allow, or refuse (the model reads that it was refused). Default: ask on a terminal, "
+                      "else refuse; with --script, allow.", show_default=False),
+]
 
+
+def _run_agent(draft, goal, max_commands, seed, large_deletions=None, **backend_options) -> None:
+    # Imported here: torch loads in seconds, and the other commands need none of it.
+    from infitool_edit.agent.headless import LARGE_DELETION_CHOICES, make_backend, run_headless
+
+    if large_deletions is not None and large_deletions not in LARGE_DELETION_CHOICES:
+        raise fail(f"--large-deletions is one of {', '.join(LARGE_DELETION_CHOICES)}, not {large_deletions!r}")
+    if large_deletions is None and backend_options.get("script") is not None:
+        large_deletions = "allow"  # a script's commands are the writer's own
     with user_errors():
         backend = make_backend(**backend_options)
-        run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed)
+        run_headless(draft, goal, backend=backend, max_commands=max_commands, seed=seed,
+                     large_deletions=large_deletions)
 
 
 @app.command()
@@ -269,9 +258,10 @@ def run(
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
     attention_window: AttentionWindowOption = None,
+    large_deletions: LargeDeletionsOption = None,
 ) -> None:
     """Let the model edit DRAFT towards GOAL headlessly, printing the command stream."""
-    _run_agent(draft, goal, max_commands, seed, model=model, script=script, rate=rate,
+    _run_agent(draft, goal, max_commands, seed, large_deletions, model=model, script=script, rate=rate,
                server=server, server_model=server_model, server_api=server_api,
                attention_window=attention_window)
 
@@ -288,9 +278,10 @@ def resume(
     server_model: ServerModelOption = None,
     server_api: ServerApiOption = "auto",
     attention_window: AttentionWindowOption = None,
+    large_deletions: LargeDeletionsOption = None,
 ) -> None:
     """Continue DRAFT's agent session where it stopped."""
-    _run_agent(draft, None, max_commands, seed, model=model, script=script, rate=rate,
+    _run_agent(draft, None, max_commands, seed, large_deletions, model=model, script=script, rate=rate,
                server=server, server_model=server_model, server_api=server_api,
                attention_window=attention_window)
 

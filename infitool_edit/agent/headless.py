@@ -7,12 +7,15 @@ the observation it gets back.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from infitool_edit.agent.backend import Backend
+from infitool_edit.agent.deletion_guard import Answer, LargeDeletion
 from infitool_edit.agent.events import (
     CommandApplied,
     CommandFailed,
@@ -104,6 +107,40 @@ class StreamPrinter:
             out.print(escape(f"finished: {event.summary}"), style="bold green")
 
 
+LARGE_DELETION_CHOICES = ("ask", "allow", "refuse")
+
+
+def large_deletion_answerer(choice: str | None, console: Console | None = None,
+                            read: Callable[[str], str] = input) -> Callable[[LargeDeletion], Answer] | None:
+    """How a headless run answers before a large deletion (``--large-deletions``):
+    ``ask`` prompts on the terminal, ``refuse`` refuses every one (the model
+    reads why), ``allow`` never asks. None: ask when stdin is a terminal,
+    else refuse (nobody is there to answer, and nothing is lost by refusing)."""
+    if choice is None:
+        choice = "ask" if sys.stdin.isatty() else "refuse"
+    if choice == "allow":
+        return None
+    if choice == "refuse":
+        return lambda question: Answer.REFUSE
+    out = console or Console(highlight=False)
+
+    def ask(question: LargeDeletion) -> Answer:
+        out.print()
+        out.print(escape(f"The model asks: {question.describe()}:"), style="bold yellow")
+        out.print(escape(question.removed), style="dim")
+        while True:
+            try:
+                reply = read("allow it? [a]llow / [r]efuse: ").strip().lower()
+            except EOFError:
+                return Answer.REFUSE
+            if reply in ("a", "allow", "y", "yes"):
+                return Answer.ALLOW
+            if reply in ("r", "refuse", "n", "no", ""):
+                return Answer.REFUSE
+
+    return ask
+
+
 def run_headless(
     draft: Path,
     goal: str | None,
@@ -112,9 +149,13 @@ def run_headless(
     max_commands: int | None = None,
     seed: int | None = None,
     console: Console | None = None,
+    large_deletions: str | None = None,
 ) -> None:
-    """Run (``goal`` given) or resume (``goal`` None) the agent on ``draft``."""
+    """Run (``goal`` given) or resume (``goal`` None) the agent on ``draft``;
+    ``large_deletions``: see ``large_deletion_answerer``."""
     check_goal(goal)
+    answer = large_deletion_answerer(large_deletions, console)
     with EditingSession.open(draft, author="writer") as session:
-        runner = Runner(session, backend, goal, max_commands=max_commands, seed=seed)
+        runner = Runner(session, backend, goal, max_commands=max_commands, seed=seed,
+                        ask_before_deleting=answer)
         runner.run(StreamPrinter(console))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from infitool_edit.errors import InfitoolError
 from infitool_edit.agent.backend import MODEL_PREFIX, Backend, Chunk, Turn
+from infitool_edit.agent.deletion_guard import DELETION_SHARE, Answer, LargeDeletion, large_deletion, refusal
 from infitool_edit.agent.events import (
     CommandApplied,
     CommandFailed,
@@ -39,7 +40,7 @@ from infitool_edit.agent.events import (
     TokenDecided,
 )
 from infitool_edit.agent.stream import Record, StreamError, StreamLog, stream_dir_for
-from infitool_edit.commands import ast
+from infitool_edit.commands import CommandError, ast, parse
 from infitool_edit.document import MAX_OBSERVATION_CHARS
 from infitool_edit.errors import expected_errors, one_line
 
@@ -68,6 +69,8 @@ class Session(Protocol):
     def draft_path(self) -> Path: ...
 
     def execute(self, line_or_command: str | ast.Command, *, author: str | None = None) -> Executed: ...
+
+    def removal(self, command: ast.Command) -> str: ...
 
     def subscribe(self, listener: Callable[[Executed], None]) -> Callable[[], None]: ...
 
@@ -104,10 +107,16 @@ class Runner:
         seed: int | None = None,
         stream_dir: Path | None = None,
         keyframe_every: int = KEYFRAME_EVERY,
+        ask_before_deleting: Callable[[LargeDeletion], Answer] | None = None,
+        deletion_share: float = DELETION_SHARE,
     ) -> None:
         """``goal``: required for a new stream; for an existing one, a new
         goal is appended as an event and ``None`` continues the old one.
-        ``seed``: of the sampling; ``None`` keeps the session's (0 at first)."""
+        ``seed``: of the sampling; ``None`` keeps the session's (0 at first).
+        ``ask_before_deleting``: called (on the runner's thread, which waits
+        for the answer) before a model's command that would delete more
+        than ``deletion_share`` of the draft's words; None: never asks
+        (see ``deletion_guard``)."""
         check_goal(goal)
         self.session = session
         self.backend = backend
@@ -115,6 +124,8 @@ class Runner:
         self.max_commands = max_commands
         self._seed = seed
         self.keyframe_every = keyframe_every
+        self.ask_before_deleting = ask_before_deleting
+        self.deletion_share = deletion_share
         self._emit = emit or (lambda event: None)
         self._stream_dir = Path(stream_dir or stream_dir_for(session.history)).resolve()
         self.author = f"model:{backend.name}"
@@ -267,8 +278,11 @@ class Runner:
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
         version = edit = summary = executed = None
         try:
+            refused = self._ask_before_deleting(line, emit)
+            if refused is not None:
+                raise _Refused(refused)
             executed = self.session.execute(line, author=self.author)
-        except expected_errors() as error:
+        except (*expected_errors(), _Refused) as error:
             # OSError too: a name the file system refuses (a checkpoint ref
             # too long) is the model's mistake to read about, not a crash.
             observation = f"@error {one_line(error)}"
@@ -287,6 +301,24 @@ class Runner:
             ))
         emit(Stats(self._tokens_per_s, self.backend.stream_tokens, self._state_size))
         return summary
+
+    def _ask_before_deleting(self, line: str, emit: Callable[[Event], None]) -> str | None:
+        """Ask the writer before a large deletion; the refusal's reason, or
+        None when the command may go ahead (small, allowed, or not asked)."""
+        if self.ask_before_deleting is None:
+            return None
+        try:
+            command = parse(line)
+            removed = self.session.removal(command) if isinstance(command, _REMOVES) else ""
+        except (*expected_errors(), CommandError):
+            return None  # execute says what is wrong with it, in the same words
+        question = large_deletion(line, removed, self.session.workspace.text, self.deletion_share)
+        if question is None:
+            return None
+        answer = self.ask_before_deleting(question)  # the run waits here for the writer
+        if answer is Answer.TAKE_PEN:
+            self.pause()  # the loop waits at its next turn until the pen comes back
+        return None if answer is Answer.ALLOW else refusal(question, answer)
 
     # --- writer events -----------------------------------------------------------
 
@@ -414,6 +446,16 @@ class Runner:
         self._go.wait()
         if not self._stopping.is_set():
             emit(Resumed())
+
+
+_REMOVES = (ast.Delete, ast.Replace, ast.Rewind)
+
+
+class _Refused(Exception):
+    """The writer refused a model's command: its reason becomes the observation."""
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 _stream_locks: dict[Path, threading.Lock] = {}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from infitool_edit.errors import InfitoolError
 from infitool_edit.commands import grammar
 from infitool_edit.commands.ast import Command
-from infitool_edit.commands.fsm import command_dfa
 from infitool_edit.commands.regular import to_regex
 
 
@@ -71,9 +70,18 @@ def _compile(form: grammar.Form) -> _CompiledForm:
     return _CompiledForm(form, re.compile("".join(pattern)), tuple(slots))
 
 
-_FORMS_BY_VERB: dict[str, tuple[_CompiledForm, ...]] = {
-    verb: tuple(_compile(form) for form in forms) for verb, forms in grammar.FORMS_BY_VERB.items()
-}
+_COMPILED: dict[str, tuple[_CompiledForm, ...]] = {}
+
+
+def _forms(verb: str) -> tuple[_CompiledForm, ...]:
+    """A verb's compiled forms, compiled at its first use: compiling all of
+    them on import took half a second of the editor's start on a busy machine."""
+    compiled = _COMPILED.get(verb)
+    if compiled is None:
+        compiled = tuple(_compile(form) for form in grammar.FORMS_BY_VERB.get(verb, ()))
+        if verb in grammar.FORMS_BY_VERB:
+            _COMPILED[verb] = compiled  # (a thread racing here compiles the same patterns: harmless)
+    return compiled
 
 
 def parse(line: str | bytes) -> Command:
@@ -89,7 +97,7 @@ def parse(line: str | bytes) -> Command:
         text = line
     else:
         raise TypeError(f"parse() takes str or bytes, not {type(line).__name__}")
-    for compiled in _FORMS_BY_VERB.get(text.partition(" ")[0], ()):
+    for compiled in _forms(text.partition(" ")[0]):
         match = compiled.pattern.fullmatch(text)
         if match is not None:
             return compiled.build(match)
@@ -112,6 +120,8 @@ def _bad_utf8_column(data: bytes, offset: int) -> int:
 
 
 def _locate(data: bytes, *, bad_utf8_at: int | None = None) -> CommandError:
+    from infitool_edit.commands.fsm import command_dfa  # (numpy: imported when a line is refused)
+
     dfa = command_dfa()
     state, read = dfa.walk(data)
     if bad_utf8_at is not None and read >= bad_utf8_at:

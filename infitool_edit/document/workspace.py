@@ -134,6 +134,20 @@ class Workspace:
         name = type(cmd).__name__.lower()
         raise ApplyError(f"{name} is the session's command, not the document's")
 
+    def removal(self, cmd: ast.Command) -> str:
+        """The text ``cmd`` would take out of the draft if applied now (empty
+        for a command that removes nothing), changing nothing. Raises the
+        ApplyError ``apply`` would raise for an address that is not there."""
+        if isinstance(cmd, ast.Delete):
+            start, end = self._range(cmd.target)
+            return self._buffer.slice(start, end)
+        if isinstance(cmd, ast.Replace):
+            start, end = self._range(cmd.target)
+            if cmd.old is not None:
+                start, end = self._find_inside(normalize_newlines(cmd.old), start, end)
+            return self._buffer.slice(start, end)
+        return ""
+
     def _look(self, kind: str, body: str) -> Outcome:
         return Outcome(kind, body=body)
 

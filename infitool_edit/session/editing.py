@@ -44,7 +44,7 @@ from infitool_edit.commands import parse, serialize
 from infitool_edit.commands import ast
 from infitool_edit.document import ApplyError, HeadingInfo, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
-from infitool_edit.document.positions import end_after
+from infitool_edit.document.positions import common_prefix, end_after
 from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
 from infitool_edit.session.draftfile import (
@@ -330,6 +330,19 @@ class EditingSession:
         if isinstance(command, ast.Rewind):
             return self._rewind(command, line, author)
         return self._apply(command, line, author)
+
+    def removal(self, command: ast.Command) -> str:
+        """The text ``command`` would take out of the draft, changing nothing:
+        a delete's or replace's range, or what a rewind would replace (the
+        part of today's draft that differs from the version's). Raises what
+        ``execute`` would for an address or version that is not there."""
+        with self._turn:  # the writer may be editing on another thread
+            if not isinstance(command, ast.Rewind):
+                return self.workspace.removal(command)
+            old, new = self.file_text(), self.history.read(self._resolve(command.to)).draft
+        start = common_prefix(old, new)
+        end = len(old) - common_prefix(old[start:][::-1], new[start:][::-1])
+        return old[start:end]
 
     def _look(self, command: ast.Command, line: str, author: str, observation: str) -> Executed:
         return Executed(command, line, author, None, None, observation, None)

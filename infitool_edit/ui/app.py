@@ -13,7 +13,7 @@ rewind, fork). ``make_app`` builds it for the CLI and the tests alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
+from infitool_edit.agent.deletion_guard import Answer, LargeDeletion
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import EditingSession, Executed
+from infitool_edit.ui.ask_deletion import DeletionScreen
 from infitool_edit.ui.editor import DraftEditor
 from infitool_edit.ui.find import FindBar
 from infitool_edit.ui.firstscreen import HelpScreen, TitleBar, word_count
@@ -84,6 +86,7 @@ class InfitoolEditApp(App):
         writer: str = WRITER,
         theme: str | None = None,
         theme_folders: Iterable[Path] = (),
+        ask_before_deleting: bool = True,
     ) -> None:
         super().__init__()
         self.session = session
@@ -91,7 +94,7 @@ class InfitoolEditApp(App):
         self.writer = writer
         self.goal = goal
         self.holder = Holder.WRITER  # who holds the pen
-        self.model_pen = ModelPen(self, backend_factory, backend_name)
+        self.model_pen = ModelPen(self, backend_factory, backend_name, ask_before_deleting=ask_before_deleting)
         self.writer_pen = WriterPen(self.execute_for_writer)
         self.playback = Playback(self)
         self.version_preview = VersionPreview(self)
@@ -127,20 +130,31 @@ class InfitoolEditApp(App):
         yield Footer()
 
     @property
+    def closing(self) -> bool:
+        """The app is exiting (its screens may already be gone)."""
+        return self._exit or not self.screen_stack
+
+    @property
+    def _main_screen(self) -> Screen:
+        """The editor's screen, also while a dialog (help, goal, a question) is
+        on top of it and the model's events still arrive."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
+    @property
     def editor(self) -> DraftEditor:
-        return self.query_one("#editor", DraftEditor)
+        return self._main_screen.query_one("#editor", DraftEditor)
 
     @property
     def timeline(self) -> TimelineView:
-        return self.query_one("#timeline", TimelineView)
+        return self._main_screen.query_one("#timeline", TimelineView)
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one("#status", StatusBar)
+        return self._main_screen.query_one("#status", StatusBar)
 
     @property
     def stream(self) -> CommandStream:
-        return self.query_one("#stream", CommandStream)
+        return self._main_screen.query_one("#stream", CommandStream)
 
     # The model pen's parts, by the names playback and the tests use.
     inbox = property(lambda self: self.model_pen.inbox)
@@ -168,7 +182,9 @@ class InfitoolEditApp(App):
         self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
         self._refresh_outline()
         if self.goal:
-            self._start_model(self.goal)
+            # After the first frame: the draft is on screen before the model
+            # (and torch) load in the worker, the status bar saying so.
+            self.call_after_refresh(self._start_model, self.goal)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -331,9 +347,17 @@ class InfitoolEditApp(App):
 
     def on_resize(self, event) -> None:
         # Narrow terminals give the prose the width: the sidebar starts hidden.
-        if event.size.width < NARROW and self._sidebar_wanted and not self._sidebar_chosen:
+        narrow = event.size.width < NARROW
+        if narrow and self._sidebar_wanted and not self._sidebar_chosen:
             self._sidebar_wanted = False
             self.query_one("#sidebar").display = False
+        # …and the rows: the command stream becomes an overlay (ctrl+l shows
+        # it over the draft's lower rows), hidden on entering the narrow
+        # layout and shown again on leaving it.
+        stream = self.stream
+        if narrow != stream.has_class("overlay"):
+            stream.set_class(narrow, "overlay")
+            stream.display = not narrow
 
     def action_save(self) -> None:
         self.writer_pen.flush()
@@ -371,6 +395,20 @@ class InfitoolEditApp(App):
     def set_holder(self, holder: Holder) -> None:
         self.holder = holder
         self.status.set(pen=holder)
+
+    def ask_about_deletion(self, question: LargeDeletion, reply: Callable[[Answer], None]) -> None:
+        """The runner waits: the model's command would delete a large part of the draft."""
+        self.stream.add(f"@asking the writer: {question.describe()}", style="italic")
+        self.status.set(activity="the model waits: allow the deletion? (a/r/p)")
+
+        def answered(answer: Answer | None) -> None:
+            answer = answer or Answer.REFUSE
+            self.status.set(activity="")
+            if answer is Answer.TAKE_PEN:
+                self.action_take_pen()
+            reply(answer)
+
+        self.push_screen(DeletionScreen(question), answered)
 
     def action_goal(self) -> None:
         def chosen(goal: str | None) -> None:
@@ -475,33 +513,46 @@ def make_app(
     theme: str | None = None,
     theme_folders: Iterable[Path] = (),
     attention_window: int | None = None,
+    ask_before_deleting: bool | None = None,
 ) -> InfitoolEditApp:
     """The app on ``draft_path``. The model is the built-in SSM (``model``: a
     checkpoint folder or a cached hub id; none: the default model), or ``script``, a command
     file the scripted backend replays (``rate`` commands per second), or any
     backend ``backend_factory`` builds. A model is loaded in a thread when it
-    first gets the pen, with progress in the status bar."""
+    first gets the pen, with progress in the status bar.
+    ``ask_before_deleting``: pause and ask before a model's command deletes
+    more than a fifth of the draft's words; None: yes for a model (the
+    built-in one or a checkpoint), no for a script (the writer wrote its
+    commands) or a given backend factory (tests choose)."""
+    if ask_before_deleting is None:
+        ask_before_deleting = script is None and backend_factory is None
     if backend_factory is None:
-        from infitool_edit.agent.headless import make_backend
-
+        # Nothing here imports torch: the editor paints first, and the model
+        # (torch with it) loads in the worker when it first gets the pen.
         if script is not None:
-            scripted = make_backend(script=Path(script), rate=rate)  # a missing script fails here, in one line
+            from infitool_edit.agent.scripted import ScriptedBackend
+
+            scripted = ScriptedBackend(Path(script), rate=rate)  # a missing script fails here, in one line
             backend_factory = lambda: scripted  # noqa: E731
             backend_name = backend_name or f"script {Path(script).name}"
         else:
+            from infitool_edit.agent.default_model import default_model_description
             from infitool_edit.agent.hub import resolve_model
 
             # A hub id missing from the cache fails here, in one line, before the screen opens.
             # (make_backend resolves it again, cheaply, and names the model by its hub id.)
             name = resolve_model(model)[1] if model is not None else None
-            backend_factory = lambda: make_backend(model=model, attention_window=attention_window)  # noqa: E731
-            from infitool_edit.agent.default_model import default_model_description
+
+            def backend_factory():
+                from infitool_edit.agent.headless import make_backend
+
+                return make_backend(model=model, attention_window=attention_window)
 
             backend_name = backend_name or f"ssm {name if model is not None else default_model_description()}"
     session = EditingSession.open(Path(draft_path), author=writer)
     return InfitoolEditApp(
         session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,
-        writer=writer, theme=theme, theme_folders=theme_folders,
+        writer=writer, theme=theme, theme_folders=theme_folders, ask_before_deleting=ask_before_deleting,
     )
 
 

@@ -75,6 +75,11 @@ class DraftBuffer:
         return LinesChanged(start_line, end_line - start_line + 1, len(new_lines),
                             end_after(edit.start, edit.text))
 
+    def replace_lines(self, first: int, end: int, new_lines: list[str]) -> None:
+        """Lines ``first .. end-1`` become ``new_lines``."""
+        self.lines[first:end] = new_lines
+        self._update_fences(first, end - first, new_lines)
+
     def _update_fences(self, first: int, removed: int, new_lines: list[str]) -> None:
         shift = len(new_lines) - removed
         lo = bisect_left(self.fences, first)

@@ -34,6 +34,7 @@ from textual.strip import Strip
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import Position, shift
 from infitool_edit.ui.buffer import DraftBuffer, LinesChanged
+from infitool_edit.ui.spans import changed_spans
 from infitool_edit.ui.highlight import highlight_line
 from infitool_edit.ui.motion import (
     is_list_item, line_span, ordered, row_end, row_home, text_between, word_at, word_left, word_right,
@@ -147,6 +148,43 @@ class DraftEditor(ScrollView, can_focus=True):
         self.ghost = None
         self.struck = None
         self._relayout()
+        self.refresh()
+
+    def show_text(self, text: str) -> None:
+        """Make the content ``text`` (read-only previews of versions), changing
+        only the lines that differ from what is shown: stepping to a
+        neighbouring version costs its change, not the draft's length."""
+        shown = self.buffer.text
+        spans = changed_spans(shown, text) if self._wrap_width else None
+        if spans is None:
+            self.load(text)  # not laid out yet, or far apart: build it whole
+            return
+        blocks = []
+        line_a = at_a = 0
+        for n, (a0, a1, b0, b1) in enumerate(spans):
+            line_a += shown.count("\n", at_a, a0)
+            at_a = a0
+            # Whole lines, to just after a newline; the last span, when it
+            # reaches the end, has the text's last line too (after its last
+            # newline, perhaps empty), in both texts alike.
+            to_end = n == len(spans) - 1 and a1 == len(shown)
+            new_lines = text[b0:b1].split("\n")
+            if not to_end:
+                new_lines.pop()  # the empty piece after the span's last newline
+            blocks.append((line_a, line_a + shown.count("\n", a0, a1) + to_end, new_lines))
+        for first, end, new_lines in reversed(blocks):  # from the bottom: the blocks above keep their numbers
+            self.buffer.replace_lines(first, end, new_lines)
+            self._row_counts[first:end] = [self._line_rows(line) for line in new_lines]
+        self.writer_cursor = self.buffer.clamp(self.writer_cursor)
+        self.anchor = None
+        if self.model_cursor is not None:
+            self.model_cursor = self.buffer.clamp(self.model_cursor)
+        self.ghost = None
+        self.struck = None
+        self.marks = []
+        if blocks:
+            self._row_starts = list(accumulate(self._row_counts, initial=0))
+            self._update_virtual_size()
         self.refresh()
 
     def apply_edit(self, edit: TextEdit) -> Position:

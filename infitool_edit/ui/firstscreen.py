@@ -22,6 +22,8 @@ infitool-edit — you and a language model write one draft; every change is a ve
 THE PEN  Either you or the model holds the pen, never both. Type (or F2) to take it:
 the model stops at once. F3 hands it back; ctrl+g gives the model a goal.
 The draft is saved automatically; every change is a version in the timeline.
+Before the model deletes over a fifth of the draft it waits and asks:
+a allow · r refuse (nothing is applied) · p take the pen.
 
 EDITING
   arrows, PgUp/PgDn, Home/End   move (Home/End: the screen row, again: the line)
@@ -41,7 +43,8 @@ THE TIMELINE (ctrl+t)  Every version, newest first: ● model  ✎ you  ★ chec
   Enter rewinds to it (a new version: nothing is lost), f forks a new branch,
   a / s filter by author / scale, r replays, Esc back to the draft.
 
-PANES  ctrl+o outline and notes · ctrl+l command stream · F4 light/dark
+PANES  ctrl+o outline and notes · ctrl+l command stream (below 100 columns it
+       opens over the draft; ctrl+l again closes it) · F4 light/dark
        F8 status details · ctrl+p every command · ctrl+s save now · ctrl+q quit
 
 Esc or F1 closes this help."""

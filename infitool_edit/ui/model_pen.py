@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from textual.worker import Worker
 
 from infitool_edit.errors import expected_errors, one_line
+from infitool_edit.ui.ask_deletion import DeletionQuestion
 from infitool_edit.ui.inbox import EventInbox, EventsWaiting
 from infitool_edit.ui.pen import Holder
 
@@ -29,8 +30,11 @@ BackendFactory = Callable[[], Any]
 
 class ModelPen:
     def __init__(self, app: InfitoolEditApp, backend_factory: BackendFactory | None,
-                 backend_name: str | None) -> None:
+                 backend_name: str | None, *, ask_before_deleting: bool = True) -> None:
         self.app = app
+        # Before a model's command deletes more than a share of the draft, the
+        # run waits for the writer (agent/deletion_guard.py).
+        self.deletion_question = DeletionQuestion(app) if ask_before_deleting else None
         self.backend_factory = backend_factory
         self.backend: Any = None
         self.backend_name = backend_name or ("no model" if backend_factory is None else "model")
@@ -75,7 +79,9 @@ class ModelPen:
                 self.backend_name = getattr(self.backend, "display_name", None) or self.backend_name
                 app.call_from_thread(app.status.set, activity="", backend=self.backend_name)
                 app.call_from_thread(app.show_title)
-            runner = Runner(app.session, self.backend, goal)
+            question = self.deletion_question
+            runner = Runner(app.session, self.backend, goal,
+                            ask_before_deleting=question.ask if question is not None else None)
         except refused as error:
             self._refused(error)
             self._run_finished.set()
@@ -105,6 +111,8 @@ class ModelPen:
         pause, or from a full inbox)."""
         if self.runner is not None:
             self.runner.stop()
+        if self.deletion_question is not None:
+            self.deletion_question.close()  # a run waiting for an answer gets "refuse"
         self.inbox.close()
 
     async def wait(self) -> None:

@@ -39,6 +39,7 @@ class PlaybackHost(Protocol):
     inbox: EventInbox
     holder: Holder
     preview: int | None
+    closing: bool  # exiting: the panes may be gone
 
     def set_timer(self, delay: float, callback): ...
     def set_holder(self, holder: Holder) -> None: ...
@@ -74,6 +75,8 @@ class Playback:
         that (events piling up) or the writer needs the draft now (``at_once``)."""
         host = self.host
         self._hold_timer = None
+        if host.closing:
+            return  # the panes are going: events still arriving need no showing
         events = self._held + host.inbox.take_all()
         self._held = []
         for index, event in enumerate(events):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from textual.widgets import Static
 
 from infitool_edit.commands import ast
-from infitool_edit.document.positions import position_of
+from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
 from infitool_edit.session.editing import Executed
 from infitool_edit.ui.worddiff import word_diff
@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 
 PREVIEW_DELAY_S = 0.05  # holding a key in the timeline previews only where it stops
 MAX_REMOVED_SHOWN = 120
+CACHED_DRAFTS = 4
+
+
+def positions_of(text: str, offsets: list[int]) -> dict[int, Position]:
+    """(line, column) of each offset, counting newlines once from the top
+    between successive offsets (not from the top for each)."""
+    found: dict[int, Position] = {}
+    line = at = 0
+    for offset in sorted(set(offsets)):
+        line += text.count("\n", at, offset)
+        at = offset
+        found[offset] = (line, offset - text.rfind("\n", 0, offset) - 1)
+    return found
 
 
 class VersionPreview:
@@ -32,6 +45,7 @@ class VersionPreview:
         self.app = app
         self.number: int | None = None  # the version shown, None: the live draft
         self._timer = None
+        self._drafts: dict[int, str] = {}  # version -> draft, oldest use first
 
     def select(self, number: int) -> None:
         """The timeline's cursor moved: preview there once it rests."""
@@ -53,13 +67,14 @@ class VersionPreview:
         self.number = number
         history = app.history
         info = history.version(number)
-        new = history.read(number).draft
-        old = history.read(info.parent).draft if info.parent else ""
+        new = self._draft(number)
+        old = self._draft(info.parent) if info.parent else ""
         diff = word_diff(old, new)
         editor = app.editor
         editor.read_only = True
-        editor.load(new)
-        editor.set_marks([(position_of(new, a), position_of(new, b)) for a, b in diff.inserted])
+        editor.show_text(new)  # only the lines that differ from what is on screen
+        at = positions_of(new, [offset for span in diff.inserted for offset in span])
+        editor.set_marks([(at[a], at[b]) for a, b in diff.inserted])
         if editor.marks:
             editor.scroll_to_position(editor.marks[0][0])
         removed = " · ".join(word.strip() for word in diff.removed if word.strip())[:MAX_REMOVED_SHOWN]
@@ -68,6 +83,18 @@ class VersionPreview:
                       + (f"  — removed: {removed}" if removed else "")
                       + "   (Enter rewinds · f forks · Esc back)")
         banner.add_class("shown")
+
+    def _draft(self, number: int) -> str:
+        """A version's draft; the last few are kept, since stepping through
+        the timeline reads each version twice (as itself, then as a parent)."""
+        cache = self._drafts
+        if number in cache:
+            cache[number] = cache.pop(number)  # the newest use last
+        else:
+            cache[number] = self.app.history.read(number).draft
+            while len(cache) > CACHED_DRAFTS:
+                del cache[next(iter(cache))]
+        return cache[number]
 
     def leave(self) -> None:
         if self.number is None:

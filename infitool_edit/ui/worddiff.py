@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from itertools import accumulate
 
-from infitool_edit.document.positions import common_prefix, position_of
+from infitool_edit.document.positions import common_prefix
+from infitool_edit.ui.spans import changed_spans
 
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
 MAX_MIDDLE_WORDS = 20000
@@ -26,6 +28,21 @@ class WordDiff:
 
 
 def word_diff(old: str, new: str) -> WordDiff:
+    if len(old) + len(new) > MAX_MIDDLE_CHARS:
+        # Long texts: the changed lines first, at C speed; then word by word inside them.
+        spans = changed_spans(old, new)
+        if spans is not None:
+            inserted: list[tuple[int, int]] = []
+            removed: list[str] = []
+            for a0, a1, b0, b1 in spans:
+                inner = _trimmed_diff(old[a0:a1], new[b0:b1])
+                inserted += [(b0 + start, b0 + end) for start, end in inner.inserted]
+                removed += inner.removed
+            return WordDiff(inserted, removed)
+    return _trimmed_diff(old, new)
+
+
+def _trimmed_diff(old: str, new: str) -> WordDiff:
     prefix = common_prefix(old, new)
     prefix = _word_start(new, prefix)
     suffix = common_prefix(old[prefix:][::-1], new[prefix:][::-1])
@@ -61,15 +78,15 @@ def _by_lines(old_mid: str, new_mid: str, offset: int) -> WordDiff:
     find the changed lines first, at C speed, then diff word by word inside
     each changed pair only."""
     old_lines, new_lines = old_mid.split("\n"), new_mid.split("\n")
-    starts = [offset]
-    for line in new_lines:
-        starts.append(starts[-1] + len(line) + 1)
+    # Where each new line starts, at C speed (a book has tens of thousands of lines).
+    ends = list(accumulate(map(len, new_lines)))
+    starts = [offset] + [offset + end + n + 1 for n, end in enumerate(ends)]
     inserted: list[tuple[int, int]] = []
     removed: list[str] = []
     if len(old_lines) == len(new_lines):
         pairs = [(n, n) for n, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
         for i, j in pairs:
-            inner = word_diff(old_lines[i], new_lines[j])
+            inner = _trimmed_diff(old_lines[i], new_lines[j])
             inserted += [(starts[j] + a, starts[j] + b) for a, b in inner.inserted]
             removed += inner.removed
         return WordDiff(inserted, removed)

@@ -81,6 +81,29 @@ def test_log_lists_versions_as_a_table(example_draft, tmp_path):
     assert "v3" in limited.output and not re.search(r"\bv1\b", limited.output)
 
 
+def test_log_fits_80_columns_with_forks_long_authors_and_long_commands(example_draft, tmp_path):
+    from rich.cells import cell_len
+
+    long_insert = 'insert 1:1 "' + "A sentence far longer than any terminal row is wide. " * 3 + '"'
+    invoke("apply", example_draft, write_script(tmp_path, long_insert))
+    invoke("apply", example_draft, write_script(tmp_path, 'insert 2:1 "x"'),
+           "--author", "model:a-rather-long-model-name-1.5B")
+    assert invoke("fork", example_draft, "v2").exit_code == 0
+    result = runner.invoke(app, ["log", str(example_draft)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines and all(cell_len(line) <= 80 for line in lines), [cell_len(line) for line in lines]
+    rows = {line.split()[0]: line for line in lines if re.match(r"v\d", line)}
+    assert set(rows) == {"v1", "v2", "v3", "v4"}
+    # What must stay whole stays whole; the command and the author are cut.
+    assert "fork-1" in rows["v4"] and "main" in rows["v1"]
+    assert re.search(r"\d\d:\d\d:\d\d", rows["v2"])
+    assert rows["v2"].rstrip().endswith("…") and 'insert 1:1 "A sentence far' in rows["v2"]
+    assert "model:a-rathe…" in rows["v3"]  # 14 cells
+    wide = runner.invoke(app, ["log", str(example_draft)], env={"COLUMNS": "200"})
+    assert "A sentence far longer than any terminal row is wide. A sentence" in wide.output
+
+
 def test_show_and_diff(example_draft, tmp_path):
     original = example_draft.read_text()
     invoke("apply", example_draft, write_script(tmp_path, 'replace 5 "Teh" "The"'))
