@@ -72,7 +72,7 @@ _ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 # The first parse goes region by region, each at least this many lines.
 REGION_LINES = 4096
 # A prose line longer than this reaches tree-sitter cut to this length.
-_PROSE_KEPT = 16
+_PROSE_KEPT = 1
 
 
 @dataclass(frozen=True)
