@@ -165,7 +165,11 @@ class History:
         if named > newest:
             evidence.append(f"a checkpoint names v{named}")
         streamed = newest_version_in_stream(self._location.folder)
-        if streamed > newest:
+        # After falling back from a damaged newest commit the stream may name
+        # the versions that fall-back dropped (as the index does); only more
+        # than the index held is evidence of lost refs then.
+        known = newest if trust_index else max(newest, self._indexed_count())
+        if streamed > known:
             evidence.append(f"its agent stream names v{streamed}")
         if not self._tips:
             if indexed < 0:
