@@ -9,10 +9,13 @@ the last record plus, at most, the few records since the last stored state.
 On disk (one folder per draft, beside its history: :func:`stream_dir_for`):
 
 - ``stream.txt`` — append-only UTF-8 text, every chunk in the order written.
-- ``records.bin`` — append-only fixed-size records, one per chunk (a turn:
-  the model's line with its observation, or a runtime event). A record names
-  its parent record, so after a rewind the logical stream is the parent chain
-  (the text of a forked line is a prefix of the old one plus new chunks).
+- ``records.bin`` — a header, then append-only fixed-size records, one per
+  chunk (a turn: the model's line with its observation, or a runtime event).
+  A record names its parent record, so after a rewind the logical stream is
+  the parent chain (the text of a forked line is a prefix of the old one plus
+  new chunks). Each record carries CRC-32s of itself, of its chunk's text and
+  of its state slot (layout: ``infitool_edit/stream_records.py``); a stream
+  written before the checksums is read as it was and rewritten with them.
 - ``states.bin`` — fixed-size recurrent-state slots, one every
   ``keyframe_every`` records; the records between are replayed exactly.
 
@@ -20,11 +23,13 @@ Writes go text, then state, then record: the record is the commit point. On
 open, anything written after the last whole record (a kill mid-write) is cut
 off, so the three files always agree.
 
-Repairs only shrink: on open the records are checked in order (parent before
-it, text where the previous chunk ended and inside ``stream.txt``, state slots
-in sequence and inside ``states.bin``); the first that does not check out ends
+Repairs only shrink: on open the records are checked in order (their own
+checksum, parent before them, text where the previous chunk ended, inside
+``stream.txt`` and matching its checksum, state slots in sequence, inside
+``states.bin`` and matching theirs); the first that does not check out ends
 the valid prefix, everything from it on is cut off and reported in one
-warning line. A file is never extended, whatever a damaged record claims.
+warning line. A file is never extended, whatever a damaged record claims,
+and nothing is made up: a damaged record is dropped, never mended.
 """
 
 from __future__ import annotations
@@ -36,20 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from infitool_edit import stream_records
 from infitool_edit.errors import InfitoolError
+from infitool_edit.stream_records import HEADER, RECORD_V1, RECORD_V2, STREAM_FOLDER
 
-RECORD_DTYPE = np.dtype(
-    [
-        ("parent", "<i8"),  # record index, -1 for the first
-        ("start", "<i8"),  # byte offsets of the chunk in stream.txt
-        ("end", "<i8"),
-        ("model_bytes", "<i8"),  # leading bytes of the chunk the model generated
-        ("version", "<i8"),  # history version made by this chunk, -1 if none
-        ("head_version", "<i8"),  # the draft's version after the chunk, -1 if none
-        ("tokens", "<i8"),  # stream tokens along the chain, up to the chunk's end
-        ("state_slot", "<i8"),  # slot in states.bin holding the state after it, -1 if none
-    ]
-)
+RECORD_DTYPE = RECORD_V2  # what this code writes
 
 
 log = logging.getLogger("infitool_edit")
@@ -65,7 +61,7 @@ class StreamError(InfitoolError, ValueError):
 def stream_dir_for(history) -> Path:
     """Where a draft's stream lives: in the history's own folder for the
     draft, which git ignores (never in the writer's tree)."""
-    return Path(history.folder, "agent")
+    return Path(history.folder, STREAM_FOLDER)
 
 
 @dataclass(frozen=True)
@@ -220,7 +216,12 @@ class StreamLog:
             -1 if head_version is None else head_version,
             tokens,
             slot,
+            stream_records.crc(data),
+            stream_records.crc(state) if state is not None else 0,
+            0,
+            0,
         )
+        stream_records.seal(row)
         self._index.write(row.tobytes())
         self._index.flush()
         self._grow(row)
@@ -242,39 +243,92 @@ class StreamLog:
 
     def _load_records(self) -> np.ndarray:
         raw = self._records_path.read_bytes()
-        whole = len(raw) // RECORD_DTYPE.itemsize * RECORD_DTYPE.itemsize
-        records = np.frombuffer(raw[:whole], dtype=RECORD_DTYPE).copy()
-        valid, reason = self._valid_prefix(records)
-        if valid < len(records):
+        form, rows, offset = stream_records.parse(raw)
+        valid, reason = self._valid_prefix(rows, raw, offset)
+        if valid < len(rows):
             log.warning(
                 "warning: %s: dropped %d of %d stream records from record %d on (%s); the history keeps every version",
-                self.directory, len(records) - valid, len(records), valid, reason,
+                self.directory, len(rows) - valid, len(rows), valid, reason,
             )
-            records = records[:valid].copy()
+        if form == 2:
+            records = rows[:valid].copy()
+            if not raw.startswith(HEADER):  # only the header was damaged: put it back, nothing else changes
+                self._rewrite_records(records)
+        else:
+            records = self._with_checksums(rows[:valid])
+            self._rewrite_records(records)
         self._count = len(records)
         return records
 
-    def _valid_prefix(self, records: np.ndarray) -> tuple[int, str]:
+    def _valid_prefix(self, rows: np.ndarray, raw: bytes, offset: int) -> tuple[int, str]:
         """How many leading records are consistent with each other and with
-        the files, and why the next one is not."""
-        text_size = self._text_path.stat().st_size
+        the files (and, for records with checksums, match them), and why the
+        next one is not."""
+        checked = rows.dtype == RECORD_V2
+        size = rows.dtype.itemsize
+        text = self._text_path.read_bytes()
+        text_view = memoryview(text)
+        text_size = len(text)
         states_size = self._states_path.stat().st_size
         text_end = 0
         next_slot = 0
-        for index, row in enumerate(records.tolist()):
-            parent, start, end, model_bytes, version, head_version, tokens, slot = row
-            if not -1 <= parent < index:
-                return index, f"record {index} names parent {parent}"
-            if start != text_end or not start <= end <= text_size:
-                return index, f"record {index} claims bytes {start}-{end} of a {text_size}-byte stream.txt"
-            if not 0 <= model_bytes <= end - start or version < -1 or head_version < -1 or tokens < 0:
-                return index, f"record {index} holds impossible counts"
-            if slot != -1:
-                if self._state_size is None or slot != next_slot or (slot + 1) * self._state_size > states_size:
-                    return index, f"record {index} names state slot {slot}, which states.bin lacks"
-                next_slot += 1
-            text_end = end
-        return len(records), ""
+        with open(self._states_path, "rb") as states:
+            for index, row in enumerate(rows):
+                parent, start, end, model_bytes, version, head_version, tokens, slot = (
+                    int(row[name]) for name in RECORD_V1.names
+                )
+                if checked and not stream_records.row_checks_out(
+                    raw[offset + index * size: offset + (index + 1) * size], row
+                ):
+                    return index, f"record {index} fails its checksum"
+                if not -1 <= parent < index:
+                    return index, f"record {index} names parent {parent}"
+                if start != text_end or not start <= end <= text_size:
+                    return index, f"record {index} claims bytes {start}-{end} of a {text_size}-byte stream.txt"
+                if not 0 <= model_bytes <= end - start or version < -1 or head_version < -1 or tokens < 0:
+                    return index, f"record {index} holds impossible counts"
+                if checked and stream_records.crc(text_view[start:end]) != int(row["text_crc"]):
+                    return index, f"record {index}'s text (bytes {start}-{end} of stream.txt) fails its checksum"
+                if slot != -1:
+                    if self._state_size is None or slot != next_slot or (slot + 1) * self._state_size > states_size:
+                        return index, f"record {index} names state slot {slot}, which states.bin lacks"
+                    if checked:
+                        states.seek(slot * self._state_size)
+                        if stream_records.crc(states.read(self._state_size)) != int(row["state_crc"]):
+                            return index, f"record {index}'s state (slot {slot} of states.bin) fails its checksum"
+                    next_slot += 1
+                text_end = end
+        return len(rows), ""
+
+    def _with_checksums(self, old: np.ndarray) -> np.ndarray:
+        """Records of a stream written before the checksums, as checksummed
+        ones: the checksums are of the files as they are now (already
+        checked for consistency; nothing older is known to compare with)."""
+        records = np.zeros(len(old), dtype=RECORD_V2)
+        for name in RECORD_V1.names:
+            records[name] = old[name]
+        text = memoryview(self._text_path.read_bytes())
+        with open(self._states_path, "rb") as states:
+            for index in range(len(records)):
+                row = records[index : index + 1]
+                row["text_crc"] = stream_records.crc(text[int(row["start"][0]): int(row["end"][0])])
+                slot = int(row["state_slot"][0])
+                if slot >= 0:
+                    states.seek(slot * self._state_size)
+                    row["state_crc"] = stream_records.crc(states.read(self._state_size))
+                stream_records.seal(row)
+        return records
+
+    def _rewrite_records(self, records: np.ndarray) -> None:
+        """records.bin as the header and ``records``, replaced atomically
+        (a kill leaves the old file or the new one)."""
+        temporary = self._records_path.with_name("records.bin.tmp")
+        with open(temporary, "wb") as f:
+            f.write(HEADER)
+            f.write(records.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self._records_path)
 
     def _load_state_size(self) -> int | None:
         if not self._state_size_path.exists():
@@ -298,7 +352,7 @@ class StreamLog:
         slots = self._records["state_slot"]
         state_end = (int(slots.max()) + 1) * self._state_size if n and self._state_size and slots.max() >= 0 else 0
         for path, size in (
-            (self._records_path, n * RECORD_DTYPE.itemsize),
+            (self._records_path, len(HEADER) + n * RECORD_DTYPE.itemsize),
             (self._text_path, text_end),
             (self._states_path, state_end),
         ):

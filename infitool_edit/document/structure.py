@@ -24,6 +24,18 @@ milliseconds, so an edit costs at most a parse of a bounded region:
   inside an opaque block that may go on (opening a fence turns the rest of
   the draft into code, so that region reaches the end of the draft).
 
+Memory. tree-sitter's tree costs tens of bytes per byte of paragraph text
+(a 50 MB draft parsed whole peaked at 2.9 GB), and none of that text matters
+to the block structure. So the draft is parsed region by region, between
+restart lines (the same regions an edit reparses), a region of nothing but
+prose lines and blank lines is not parsed at all (it holds no heading and
+no block), and a long prose line reaches tree-sitter cut to its first
+characters (what follows its first letter cannot change the blocks, unless
+it holds a ``|`` or a ``>``, which may make a table or end an HTML block:
+such lines go whole). Setext titles are taken from the draft's own lines.
+``MarkdownStructure(lines, whole=True)`` is the plain twin: one parse of the
+whole text, nothing cut or skipped; the tests hold the two equal.
+
 Headings and blocks are kept in sorted numpy arrays of line numbers, so the
 shift below an edit is one slice add, as cheap at the top of a long draft as
 at its end. ``tests/document/test_document_structure.py`` checks the result against a
@@ -57,6 +69,10 @@ _SETEXT_LEVELS = {"setext_h1_underline": 1, "setext_h2_underline": 2}
 # list or quote when not indented, and is never a setext underline.
 _ATX_LINE = re.compile(r"#{1,6}(?:[ \t]|$)")
 _ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+# The first parse goes region by region, each at least this many lines.
+REGION_LINES = 4096
+# A prose line longer than this reaches tree-sitter cut to this length.
+_PROSE_KEPT = 1
 
 
 @dataclass(frozen=True)
@@ -87,9 +103,10 @@ class MarkdownStructure:
     """Headings and opaque blocks of a draft held as a list of lines (the
     text split on ``\\n``). The owner calls ``update`` after every edit."""
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], *, whole: bool = False, region_lines: int = REGION_LINES):
         self._parser = Parser(_LANGUAGE)
-        parsed = self._parse(lines, 0, len(lines))
+        self._whole = whole
+        parsed = self._parse(lines, 0, len(lines)) if whole else self._parse_by_regions(lines, region_lines)
         self._heading_lines = np.array(parsed.heading_lines, dtype=np.int64)
         self._heading_stops = np.array(parsed.heading_stops, dtype=np.int64)
         self._heading_levels = parsed.heading_levels
@@ -269,19 +286,46 @@ class MarkdownStructure:
 
     # --- tree-sitter ----------------------------------------------------------
 
+    def _parse_by_regions(self, lines: list[str], region_lines: int) -> _Parsed:
+        """The whole draft, parsed a region at a time: from a restart line to
+        the first restart line at least ``region_lines`` further on, grown
+        while a block runs on past its end (as ``update`` grows a region).
+        Peak memory is one region's tree, not the draft's."""
+        whole = _Parsed([], [], [], [], [], [], False)
+        start, count = 0, len(lines)
+        while start < count:
+            stop = _next_restart(lines, start + region_lines)
+            while True:
+                parsed = self._parse(lines, start, stop)
+                if not parsed.open_at_end:
+                    break
+                stop = _next_restart(lines, max(stop + 1, start + 2 * (stop - start)))
+            for name in ("heading_lines", "heading_stops", "heading_levels", "heading_titles",
+                         "block_starts", "block_stops"):
+                getattr(whole, name).extend(getattr(parsed, name))
+            start = stop
+        return whole
+
     def _parse(self, lines: list[str], start: int, stop: int) -> _Parsed:
         # Always end on a newline: tree-sitter-markdown reads a lone "# Title"
         # with no newline after it as an error, not a heading.
         # A region inside the draft starts with a blank line: front matter is
         # only front matter on the draft's first line, and every restart line
         # reads the same after a blank line.
-        lead = "\n" if start > 0 else ""
-        text = lead + "\n".join(lines[start:stop]) + "\n"
-        tree = self._parser.parse(text.encode("utf-8"))
         parsed = _Parsed([], [], [], [], [], [], False)
+        region = lines[start:stop]
+        if not self._whole:
+            if all(not line.strip() or _is_prose(line) for line in region):
+                return parsed  # paragraphs only: no heading, no block, nothing open
+            region = [_for_parser(line) for line in region]
+        lead = "\n" if start > 0 else ""
+        text = (lead + "\n".join(region) + "\n").encode("utf-8")
+        del region
+        tree = self._parser.parse(text)
+        del text
         offset = start - len(lead)
         bounded = stop < len(lines)
-        self._collect(tree.root_node, offset, stop - offset, bounded, parsed)
+        self._collect(tree.root_node, offset, stop - offset, bounded, parsed, lines)
         if bounded and start == 0 and lines[0].rstrip() in _METADATA_FENCES and parsed.block_starts[:1] != [0]:
             # Front matter whose closing line lies beyond the region.
             parsed.open_at_end = True
@@ -291,13 +335,14 @@ class MarkdownStructure:
             parsed.open_at_end = True
         return parsed
 
-    def _collect(self, node: Node, offset: int, region_rows: int, bounded: bool, parsed: _Parsed) -> None:
+    def _collect(self, node: Node, offset: int, region_rows: int, bounded: bool, parsed: _Parsed,
+                 lines: list[str]) -> None:
         for child in node.children:
             kind = child.type
             if kind == "section":
-                self._collect(child, offset, region_rows, bounded, parsed)
+                self._collect(child, offset, region_rows, bounded, parsed, lines)
             elif kind in _HEADINGS:
-                level, title = _heading(child)
+                level, title = _heading(child, offset, lines)
                 parsed.heading_lines.append(offset + child.start_point.row)
                 end = child.end_point
                 parsed.heading_stops.append(offset + (end.row if end.column == 0 else end.row + 1))
@@ -314,6 +359,29 @@ class MarkdownStructure:
 
 def _is_prose(text: str) -> bool:
     return text[:1].isalpha() and "|" not in text
+
+
+def _for_parser(line: str) -> str:
+    """The line as tree-sitter needs to see it for the blocks: a long prose
+    line cut short (see the module docstring), any other line whole."""
+    if len(line) > _PROSE_KEPT and line[0].isalpha() and "|" not in line and ">" not in line:
+        return line[:_PROSE_KEPT]
+    return line
+
+
+def _next_restart(lines: list[str], line: int) -> int:
+    """The first line at or after ``line`` where a region may end and the
+    next begin: one that does not start with whitespace and follows a blank
+    line or is an ATX heading (whether a block runs over it is for the
+    parse to say)."""
+    while line < len(lines):
+        text = lines[line]
+        if text and text[0] not in " \t" and text.strip() and (
+            not lines[line - 1].strip() or _ATX_LINE.match(text)
+        ):
+            return line
+        line += 1
+    return len(lines)
 
 
 def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, replacement: list[int]):
@@ -334,7 +402,7 @@ def _may_continue(block: Node) -> bool:
     return block.type in ("html_block", "pipe_table", "ERROR")
 
 
-def _heading(node: Node) -> tuple[int, str]:
+def _heading(node: Node, offset: int, lines: list[str]) -> tuple[int, str]:
     level, title = 1, ""
     for child in node.children:
         kind = child.type
@@ -342,10 +410,12 @@ def _heading(node: Node) -> tuple[int, str]:
             level = _ATX_LEVELS[kind]
         elif kind in _SETEXT_LEVELS:
             level = _SETEXT_LEVELS[kind]
-        elif kind == "inline":  # ATX: the text after the marker
+        elif kind == "inline":  # ATX: the text after the marker (never cut: it starts with #)
             title = _ATX_CLOSING.sub("", _text(child).strip())
-        elif kind == "paragraph":  # setext: the lines above the underline
-            title = " ".join(line.strip() for line in _text(child).splitlines() if line.strip())
+        elif kind == "paragraph":  # setext: the lines above the underline, from the draft (they may reach tree-sitter cut)
+            end = child.end_point
+            rows = range(child.start_point.row, end.row if end.column == 0 else end.row + 1)
+            title = " ".join(lines[offset + row].strip() for row in rows if lines[offset + row].strip())
     return level, title
 
 

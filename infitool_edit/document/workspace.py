@@ -37,6 +37,7 @@ from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
 # Lines shown above the cursor by a bare ``read`` or a ``jump``.
 CONTEXT_ABOVE = 5
 PROSE_CHECK_LINES = 64
+_TWO_WORDS = re.compile(r"\S\s+\S")  # more than one word, as str.split() counts them
 _SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?:\s|$)")
 
 Range = tuple[Position, Position]
@@ -312,9 +313,20 @@ def _inverse(start: Position, new_end: Position, old_text: str, new_text: str) -
 
 
 def _prose_scale(old_text: str, new_text: str) -> str:
-    sentence_ends = max(len(_SENTENCE_END.findall(text)) for text in (old_text, new_text))
+    # Counted up to 2 and searched, never listed: a 10 MB insert split into
+    # words was a list of two million strings.
+    sentence_ends = max(_at_most_two(_SENTENCE_END.finditer(text)) for text in (old_text, new_text))
     if "\n" in old_text or "\n" in new_text or sentence_ends >= 2:
         return "paragraph"
-    if sentence_ends == 1 or max(len(old_text.split()), len(new_text.split())) > 1:
+    if sentence_ends == 1 or _TWO_WORDS.search(old_text) or _TWO_WORDS.search(new_text):
         return "sentence"
     return "word"
+
+
+def _at_most_two(matches) -> int:
+    count = 0
+    for _ in matches:
+        count += 1
+        if count == 2:
+            break
+    return count

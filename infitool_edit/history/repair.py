@@ -17,6 +17,8 @@ from pathlib import Path
 
 import git
 
+from infitool_edit.stream_records import STREAM_FOLDER, newest_version_in_stream
+
 from .chunks import CHUNK_FOLDER_SUFFIX
 from .errors import HistoryError
 from .location import DraftLock, locate
@@ -109,4 +111,22 @@ def _repair(location) -> str:
     newest = max(entry.version for entry in tips.values())
     lines = ", ".join(f"{line} at v{entry.version}" for line, entry in sorted(tips.items()))
     skipped = f"; {damaged} damaged commit{'s' if damaged != 1 else ''} skipped" if damaged else ""
-    return f"repaired the history of {location.draft_path}: newest version v{newest} ({lines}){skipped}"
+    return (f"repaired the history of {location.draft_path}: newest version v{newest} ({lines}){skipped}"
+            f"{_set_aside_stream_past(location.folder, newest)}")
+
+
+def _set_aside_stream_past(folder: str, newest: int) -> str:
+    """A stream naming versions the repaired history lacks (their commits
+    are gone) would make the history refuse again: move its folder aside,
+    whole (never delete it), so the model's stream starts afresh."""
+    streamed = newest_version_in_stream(folder)
+    if streamed <= newest:
+        return ""
+    stream = os.path.join(folder, STREAM_FOLDER)
+    aside = f"{stream}.before-repair"
+    number = 1
+    while os.path.exists(aside):
+        number += 1
+        aside = f"{stream}.before-repair-{number}"
+    os.rename(stream, aside)
+    return f"; the agent stream named v{streamed}, so it was moved to {aside} and starts afresh"

@@ -45,6 +45,8 @@ from typing import Callable, TypeVar
 
 import git
 
+from infitool_edit.stream_records import newest_version_in_stream, stream_has_records
+
 from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, chunk_name
 from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
 from .location import DraftLock, Location, locate
@@ -167,11 +169,17 @@ class History:
         named = max(checkpoints.values(), default=0)
         if named > newest:
             evidence.append(f"a checkpoint names v{named}")
+        streamed = newest_version_in_stream(self._location.folder)
+        # After falling back from a damaged newest commit the stream may name
+        # the versions that fall-back dropped (as the index does); only more
+        # than the index held is evidence of lost refs then.
+        known = newest if trust_index else max(newest, self._indexed_count())
+        if streamed > known:
+            evidence.append(f"its agent stream names v{streamed}")
         if not self._tips:
             if indexed < 0:
                 evidence.append("its index exists")
-            records = os.path.join(self._location.folder, "agent", "records.bin")
-            if os.path.isfile(records) and os.path.getsize(records) > 0:
+            if streamed <= newest and stream_has_records(self._location.folder):
                 evidence.append("an agent stream exists")
         if evidence:
             reached = f"its refs reach only v{newest}" if self._tips else "it has no line refs"

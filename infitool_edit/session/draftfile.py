@@ -16,19 +16,34 @@ change, so a ``touch`` or a rewrite with identical bytes is not a conflict.
 A write is a compare-and-swap, as close to one as POSIX allows without the
 other program's cooperation (see ``PendingWrite``): the old file is held
 open from the check to after the rename, checked again just before the
-rename and once more after it, and kept open until the next write so that a
-program which opened it before the rename and writes to it after is caught
-too. Whatever such a program wrote reaches the caller as ``DraftRaced``
-with their bytes, never silently dropped with the replaced inode.
+rename and once more after it. A program that opened the old file before
+the rename can still write to it after, for as long as it keeps its handle:
+so every replaced inode stays open and watched (``check_replaced``, at
+every command and on close) until the kernel says that no other program
+holds it open any more (a write lease on it is granted only then) and its
+bytes are still the ones we replaced. Whatever such a program wrote
+reaches the caller as ``DraftRaced`` with their bytes, never silently
+dropped with the replaced inode.
+
+The window that remains (see docs/session.md): where a lease cannot be
+taken (a draft owned by another user, a file system without leases, a
+replaced file with another hard link) a replaced inode is watched for
+``_UNPROVEN_WATCH_S`` seconds only; a program holding it longer than that
+and writing after loses that write. And a same-size overwrite of the
+current file within one tick of the file system's clock after our own
+write is not seen by the stat comparison (an append always is: it changes
+the size).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import secrets
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +56,13 @@ _TEMP_MARK = "infitool"
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Mode of a draft we create, before the umask (what `open(..., "w")` uses).
 _NEW_FILE_MODE = 0o666
+# How long a replaced inode is watched when the kernel cannot tell us that
+# nobody else holds it open (no lease possible); see the module docstring.
+_UNPROVEN_WATCH_S = 10.0
+# At most this many replaced inodes are watched; past it the oldest is let go
+# (each is one file descriptor; only programs that hold old handles for long
+# make more than one or two).
+_MAX_WATCHED = 64
 
 MAX_DRAFT_MB_ENV = "INFITOOL_EDIT_MAX_DRAFT_MB"
 DEFAULT_MAX_DRAFT_BYTES = 64 * 2**20  # a long book is 2-3 MB; a draft past this is not prose
@@ -178,12 +200,38 @@ def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
 
 @dataclass
 class _Replaced:
-    """The inode our last rename replaced, held open: a program that opened
+    """An inode one of our renames replaced, held open: a program that opened
     it before the rename may still write to it."""
 
     fd: int
     seen: os.stat_result
-    base: bytes
+    base: bytes  # what it held when we last looked
+    replaced_at: float  # time.monotonic() of the rename
+
+
+def _held_by_nobody_else(fd: int, st: os.stat_result) -> bool | None:
+    """Whether no other open file (any process's) refers to this inode:
+    True or False as the kernel says, None where it cannot say.
+
+    A write lease is granted only while ours is the only open file on the
+    inode (Linux's check_conflicting_open), and released at once. Taken only
+    on an inode with no name left (``st_nlink == 0``): nobody can open it
+    while we hold the lease, so no lease-break signal (SIGIO, whose default
+    action ends the process) can come."""
+    lease = getattr(fcntl, "F_SETLEASE", None)
+    if lease is None or st.st_nlink != 0:
+        return None
+    try:
+        fcntl.fcntl(fd, lease, fcntl.F_WRLCK)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EBUSY):
+            return False
+        return None  # EACCES (not our file), EINVAL (no leases here), ...
+    try:
+        fcntl.fcntl(fd, lease, fcntl.F_UNLCK)
+    except OSError:
+        pass
+    return True
 
 
 class DraftFile:
@@ -194,7 +242,7 @@ class DraftFile:
         self.max_bytes = max_draft_bytes() if max_bytes is None else max_bytes
         self._unsynced = False  # a write whose bytes may still sit in the page cache
         self._stamp: DiskStamp | None = None  # None until the first read
-        self._replaced: _Replaced | None = None
+        self._replaced: list[_Replaced] = []  # oldest first
 
     # --- reading ----------------------------------------------------------
 
@@ -322,16 +370,21 @@ class DraftFile:
             return False
         if st is None or self._stamp.inode is None:
             return True  # appeared or disappeared
-        data = self._read_bytes()
-        if data is None:
+        opened = self._open_existing()
+        if opened is None:
             return True
+        fd, st = opened
+        try:
+            data = self._read_fd(fd, st)
+        finally:
+            os.close(fd)
         if data != self._stamp.content:
             return True
         # Same bytes, new stat (touched, or rewritten identically): adopt it
-        # so the next check is cheap again.
-        st = self._stat()
-        if st is not None:
-            self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
+        # so the next check is cheap again. The stat taken before reading,
+        # never one taken after: a write between the read and a later stat
+        # would be taken as seen.
+        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
         return False
 
     def adopt(self, expected: bytes) -> None:
@@ -363,42 +416,56 @@ class DraftFile:
             )
 
     def check_replaced(self) -> None:
-        """A program that opened the draft before our last rename and wrote
-        to it after wrote into the replaced inode, which only we still hold:
-        hand their bytes over (DraftRaced) instead of losing them."""
-        replaced = self._replaced
-        if replaced is None:
-            return
+        """A program that opened the draft before one of our renames and
+        wrote to it after wrote into a replaced inode, which only we still
+        hold: hand their bytes over (DraftRaced, one inode at a time; the
+        inode stays watched) instead of losing them. An inode is let go only
+        once nobody else holds it open and it holds what we replaced."""
+        for replaced in list(self._replaced):
+            try:
+                now = os.fstat(replaced.fd)
+            except OSError:
+                self._let_go(replaced)
+                continue
+            # Asked before looking at the bytes: once nobody else holds the
+            # inode (it has no name left), nothing can write to it any more,
+            # so bytes that match after this answer match for good.
+            free = _held_by_nobody_else(replaced.fd, now)
+            if free is None:
+                free = time.monotonic() - replaced.replaced_at > _UNPROVEN_WATCH_S
+            # Size and mtime: our own rename changes the old inode's ctime.
+            if (now.st_size, now.st_mtime_ns) != (replaced.seen.st_size, replaced.seen.st_mtime_ns):
+                try:
+                    theirs = self._read_fd(replaced.fd, now)
+                except BaseException:
+                    self._let_go(replaced)
+                    raise
+                base = replaced.base
+                replaced.seen = now
+                if theirs != base:
+                    replaced.base = theirs  # keep watching: their handle may write again
+                    raise DraftRaced(
+                        f"{self.path}: another program wrote to the draft as it was being replaced",
+                        base=base, theirs=theirs, replaced=True,
+                    )
+            if free:
+                self._let_go(replaced)
+
+    def _watch_replaced(self, fd: int, seen: os.stat_result, base: bytes) -> None:
+        self._replaced.append(_Replaced(fd, seen, base, time.monotonic()))
+        while len(self._replaced) > _MAX_WATCHED:
+            self._let_go(self._replaced[0])
+
+    def _let_go(self, replaced: _Replaced) -> None:
+        self._replaced.remove(replaced)
         try:
-            now = os.fstat(replaced.fd)
+            os.close(replaced.fd)
         except OSError:
-            self._forget_replaced()
-            return
-        # Size and mtime: our own rename changes the old inode's ctime.
-        if (now.st_size, now.st_mtime_ns) == (replaced.seen.st_size, replaced.seen.st_mtime_ns):
-            return
-        try:
-            theirs = self._read_fd(replaced.fd, now)
-        except BaseException:
-            self._forget_replaced()
-            raise
-        if theirs == replaced.base:
-            replaced.seen = now  # touched, not changed: keep watching
-            return
-        self._forget_replaced()
-        if theirs != replaced.base:
-            raise DraftRaced(
-                f"{self.path}: another program wrote to the draft as it was being replaced",
-                base=replaced.base, theirs=theirs, replaced=True,
-            )
+            pass
 
     def _forget_replaced(self) -> None:
-        if self._replaced is not None:
-            try:
-                os.close(self._replaced.fd)
-            except OSError:
-                pass
-            self._replaced = None
+        for replaced in list(self._replaced):
+            self._let_go(replaced)
 
     # --- writing ----------------------------------------------------------
 
@@ -442,14 +509,19 @@ class DraftFile:
                     raise DraftChanged(f"{self.path}: changed on disk by another program; not overwriting it")
             elif self._stamp.inode is not None:
                 raise DraftChanged(f"{self.path}: deleted by another program; not recreating it")
-            temp_name = self._write_temporary(target, data, old_st, durable=durable)
+            temp_name, written = self._write_temporary(target, data, old_st, durable=durable)
         except BaseException:
             if old_fd is not None:
                 os.close(old_fd)
             raise
-        return PendingWrite(self, target, temp_name, old_fd, old_st, data, durable)
+        return PendingWrite(self, target, temp_name, old_fd, old_st, data, written, durable)
 
-    def _write_temporary(self, target: Path, data: bytes, old: os.stat_result | None, *, durable: bool) -> str:
+    def _write_temporary(
+        self, target: Path, data: bytes, old: os.stat_result | None, *, durable: bool
+    ) -> tuple[str, os.stat_result]:
+        """Our bytes in a new temporary file beside the draft: its name, and
+        its stat as we left it (what the draft's stat is after the rename,
+        until someone else writes it)."""
         temp_name = str(target.parent / f"{self._temporary_prefix(target)}{os.getpid()}-{secrets.token_hex(8)}{_TEMP_SUFFIX}")
         try:
             fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -462,13 +534,14 @@ class DraftFile:
                 _copy_ownership(handle.fileno(), old)
                 if durable:
                     os.fsync(handle.fileno())
+                written = os.fstat(handle.fileno())
         except OSError as exc:
             _remove_quietly(temp_name)
             raise _describe(self.path, exc, "write") from None
         except BaseException:
             _remove_quietly(temp_name)
             raise
-        return temp_name
+        return temp_name, written
 
     def sync(self) -> None:
         """Make the last write durable, if it is not yet."""
@@ -486,8 +559,14 @@ class DraftFile:
         _fsync_folder(target.parent)
         self._unsynced = False
 
+    @property
+    def watching_replaced(self) -> int:
+        """How many replaced inodes another program may still write to."""
+        return len(self._replaced)
+
     def close(self) -> None:
-        """Stop watching the inode the last write replaced."""
+        """Stop watching the inodes our writes replaced (check them first:
+        ``check_replaced``)."""
         self._forget_replaced()
 
     @property
@@ -531,13 +610,14 @@ class PendingWrite:
     temporary file, the old file held open."""
 
     def __init__(self, draft: DraftFile, target: Path, temp_name: str, old_fd: int | None,
-                 old_st: os.stat_result | None, data: bytes, durable: bool):
+                 old_st: os.stat_result | None, data: bytes, written: os.stat_result, durable: bool):
         self._draft = draft
         self._target = target
         self._temp = temp_name
         self._old_fd = old_fd
         self._old_st = old_st
         self._data = data
+        self._written = written
         self._durable = durable
         self._done = False
 
@@ -585,19 +665,15 @@ class PendingWrite:
         self._done = True
         if self._durable:
             _fsync_folder(self._target.parent)
-        try:
-            st = os.stat(self._target)
-        except OSError:
-            st = None
-        draft._stamp = (
-            DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, self._data) if st is not None
-            else DiskStamp.missing()
-        )
+        # The stamp is our temporary file's stat as we wrote it, not a stat
+        # of the path taken now: a program appending to the new file between
+        # the rename and such a stat would have its append taken as ours.
+        written = self._written
+        draft._stamp = DiskStamp(written.st_ino, written.st_size, written.st_mtime_ns, self._data)
         draft._unsynced = not self._durable
-        # Watch the replaced inode from now until the next write.
-        draft._forget_replaced()
+        # Watch the replaced inode until nobody else can write to it.
         if self._old_fd is not None:
-            draft._replaced = _Replaced(self._old_fd, self._old_st, base)
+            draft._watch_replaced(self._old_fd, self._old_st, base)
         if raced is not None:
             raise raced
         draft.check_replaced()  # a write that landed during the rename itself

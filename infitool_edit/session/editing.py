@@ -35,7 +35,9 @@ the workspace sees LF only.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +61,19 @@ from infitool_edit.session.draftfile import (
 )
 from infitool_edit.session.merge import merge_changes
 
+log = logging.getLogger("infitool_edit")
+
 # Author and message of the versions the session records on its own.
 DISK_AUTHOR = "disk"
 OPEN_MESSAGE = "open"
 RELOAD_MESSAGE = "reload"
 # How often one write may meet another program's write before giving up.
 _RACE_RETRIES = 5
+# How many replaced files' late writes one check absorbs (each is one
+# program that held an old copy open and wrote to it).
+_MAX_LATE_WRITES = 64
+# How long close waits for a program still holding a replaced file open.
+_CLOSE_WAIT_S = 1.0
 
 # How many versions the `history` command lists, and how much of each
 # command line it shows: observations stay bounded however long the history.
@@ -153,7 +162,7 @@ class EditingSession:
     def close(self) -> None:
         try:
             with self._turn:
-                self._absorb_late_writes()
+                self._absorb_late_writes_before_closing()
             self.draft.sync()
         finally:
             self.draft.close()
@@ -219,12 +228,30 @@ class EditingSession:
             self._absorb(race)
 
     def _absorb_late_writes(self) -> None:
-        """A program that wrote into the file our last write replaced: keep
-        what it wrote (see ``_absorb``)."""
-        try:
-            self.draft.check_replaced()
-        except DraftRaced as race:
-            self._absorb(race)
+        """A program that wrote into a file one of our writes replaced: keep
+        what it wrote (see ``_absorb``), for every such file."""
+        for _ in range(_MAX_LATE_WRITES):
+            try:
+                self.draft.check_replaced()
+                return
+            except DraftRaced as race:
+                self._absorb(race)
+
+    def _absorb_late_writes_before_closing(self) -> None:
+        """On close, give a program that still holds a replaced file open a
+        moment to finish with it (a sync tool between its open and its
+        write), then keep whatever it wrote; warn if one still holds it."""
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        while True:
+            self._absorb_late_writes()
+            if not self.draft.watching_replaced or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if self.draft.watching_replaced:
+            log.warning(
+                "warning: %s: another program still holds an old copy of the draft open; "
+                "what it writes there from now on is not seen", self.draft.path,
+            )
 
     def _absorb(self, race: DraftRaced) -> None:
         """Another program wrote the draft while we replaced it. Their file

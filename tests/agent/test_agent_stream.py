@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infitool_edit.agent.stream import RECORD_DTYPE, StreamLog
+from infitool_edit.stream_records import HEADER
 
 
 def test_a_torn_tail_is_cut_and_branches_keep_their_text(tmp_path: Path) -> None:
@@ -31,4 +32,4 @@ def test_a_torn_tail_is_cut_and_branches_keep_their_text(tmp_path: Path) -> None
     assert reopened.state(reopened.record_for_version(3)) == b"S1"
     assert (tmp_path / "states.bin").read_bytes() == b"S0S1"
     assert (tmp_path / "stream.txt").read_bytes().endswith(b"@ok v4\n")
-    assert (tmp_path / "records.bin").stat().st_size == 4 * RECORD_DTYPE.itemsize
+    assert (tmp_path / "records.bin").stat().st_size == len(HEADER) + 4 * RECORD_DTYPE.itemsize

@@ -23,7 +23,25 @@ fragments = st.lists(st.sampled_from(MARKDOWN_LINES + ["x", "#", "`", "\n", "|",
 
 
 def fresh_outline(text: str) -> list[HeadingInfo]:
-    return MarkdownStructure(text.split("\n")).outline()
+    """The plain twin: one parse of the whole text, nothing cut or skipped."""
+    return MarkdownStructure(text.split("\n"), whole=True).outline()
+
+
+LONG = "A long line of prose, " * 8
+LARGE_LINES = MARKDOWN_LINES + [LONG, LONG + "| with a bar", LONG + "and -->", "Title " + LONG]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.sampled_from(LARGE_LINES), max_size=40), region=st.integers(1, 8))
+def test_parsing_by_regions_with_long_lines_cut_equals_one_whole_parse(lines, region):
+    text = "\n".join(lines) + "\n"
+    assert MarkdownStructure(text.split("\n"), region_lines=region).outline() == fresh_outline(text)
+
+
+def test_a_setext_title_of_long_lines_is_whole():
+    text = f"{LONG}\nsecond {LONG}\n===\n\n{LONG}\n"
+    (heading,) = MarkdownStructure(text.split("\n")).outline()
+    assert heading.title == f"{LONG.strip()} second {LONG.strip()}"
 
 
 def test_atx_setext_levels_titles_and_paths():

@@ -91,8 +91,8 @@ def reopen(draft: Path, stream_dir: Path, before: list[str], stream_before: byte
     assert not lost, f"versions {lost} silently lost"
     invented = [text for text in after if text not in before and text != on_disk]
     assert not invented, f"invented versions {invented!r}"
-    # Repairs only shrink: what is left is a prefix of what was there. (A
-    # chunk garbled in place is not detected: the stream keeps no checksums.)
+    # Repairs only shrink: what is left is a prefix of what was there (a
+    # chunk garbled in place fails its record's checksum and is cut too).
     assert stream_at_open.startswith(stream_after), "the stream was extended or rewritten"
     assert len(stream_after) <= len(stream_before)
     return "recovered"

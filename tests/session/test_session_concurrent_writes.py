@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-
-import pytest
+import time
 
 from infitool_edit.commands import ast
 from infitool_edit.history import History
+from infitool_edit.session import draftfile
 from infitool_edit.session.draftfile import DraftChanged
 from infitool_edit.session.editing import DISK_AUTHOR, EditingSession
 
@@ -93,47 +93,118 @@ def test_a_write_into_the_replaced_file_is_kept(tmp_path):
     assert draft.read_text() == "Mine again.\nMine.\n" + START + "written late\n"
 
 
-APPENDER = textwrap.dedent(
-    """
-    import sys, time
-    path, count = sys.argv[1], int(sys.argv[2])
-    for n in range(count):
-        with open(path, "a") as handle:
-            handle.write(f"append {n:06d}\\n")
-        time.sleep(0.005)
-    """
-)
-
-
-@pytest.mark.xfail(
-    reason="known gap (issue 13 stays open): under heavy load 1-5 of 150 appends were seen lost, written "
-    "through a handle the appender opened on the old file just before our exchange; the three "
-    "deterministic window tests above pass",
-    strict=False,
-)
-def test_stress_another_process_appending_while_commands_are_applied(tmp_path):
-    """Commands applied for as long as another process appends 400 lines,
-    5 ms apart. (The issue asks for 1,000 commands; on the shared 2-core
-    machine those take minutes, mostly re-reading a growing file after each
-    refusal, so the test runs as many as fit in the appender's ~1 s. The
-    deterministic tests above pin the two windows this one samples.)"""
+def test_a_handle_held_across_two_commands_still_lands(tmp_path):
+    """A program that opened the draft before our write and writes only
+    after the next command (a slow sync tool, a loaded machine) writes into
+    an inode two renames old: still watched, still kept."""
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    appends = 400  # ~2-3 s of appending: enough commands run beside it even on a loaded machine
-    appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(draft), str(appends)])
+    with EditingSession.open(draft, author="writer") as session:
+        late = open(draft, "a")
+        session.execute(ast.Insert(ast.Line(1), "One.\n"))
+        session.execute(ast.Insert(ast.Line(1), "Two.\n"))
+        late.write("written two commands late\n")
+        late.close()
+        session.execute(ast.Insert(ast.Line(1), "Three.\n"))
+    assert "written two commands late\n" in everything_kept(draft)
+    assert draft.read_text() == "Three.\nTwo.\nOne.\n" + START + "written two commands late\n"
+
+
+def test_a_handle_held_until_close_still_lands(tmp_path):
+    draft = tmp_path / "draft.md"
+    draft.write_text(START)
+    with EditingSession.open(draft, author="writer") as session:
+        late = open(draft, "a")
+        session.execute(ast.Insert(ast.Line(1), "One.\n"))
+        session.execute(ast.Insert(ast.Line(1), "Two.\n"))
+        late.write("written at the end\n")
+        late.close()
+    assert "written at the end\n" in everything_kept(draft)
+
+
+def test_an_append_right_after_the_rename_is_not_taken_as_ours(tmp_path, monkeypatch):
+    """An append to our new file between the rename and the moment we note
+    its stat: the stamp must be our file as we wrote it, so the next
+    command sees the append (and refuses) instead of overwriting it."""
+    draft = tmp_path / "draft.md"
+    draft.write_text(START)
+    real_remove = draftfile._remove_quietly
+    appended = []
+
+    def remove_then_append(name):
+        # Called in the exchange's cleanup: the rename has happened.
+        real_remove(name)
+        if not appended:
+            with open(draft, "a") as handle:
+                handle.write("appended after the rename\n")
+            appended.append(True)
+
+    with EditingSession.open(draft, author="writer") as session:
+        monkeypatch.setattr(draftfile, "_remove_quietly", remove_then_append)
+        session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
+        monkeypatch.setattr(draftfile, "_remove_quietly", real_remove)
+        assert appended
+        try:
+            session.execute(ast.Insert(ast.Line(1), "Mine again.\n"))
+        except DraftChanged:
+            session.adopt_disk()
+            session.execute(ast.Insert(ast.Line(1), "Mine again.\n"))
+    assert "appended after the rename\n" in draft.read_text()
+
+
+APPENDER = textwrap.dedent(
+    """
+    import os, random, sys, time
+    path, stop = sys.argv[1], sys.argv[2]
+    n = 0
+    while not os.path.exists(stop) and n < 120:
+        for _ in range(random.randint(1, 7)):  # a burst, 0-10 ms apart
+            with open(path, "a") as handle:
+                handle.write(f"append {n:06d}\\n")
+            n += 1
+            time.sleep(random.uniform(0, 0.01))
+        time.sleep(random.uniform(0.05, 0.3))  # a quiet spell, for commands to go through
+    print(n)
+    """
+)
+
+COMMANDS = 150
+MAX_SECONDS = 20.0
+
+
+def test_stress_another_process_appending_while_commands_are_applied(tmp_path):
+    """Another process appends 120 lines in bursts (1-7 lines 0-10 ms apart,
+    then 50-300 ms of quiet: the quiet lets commands go through even on a
+    loaded machine, and each burst meets commands mid-write) while the
+    session applies commands: up to 150, or 20 s. (The
+    issue asks for 1,000; on the shared 2-core machine those take a minute,
+    mostly re-reading a growing file after each refusal. The deterministic
+    tests above pin each window this one samples.) Afterwards every append
+    and every command is in the file or in a version."""
+    draft = tmp_path / "draft.md"
+    stop = tmp_path / "stop"
+    draft.write_text(START)
+    appender = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, str(draft), str(stop)], stdout=subprocess.PIPE, text=True
+    )
     applied = refused = 0
     try:
         with EditingSession.open(draft, author="writer") as session:
-            while appender.poll() is None and applied < 1000:
+            deadline = time.monotonic() + MAX_SECONDS
+            while applied < COMMANDS and time.monotonic() < deadline and appender.poll() is None:
                 try:
                     session.execute(ast.Insert(ast.Line(1), f"command {applied:04d}\n"))
                     applied += 1
                 except DraftChanged:
                     refused += 1
                     session.adopt_disk()
+            stop.touch()
+            appends = int(appender.communicate(timeout=60)[0])
     finally:
-        appender.wait(timeout=60)
-    assert applied >= 5, "hardly any command ran beside the appender: the test proves nothing"
+        stop.touch()
+        if appender.poll() is None:
+            appender.kill()
+    assert applied >= 10 and appends >= 20, f"only {applied} commands beside {appends} appends: proves little"
     kept = everything_kept(draft)
     lost = [n for n in range(appends) if f"append {n:06d}\n" not in kept]
     assert not lost, f"{len(lost)} of {appends} appends lost (first: {lost[:5]}); {applied} commands, {refused} refusals"
