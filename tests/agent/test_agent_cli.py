@@ -14,6 +14,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from infitool_edit.stream_records import HEADER, RECORD_V2
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.ssm import random_tiny_model
@@ -114,7 +115,7 @@ def test_sigkill_during_run_then_resume_agrees_and_continues(tmp_path: Path) -> 
     deadline = time.monotonic() + 240  # a loaded machine starts python slowly
     while time.monotonic() < deadline:
         found = list(tmp_path.glob(".draft.md.infitool/**/agent/records.bin"))
-        if found and found[0].stat().st_size >= 12 * 64:
+        if found and found[0].stat().st_size >= len(HEADER) + 12 * RECORD_V2.itemsize:  # 12 records
             records = found[0]
             break
         time.sleep(0.02)
