@@ -16,6 +16,7 @@ import pytest
 from infitool_edit.agent.backend import Turn
 from infitool_edit.agent.remote import RemoteBackend, RemoteError
 from infitool_edit.agent.stream import RECORD_DTYPE, StreamError, StreamLog
+from infitool_edit.stream_records import HEADER, seal
 
 
 def serve(handler_body):
@@ -139,9 +140,11 @@ def test_a_truncated_stream_text_is_cut_back_never_padded(tmp_path, caplog):
 @pytest.mark.parametrize("field,value", [("end", 300 << 20), ("end", 2**62), ("state_slot", 2**40), ("parent", 7)])
 def test_an_out_of_range_record_ends_the_valid_prefix(tmp_path, field, value):
     written_stream(tmp_path)
-    records = np.fromfile(tmp_path / "records.bin", dtype=RECORD_DTYPE)
+    # Resealed after the change, so its checksum holds and the range checks alone must refuse it.
+    records = np.fromfile(tmp_path / "records.bin", dtype=RECORD_DTYPE, offset=len(HEADER))
     records[2][field] = value
-    records.tofile(tmp_path / "records.bin")
+    seal(records[2:3])
+    (tmp_path / "records.bin").write_bytes(HEADER + records.tobytes())
     before = sizes(tmp_path)
     log = StreamLog(tmp_path)
     assert len(log) == 2
