@@ -18,9 +18,11 @@ machine this was written on); the conversion is checked by reading the files bac
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +109,46 @@ def write_gguf(model: MambaLM, path: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def llama_source(binary: Path) -> Path | None:
+    """The llama.cpp source tree `binary` (a tool in a CMake build's bin/) was built from, read from
+    CMakeCache.txt's CMAKE_HOME_DIRECTORY beside bin/; None when that cannot be found."""
+    cache = Path(binary).resolve().parent.parent / "CMakeCache.txt"
+    try:
+        lines = cache.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("CMAKE_HOME_DIRECTORY:"):
+            source = Path(line.split("=", 1)[1].strip())
+            return source if (source / "convert_hf_to_gguf.py").is_file() else None
+    return None
+
+
+def find_converter(*binaries: Path | str | None) -> Path | None:
+    """llama.cpp's convert_hf_to_gguf.py: INFITOOL_LLAMA_CONVERT if set, else the one in the
+    source tree any of `binaries` was built from."""
+    named = os.environ.get("INFITOOL_LLAMA_CONVERT")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    for binary in binaries:
+        source = llama_source(Path(binary)) if binary else None
+        if source is not None:
+            return source / "convert_hf_to_gguf.py"
+    return None
+
+
+def convert_with_llama_cpp(converter: Path, checkpoint: Path, target: Path, outtype: str = "f32") -> Path:
+    """An HF checkpoint folder as GGUF by llama.cpp's own convert_hf_to_gguf.py (run by this Python,
+    which has torch; the script imports the gguf-py vendored beside it). Without tokenizer files
+    it writes llama.cpp's built-in GPT-NeoX vocabulary, as for state-spaces/mamba-*-hf."""
+    result = subprocess.run([sys.executable, str(converter), str(checkpoint), "--outfile", str(target),
+                             "--outtype", outtype], capture_output=True, text=True)
+    if result.returncode != 0 or not target.is_file():
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise LlamaCppError(f"convert_hf_to_gguf.py failed: {last[0]}")
+    return target
 
 
 def quantize_gguf(source: Path, kind: str, llama_bin: Path) -> Path:
