@@ -77,15 +77,17 @@ def write_gguf(model: MambaLM, path: Path) -> Path:
     writer.add_layer_norm_rms_eps(config.layer_norm_epsilon)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
+    # The last id is the end of text, a control token: a server must never print it (an id that
+    # is also byte 0x00 came out of llama-server as a NUL after a grammar-complete line).
     tokens = _byte_tokens() + ["Ġt"]
-    tokens += [f"<|filler{i}|>" for i in range(config.vocab_size - len(tokens))]
+    tokens += [f"<|filler{i}|>" for i in range(config.vocab_size - len(tokens) - 1)] + ["<|endoftext|>"]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+    writer.add_token_types([gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL])
     writer.add_token_merges(["Ġ t"])
-    writer.add_bos_token_id(0)
-    writer.add_eos_token_id(0)
+    writer.add_bos_token_id(len(tokens) - 1)
+    writer.add_eos_token_id(len(tokens) - 1)
 
     names = gguf.get_tensor_name_map(arch, layers)
     for name, tensor in hf_state_dict(model).items():
