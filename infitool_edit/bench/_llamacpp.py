@@ -10,9 +10,10 @@ rounds with the same thread count, and prints ours ÷ theirs (below 1: we are fa
 The vocabulary is a synthetic GPT-2-style one (byte tokens, then fillers) with one merge:
 llama-bench feeds random token ids and never detokenizes, so only the count matters.
 
-Not yet run against a real llama.cpp build (building it takes ~15 min of both cores of the
-machine this was written on); the conversion is checked by reading the files back with
-`gguf.GGUFReader` (tests/bench/test_bench_llamacpp.py).
+Run against a real llama.cpp built from the llama-cpp-python 0.3.36 sdist (docs/kernels.md has
+the table); the files load in llama-bench and llama-server, and where llama.cpp's source is on the
+machine tests/bench/test_bench_llamacpp.py holds write_gguf to convert_hf_to_gguf.py itself
+(`find_converter`, `convert_with_llama_cpp`).
 """
 
 from __future__ import annotations

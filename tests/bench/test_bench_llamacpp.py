@@ -1,5 +1,5 @@
-"""The GGUF conversion behind `bench model --llamacpp`, read back with gguf's own reader.
-(llama.cpp itself is not built here: see docs/kernels.md.)"""
+"""The GGUF conversion behind `bench model --llamacpp`, read back with gguf's own reader, and,
+where llama.cpp's source is on the machine, against its convert_hf_to_gguf.py (docs/kernels.md)."""
 
 import numpy as np
 import pytest
