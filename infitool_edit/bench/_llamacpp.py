@@ -10,17 +10,20 @@ rounds with the same thread count, and prints ours ÷ theirs (below 1: we are fa
 The vocabulary is a synthetic GPT-2-style one (byte tokens, then fillers) with one merge:
 llama-bench feeds random token ids and never detokenizes, so only the count matters.
 
-Not yet run against a real llama.cpp build (building it takes ~15 min of both cores of the
-machine this was written on); the conversion is checked by reading the files back with
-`gguf.GGUFReader` (tests/bench/test_bench_llamacpp.py).
+Run against a real llama.cpp built from the llama-cpp-python 0.3.36 sdist (docs/kernels.md has
+the table); the files load in llama-bench and llama-server, and where llama.cpp's source is on the
+machine tests/bench/test_bench_llamacpp.py holds write_gguf to convert_hf_to_gguf.py itself
+(`find_converter`, `convert_with_llama_cpp`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -75,15 +78,17 @@ def write_gguf(model: MambaLM, path: Path) -> Path:
     writer.add_layer_norm_rms_eps(config.layer_norm_epsilon)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
+    # The last id is the end of text, a control token: a server must never print it (an id that
+    # is also byte 0x00 came out of llama-server as a NUL after a grammar-complete line).
     tokens = _byte_tokens() + ["Ġt"]
-    tokens += [f"<|filler{i}|>" for i in range(config.vocab_size - len(tokens))]
+    tokens += [f"<|filler{i}|>" for i in range(config.vocab_size - len(tokens) - 1)] + ["<|endoftext|>"]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.NORMAL] * len(tokens))
+    writer.add_token_types([gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL])
     writer.add_token_merges(["Ġ t"])
-    writer.add_bos_token_id(0)
-    writer.add_eos_token_id(0)
+    writer.add_bos_token_id(len(tokens) - 1)
+    writer.add_eos_token_id(len(tokens) - 1)
 
     names = gguf.get_tensor_name_map(arch, layers)
     for name, tensor in hf_state_dict(model).items():
@@ -107,6 +112,46 @@ def write_gguf(model: MambaLM, path: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def llama_source(binary: Path) -> Path | None:
+    """The llama.cpp source tree `binary` (a tool in a CMake build's bin/) was built from, read from
+    CMakeCache.txt's CMAKE_HOME_DIRECTORY beside bin/; None when that cannot be found."""
+    cache = Path(binary).resolve().parent.parent / "CMakeCache.txt"
+    try:
+        lines = cache.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("CMAKE_HOME_DIRECTORY:"):
+            source = Path(line.split("=", 1)[1].strip())
+            return source if (source / "convert_hf_to_gguf.py").is_file() else None
+    return None
+
+
+def find_converter(*binaries: Path | str | None) -> Path | None:
+    """llama.cpp's convert_hf_to_gguf.py: INFITOOL_LLAMA_CONVERT if set, else the one in the
+    source tree any of `binaries` was built from."""
+    named = os.environ.get("INFITOOL_LLAMA_CONVERT")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    for binary in binaries:
+        source = llama_source(Path(binary)) if binary else None
+        if source is not None:
+            return source / "convert_hf_to_gguf.py"
+    return None
+
+
+def convert_with_llama_cpp(converter: Path, checkpoint: Path, target: Path, outtype: str = "f32") -> Path:
+    """An HF checkpoint folder as GGUF by llama.cpp's own convert_hf_to_gguf.py (run by this Python,
+    which has torch; the script imports the gguf-py vendored beside it). Without tokenizer files
+    it writes llama.cpp's built-in GPT-NeoX vocabulary, as for state-spaces/mamba-*-hf."""
+    result = subprocess.run([sys.executable, str(converter), str(checkpoint), "--outfile", str(target),
+                             "--outtype", outtype], capture_output=True, text=True)
+    if result.returncode != 0 or not target.is_file():
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise LlamaCppError(f"convert_hf_to_gguf.py failed: {last[0]}")
+    return target
 
 
 def quantize_gguf(source: Path, kind: str, llama_bin: Path) -> Path:

@@ -345,7 +345,10 @@ def llamacpp_figures(binary: Path) -> dict[str, float]:
 def main(llamacpp: Path | None = None) -> dict:
     torch.set_num_threads(THREADS)
     if llamacpp is not None:
-        return {"threads": THREADS, **llamacpp_figures(llamacpp)}
+        # The machine is shared: the 1-minute load before and after says how much the ratios can be trusted.
+        before = load_1min()
+        figures = llamacpp_figures(llamacpp)
+        return {"threads": THREADS, "load_1min_before": before, **figures, "load_1min_after": load_1min()}
     # transformers says, rightly, that mamba_ssm is missing: its plain PyTorch path is what we time.
     from transformers.utils import logging as transformers_logging
 
