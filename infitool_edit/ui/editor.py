@@ -141,14 +141,18 @@ class DraftEditor(ScrollView, can_focus=True):
     def load(self, text: str) -> None:
         """Replace the whole content (opening a draft, previewing a version)."""
         self.buffer = DraftBuffer(text)
+        self._forget_marks()
+        self._relayout()
+        self.refresh()
+
+    def _forget_marks(self) -> None:
+        """New content: the cursors kept inside it, the selection, ghost and strike dropped."""
         self.writer_cursor = self.buffer.clamp(self.writer_cursor)
         self.anchor = None
         if self.model_cursor is not None:
             self.model_cursor = self.buffer.clamp(self.model_cursor)
         self.ghost = None
         self.struck = None
-        self._relayout()
-        self.refresh()
 
     def show_text(self, text: str) -> None:
         """Make the content ``text`` (read-only previews of versions), changing
@@ -175,12 +179,7 @@ class DraftEditor(ScrollView, can_focus=True):
         for first, end, new_lines in reversed(blocks):  # from the bottom: the blocks above keep their numbers
             self.buffer.replace_lines(first, end, new_lines)
             self._row_counts[first:end] = [self._line_rows(line) for line in new_lines]
-        self.writer_cursor = self.buffer.clamp(self.writer_cursor)
-        self.anchor = None
-        if self.model_cursor is not None:
-            self.model_cursor = self.buffer.clamp(self.model_cursor)
-        self.ghost = None
-        self.struck = None
+        self._forget_marks()
         self.marks = []
         if blocks:
             self._row_starts = list(accumulate(self._row_counts, initial=0))

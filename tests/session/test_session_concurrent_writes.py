@@ -26,26 +26,38 @@ def everything_kept(draft) -> str:
     return "\x00".join([draft.read_text(), *texts])
 
 
+def append(draft, text: str) -> None:
+    """What the other program does: open, append, close."""
+    with open(draft, "a") as handle:
+        handle.write(text)
+
+
+def once_after(real, action):
+    """``real`` that also runs ``action()`` right after its first call (``.done`` once it has):
+    the other program's write, placed at one exact moment of ours."""
+
+    def wrapper(*args):
+        result = real(*args)
+        if not wrapper.done:
+            action()
+            wrapper.done = True
+        return result
+
+    wrapper.done = False
+    return wrapper
+
+
 def test_an_append_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    real_fchmod = os.fchmod
-    appended = []
-
-    def fchmod_then_append(fd, mode):
-        # fchmod is called on our temporary file after the change check and
-        # before the rename: the other program appends exactly there.
-        real_fchmod(fd, mode)
-        if not appended:
-            with open(draft, "a") as handle:
-                handle.write("their appended line\n")
-            appended.append(True)
-
+    # fchmod is called on our temporary file after the change check and
+    # before the rename: the other program appends exactly there.
+    fchmod_then_append = once_after(os.fchmod, lambda: append(draft, "their appended line\n"))
     with EditingSession.open(draft, author="writer") as session:
-        monkeypatch.setattr(os, "fchmod", fchmod_then_append)
-        session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
-        monkeypatch.setattr(os, "fchmod", real_fchmod)
-        assert appended
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fchmod", fchmod_then_append)
+            session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
+        assert fchmod_then_append.done
     kept = everything_kept(draft)
     assert "their appended line" in kept
     # The changes do not overlap: the file holds both.
@@ -58,21 +70,16 @@ def test_an_append_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatc
 def test_a_file_renamed_in_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    real_fchmod = os.fchmod
-    done = []
+    other = tmp_path / "other-editor.tmp"
 
-    def fchmod_then_replace(fd, mode):
-        real_fchmod(fd, mode)
-        if not done:
-            other = tmp_path / "other-editor.tmp"
-            other.write_text("# Their whole new draft\n")
-            os.replace(other, draft)
-            done.append(True)
+    def replace_the_draft():
+        other.write_text("# Their whole new draft\n")
+        os.replace(other, draft)
 
     with EditingSession.open(draft, author="writer") as session:
-        monkeypatch.setattr(os, "fchmod", fchmod_then_replace)
-        session.execute(ast.Insert(ast.End(), "Mine.\n"))
-        monkeypatch.setattr(os, "fchmod", real_fchmod)
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fchmod", once_after(os.fchmod, replace_the_draft))
+            session.execute(ast.Insert(ast.End(), "Mine.\n"))
     kept = everything_kept(draft)
     assert "# Their whole new draft\n" in kept and "Mine.\n" in kept
 
@@ -128,22 +135,13 @@ def test_an_append_right_after_the_rename_is_not_taken_as_ours(tmp_path, monkeyp
     command sees the append (and refuses) instead of overwriting it."""
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    real_remove = draftfile._remove_quietly
-    appended = []
-
-    def remove_then_append(name):
-        # Called in the exchange's cleanup: the rename has happened.
-        real_remove(name)
-        if not appended:
-            with open(draft, "a") as handle:
-                handle.write("appended after the rename\n")
-            appended.append(True)
-
+    # _remove_quietly is called in the exchange's cleanup: the rename has happened.
+    remove_then_append = once_after(draftfile._remove_quietly, lambda: append(draft, "appended after the rename\n"))
     with EditingSession.open(draft, author="writer") as session:
-        monkeypatch.setattr(draftfile, "_remove_quietly", remove_then_append)
-        session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
-        monkeypatch.setattr(draftfile, "_remove_quietly", real_remove)
-        assert appended
+        with monkeypatch.context() as patch:
+            patch.setattr(draftfile, "_remove_quietly", remove_then_append)
+            session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
+        assert remove_then_append.done
         try:
             session.execute(ast.Insert(ast.Line(1), "Mine again.\n"))
         except DraftChanged:

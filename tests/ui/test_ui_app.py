@@ -3,7 +3,6 @@ the timeline, panes, themes, saving and quitting."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from infitool_edit.ui.app import make_app
 from infitool_edit.ui.inbox import EventsWaiting
 from infitool_edit.ui.panes import OutlinePane
 from infitool_edit.ui.timeline import TimelineView
+from helpers.pilot import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -46,14 +46,6 @@ def write_script(folder: Path, text: str = SCRIPT) -> Path:
     path = folder / "script.txt"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.02)
 
 
 async def test_model_edits_stream_into_the_buffer_and_the_history(draft):

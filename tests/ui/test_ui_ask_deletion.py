@@ -3,7 +3,6 @@ run and asks: allow, refuse (nothing applied), or take the pen."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.ui.app import make_app
 from infitool_edit.ui.ask_deletion import DeletionScreen
+from helpers.pilot import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -29,14 +29,6 @@ def draft(tmp_path: Path) -> Path:
     path = tmp_path / "draft.md"
     path.write_text(DRAFT, encoding="utf-8")
     return path
-
-
-async def wait_until(pilot, condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.02)
 
 
 def app_with(draft, script):

@@ -5,13 +5,13 @@ Each test asserts on the buffer and on the history."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from textual import events
 
 from infitool_edit.ui.app import make_app
+from helpers.pilot import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +32,6 @@ def draft(tmp_path: Path) -> Path:
 
 def writer_messages(app) -> list[str]:
     return [v.message for v in reversed(app.history.log()) if v.author == "writer"]
-
-
-async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.02)
 
 
 async def test_shift_motion_selects_and_typing_replaces_the_selection(draft):
