@@ -31,11 +31,6 @@ done "ok"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def draft(tmp_path: Path) -> Path:
     path = tmp_path / "draft.md"
     path.write_text(DRAFT, encoding="utf-8")

@@ -20,11 +20,6 @@ DRAFT = "# Rivers\n\n" + "\n\n".join(f"{n}. {PARAGRAPH}" for n in range(1, 6)) +
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def draft(tmp_path: Path) -> Path:
     path = tmp_path / "draft.md"
     path.write_text(DRAFT, encoding="utf-8")

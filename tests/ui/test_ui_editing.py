@@ -19,11 +19,6 @@ DRAFT = "# Title\n\nThe method we propose is good.\n\n- one item\n"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def draft(tmp_path: Path) -> Path:
     path = tmp_path / "draft.md"
     path.write_text(DRAFT, encoding="utf-8")

@@ -14,11 +14,6 @@ from infitool_edit.ui.wrap import wrap_offsets
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_buffer_applies_edits_to_the_lines_they_touch():
     buffer = DraftBuffer("# Title\n\nHello world.\nSecond line.")
     changed = buffer.apply(TextEdit((2, 6), (3, 6), "there,\nthird"))

@@ -16,11 +16,6 @@ DRAFT = "# River\n\nThe river bends. A river is slow.\n\nRivers end in the sea.\
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def draft(tmp_path: Path) -> Path:
     path = tmp_path / "draft.md"
     path.write_text(DRAFT, encoding="utf-8")

@@ -16,11 +16,6 @@ DRAFT = "# Title\n\nThree words here.\n"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def draft(tmp_path: Path) -> Path:
     path = tmp_path / "essay.md"
     path.write_text(DRAFT, encoding="utf-8")

@@ -21,11 +21,6 @@ pytestmark = pytest.mark.anyio
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" / "granite-4.0-h.jinja"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def instruct_checkpoint(folder: Path) -> Path:
     """A tiny random Mamba with a tiny BPE tokenizer and Granite-4.0's real chat template."""
     tokenizer = Tokenizer(models.BPE())
