@@ -149,8 +149,10 @@ class SessionRunner:
         path = folder / task.name
         path.write_text(task.draft, encoding="utf-8")
         started = time.perf_counter()
+        # No writer sits at an evaluation to answer before a large deletion: the model's own
+        # commands are what is measured (moving a section deletes it first), so all are allowed.
         run_headless(path, task.goal, backend=backend, max_commands=budget, seed=seed,
-                     console=Console(file=io.StringIO(), width=200))
+                     console=Console(file=io.StringIO(), width=200), large_deletions="allow")
         seconds = time.perf_counter() - started
         with EditingSession.open(path, author="writer") as session:
             text, notes = session.workspace.text, session.workspace.notes
