@@ -290,6 +290,20 @@ static void linear_part(const void *const *layer, const float *x, const int8_t *
 
 static inline int quantized(const void *const *layer) { return (intptr_t)layer[L_KIND] != KIND_F32; }
 
+/* x quantized for `layer` when its weights are int8 or 4-bit (their dot products read xq, xs). */
+static void quantize_for(const void *const *layer, const float *x, int size, int8_t *q, float *s) {
+    if (quantized(layer)) quantize_q8(x, size, q, s);
+}
+
+/* into += every thread's partial output (`team` rows of `width`), then `bias` if any. Every thread
+ * adds the parts in the same order, so each keeps an identical copy of `into`. */
+static void add_parts(float *into, const float *parts, int team, int width, const float *bias) {
+    for (int part = 0; part < team; part++)
+        for (int i = 0; i < width; i++) into[i] += parts[(size_t)part * width + i];
+    if (bias)
+        for (int i = 0; i < width; i++) into[i] += bias[i];
+}
+
 /* [lo, hi): thread t's share of `total` items in runs of `align` (the last run may be short). */
 static void share(int total, int align, int t, int threads, int *lo, int *hi) {
     const int runs = (total + align - 1) / align;
@@ -297,6 +311,15 @@ static void share(int total, int align, int t, int threads, int *lo, int *hi) {
     *hi = align * (int)((int64_t)runs * (t + 1) / threads);
     if (*lo > total) *lo = total;
     if (*hi > total) *hi = total;
+}
+
+/* The output head, thread t's rows of the vocabulary: logits[v0, v1) from the final hidden (d). */
+static void head_part(const void *const *head, const float *hidden, int8_t *hq, float *hs, int d, int vocab,
+                      int t, int team, float *logits) {
+    quantize_for(head, hidden, d, hq, hs);
+    int v0, v1;
+    share(vocab, 16, t, team, &v0, &v1);
+    if (v1 > v0) linear_part(head, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
 }
 
 /* h ← exp(ΔA) h + Δ B x and y = C · h + D x for every channel: the body of `ssm_token`,
@@ -546,18 +569,10 @@ void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token
             if (quantized(w + OUT_PROJ)) quantize_q8(y + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
             linear_part(w + OUT_PROJ, y, xq, xs, d_in, d, c0, c1, 0, d, 0, out_parts + (size_t)t * d);
             team_wait(&barrier, team);
-            /* Every thread adds the parts in the same order: identical copies of the residual. */
-            const float *out_bias = w[OUT_PROJ + L_B];
-            for (int part = 0; part < team; part++)
-                for (int i = 0; i < d; i++) residual[i] += out_parts[(size_t)part * d + i];
-            if (out_bias)
-                for (int i = 0; i < d; i++) residual[i] += out_bias[i];
+            add_parts(residual, out_parts, team, d, w[OUT_PROJ + L_B]);
         }
         rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
-        if (quantized(tail + HEAD)) quantize_q8(hidden, d, hq, hs);
-        int v0, v1;
-        share(vocab, 16, t, team, &v0, &v1);
-        if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits);
     }
 }
 
@@ -736,17 +751,10 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
             if (quantized(w + M2_OUT_PROJ)) quantize_q8(y + c0, c1 - c0, xq + c0, xs + c0 / QBLOCK);
             linear_part(w + M2_OUT_PROJ, y, xq, xs, d_in, d, c0, c1, 0, d, 0, out_parts + (size_t)t * d);
             team_wait(&barrier, team);
-            const float *out_bias = w[M2_OUT_PROJ + L_B];
-            for (int part = 0; part < team; part++)
-                for (int i = 0; i < d; i++) residual[i] += out_parts[(size_t)part * d + i];
-            if (out_bias)
-                for (int i = 0; i < d; i++) residual[i] += out_bias[i];
+            add_parts(residual, out_parts, team, d, w[M2_OUT_PROJ + L_B]);
         }
         rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
-        if (quantized(tail + HEAD)) quantize_q8(hidden, d, hq, hs);
-        int v0, v1;
-        share(vocab, 16, t, team, &v0, &v1);
-        if (v1 > v0) linear_part(tail + HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits);
     }
 }
 
@@ -851,10 +859,6 @@ static void linear_columns(const void *const *layer, const float *x, const int8_
 
 /* Quantize x (size) into q, s when the layer reads int8 blocks; the layer's input size must be a
  * multiple of QBLOCK then (cpu_step.py checks). */
-static void quantize_for(const void *const *layer, const float *x, int size, int8_t *q, float *s) {
-    if (quantized(layer)) quantize_q8(x, size, q, s);
-}
-
 /* Read `token`: logits (vocab) out; shift_state (layers, 2, d) and wkv_state (layers, heads, K, K)
  * advanced in place. `weights` holds R7_PER_LAYER pointers per layer, then R7_TAIL more. */
 void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token,
@@ -1017,8 +1021,7 @@ void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token
             quantize_for(w + R7_O_PROJ, out + c0, c1 - c0, yq + c0, ys + c0 / QBLOCK);
             linear_part(w + R7_O_PROJ, out, yq, ys, d, d, c0, c1, 0, d, 0, parts_a + (size_t)t * d);
             team_wait(&barrier, team);
-            for (int part = 0; part < team; part++)
-                for (int i = 0; i < d; i++) residual[i] += parts_a[(size_t)part * d + i];
+            add_parts(residual, parts_a, team, d, NULL);
 
             /* The channel mix: key's columns [f0, f1), then value over the same rows. */
             float *shift1 = shift + d, *xf = mixed;
@@ -1038,13 +1041,9 @@ void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token
             linear_part(w + R7_VALUE, key, yq, ys, ffn, d, f0, f1, 0, d, 0, parts_f + (size_t)t * d);
             team_wait(&barrier, team);
             for (int i = c0; i < c1; i++) shift1[i] = hidden[i]; /* every read of shift1 is done */
-            for (int part = 0; part < team; part++)
-                for (int i = 0; i < d; i++) residual[i] += parts_f[(size_t)part * d + i];
+            add_parts(residual, parts_f, team, d, NULL);
         }
         layer_norm(residual, tail[R7_NORM_F_W], tail[R7_NORM_F_B], dims->eps, d, hidden);
-        quantize_for(tail + R7_HEAD, hidden, d, hq, hs);
-        int v0, v1;
-        share(vocab, 16, t, team, &v0, &v1);
-        if (v1 > v0) linear_part(tail + R7_HEAD, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+        head_part(tail + R7_HEAD, hidden, hq, hs, d, vocab, t, team, logits);
     }
 }
