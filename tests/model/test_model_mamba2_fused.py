@@ -6,6 +6,7 @@ import torch
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM
 from infitool_edit.model.quantize import quantize_int8, quantize_q4
+from helpers.fused_decode import decode as decode_steps
 
 pytestmark = pytest.mark.skipif(cpu_step.library() is None, reason=f"{cpu_step.unavailable_reason()}")
 
@@ -28,19 +29,7 @@ def small(**overrides) -> Mamba2LM:
 
 
 def decode(model, monkeypatch, *, fused: bool, threads: int = 1):
-    with monkeypatch.context() as patch:
-        if not fused:
-            patch.setenv(cpu_step.ENV_VAR, "off")
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        before = cpu_step.calls["mamba2_step"]
-        try:
-            with torch.no_grad():
-                state = model.new_state()
-                logits = torch.cat([model.step(token, state) for token in range(1, 41)])
-        finally:
-            torch.set_num_threads(previous)
-    return logits, state, cpu_step.calls["mamba2_step"] - before
+    return decode_steps(model, monkeypatch, "mamba2_step", 40, fused=fused, threads=threads)
 
 
 VARIANTS = {
