@@ -13,13 +13,14 @@ import torch
 from infitool_edit.agent.backend import Chunk
 from infitool_edit.agent.events import CommandApplied, CommandFailed
 from infitool_edit.agent.runner import Runner
-from infitool_edit.agent.ssm import SSMBackend, load_model
+from infitool_edit.agent.ssm import load_model
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM, HybridState
 from infitool_edit.model.hf_folder import save_folder
 from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM
 from infitool_edit.model.tokenizer import ByteTokenizer
 from infitool_edit.session.editing import EditingSession
+from helpers.model_runs import run_model, short_line_backend, write_draft
 
 DRAFT = "# Notes\n\nTeh first line.\nA second line.\n\n## More\n\nThe end.\n"
 VOCAB = ByteTokenizer().vocab_size
@@ -73,22 +74,8 @@ def model(request, tmp_path_factory):
     return loaded
 
 
-def _backend(model) -> SSMBackend:
-    return SSMBackend(model, max_command_bytes=48)
-
-
 def _draft(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "draft.md"
-    path.write_text(DRAFT)
-    return path
-
-
-def _run(draft: Path, model, goal: str | None, **kwargs) -> list:
-    events: list = []
-    with EditingSession.open(draft, author="writer") as session:
-        Runner(session, _backend(model), goal, emit=events.append, **kwargs).run()
-    return events
+    return write_draft(folder, DRAFT)
 
 
 def _lines(events) -> list[str]:
@@ -98,12 +85,12 @@ def _lines(events) -> list[str]:
 def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
     draft = _draft(tmp_path)
     with EditingSession.open(draft, author="writer") as session:
-        backend = _backend(model)
+        backend = short_line_backend(model)
         Runner(session, backend, "Fix the typo.", max_commands=7, seed=1, keyframe_every=3).run()
         log = StreamLog(stream_dir_for(session.history))
     if isinstance(backend.state, HybridState):
         assert int(backend.state.seen) > 2 * WINDOW  # the attention ring has wrapped
-    keyframed = _backend(model)  # the last stored state (through bytes), then the records since
+    keyframed = short_line_backend(model)  # the last stored state (through bytes), then the records since
     since = log.chain(log.head, since_state=True)
     assert since[0].state_slot is not None
     keyframed.load(log.state(since[0]), [Chunk(log.chunk(r), r.model_bytes) for r in since[1:]], log.head.tokens)
@@ -119,7 +106,7 @@ def test_rewind_and_continue_equals_a_fresh_run_that_stopped_there(tmp_path: Pat
     and after the same writer event both hold the same state and logits, bit for bit."""
     how = "fork" if isinstance(model, RWKV7LM) else "rewind"  # both ways back, one per model (suite time)
     fresh_draft = _draft(tmp_path / "fresh")
-    fresh = _backend(model)
+    fresh = short_line_backend(model)
     commands, goal = 0, "Fix the typo."
     while True:  # one command at a time, until one made a version: the target, and stop there
         with EditingSession.open(fresh_draft, author="writer") as session:
@@ -131,10 +118,10 @@ def test_rewind_and_continue_equals_a_fresh_run_that_stopped_there(tmp_path: Pat
             break
     shutil.copytree(tmp_path / "fresh", tmp_path / "live")
     live_draft = tmp_path / "live" / "draft.md"
-    _run(live_draft, model, None, max_commands=4, seed=11, keyframe_every=3)  # on past the target
+    run_model(live_draft, model, None, max_commands=4, seed=11, keyframe_every=3)  # on past the target
     with EditingSession.open(live_draft, author="writer") as session:
         assert session.history.head().number > target
-        runner = Runner(session, _backend(model), None, max_commands=0, seed=7, keyframe_every=3)
+        runner = Runner(session, short_line_backend(model), None, max_commands=0, seed=7, keyframe_every=3)
         runner.open()
         past_target = runner.backend.state.copy()
         # The runner hears the session's rewind or fork itself (it subscribes to the session).

@@ -12,11 +12,12 @@ import torch
 from infitool_edit.agent.backend import Chunk
 from infitool_edit.agent.events import CommandApplied, CommandFailed
 from infitool_edit.agent.runner import Runner
-from infitool_edit.agent.ssm import ModelError, SSMBackend, load_model, random_tiny_model
+from infitool_edit.agent.ssm import ModelError, load_model, random_tiny_model
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.commands import CommandError, parse
 from infitool_edit.model.checkpoint import save_checkpoint
 from infitool_edit.session.editing import EditingSession
+from helpers.model_runs import run_model, short_line_backend, write_draft
 
 DRAFT = "# Notes\n\nTeh first line.\nA second line.\n\n## More\n\nThe end.\n"
 
@@ -34,29 +35,15 @@ def model():
     return random_tiny_model(0, hidden_size=32, layers=1)
 
 
-def _backend(model) -> SSMBackend:
-    return SSMBackend(model, max_command_bytes=48)
-
-
 def _draft(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "draft.md"
-    path.write_text(DRAFT)
-    return path
-
-
-def _run(draft: Path, model, goal: str | None, **kwargs) -> list:
-    events: list = []
-    with EditingSession.open(draft, author="writer") as session:
-        Runner(session, _backend(model), goal, emit=events.append, **kwargs).run()
-    return events
+    return write_draft(folder, DRAFT)
 
 
 def test_random_weights_under_the_mask_write_only_commands(tmp_path: Path, model) -> None:
     draft, events, goal = _draft(tmp_path), [], "Fix the typo."
     while sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events) < 40:  # `done` ends a run
         done = sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
-        events += _run(draft, model, goal, max_commands=40 - done, seed=3)
+        events += run_model(draft, model, goal, max_commands=40 - done, seed=3)
         goal = None
     lines = [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
     assert len(lines) == 40
@@ -101,15 +88,15 @@ def test_line_numbers_and_search_strings_stay_within_the_draft(model) -> None:
 def test_stored_states_replay_bit_for_bit(tmp_path: Path, model) -> None:
     draft = _draft(tmp_path)
     with EditingSession.open(draft, author="writer") as session:
-        backend = _backend(model)
+        backend = short_line_backend(model)
         Runner(session, backend, "Fix the typo.", max_commands=15, seed=1, keyframe_every=4).run()
         log = StreamLog(stream_dir_for(session.history))
     chain = log.chain(log.head)
-    fresh = _backend(model)  # reads the whole stream from nothing
+    fresh = short_line_backend(model)  # reads the whole stream from nothing
     fresh.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
     assert fresh.state == backend.state
     assert torch.equal(fresh.logits, backend.logits)
-    keyframed = _backend(model)  # the last stored state, then the records since
+    keyframed = short_line_backend(model)  # the last stored state, then the records since
     since = log.chain(log.head, since_state=True)
     assert since[0].state_slot is not None and len(since) <= 4
     keyframed.load(log.state(since[0]), [Chunk(log.chunk(r), r.model_bytes) for r in since[1:]], log.head.tokens)
@@ -127,7 +114,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
     draft = _draft(tmp_path / "live")
     made = 0
     while True:
-        events = _run(draft, model, "Fix the typo." if made == 0 else None, max_commands=1, seed=7, keyframe_every=3)
+        events = run_model(draft, model, "Fix the typo." if made == 0 else None, max_commands=1, seed=7, keyframe_every=3)
         made += sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
         with EditingSession.open(draft, author="writer") as session:
             head = StreamLog(stream_dir_for(session.history)).head
@@ -137,7 +124,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         assert made < 40, "the model made no version in 40 commands"
     shutil.copytree(tmp_path / "live", tmp_path / "at-target")
     while made < 14:  # the model goes on past the target
-        events = _run(draft, model, None, max_commands=14 - made, seed=7, keyframe_every=3)
+        events = run_model(draft, model, None, max_commands=14 - made, seed=7, keyframe_every=3)
         made += sum(isinstance(e, (CommandApplied, CommandFailed)) for e in events)
     with EditingSession.open(draft, author="writer") as session:
         log = StreamLog(stream_dir_for(session.history))
@@ -148,7 +135,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
     # Live: the runner is warm; the writer rewinds; the model's mind follows.
     with EditingSession.open(draft, author="writer") as session:
         events: list = []
-        runner = Runner(session, _backend(model), None, max_commands=6, seed=7, emit=events.append, keyframe_every=3)
+        runner = Runner(session, short_line_backend(model), None, max_commands=6, seed=7, emit=events.append, keyframe_every=3)
         runner.open()
         _go_back(session, how, target)  # the open runner hears it from the session
         runner.run()
@@ -174,7 +161,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
     assert live_chunks[len(before)].startswith(f"@user {how} v{target}\n")
     tail = "".join(live_chunks[len(before) :])
     assert not any(chunk in tail for chunk in later if chunk.startswith("> ") and chunk not in before)
-    never_went_past = _backend(model)
+    never_went_past = short_line_backend(model)
     replay = before + live_chunks[len(before) :]
     never_went_past.load(None, [Chunk(text, r.model_bytes) for text, r in zip(replay, live_chain)], live_chain[-1].tokens)
     assert never_went_past.state == live_state
@@ -186,7 +173,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
         _go_back(session, how, target)
     fresh: list[str] = []
     while len(fresh) < 6:
-        events = _run(fresh_draft, model, None, max_commands=6 - len(fresh), seed=7, keyframe_every=3)
+        events = run_model(fresh_draft, model, None, max_commands=6 - len(fresh), seed=7, keyframe_every=3)
         fresh += [e.line for e in events if isinstance(e, (CommandApplied, CommandFailed))]
 
     assert len(live) == 6
@@ -195,7 +182,7 @@ def test_rewind_and_continue_equals_a_fresh_run_from_there(tmp_path: Path, model
     with EditingSession.open(fresh_draft, author="writer") as session:
         log = StreamLog(stream_dir_for(session.history))
         chain = log.chain(log.head)
-        rebuilt = _backend(model)
+        rebuilt = short_line_backend(model)
         rebuilt.load(None, [Chunk(log.chunk(r), r.model_bytes) for r in chain], log.head.tokens)
         assert rebuilt.state == live_state
         # the resumed stream forgot what came after the target, as the live one did
