@@ -50,10 +50,9 @@ def segment_sums(x: torch.Tensor) -> torch.Tensor:
     running totals, so a long run of decays loses no precision (mamba_ssm's ``segsum``)."""
     length = x.shape[-1]
     repeated = x[..., None, :].expand(*x.shape, length).transpose(-1, -2)  # [i, j] = x[i]
-    strictly_below = torch.ones(length, length, dtype=torch.bool, device=x.device).tril(-1)
-    sums = torch.cumsum(repeated.masked_fill(~strictly_below, 0), dim=-2)
-    return sums.masked_fill(~strictly_below.logical_or(torch.eye(length, dtype=torch.bool, device=x.device)),
-                            float("-inf"))
+    ones = torch.ones(length, length, dtype=torch.bool, device=x.device)
+    sums = torch.cumsum(repeated.masked_fill(~ones.tril(-1), 0), dim=-2)
+    return sums.masked_fill(~ones.tril(), float("-inf"))
 
 
 def ssd_from_zero(
