@@ -422,17 +422,18 @@ class DraftFile:
         inode stays watched) instead of losing them. An inode is let go only
         once nobody else holds it open and it holds what we replaced."""
         for replaced in list(self._replaced):
+            # Asked before looking at the inode: once nobody else holds it (it
+            # has no name left), nothing can write to it any more, so what the
+            # stat after this answer shows is final. A stat taken before the
+            # answer would miss a program that wrote and closed in between.
             try:
+                free = _held_by_nobody_else(replaced.fd, os.fstat(replaced.fd))
+                if free is None:
+                    free = time.monotonic() - replaced.replaced_at > _UNPROVEN_WATCH_S
                 now = os.fstat(replaced.fd)
             except OSError:
                 self._let_go(replaced)
                 continue
-            # Asked before looking at the bytes: once nobody else holds the
-            # inode (it has no name left), nothing can write to it any more,
-            # so bytes that match after this answer match for good.
-            free = _held_by_nobody_else(replaced.fd, now)
-            if free is None:
-                free = time.monotonic() - replaced.replaced_at > _UNPROVEN_WATCH_S
             # Size and mtime: our own rename changes the old inode's ctime.
             if (now.st_size, now.st_mtime_ns) != (replaced.seen.st_size, replaced.seen.st_mtime_ns):
                 try:

@@ -129,6 +129,30 @@ def test_a_handle_held_until_close_still_lands(tmp_path):
     assert "written at the end\n" in everything_kept(draft)
 
 
+def test_a_write_between_our_look_at_a_replaced_file_and_the_kernels_answer_is_kept(tmp_path, monkeypatch):
+    """A program that opened the draft before our rename writes to the old
+    file and closes it just before we ask the kernel whether anyone still
+    holds it: the answer is "nobody", and the write must still be seen (the
+    inode is looked at after that answer, not before)."""
+    draft = tmp_path / "draft.md"
+    draft.write_text(START)
+    theirs = open(draft, "a")
+    real_ask = draftfile._held_by_nobody_else
+
+    def write_close_then_ask(fd, st):
+        if not theirs.closed:
+            theirs.write("written just before the answer\n")
+            theirs.close()
+        return real_ask(fd, st)
+
+    with EditingSession.open(draft, author="writer") as session:
+        with monkeypatch.context() as patch:
+            patch.setattr(draftfile, "_held_by_nobody_else", write_close_then_ask)
+            session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
+        assert theirs.closed
+    assert "written just before the answer\n" in everything_kept(draft)
+
+
 def test_an_append_right_after_the_rename_is_not_taken_as_ours(tmp_path, monkeypatch):
     """An append to our new file between the rename and the moment we note
     its stat: the stamp must be our file as we wrote it, so the next
