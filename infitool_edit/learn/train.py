@@ -318,6 +318,7 @@ class TrainOptions:
     max_minutes: float | None = None
     prose_mb: float | None = None
     streams_mb: float | None = None
+    lr: float | None = None  # peak learning rate; a lower one continues a finished run gently
     quiet: bool = False
 
 
@@ -357,6 +358,10 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         config = replace(config, prose_mb=options.prose_mb)
     if options.streams_mb is not None:
         config = replace(config, streams_mb=options.streams_mb)
+    if options.lr is not None:
+        if not 0 < options.lr < 1:
+            raise TrainError(f"--lr {options.lr}: give a learning rate between 0 and 1")
+        config = replace(config, lr=options.lr)
 
     if options.phase not in ("auto", *PHASES):
         raise TrainError(f"unknown phase {options.phase!r} (auto, prose or streams)")
