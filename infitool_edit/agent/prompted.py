@@ -48,6 +48,7 @@ EXAMPLES = {
     "replace": 'replace 5 "Teh" "The"',
     "jump": "jump #the-lighthouse-keepers-year/winter",
     "find": 'find "log books"',
+    "check": "check",
     "outline": "outline",
     "read": "read 12-40",
     "note": 'note "conclusion is one line; ask before expanding it"',

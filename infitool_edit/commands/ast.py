@@ -147,6 +147,15 @@ class Find:
 
 
 @dataclass(frozen=True)
+class Check:
+    """``check`` / ``check 12-40``: the likely slips (misspelt words, doubled
+    words and spaces, capitals, punctuation) in the draft or a range, each
+    written as the strings of the ``replace`` that would fix it."""
+
+    target: RangeAddress | None = None
+
+
+@dataclass(frozen=True)
 class Outline:
     """``outline``: the headings with their line numbers."""
 
@@ -208,7 +217,7 @@ class Done:
 
 
 Command = Union[
-    Insert, Delete, Replace, Jump, Find, Outline, Read, Note, Notes, Goal,
+    Insert, Delete, Replace, Jump, Find, Check, Outline, Read, Note, Notes, Goal,
     History, Checkpoint, Rewind, Done,
 ]
 

@@ -220,6 +220,8 @@ FORMS: tuple[Form, ...] = (
     _form("replace", ast.Replace, Slot("target", RANGE_KINDS_BUT_SEARCH, "RANGE"), Slot("new", (TEXT,), '"new"')),
     _form("jump", ast.Jump, Slot("to", POINT_KINDS, "POINT")),
     _form("find", ast.Find, Slot("text", (NONEMPTY_TEXT,), '"text"')),
+    _form("check", ast.Check),
+    _form("check", ast.Check, Slot("target", RANGE_KINDS, "RANGE")),
     _form("outline", ast.Outline),
     _form("read", ast.Read),
     _form("read", ast.Read, Slot("target", RANGE_KINDS, "RANGE")),

@@ -7,6 +7,7 @@ same number of tokens in a ten-line draft as in a book:
     @text 12-20 of 212               numbered lines follow: ``12│...``
     @outline 1 "# Title" | 12 "## Introduction"
     @found 3: 13:1 | 40:7 | 88:2     how many, then where (line:col) the first ones start
+    @check 1-12 of 12: 1 found       likely slips follow: ``3│"teh" "the"`` (replace's strings)
     @notes                           the notes follow
 
 A ``read`` window shows at most ``MAX_READ_LINES`` lines, ``find`` lists at
@@ -23,6 +24,7 @@ from infitool_edit.commands.ast import Command
 from infitool_edit.commands.grammar import quote
 from infitool_edit.document.buffer import LineBuffer, Position
 from infitool_edit.document.edits import TextEdit
+from infitool_edit.document.proofread import Finding
 from infitool_edit.document.structure import HeadingInfo
 
 MAX_READ_LINES = 40
@@ -119,6 +121,24 @@ def found_observation(count: int, places: list[Position]) -> str:
     listed = " | ".join(format_position(place) for place in places)
     more = " | …" if count > len(places) else ""
     return f"@found {count}: {listed}{more}"
+
+
+def check_observation(findings: list[Finding], first: int, last: int, count: int) -> str:
+    """``@check a-b of n: k found`` (lines a to b were looked at), then each
+    finding as ``line│"old" "new"``: the arguments of the ``replace`` that
+    fixes it."""
+    header = f"@check {first + 1}-{last + 1} of {count}: "
+    if not findings:
+        return header + "nothing found"
+    rows: list[str] = []
+    budget = MAX_OBSERVATION_CHARS - 64
+    for finding in findings:
+        row = f"{finding.line + 1}{GUTTER}{quote(clip(finding.old, 120))} {quote(clip(finding.new, 120))}"
+        if len(row) + 1 > budget:
+            break
+        rows.append(row)
+        budget -= len(row) + 1
+    return "\n".join([header + f"{len(rows)} found", *rows])
 
 
 def notes_observation(notes: str) -> str:

@@ -126,6 +126,21 @@ class MarkdownStructure:
         lines = self._heading_lines
         return int(np.searchsorted(lines, stop) - np.searchsorted(lines, first))
 
+    def line_kinds(self, first: int, stop: int) -> list[str | None]:
+        """For lines [first, stop): "heading" for a heading's lines (a setext
+        underline too), None inside an opaque block (code, HTML, a table,
+        front matter), "prose" otherwise; what ``check`` looks at."""
+        kinds: list[str | None] = ["prose"] * (stop - first)
+        for starts, stops, kind in (
+            (self._heading_lines, self._heading_stops, "heading"), (self._block_starts, self._block_stops, None),
+        ):
+            index = max(0, int(np.searchsorted(stops, first, side="right")))
+            while index < len(starts) and starts[index] < stop:
+                for line in range(max(first, int(starts[index])), min(stop, int(stops[index]))):
+                    kinds[line - first] = kind
+                index += 1
+        return kinds
+
     def outline(self) -> list[HeadingInfo]:
         result: list[HeadingInfo] = []
         parents: list[tuple[int, str]] = []  # (level, slug) of enclosing headings

@@ -26,16 +26,21 @@ from infitool_edit.document.observation import (
     MAX_FOUND,
     MAX_READ_LINES,
     Outcome,
+    check_observation,
     found_observation,
     format_position,
     notes_observation,
     outline_observation,
     text_window,
 )
+from infitool_edit.document.proofread import check as proofread
 from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
 
 # Lines shown above the cursor by a bare ``read`` or a ``jump``.
 CONTEXT_ABOVE = 5
+# At most this many lines are looked at by one ``check`` (a bare one starts
+# at line 1); the answer says which, so the next can go on from there.
+MAX_CHECK_LINES = 400
 PROSE_CHECK_LINES = 64
 _TWO_WORDS = re.compile(r"\S\s+\S")  # more than one word, as str.split() counts them
 _SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?:\s|$)")
@@ -115,6 +120,8 @@ class Workspace:
             if not needle:
                 raise ApplyError("find needs some text")
             return self._look("found", found_observation(*self._buffer.find_all(needle, MAX_FOUND)))
+        if isinstance(cmd, ast.Check):
+            return self._look("check", self._check(cmd.target))
         if isinstance(cmd, ast.Outline):
             return self._look("outline", outline_observation(self.outline()))
         if isinstance(cmd, ast.Note):
@@ -209,6 +216,20 @@ class Workspace:
         last = end[0] - 1 if end[1] == 0 and end[0] > start[0] else end[0]
         first_col = start[1] if isinstance(target, ast.Span) else 0
         return text_window(self._buffer, start[0], last, first_col=first_col)
+
+    def _check(self, target: ast.RangeAddress | None) -> str:
+        count = self._buffer.line_count
+        if count == 0:
+            return "@check (empty draft): nothing found"
+        if target is None:
+            first, stop = 0, count
+        else:
+            start, end = self._range(target)
+            first, stop = start[0], (end[0] if end[1] == 0 and end[0] > start[0] else end[0] + 1)
+        stop = min(stop, count, first + MAX_CHECK_LINES)
+        lines = self._buffer.lines[first:stop]
+        findings, looked = proofread(lines, self._structure.line_kinds(first, stop), first)
+        return check_observation(findings, first, first + max(looked, 1) - 1, count)
 
     def _window_around(self, cursor: Position, suffix: str) -> str:
         first = max(0, cursor[0] - CONTEXT_ABOVE)

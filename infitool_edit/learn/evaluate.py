@@ -8,7 +8,10 @@ a draft in a scratch folder, with a command budget, and is judged by its
 checker (:func:`infitool_edit.learn.tasks.check`).
 
 Beside the model, on the same tasks: *copy* (hand back the draft),
-*dictionary* (codespell's one-fix misspellings corrected word by word), and
+*dictionary* (codespell's one-fix misspellings corrected word by word),
+*check* (every finding of the ``check`` command applied, check after check:
+the editor's proofreading tool with no judgment, so the model's own part
+shows as the difference), and
 on request *expert* (the tasks' own scripted sessions through the same
 runner: every metric should be 1.0, which checks the checkers).
 
@@ -40,7 +43,7 @@ from infitool_edit.learn.render import count_commands
 from infitool_edit.learn.tasks import Task, check
 
 SUITES = ("typos", "mechanics", "structure", "revisions", "clean")
-BASELINES = ("copy", "dictionary")
+BASELINES = ("copy", "dictionary", "check")
 DEFAULT_TASKS = 20
 
 
@@ -125,6 +128,29 @@ def dictionary_fix(text: str) -> str:
         return _match_case(word, right) if right else word
 
     return re.sub(r"[A-Za-z]+", repl, text)
+
+
+def check_fix(text: str) -> str:
+    """Every finding of ``check`` applied as the replace it spells, until a
+    check finds nothing (at most CHECK_ROUNDS checks)."""
+    from infitool_edit.commands import parse
+    from infitool_edit.document import Workspace
+    from infitool_edit.document.observation import GUTTER
+    from infitool_edit.learn.plan import CHECK_ROUNDS
+
+    workspace = Workspace(text)
+    for _ in range(CHECK_ROUNDS):
+        _, *rows = workspace.apply(parse("check")).render().split("\n")
+        applied = 0
+        for row in rows:
+            try:
+                workspace.apply(parse("replace " + row.replace(GUTTER, " ", 1)))
+                applied += 1
+            except ValueError:
+                pass  # an earlier fix on the line took its text away
+        if not applied:
+            break
+    return workspace.text
 
 
 class SessionRunner:
@@ -278,6 +304,9 @@ class Report:
             "finished_rate": mean("finished_rate"),
             "typos_f05": get("typos", "f05"),
             "typos_f05_dictionary": get("typos", "f05", "dictionary"),
+            "typos_f05_check": get("typos", "f05", "check"),
+            "mechanics_success_check": get("mechanics", "success", "check"),
+            "false_edits_per_1k_words_check": get("clean", "edits_per_1k_words", "check"),
             "false_edits_per_1k_words": get("clean", "edits_per_1k_words"),
             "clean_success": get("clean", "success"),
             "mechanics_success": get("mechanics", "success"),
@@ -308,13 +337,16 @@ def evaluate(suites: Iterable[str], *, make_backend: Callable[[Task], object], s
             chosen = suite_tasks(suite, tasks, seed=seed, prose=prose, revisions=revisions)
             if not chosen:
                 raise EvalError(f"no {suite} tasks could be made")
-            scores = {system: Score(), "copy": Score(), "dictionary": Score()}
+            scores = {system: Score(), **{baseline: Score() for baseline in BASELINES}}
             for n, task in enumerate(chosen, 1):
                 scores[system].add(task, runner.run(task, make_backend(task), budget_for(task), seed))
                 scores["copy"].add(task, Outcome(task.draft))
                 started = time.perf_counter()
                 fixed = dictionary_fix(task.draft)
                 scores["dictionary"].add(task, Outcome(fixed, "", "", time.perf_counter() - started))
+                started = time.perf_counter()
+                fixed = check_fix(task.draft)
+                scores["check"].add(task, Outcome(fixed, "", "", time.perf_counter() - started))
                 if progress:
                     progress(f"{suite} {n}/{len(chosen)}")
             report.suites[suite] = {name: score.rates() for name, score in scores.items()}

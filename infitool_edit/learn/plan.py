@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from infitool_edit.commands import parse
 from infitool_edit.document import Workspace
-from infitool_edit.document.observation import MAX_LINE_CHARS
+from infitool_edit.document.observation import GUTTER, MAX_LINE_CHARS
 
 READ_CONTEXT = 1  # lines of context around the lines about to change
 READ_MAX_LINES = 8  # a window a recurrent model keeps in mind
@@ -399,6 +399,52 @@ def edit_script(draft: str, target: str, *, scan: bool = False, summary: str = "
         if result != target:
             raise PlanError("no plan replays to the target")
     return [*lines, f"done {quote(summary)}"]
+
+
+# How many times a proofreader checks again after fixing what a check found.
+CHECK_ROUNDS = 3
+
+
+def proofreading_script(draft: str, target: str, *, summary: str) -> list[str]:
+    """A proofreader's session with the ``check`` tool: check, fix each
+    finding that brings its line closer to the target (and pass over the
+    others: a name, a word meant as written), check again until a check
+    brings nothing to fix, then fix by reading whatever the checks could not
+    see, and say done. Lines keep their numbers (a finding never spans
+    lines), so each finding's line is compared with the same line of the
+    target."""
+    if draft.count("\n") != target.count("\n"):
+        return edit_script(draft, target, scan=True, summary=summary)
+    workspace = Workspace(draft)
+    wanted = target.split("\n")
+    script: list[str] = []
+    for _ in range(CHECK_ROUNDS):
+        script.append("check")
+        observation = workspace.apply(parse("check")).render()
+        fixed = 0
+        for row in observation.split("\n")[1:]:
+            command = f"replace {row.replace(GUTTER, ' ', 1)}"
+            index = int(row.split(GUTTER, 1)[0]) - 1
+            before = workspace.lines[index]
+            trial = Workspace(before)
+            try:
+                trial.apply(parse(command.replace(f"replace {index + 1} ", "replace 1 ", 1)))
+            except ValueError:
+                continue  # an earlier fix on this line took its text away
+            if _distance(trial.lines[0], wanted[index]) < _distance(before, wanted[index]):
+                workspace.apply(parse(command))
+                script.append(command)
+                fixed += 1
+        if not fixed:
+            break
+    rest = edit_script(workspace.text, target, scan=False, summary=summary) if workspace.text != target else []
+    return [*script, *rest] if rest else [*script, f"done {quote(summary)}"]
+
+
+def _distance(a: str, b: str) -> int:
+    """Characters that differ between two lines (difflib's opcodes)."""
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in
+               difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if tag != "equal")
 
 
 def _fallback(draft: str, target: str, scan: bool) -> list[str]:

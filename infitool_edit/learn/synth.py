@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from infitool_edit.commands import parse, slugify
 from infitool_edit.document import Workspace
-from infitool_edit.learn.plan import PlanError, edit_script, normalize, quote, writable
+from infitool_edit.learn.plan import PlanError, edit_script, normalize, proofreading_script, quote, writable
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
 
@@ -298,7 +298,7 @@ def proofreading_task(kind: str, rng: random.Random, source: Source) -> Task | N
     edits = sum(1 for a, b in zip(draft.split("\n"), clean.split("\n")) if a != b)
     summary = "Nothing to fix." if draft == clean else f"Fixed {edits} line{'s' if edits != 1 else ''}."
     try:
-        script = edit_script(draft, clean, scan=True, summary=summary)
+        script = proofreading_script(draft, clean, summary=summary)
     except PlanError:
         return None
     return Task(kind, goal, draft, clean, tuple(script), source.source, source.path)

@@ -34,6 +34,8 @@ MEANINGS = [
      ast.Jump(ast.Heading(("the-lighthouse-keepers-year", "introduction")))),
     ('find "lamp"', ast.Find("lamp")),
     ("outline", ast.Outline()),
+    ("check", ast.Check()),
+    ('check "teh lamp"', ast.Check(ast.Search("teh lamp"))),
     ("read", ast.Read()),
     ("read 12-40", ast.Read(ast.LineRange(12, 40))),
     ("read #café", ast.Read(ast.Heading(("café",)))),

@@ -1,0 +1,147 @@
+"""The `check` command: the slips a proofreader flags, each written as the
+strings of the `replace` that fixes it, and nothing flagged in good prose,
+code, names or links."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from infitool_edit.commands import parse
+from infitool_edit.document import Workspace
+from infitool_edit.document.observation import GUTTER
+from infitool_edit.document.proofread import MAX_FINDINGS, lexicon
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "draft.md"
+
+
+def findings(draft: str, command: str = "check") -> tuple[str, list[str]]:
+    """The check's header and its rows."""
+    header, *rows = Workspace(draft).apply(parse(command)).render().split("\n")
+    return header, rows
+
+
+def fixed_by_findings(draft: str) -> str:
+    """The draft after every finding of one check is applied as the replace it spells."""
+    workspace = Workspace(draft)
+    _, *rows = workspace.apply(parse("check")).render().split("\n")
+    for row in rows:
+        workspace.apply(parse("replace " + row.replace(GUTTER, " ", 1)))
+    return workspace.text
+
+
+def test_the_word_list_is_shipped_and_large():
+    words = lexicon()
+    assert len(words) > 50_000
+    assert {"lighthouse", "receive", "colour", "color", "object"} <= words.keys()
+    assert "recieve" not in words  # a misspelling the prose repeats is still one
+
+
+@pytest.mark.parametrize("slip, right", [
+    ("recieve", "receive"),  # a real misspelling (codespell)
+    ("obbject", "object"),  # a doubled letter
+    ("lighthuose", "lighthouse"),  # two letters swapped
+    ("lighthose", "lighthouse"),  # a letter dropped
+    ("evenimg", "evening"),  # the key beside
+])
+def test_a_misspelt_word_is_flagged_with_its_fix(slip, right):
+    draft = f"The keeper would {slip} the lamp every evening at dusk.\n"
+    header, rows = findings(draft)
+    assert header == "@check 1-1 of 1: 1 found"
+    assert rows == [f'1{GUTTER}"{slip}" "{right}"']
+    assert fixed_by_findings(draft) == draft.replace(slip, right)
+
+
+def test_the_example_draft_has_one_slip_and_the_check_finds_exactly_it():
+    header, rows = findings(EXAMPLE.read_text())
+    assert header == "@check 1-25 of 25: 1 found"
+    assert rows == [f'5{GUTTER}"Teh" "The"']
+
+
+@pytest.mark.parametrize("draft", [
+    "The keeper read `recieve_buf` and ran `obbject.py` twice before dawn.\n",  # inline code
+    "```\nlet obbject = recieve();\n```\n",  # a fenced block
+    "See <https://example.org/obbject> and [the log](https://example.org/teh) for more.\n",  # links
+    "The keeper Tehron met Obbject at the pier and waved to them.\n",  # names are not re-spelt
+    "The word zyxx is meant, and zyxx is what the writer typed twice.\n",  # used twice: meant
+    "Lamp lit at dusk.\n",
+])
+def test_nothing_is_flagged_where_a_proofreader_would_not_look(draft):
+    header, rows = findings(draft)
+    assert header.endswith(": nothing found") and rows == []
+
+
+@pytest.mark.parametrize("draft, row", [
+    ("The keeper trimmed the the lamp at dusk and slept until the morning came.\n", '"the the" "the"'),
+    ("The keeper trimmed  the lamp at dusk and slept until the morning came.\n", '"trimmed  the" "trimmed the"'),
+    ("The keeper trimmed the lamp. then he slept until the morning came at last.\n", '"lamp. then" "lamp. Then"'),
+    ("The keeper trimmed the lamp , then he slept until the morning came at last.\n", '"lamp ," "lamp,"'),
+    ("The keeper trimmed the lamp and then he slept until the morning came at last\n", '"last" "last."'),
+])
+def test_mechanics_are_flagged_and_fixed_by_their_replace(draft, row):
+    header, rows = findings(draft)
+    assert rows == [f"1{GUTTER}{row}"]
+    old, new = row[1:-1].split('" "')
+    assert fixed_by_findings(draft) == draft.replace(old, new, 1)
+
+
+def test_no_full_stop_is_asked_of_headings_lists_or_a_line_inside_a_paragraph():
+    draft = (
+        "## The winter of the long calm and the keeper with his lamp\n\n"
+        "- the keeper trimmed the lamp and then he slept until the morning came\n\n"
+        "The keeper trimmed the lamp and then he slept until the morning came\n"
+        "and the sea was calm again.\n"
+    )
+    assert findings(draft)[1] == []
+
+
+def test_a_short_slip_is_written_with_enough_of_its_line_to_be_the_first_occurrence():
+    draft = "The tehran carpet lay by the door; teh keeper swept it every evening.\n"
+    _, rows = findings(draft)
+    assert rows == [f'1{GUTTER}"door; teh" "door; the"']
+    assert fixed_by_findings(draft) == draft.replace("; teh", "; the")
+
+
+def test_findings_that_overlap_are_left_for_the_next_check():
+    draft = "The keeper would go down to the pier to recieve\n"  # a misspelling and no full stop, one word
+    assert fixed_by_findings(draft) == "The keeper would go down to the pier to receive\n"
+    assert fixed_by_findings(fixed_by_findings(draft)) == "The keeper would go down to the pier to receive.\n"
+
+
+def test_a_range_is_checked_and_the_header_says_which_lines_were_looked_at():
+    draft = "Teh first line of the draft is here.\n\nTeh third line of the draft is here.\n"
+    assert findings(draft, "check 3") == ("@check 3-3 of 3: 1 found", [f'3{GUTTER}"Teh" "The"'])
+    assert findings(draft, "check 1-2")[0] == "@check 1-2 of 3: 1 found"
+
+
+def test_a_check_stops_after_the_line_of_its_twentieth_finding():
+    draft = "".join(f"Line {n} has teh slip in it.\n" for n in range(1, 41))
+    header, rows = findings(draft)
+    assert header == f"@check 1-{MAX_FINDINGS} of 40: {MAX_FINDINGS} found"
+    assert len(rows) == MAX_FINDINGS
+    header, rows = findings(draft, f"check {MAX_FINDINGS + 1}-40")
+    assert header == f"@check {MAX_FINDINGS + 1}-40 of 40: {40 - MAX_FINDINGS} found"
+
+
+def test_every_finding_on_synthetic_drafts_applies_as_the_replace_it_spells():
+    """Over drafts full of random slips: each row of a check is a replace the
+    workspace accepts, applied in order, and it changes only its own line."""
+    rng = random.Random(7)
+    words = [w for w in lexicon() if 4 <= len(w) <= 9][:4000]
+    for _ in range(60):
+        line_words = []
+        for _ in range(rng.randint(8, 30)):
+            word = rng.choice(words)
+            if rng.random() < 0.2:
+                i = rng.randrange(1, len(word) - 1)
+                word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+            line_words.append(word + ("," if rng.random() < 0.1 else "") + (" ." if rng.random() < 0.05 else ""))
+        draft = "The " + " ".join(line_words) + "\n\nA second line that is fine.\n"
+        workspace = Workspace(draft)
+        _, *rows = workspace.apply(parse("check")).render().split("\n")
+        for row in rows:
+            outcome = workspace.apply(parse("replace " + row.replace(GUTTER, " ", 1)))
+            assert outcome.edit.start[0] == outcome.edit.end[0] == int(row.split(GUTTER)[0]) - 1
+        assert workspace.lines[2] == "A second line that is fine."
