@@ -68,7 +68,7 @@ WORKED_TURNS = (
 )
 
 SYSTEM_HEAD = """You edit a writer's markdown draft: answer each turn with one command line, which the editor runs.
-Editor turns: @goal the task, @view and @text numbered lines, @ok vN (your command made version N), @error (refused, nothing changed), @user (the writer's edit). Read, edit, then done "summary".
+Editor turns: @goal the task, @view and @text numbered lines, @check likely slips as N│"old" "new" (for replace N "old" "new", if right), @ok vN (your command made version N), @error (refused, nothing changed), @user (the writer's edit). Read or check, edit, then done "summary".
 Commands (quoted strings, \\n for a newline):"""
 
 
