@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from infitool_edit.learn.corpus import documents
-from infitool_edit.learn.synth import codespell_pairs
+from infitool_edit.document.proofread import codespell_pairs
 
 OUT = Path(__file__).resolve().parents[1] / "infitool_edit" / "document" / "lexicon" / "words.tsv.gz"
 MIN_CORPUS_COUNT = 3

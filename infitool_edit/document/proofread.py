@@ -38,7 +38,7 @@ _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _SKIPPED = re.compile(r"`[^`]*`|\]\([^)]*\)|<[^>\s]*>|\b\w+://\S+|\S*[@/\\_]\S*|\w*\d\w*|\w+(?:[.:]\w+)+")
 _INDENTED_CODE = re.compile(r"^(?: {4}|\t)")
 _LIST_OR_QUOTE = re.compile(r"^\s*(?:[-*+>]|\d+[.)])\s")
-_KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 # A small letter after these is not a new sentence.
 _ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al approx ca dept est fig no vol eq ch sec ibid op viz resp incl".split()
@@ -70,35 +70,40 @@ def lexicon() -> dict[str, int]:
 
 
 @lru_cache(maxsize=1)
-def _codespell_fixes() -> dict[str, str]:
-    """Real misspellings with exactly one fix (lower case), from codespell."""
+def codespell_pairs() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """(correct word -> its real misspellings, misspelling -> its one fix),
+    lower case, from codespell's main dictionary (entries with one fix only)."""
     import os
 
     import codespell_lib
 
     path = os.path.join(os.path.dirname(codespell_lib.__file__), "data", "dictionary.txt")
-    fixes: dict[str, str] = {}
+    wrong_for: dict[str, list[str]] = {}
+    fix: dict[str, str] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             wrong, _, rest = line.strip().partition("->")
-            options = [option.strip() for option in rest.split(",") if option.strip()]
-            if len(options) == 1 and wrong.isalpha() and options[0].isalpha():
-                fixes[wrong] = options[0]
-    return fixes
+            fixes = [x.strip() for x in rest.split(",") if x.strip()]
+            if len(fixes) != 1 or not wrong.isalpha() or not fixes[0].isalpha():
+                continue
+            fix[wrong] = fixes[0]
+            wrong_for.setdefault(fixes[0], []).append(wrong)
+    return {k: tuple(v) for k, v in wrong_for.items()}, fix
 
 
 def _neighbours() -> dict[str, str]:
     near: dict[str, str] = {}
-    for r, row in enumerate(_KEYBOARD):
+    for r, row in enumerate(KEYBOARD):
         for c, key in enumerate(row):
             keys = [row[x] for x in (c - 1, c + 1) if 0 <= x < len(row)]
             for other in (r - 1, r + 1):
-                if 0 <= other < len(_KEYBOARD):
-                    keys += [_KEYBOARD[other][x] for x in (c - 1, c, c + 1) if 0 <= x < len(_KEYBOARD[other])]
+                if 0 <= other < len(KEYBOARD):
+                    keys += [KEYBOARD[other][x] for x in (c - 1, c, c + 1) if 0 <= x < len(KEYBOARD[other])]
             near[key] = "".join(keys)
     return near
 
 
+# The keys beside each key on a QWERTY keyboard: where a slip of the finger lands.
 NEIGHBOURS = _neighbours()
 
 
@@ -144,7 +149,8 @@ def _known(word: str, words: dict[str, int]) -> bool:
     return "'" in lower and all(part in words or part in ("s", "t", "d", "ll", "re", "ve", "m") for part in lower.split("'"))
 
 
-def _match_case(model: str, word: str) -> str:
+def match_case(model: str, word: str) -> str:
+    """``word`` in the case of ``model``: UPPER, Capitalised or as it is."""
     if model.isupper() and len(model) > 1:
         return word.upper()
     if model[:1].isupper():
@@ -159,9 +165,9 @@ def spelling_fix(word: str, used: dict[str, int]) -> str | None:
     lower = word.lower()
     if len(word) < 3 or "'" in word or lower in words:
         return None
-    fix = _codespell_fixes().get(lower)
+    fix = codespell_pairs()[1].get(lower)
     if fix is not None:
-        return _match_case(word, fix)
+        return match_case(word, fix)
     if _known(word, words) or len(word) < 4 or word[:1].isupper() or used.get(lower, 0) > 1:
         return None
     candidates = sorted((-words[c], c) for c in _slips_undone(lower) if c in words)

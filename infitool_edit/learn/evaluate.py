@@ -118,14 +118,14 @@ class Outcome:
 
 def dictionary_fix(text: str) -> str:
     """codespell's dictionary applied word by word (one-fix entries only)."""
-    from infitool_edit.learn.synth import _match_case, codespell_pairs
+    from infitool_edit.document.proofread import codespell_pairs, match_case
 
     _, fix = codespell_pairs()
 
     def repl(m: re.Match) -> str:
         word = m.group()
         right = fix.get(word.lower())
-        return _match_case(word, right) if right else word
+        return match_case(word, right) if right else word
 
     return re.sub(r"[A-Za-z]+", repl, text)
 

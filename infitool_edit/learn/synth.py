@@ -20,15 +20,14 @@ Everything is a function of a ``random.Random``: the same seed, the same tasks.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from infitool_edit.commands import parse, slugify
 from infitool_edit.document import Workspace
+from infitool_edit.document.proofread import NEIGHBOURS, codespell_pairs, match_case
 from infitool_edit.learn.plan import PlanError, edit_script, normalize, proofreading_script, quote, writable
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
@@ -136,52 +135,6 @@ def snippet(rng: random.Random, source: Source, *, heading: bool | None = None) 
 
 # --- typos -----------------------------------------------------------------------
 
-KEYBOARD = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
-
-
-def _neighbours() -> dict[str, str]:
-    out = {}
-    for r, row in enumerate(KEYBOARD):
-        for c, key in enumerate(row):
-            near = [row[x] for x in (c - 1, c + 1) if 0 <= x < len(row)]
-            for other in (r - 1, r + 1):
-                if 0 <= other < len(KEYBOARD):
-                    near += [KEYBOARD[other][x] for x in (c - 1, c, c + 1) if 0 <= x < len(KEYBOARD[other])]
-            out[key] = "".join(near)
-    return out
-
-
-NEIGHBOURS = _neighbours()
-
-
-@lru_cache(maxsize=1)
-def codespell_pairs() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """(correct word -> its real misspellings, misspelling -> its one fix),
-    lower case, from codespell's main dictionary (entries with one fix only)."""
-    import codespell_lib
-
-    path = os.path.join(os.path.dirname(codespell_lib.__file__), "data", "dictionary.txt")
-    wrong_for: dict[str, list[str]] = {}
-    fix: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            wrong, _, rest = line.strip().partition("->")
-            fixes = [x.strip() for x in rest.split(",") if x.strip()]
-            if len(fixes) != 1 or not wrong.isalpha() or not fixes[0].isalpha():
-                continue
-            fix[wrong] = fixes[0]
-            wrong_for.setdefault(fixes[0], []).append(wrong)
-    return {k: tuple(v) for k, v in wrong_for.items()}, fix
-
-
-def _match_case(model: str, word: str) -> str:
-    if model.isupper() and len(model) > 1:
-        return word.upper()
-    if model[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
 def slip(rng: random.Random, word: str) -> str:
     """A keyboard slip inside a word (never its first letter)."""
     for _ in range(10):
@@ -219,7 +172,7 @@ def add_typos(rng: random.Random, text: str, count: int) -> str:
         word = m.group()
         real = wrong_for.get(word.lower())
         if real and rng.random() < 0.5:
-            typo = _match_case(word, rng.choice(real))
+            typo = match_case(word, rng.choice(real))
         else:
             typo = slip(rng, word)
         text = text[: m.start()] + typo + text[m.end() :]
