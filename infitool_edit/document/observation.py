@@ -125,8 +125,9 @@ def found_observation(count: int, places: list[Position]) -> str:
 
 def check_observation(findings: list[Finding], first: int, last: int, count: int) -> str:
     """``@check a-b of n: k found`` (lines a to b were looked at), then each
-    finding as ``line│"old" "new"``: the arguments of the ``replace`` that
-    fixes it."""
+    finding as ``line│"old" "new"``: ``replace "old" "new"`` fixes it (``old``
+    first occurs in the draft there), or, where the line's whole text occurs
+    earlier too, ``replace line "old" "new"``."""
     header = f"@check {first + 1}-{last + 1} of {count}: "
     if not findings:
         return header + "nothing found"

@@ -55,6 +55,9 @@ class Finding:
     old: str
     new: str
     kind: str  # spelling, doubled word, doubled space, capital, space before, full stop
+    # Whether ``old`` first occurs in the whole draft here, so that the
+    # draft-wide ``replace "old" "new"`` fixes it (see ``unique_in_draft``).
+    anywhere: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -194,6 +197,34 @@ def unique_old(line: str, start: int, end: int) -> tuple[int, int]:
         else:
             break
     return start, end
+
+
+def unique_in_draft(findings: list[Finding], lines: list[str]) -> list[Finding]:
+    """The findings with each ``old`` grown inside its line until its first
+    occurrence in the whole draft (``lines``) is the slip itself; such a
+    finding is fixed by ``replace "old" "new"``, whose search string the
+    decoder's mask holds to the draft. A line whose whole text occurs
+    earlier keeps the line-scoped finding (``anywhere`` False)."""
+    if not findings:
+        return findings
+    text = "\n".join(lines)
+    starts = [0]
+    for line in lines[: max(finding.line for finding in findings)]:
+        starts.append(starts[-1] + len(line) + 1)
+    out = []
+    for finding in findings:
+        line = lines[finding.line]
+        slip_start = line.find(finding.old)
+        a, b = slip_start, slip_start + len(finding.old)
+        while text.find(line[a:b]) != starts[finding.line] + a and (a > 0 or b < len(line)):
+            a, b = (_grow_left(line, a), b) if a > 0 else (a, _grow_right(line, b))
+        if text.find(line[a:b]) != starts[finding.line] + a:
+            out.append(finding)
+            continue
+        old = line[a:b]
+        new = old[: slip_start - a] + finding.new + old[slip_start - a + len(finding.old) :]
+        out.append(Finding(finding.line, old, new, finding.kind, anywhere=True))
+    return out
 
 
 def _grow_left(line: str, start: int) -> int:

@@ -33,7 +33,7 @@ from infitool_edit.document.observation import (
     outline_observation,
     text_window,
 )
-from infitool_edit.document.proofread import check as proofread
+from infitool_edit.document.proofread import check as proofread, unique_in_draft
 from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
 
 # Lines shown above the cursor by a bare ``read`` or a ``jump``.
@@ -229,6 +229,7 @@ class Workspace:
         stop = min(stop, count, first + MAX_CHECK_LINES)
         lines = self._buffer.lines[first:stop]
         findings, looked = proofread(lines, self._structure.line_kinds(first, stop), first)
+        findings = unique_in_draft(findings, self._buffer.lines)
         return check_observation(findings, first, first + max(looked, 1) - 1, count)
 
     def _window_around(self, cursor: Position, suffix: str) -> str:

@@ -423,15 +423,24 @@ def proofreading_script(draft: str, target: str, *, summary: str) -> list[str]:
         observation = workspace.apply(parse("check")).render()
         fixed = 0
         for row in observation.split("\n")[1:]:
-            command = f"replace {row.replace(GUTTER, ' ', 1)}"
-            index = int(row.split(GUTTER, 1)[0]) - 1
+            number, strings = row.split(GUTTER, 1)
+            index = int(number) - 1
             before = workspace.lines[index]
             trial = Workspace(before)
             try:
-                trial.apply(parse(command.replace(f"replace {index + 1} ", "replace 1 ", 1)))
+                trial.apply(parse(f"replace 1 {strings}"))
             except ValueError:
                 continue  # an earlier fix on this line took its text away
             if _distance(trial.lines[0], wanted[index]) < _distance(before, wanted[index]):
+                # The draft-wide form where the finding's text first occurs in the draft there
+                # (the decoder's mask holds its search string to the draft), else the line's.
+                anywhere = f"replace {strings}"
+                try:
+                    edited = Workspace(workspace.text)
+                    edited.apply(parse(anywhere))
+                    command = anywhere if edited.lines[index] == trial.lines[0] else f"replace {number} {strings}"
+                except ValueError:
+                    command = f"replace {number} {strings}"
                 workspace.apply(parse(command))
                 script.append(command)
                 fixed += 1

@@ -104,6 +104,21 @@ def test_a_short_slip_is_written_with_enough_of_its_line_to_be_the_first_occurre
     assert fixed_by_findings(draft) == draft.replace("; teh", "; the")
 
 
+def test_a_slip_whose_text_occurs_earlier_is_written_long_enough_for_the_draft_wide_replace():
+    """`replace "old" "new"` changes the first occurrence in the draft, and its search string is
+    the one the decoder's mask holds to the draft: so a finding's old text is grown (inside its
+    line) until its first occurrence in the whole draft is the slip."""
+    draft = "The word teh is the example here.\n\nA keeper wrote teh log.\n"
+    _, rows = findings(draft, "check 3")
+    assert rows == [f'3{GUTTER}"wrote teh" "wrote the"']
+    workspace = Workspace(draft)
+    workspace.apply(parse('replace "wrote teh" "wrote the"'))
+    assert workspace.text == draft.replace("wrote teh", "wrote the")
+    # A line whose whole text occurs earlier keeps the line-scoped row.
+    twice = "Teh end.\n\nTeh end.\n"
+    assert findings(twice, "check 3")[1] == [f'3{GUTTER}"Teh" "The"']
+
+
 def test_findings_that_overlap_are_left_for_the_next_check():
     draft = "The keeper would go down to the pier to recieve\n"  # a misspelling and no full stop, one word
     assert fixed_by_findings(draft) == "The keeper would go down to the pier to receive\n"
@@ -112,7 +127,7 @@ def test_findings_that_overlap_are_left_for_the_next_check():
 
 def test_a_range_is_checked_and_the_header_says_which_lines_were_looked_at():
     draft = "Teh first line of the draft is here.\n\nTeh third line of the draft is here.\n"
-    assert findings(draft, "check 3") == ("@check 3-3 of 3: 1 found", [f'3{GUTTER}"Teh" "The"'])
+    assert findings(draft, "check 3") == ("@check 3-3 of 3: 1 found", [f'3{GUTTER}"Teh third" "The third"'])
     assert findings(draft, "check 1-2")[0] == "@check 1-2 of 3: 1 found"
 
 
