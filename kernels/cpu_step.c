@@ -313,13 +313,19 @@ static void share(int total, int align, int t, int threads, int *lo, int *hi) {
     if (*hi > total) *hi = total;
 }
 
-/* The output head, thread t's rows of the vocabulary: logits[v0, v1) from the final hidden (d). */
+/* The output head, thread t's rows of the vocabulary: logits[v0, v1) from the final hidden (d),
+ * plus `logit_bias` (vocab floats, or NULL) where given: the constrained decoder's mask row (0 for
+ * an allowed token, -inf for a refused one) added while the rows are still in cache, instead of
+ * as a separate tensor op after the step (agent/constrain.py; its plain twin is `logits + bias`,
+ * the same one fp32 add per element, so both give the same bits). */
 static void head_part(const void *const *head, const float *hidden, int8_t *hq, float *hs, int d, int vocab,
-                      int t, int team, float *logits) {
+                      int t, int team, float *logits, const float *logit_bias) {
     quantize_for(head, hidden, d, hq, hs);
     int v0, v1;
     share(vocab, 16, t, team, &v0, &v1);
     if (v1 > v0) linear_part(head, hidden, hq, hs, d, vocab, 0, d, v0, v1, 1, logits + v0);
+    if (logit_bias)
+        for (int v = v0; v < v1; v++) logits[v] += logit_bias[v];
 }
 
 /* h ← exp(ΔA) h + Δ B x and y = C · h + D x for every channel: the body of `ssm_token`,
@@ -490,9 +496,11 @@ int64_t mamba_step_scratch(const MambaDims *dims, int32_t threads) {
 
 /* Read `token` with `threads` threads: logits (vocab) out, conv_state (layers, d_in, k) and
  * ssm_state (layers, d_in, n) advanced in place. `weights` holds PER_LAYER pointers per layer, then
- * TAIL more. scratch: mamba_step_scratch(dims, threads) floats. */
+ * TAIL more. scratch: mamba_step_scratch(dims, threads) floats. logit_bias: NULL, or vocab floats
+ * added to the logits (a grammar mask row; see head_part). The Mamba-2 and RWKV-7 steps take it too. */
 void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token,
-                float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads) {
+                float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads,
+                const float *logit_bias) {
     if (threads < 1) threads = 1;
     const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, rank = dims->rank, vocab = dims->vocab;
     const int bc = rank + 2 * n;
@@ -572,7 +580,7 @@ void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token
             add_parts(residual, out_parts, team, d, w[OUT_PROJ + L_B]);
         }
         rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
-        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits);
+        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits, logit_bias);
     }
 }
 
@@ -652,7 +660,8 @@ static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
  * (layers, heads, head_dim, n) advanced in place. `weights` holds M2_PER_LAYER pointers per
  * layer, then TAIL more (Mamba's tail). */
 void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t token,
-                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads) {
+                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads,
+                const float *logit_bias) {
     if (threads < 1) threads = 1;
     const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, vocab = dims->vocab;
     const int heads = dims->heads, p = dims->head_dim, groups = dims->groups;
@@ -754,7 +763,7 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
             add_parts(residual, out_parts, team, d, w[M2_OUT_PROJ + L_B]);
         }
         rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
-        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits);
+        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits, logit_bias);
     }
 }
 
@@ -862,7 +871,8 @@ static void linear_columns(const void *const *layer, const float *x, const int8_
 /* Read `token`: logits (vocab) out; shift_state (layers, 2, d) and wkv_state (layers, heads, K, K)
  * advanced in place. `weights` holds R7_PER_LAYER pointers per layer, then R7_TAIL more. */
 void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token,
-                float *shift_state, float *wkv_state, float *scratch, float *logits, int32_t threads) {
+                float *shift_state, float *wkv_state, float *scratch, float *logits, int32_t threads,
+                const float *logit_bias) {
     if (threads < 1) threads = 1;
     const int d = dims->d, heads = dims->heads, K = dims->head_dim, ffn = dims->ffn, vocab = dims->vocab;
     const int rw = dims->rank_w, rv = dims->rank_v, ra = dims->rank_a, rg = dims->rank_g;
@@ -1044,6 +1054,6 @@ void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token
             add_parts(residual, parts_f, team, d, NULL);
         }
         layer_norm(residual, tail[R7_NORM_F_W], tail[R7_NORM_F_B], dims->eps, d, hidden);
-        head_part(tail + R7_HEAD, hidden, hq, hs, d, vocab, t, team, logits);
+        head_part(tail + R7_HEAD, hidden, hq, hs, d, vocab, t, team, logits, logit_bias);
     }
 }

@@ -152,13 +152,13 @@ def _library_locked() -> ctypes.CDLL | None:
                 library.mamba_step.argtypes = [
                     ctypes.POINTER(MambaDims), ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
+                    ctypes.c_void_p,  # logit_bias, or None
                 ]
                 library.mamba2_step_scratch.restype = ctypes.c_int64
                 library.mamba2_step_scratch.argtypes = [ctypes.POINTER(Mamba2Dims), ctypes.c_int32]
                 library.mamba2_step.restype = None
                 library.mamba2_step.argtypes = [
-                    ctypes.POINTER(Mamba2Dims), ctypes.c_void_p, ctypes.c_int64,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
+                    ctypes.POINTER(Mamba2Dims), *library.mamba_step.argtypes[1:],
                 ]
                 library.rwkv7_step_scratch.restype = ctypes.c_int64
                 library.rwkv7_step_scratch.argtypes = [ctypes.POINTER(RWKV7Dims), ctypes.c_int32]
@@ -359,10 +359,15 @@ class MambaStep:
         self._array = (ctypes.c_void_p * len(pointers))(*(p or None for p in pointers))
         return self._array
 
-    def __call__(self, weights: list, token: torch.Tensor, conv: torch.Tensor, ssm: torch.Tensor) -> torch.Tensor | None:
+    def __call__(self, weights: list, token: torch.Tensor, conv: torch.Tensor, ssm: torch.Tensor,
+                 logit_bias: torch.Tensor | None = None) -> torch.Tensor | None:
         """Logits (1, vocab), conv (layers, 1, d_in, k) and ssm (layers, 1, d_in, n) advanced in place;
-        None (nothing changed) when these weights or states are not ones the step reads."""
+        None (nothing changed) when these weights or states are not ones the step reads.
+        ``logit_bias`` (vocab,): added to the logits inside the step (a grammar mask row), as
+        ``logits + logit_bias`` would after it, to the same bits."""
         if token.numel() != 1 or conv.shape[1] != 1 or not (_readable(conv) and _readable(ssm)):
+            return None
+        if logit_bias is not None and not (_readable(logit_bias) and logit_bias.numel() == self.dims.vocab):
             return None
         if not self._state_fits(conv, ssm):
             return None
@@ -378,7 +383,7 @@ class MambaStep:
         start = time.perf_counter()
         self._run(
             ctypes.byref(self.dims), pointers, index, conv.data_ptr(), ssm.data_ptr(),
-            scratch.data_ptr(), logits.data_ptr(), threads,
+            scratch.data_ptr(), logits.data_ptr(), threads, None if logit_bias is None else logit_bias.data_ptr(),
         )
         self.threads.record(threads, time.perf_counter() - start)
         calls[self.name] += 1

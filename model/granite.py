@@ -34,7 +34,7 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from .config import Mamba2Config, _json_float
-from .mamba import Embedding, Linear, RMSNorm
+from .mamba import Embedding, Linear, RMSNorm, with_bias
 from .mamba2 import Mamba2Mixer
 from .state import StateError
 
@@ -515,8 +515,9 @@ class GraniteHybridLM(nn.Module):
             x = x[:, -1]
         return self._logits(x), state
 
-    def step(self, token: torch.Tensor | int, state: HybridState) -> torch.Tensor:
-        """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place."""
+    def step(self, token: torch.Tensor | int, state: HybridState, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place.
+        ``logit_bias``: added to the logits (no fused step here: the plain add)."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
         seen = int(state.seen)
@@ -524,7 +525,7 @@ class GraniteHybridLM(nn.Module):
         for index, layer in enumerate(self.layers):
             x = layer.step(x, self._cache(state, index), seen)
         state.seen += 1
-        return self._logits(x)
+        return with_bias(self._logits(x), logit_bias)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return (self.lm_head(self.norm(x)) / self.config.logits_scaling).float()

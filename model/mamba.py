@@ -79,6 +79,12 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.
     return normed if weight is None else normed * weight
 
 
+def with_bias(logits: torch.Tensor, logit_bias: torch.Tensor | None) -> torch.Tensor:
+    """The plain twin of the fused step's logit bias: one fp32 add per element, as cpu_step.c's
+    head_part does it, so both give the same bits."""
+    return logits if logit_bias is None else logits + logit_bias.to(logits.device)
+
+
 class Linear(nn.Module):
     """y = x W + b, with W stored (in_features, out_features): the transpose of nn.Linear.
 
@@ -324,23 +330,25 @@ class MambaLM(nn.Module):
             x = x[:, -1]
         return self._logits(x), state
 
-    def step(self, token: torch.Tensor | int, state: State) -> torch.Tensor:
+    def step(self, token: torch.Tensor | int, state: State, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
         """Read one token per batch row (b,) (or a plain int) → logits (b, vocab); advances `state` in place.
+        ``logit_bias`` (vocab,): added to the logits (the grammar mask's row: 0 or -inf per token).
 
         On the CPU, one fp32 token without autograd runs the fused C step (kernels/cpu_step.c)
-        where it can be built; the PyTorch loop below is its twin, and the path everywhere else."""
+        where it can be built, the bias added inside it; the PyTorch loop below is its twin, and the
+        path everywhere else."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
         fused = dispatch.fused_step(self.fused_kind, self.fused_dims(), state.conv, state.ssm)
         if fused is not None:
             weights = self.fused_weights()
-            logits = None if weights is None else fused(weights, token, state.conv, state.ssm)
+            logits = None if weights is None else fused(weights, token, state.conv, state.ssm, logit_bias)
             if logits is not None:
                 return logits
         x = self.embeddings(token)  # (b, d)
         for layer, block in enumerate(self.layers):
             x = block.step(x, state.conv[layer], state.ssm[layer])
-        return self._logits(x)
+        return with_bias(self._logits(x), logit_bias)
 
     fused_kind = "mamba"  # which fused CPU step reads this model (dispatch.fused_step)
 

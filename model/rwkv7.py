@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infitool_edit.kernels import dispatch
-from .mamba import Embedding, Linear
+from .mamba import Embedding, Linear, with_bias
 from .state import State
 
 # exp(-1/2): w = exp(-e^{-1/2} σ(·)); RWKV-LM writes it as exp(-exp(-softplus(-x) - 0.5)).
@@ -417,20 +417,21 @@ class RWKV7LM(nn.Module):
             x = x[:, -1]
         return self.lm_head(self.norm(x)).float(), state
 
-    def step(self, token: torch.Tensor | int, state: State) -> torch.Tensor:
-        """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place."""
+    def step(self, token: torch.Tensor | int, state: State, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place.
+        ``logit_bias``: added to the logits, inside the fused step where it runs (`MambaLM.step`)."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
         fused = dispatch.fused_step(self.fused_kind, self.fused_dims(), state.conv, state.ssm)
         if fused is not None:  # kernels/cpu_step.c's rwkv7_step; the loop below is its twin
             weights = self.fused_weights()
-            logits = None if weights is None else fused(weights, token, state.conv, state.ssm)
+            logits = None if weights is None else fused(weights, token, state.conv, state.ssm, logit_bias)
             if logits is not None:
                 return logits
         x, v_first = self.embeddings(token), None
         for layer, block in enumerate(self.layers):
             x, v_first = block.step(x, state.conv[layer], state.ssm[layer], v_first)
-        return self.lm_head(self.norm(x)).float()
+        return with_bias(self.lm_head(self.norm(x)).float(), logit_bias)
 
     fused_kind = "rwkv7"  # which fused CPU step reads this model (dispatch.fused_step)
 

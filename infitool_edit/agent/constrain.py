@@ -86,6 +86,11 @@ class ByteMaskTable:
         counts = allowed.sum(axis=1)
         first = allowed.argmax(axis=1)
         self.forced = [int(first[s]) if counts[s] == 1 else -1 for s in range(dfa.n_states)]
+        # What `row(state)` gives with nothing banned, as one ready tuple per state, and the most
+        # bytes a line may hold in that state before the budget can bind (`row`'s `tight`): the
+        # mask's common case is then a list index and a comparison, no call, nothing allocated.
+        self.plain = [(self._rows[s], self.forced[s]) for s in range(dfa.n_states)]
+        self.loose_until = [max_bytes - 2 - self._max_next_distance[s] for s in range(dfa.n_states)]
         self._extra: dict[tuple, tuple[torch.Tensor, int]] = {}
 
     def next_state(self, state: int, token: int) -> int:
@@ -203,20 +208,36 @@ class LineConstraint:
         self._escaped = False
         self._in_heading = False  # slugs may hold digits and dashes
         self._line_digits: str | None = None  # digits of a line number being typed
+        self._plain_next = True  # see `advance`
+        self._plain, self._loose_until, self._transitions = table.plain, table.loose_until, table._transitions
 
     def mask(self) -> tuple[torch.Tensor, int]:
-        """(bias row, forced token or -1) for the next token."""
+        """(bias row, forced token or -1) for the next token: a row of the table, never
+        copied (the backend hands it to the model's step, which adds it to the logits)."""
+        state = self.state
+        # The common case, a byte of a quoted string, a heading or a verb with no line number
+        # near and the budget far: the state's own row (what `row` would return).
+        if self._plain_next and len(self.written) <= self._loose_until[state]:
+            return self._plain[state]
         budget = self.table.max_bytes - len(self.written)
         if self._search is not None:
             return self._search_mask(budget)
-        if self._in_quote or self._in_heading:  # the common case, kept short
-            return self.table.row(self.state, budget=budget)
-        return self.table.row(self.state, banned=self._banned_digits(), budget=budget)
+        if self._in_quote or self._in_heading:
+            return self.table.row(state, budget=budget)
+        return self.table.row(state, banned=self._banned_digits(), budget=budget)
 
     def advance(self, token: int) -> None:
         self.written.append(token)
-        self.state = self.table.next_state(self.state, token)
+        self.state = -1 if token == NEWLINE else self._transitions[self.state][token]
+        if self._in_quote and self._search is None and token != QUOTE and token != BACKSLASH and not self._escaped:
+            return  # a plain byte of a string: nothing to track (what `_track` would conclude)
         self._track(token)
+        # Whether `mask` may take the state's own row: no search string narrows it and no
+        # line number can be under way (`_banned_digits` would give NOTHING).
+        self._plain_next = self._search is None and (
+            self._in_quote or self._in_heading
+            or (self._line_digits is None and token != 0x20 and token != 0x2D)
+        )
 
     @property
     def finished(self) -> bool:

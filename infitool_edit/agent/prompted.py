@@ -256,14 +256,15 @@ class PromptedBackend(SSMBackend):
         else:
             constraint = BpeLineConstraint(self._ll_tokenizer, self.model.config.vocab_size)
         line = _LineText(self.tokenizer)
+        bias, forced = constraint.mask()
+        masked = self.logits + bias  # the header came through a prefill; later steps add the row themselves
         while True:
             if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
                 self._prefill(self.turns.end)  # cut: the runner reports the line as an error
                 yield "\n"
                 return
-            bias, forced = constraint.mask()
             token = forced if forced >= 0 else sample_token(
-                self.logits + bias, temperature=self.temperature, top_p=self.top_p, generator=generator)
+                masked, temperature=self.temperature, top_p=self.top_p, generator=generator)
             constraint.advance(token)
             piece = line.add(token)
             if constraint.finished:
@@ -272,7 +273,9 @@ class PromptedBackend(SSMBackend):
                 self._prefill(piece.removesuffix("\n") + self.turns.end)
                 yield piece
                 return
-            self._step(token)
+            bias, forced = constraint.mask()
+            self._step(token, bias)  # the next token's mask, added inside the step (SSMBackend._step)
+            masked = self.logits
             yield piece
 
     def snapshot(self):

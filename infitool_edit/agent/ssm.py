@@ -166,7 +166,7 @@ class SSMBackend:
                 ) from None
         self._device = model.embeddings.weight.device
         self.state = model.new_state()
-        self.logits: torch.Tensor | None = None  # (vocab,) after the last token read
+        self.logits: torch.Tensor | None = None  # (vocab,) after the last token read (within a line: masked)
         self._tokens = 0
         self._prefix_ids = self.tokenizer.encode(MODEL_PREFIX)
 
@@ -186,13 +186,18 @@ class SSMBackend:
     @torch.no_grad()
     def command(self, turn: Turn) -> Iterator[str]:
         generator = torch.Generator(device=self._device).manual_seed(turn.seed)
-        for token in self._prefix_ids:
-            self._step(token)
-        yield MODEL_PREFIX
         if self._ll_tokenizer is None:
             constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
         else:
             constraint = BpeLineConstraint(self._ll_tokenizer, self.model.config.vocab_size)
+        # Each step reads one token and hands the model the mask for the next (the constraint
+        # knows it once the token is decided), which the fused step adds to the logits it
+        # computes: `self.logits` comes back masked, and sampling adds nothing.
+        for token in self._prefix_ids[:-1]:
+            self._step(token)
+        bias, forced = constraint.mask()
+        self._step(self._prefix_ids[-1], bias)
+        yield MODEL_PREFIX
         line = _LineText(self.tokenizer)
         while not constraint.finished:
             if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
@@ -202,15 +207,13 @@ class SSMBackend:
                     self._step(token)
                 yield "\n"
                 return
-            bias, forced = constraint.mask()
             if forced >= 0:
                 token = forced
             else:
-                token = sample_token(
-                    self.logits + bias, temperature=self.temperature, top_p=self.top_p, generator=generator
-                )
+                token = sample_token(self.logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
             constraint.advance(token)
-            self._step(token)
+            bias, forced = (None, -1) if constraint.finished else constraint.mask()
+            self._step(token, bias)
             yield line.add(token)
 
     def snapshot(self) -> tuple[State, torch.Tensor | None, int]:
@@ -271,6 +274,8 @@ class SSMBackend:
             raise another
         return state
 
-    def _step(self, token: int) -> None:
-        self.logits = self.model.step(torch.tensor([token], device=self._device), self.state)[0]
+    def _step(self, token: int, mask: torch.Tensor | None = None) -> None:
+        """Read ``token``; ``mask``: the grammar's bias row for the token after it, added to
+        the logits by the model's step (inside the fused CPU step where it runs)."""
+        self.logits = self.model.step(torch.tensor([token], device=self._device), self.state, mask)[0]
         self._tokens += 1

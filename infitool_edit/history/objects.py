@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ class ObjectStore:
     def __init__(self, repo: git.Repo):
         self._repo = repo
         self._objects = os.path.join(repo.common_dir, "objects")
+        self._objects_prefix = self._objects + os.sep
         self._known: set[bytes] = set()
         self._temp_names = itertools.count()
 
@@ -83,22 +85,27 @@ class ObjectStore:
         hexsha = binsha.hex()
         if binsha in self._known:
             return hexsha
-        final = os.path.join(self._objects, hexsha[:2], hexsha[2:])
+        # Plain concatenation, not os.path.join: seven joins and dirnames a version, each a
+        # few Python calls, stood out in the profile of a small version.
+        folder = self._objects_prefix + hexsha[:2]
+        final = folder + os.sep + hexsha[2:]
         # A commit is always new (its message holds a fresh version number),
         # so only blobs and trees are worth the stat that finds one stored.
         if kind == b"commit" or not os.path.exists(final):
-            self._write_loose(final, header, body)
+            self._write_loose(folder, final, header, body)
         if len(self._known) >= _KNOWN_LIMIT:
             self._known.clear()
         self._known.add(binsha)
         return hexsha
 
-    def _write_loose(self, final: str, header: bytes, body: bytes) -> None:
-        compressor = _compressor(len(header) + len(body))
-        data = compressor.compress(header) + compressor.compress(body) + compressor.flush()
-        folder = os.path.dirname(final)
+    def _write_loose(self, folder: str, final: str, header: bytes, body: bytes) -> None:
+        if header.startswith(b"tree"):
+            data = _stored(header, body)
+        else:
+            compressor = _compressor(len(header) + len(body))
+            data = compressor.compress(header) + compressor.compress(body) + compressor.flush()
         # git's own prefix: fsck skips tmp_obj_* files and gc sweeps them.
-        temp = os.path.join(folder, f"tmp_obj_{os.getpid()}_{next(self._temp_names)}")
+        temp = f"{folder}{os.sep}tmp_obj_{os.getpid()}_{next(self._temp_names)}"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         except FileNotFoundError:
@@ -205,6 +212,31 @@ class ObjectStore:
             return _parse_commit(body)
         except (ValueError, IndexError, UnicodeDecodeError):
             raise HistoryDamaged(f"commit {hexsha} is damaged") from None
+
+
+def _stored(header: bytes, body: bytes) -> bytes:
+    """A zlib stream of stored (uncompressed) deflate blocks: what trees get.
+
+    A tree is mostly 20-byte shas, which do not compress: a 1 MB draft's chunk folder (64
+    entries, 2.2 KB) took 73 µs of CPU at level 1 to save 600 bytes, and 6 µs stored (measured
+    here, load 10). Commits (text, 200 of 300 bytes kept) and blobs stay at level 1. git,
+    GitPython and every inflater read stored blocks like any others. The header names a window
+    that just holds the object, as ``_compressor``'s do (a stored block refers back to nothing)."""
+    data = header + body
+    window_bits = max(9, min(15, (len(data) - 1).bit_length()))
+    cmf = (window_bits - 8) << 4 | 8  # deflate, that window
+    parts = [bytes((cmf, (31 - (cmf << 8) % 31) % 31))]  # FLEVEL 0 (fastest), no dictionary
+    view = memoryview(data)
+    for start in range(0, max(len(data), 1), _STORED_BLOCK):
+        block = view[start : start + _STORED_BLOCK]
+        last = start + _STORED_BLOCK >= len(data)
+        parts.append(struct.pack("<BHH", last, len(block), len(block) ^ 0xFFFF))
+        parts.append(block)
+    parts.append(struct.pack(">I", zlib.adler32(data)))
+    return b"".join(parts)
+
+
+_STORED_BLOCK = 0xFFFF  # the most a stored block holds
 
 
 def _compressor(size: int):
