@@ -319,6 +319,9 @@ class TrainOptions:
     prose_mb: float | None = None
     streams_mb: float | None = None
     lr: float | None = None  # peak learning rate; a lower one continues a finished run gently
+    # Start the phase's budget, warm-up and cosine afresh from the checkpoint (fine-tuning on a
+    # new data folder): the budget then counts only what this call reads.
+    new_schedule: bool = False
     quiet: bool = False
 
 
@@ -368,7 +371,7 @@ def _train(options: TrainOptions, world: World, report) -> dict:
     wanted = progress.phase if options.phase == "auto" else options.phase
     if wanted == "prose" and data.prose is None:
         wanted = "streams"
-    if wanted != progress.phase:
+    if wanted != progress.phase or options.new_schedule:
         progress.phase, progress.phase_step, progress.phase_bytes = wanted, 0, 0
     if progress.phase == "streams" and data.streams is None:
         raise TrainError(f"{data.path}: phase 2 needs streams.jsonl")

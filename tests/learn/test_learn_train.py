@@ -72,6 +72,15 @@ def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, 
     assert second["bytes_seen"]["streams"] == first["bytes_seen"]["streams"]
     record = json.loads((out / "latest" / "training.json").read_text())
     assert record["steps"] == 63 and record["parameters"] > 0
+
+    # Fine-tuning on new data: a lower peak and the phase's schedule started afresh.
+    third = train(TrainOptions(data=data, out=out, resume=True, phase="streams", max_steps=2, threads=1,
+                               lr=1e-3, new_schedule=True, streams_mb=0.01), report=lines.append)
+    assert third["steps"] == 65
+    trainer = torch.load(out / "latest" / "trainer.pt", map_location="cpu", weights_only=False)
+    assert trainer["progress"]["phase_step"] == 2 and trainer["config"]["lr"] == 1e-3
+    assert trainer["config"]["streams_mb"] == 0.01
+    record = json.loads((out / "latest" / "training.json").read_text())
     card = render(out / "latest", "typos_f05 0.5")  # the model card is written from that record
     assert f"| parameters | {record['parameters']:,} |" in card and "typos_f05 0.5" in card
 
