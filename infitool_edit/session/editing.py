@@ -185,9 +185,11 @@ class EditingSession:
             self.history.record(on_disk, "", OPEN_MESSAGE, DISK_AUTHOR)
             return
         snapshot = self.history.read(head.number)
-        self._load(snapshot.draft, snapshot.notes)
         if on_disk == snapshot.draft:
+            # The string the draft's stamp holds too: a large draft once, not twice.
+            self._load(on_disk, snapshot.notes)
             return
+        self._load(snapshot.draft, snapshot.notes)
         if not self.draft.exists:
             return  # deleted outside: the head is the draft; saved on the next edit
         if not self.read_only and self._is_interrupted_write(head, on_disk):
@@ -219,7 +221,7 @@ class EditingSession:
 
     def _write(self, text: str, *, durable: bool) -> None:
         """Write ``text`` (already the newest version) to the file."""
-        self._commit(self.draft.prepare(text.encode("utf-8"), durable=durable))
+        self._commit(self.draft.prepare(text, durable=durable))
 
     def _commit(self, pending: PendingWrite) -> None:
         try:
@@ -275,7 +277,7 @@ class EditingSession:
                 if not race.replaced:
                     self.draft.adopt(race.theirs)  # the file holds theirs: build on it
                 if kept != (theirs if not race.replaced else ours):
-                    self.draft.prepare(kept.encode("utf-8"), durable=False).commit()
+                    self.draft.prepare(kept, durable=False).commit()
                 return
             except DraftRaced as again:
                 race = again
@@ -386,7 +388,7 @@ class EditingSession:
             # recorded: a change by someone else refuses the command before
             # anything is recorded, and a crash leaves the old file.
             if outcome.edit is not None:
-                pending = self.draft.prepare(text.encode("utf-8"), durable=False)
+                pending = self.draft.prepare(text, durable=False)
             info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale)
         except BaseException:
             # The version was not recorded: neither may the change be.
