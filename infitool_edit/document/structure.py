@@ -51,6 +51,7 @@ full parse after random edits.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,7 @@ import tree_sitter_markdown
 from tree_sitter import Language, Node, Parser
 
 from infitool_edit.commands import slugify
+from infitool_edit.document.buffer import lines_between
 
 _LANGUAGE = Language(tree_sitter_markdown.language())
 
@@ -106,10 +108,11 @@ class _Parsed:
 
 
 class MarkdownStructure:
-    """Headings and opaque blocks of a draft held as a list of lines (the
-    text split on ``\\n``). The owner calls ``update`` after every edit."""
+    """Headings and opaque blocks of a draft held as lines (the text split
+    on ``\\n``: a list, or a large draft's ``TextLines``). The owner calls
+    ``update`` after every edit."""
 
-    def __init__(self, lines: list[str], *, whole: bool = False, region_lines: int = REGION_LINES):
+    def __init__(self, lines: Sequence[str], *, whole: bool = False, region_lines: int = REGION_LINES):
         self._parser = Parser(_LANGUAGE)
         self._whole = whole
         parsed = self._parse(lines, 0, len(lines)) if whole else self._parse_by_regions(lines, region_lines)
@@ -172,7 +175,7 @@ class MarkdownStructure:
 
     # --- keeping up with edits ---------------------------------------------
 
-    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str] | None = None) -> None:
+    def update(self, lines: Sequence[str], first: int, old_stop: int, new_stop: int, old_lines: list[str] | None = None) -> None:
         """Lines [first, old_stop) of the previous draft became lines
         [first, new_stop) of ``lines``; everything else is unchanged.
         ``old_lines``, the previous text of lines [first, old_stop), lets a
@@ -204,7 +207,7 @@ class MarkdownStructure:
             stop = self._restart_after(lines, max(stop + 1, start + 2 * (stop - start)), new_stop, delta)
         self._splice(start, stop - delta, delta, parsed)
 
-    def _is_prose_edit(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str]) -> bool:
+    def _is_prose_edit(self, lines: Sequence[str], first: int, old_stop: int, new_stop: int, old_lines: list[str]) -> bool:
         """Whether the edit leaves every heading and block as it was, so nothing
         needs parsing. True for the commonest edits, to lines of prose inside
         a paragraph: a line that starts with a letter is never a heading,
@@ -244,7 +247,7 @@ class MarkdownStructure:
             return int(self._block_starts[index])
         return None
 
-    def _is_restart(self, lines: list[str], line: int, old_line: int, *, after_atx: bool) -> bool:
+    def _is_restart(self, lines: Sequence[str], line: int, old_line: int, *, after_atx: bool) -> bool:
         """Whether the block parser is at the top level with nothing open at
         the start of ``line`` (which was ``old_line`` before the edit):
         after a blank line, or (when ``after_atx``) on an ATX heading."""
@@ -257,12 +260,12 @@ class MarkdownStructure:
             return False
         return self._inside_block(old_line) is None
 
-    def _front_matter_open(self, lines: list[str]) -> bool:
+    def _front_matter_open(self, lines: Sequence[str]) -> bool:
         """Whether the draft starts like front matter that has not closed yet."""
         starts = self._block_starts
         return lines[0].rstrip() in _METADATA_FENCES and not (len(starts) and starts[0] == 0)
 
-    def _restart_after(self, lines: list[str], line: int, new_stop: int, delta: int) -> int:
+    def _restart_after(self, lines: Sequence[str], line: int, new_stop: int, delta: int) -> int:
         """The first restart line at or after ``line`` (>= new_stop) where the
         old parse was also clean, so the old structure below it still holds.
         A blank line that was itself edited does not count: what followed it
@@ -292,7 +295,7 @@ class MarkdownStructure:
 
     # --- tree-sitter ----------------------------------------------------------
 
-    def _parse_by_regions(self, lines: list[str], region_lines: int) -> _Parsed:
+    def _parse_by_regions(self, lines: Sequence[str], region_lines: int) -> _Parsed:
         """The whole draft, parsed a region at a time: from a restart line to
         the first restart line at least ``region_lines`` further on, grown
         while a block runs on past its end (as ``update`` grows a region).
@@ -312,7 +315,7 @@ class MarkdownStructure:
             start = stop
         return whole
 
-    def _parse(self, lines: list[str], start: int, stop: int) -> _Parsed:
+    def _parse(self, lines: Sequence[str], start: int, stop: int) -> _Parsed:
         # Always end on a newline: tree-sitter-markdown reads a lone "# Title"
         # with no newline after it as an error, not a heading.
         # A region inside the draft starts with a blank line: front matter is
@@ -324,7 +327,7 @@ class MarkdownStructure:
             region = lines[start:stop]
             rows = _Rows(start - lead, None)
         else:
-            if all(not line.strip() or _is_prose(line) for line in lines[start:stop]):
+            if all(not line.strip() or _is_prose(line) for line in lines_between(lines, start, stop)):
                 return parsed  # paragraphs only: no heading, no block, nothing open
             region, kept = _for_parser_region(lines, start, stop)
             rows = _Rows(start - lead, [start - 1] * lead + kept + [stop])
@@ -344,7 +347,7 @@ class MarkdownStructure:
         return parsed
 
     def _collect(self, node: Node, rows: _Rows, region_rows: int, bounded: bool, parsed: _Parsed,
-                 lines: list[str]) -> None:
+                 lines: Sequence[str]) -> None:
         for child in node.children:
             kind = child.type
             if kind == "section":
@@ -393,7 +396,7 @@ def _is_plain_prose(line: str) -> bool:
     return line[:1].isalpha() and "|" not in line and ">" not in line
 
 
-def _for_parser_region(lines: list[str], start: int, stop: int) -> tuple[list[str], list[int]]:
+def _for_parser_region(lines: Sequence[str], start: int, stop: int) -> tuple[list[str], list[int]]:
     """Lines [start, stop) as tree-sitter needs them for the blocks, and the
     draft line of each. A plain prose line right after another is left out
     (see the module docstring): whatever block holds the line above holds
@@ -401,8 +404,7 @@ def _for_parser_region(lines: list[str], start: int, stop: int) -> tuple[list[st
     region: list[str] = []
     kept: list[int] = []
     previous_plain = False
-    for number in range(start, stop):
-        line = lines[number]
+    for number, line in enumerate(lines_between(lines, start, stop), start):
         plain = _is_plain_prose(line)
         if plain and previous_plain:
             continue
@@ -412,19 +414,20 @@ def _for_parser_region(lines: list[str], start: int, stop: int) -> tuple[list[st
     return region, kept
 
 
-def _next_restart(lines: list[str], line: int) -> int:
+def _next_restart(lines: Sequence[str], line: int) -> int:
     """The first line at or after ``line`` where a region may end and the
     next begin: one that does not start with whitespace and follows a blank
     line or is an ATX heading (whether a block runs over it is for the
     parse to say)."""
-    while line < len(lines):
-        text = lines[line]
-        if text and text[0] not in " \t" and text.strip() and (
-            not lines[line - 1].strip() or _ATX_LINE.match(text)
-        ):
-            return line
-        line += 1
-    return len(lines)
+    count = len(lines)
+    if line >= count:
+        return count
+    previous = lines[line - 1] if line > 0 else ""
+    for number, text in enumerate(lines_between(lines, line, count), line):
+        if text and text[0] not in " \t" and text.strip() and (not previous.strip() or _ATX_LINE.match(text)):
+            return number
+        previous = text
+    return count
 
 
 def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, replacement: list[int]):
@@ -445,7 +448,7 @@ def _may_continue(block: Node) -> bool:
     return block.type in ("html_block", "pipe_table", "ERROR")
 
 
-def _heading(node: Node, rows: _Rows, lines: list[str]) -> tuple[int, str]:
+def _heading(node: Node, rows: _Rows, lines: Sequence[str]) -> tuple[int, str]:
     level, title = 1, ""
     for child in node.children:
         kind = child.type

@@ -142,12 +142,12 @@ class EditingSession:
         Raises DraftError (unreadable, binary, not UTF-8…) before taking the
         lock, and DraftLocked when another session holds it."""
         draft = DraftFile(Path(draft_path))
-        draft.read()  # refuse a file we cannot edit before touching history
+        first_read = draft.read()  # refuse a file we cannot edit before touching history
         history = History.open(draft.path)
         draft.remove_stale_temporaries()
         session = cls(draft, history, author)
         try:
-            session._reconcile()
+            session._reconcile(first_read)
         except BaseException:
             draft.close()
             history.close()
@@ -176,9 +176,13 @@ class EditingSession:
 
     # --- opening ----------------------------------------------------------
 
-    def _reconcile(self) -> None:
-        """Make the workspace, the history head and the file agree."""
-        on_disk = self.draft.read()
+    def _reconcile(self, first_read: str) -> None:
+        """Make the workspace, the history head and the file agree.
+        ``first_read`` is the text read before the lock was taken: read
+        again only if the file changed since (a large draft's text and bytes
+        once at a time, not beside a first copy)."""
+        on_disk = self.draft.read() if self.draft.changed_on_disk() else first_read
+        del first_read
         head = self.history.head()
         if head is None:
             self._load(on_disk, "")
