@@ -11,8 +11,8 @@ Two forms behind one interface, chosen by size when the buffer is made:
   twice the text again (a 50 MB draft's 860,000 lines took 103 MB beside
   the 50 MB string everyone else holds). Here the text is the only copy,
   the line starts cost 8 bytes a line, a line is sliced out when asked
-  for, and an edit builds the new string once (tens of milliseconds at
-  50 MB, which the file write and the history pay anyway).
+  for, and an edit builds the new string in one copy (``_spliced_text``;
+  the file write and the history read the whole draft anyway).
 
 Positions are 0-based ``(line, col)`` pairs, columns in code points. The
 lines are the text split on ``\\n``, so a draft that ends with a newline has
@@ -31,6 +31,31 @@ from infitool_edit.document.positions import Position, end_after, position_of
 COMPACT_ABOVE = 4 * 2**20
 # Line starts are found this many characters at a time (bounded scratch).
 _SCAN_PIECE = 1 << 22
+
+
+# Characters after an edit that make the stretch it replaces unique, so that
+# ``str.replace`` can splice it in one copy (see ``_spliced_text``).
+_SPLICE_CONTEXT = 64
+
+
+def _spliced_text(old: str, begin: int, stop: int, text: str) -> str:
+    """``old[:begin] + text + old[stop:]`` with as few copies of a large
+    draft as Python allows. Slicing the head and the tail and joining them
+    copies the draft twice; ``str.replace(..., 1)`` builds its result in one
+    allocation, one copy. It replaces the *first* occurrence, so the stretch
+    is widened by the characters after it until no earlier occurrence exists
+    (``find``, a read-only scan): in prose, at once. In text that repeats
+    itself, the slices."""
+    if begin == len(old):
+        return old + text
+    context = old[stop : stop + _SPLICE_CONTEXT]
+    stretch = old[begin:stop] + context
+    if old.find(stretch, 0, begin + len(stretch)) == begin:
+        return old.replace(stretch, text + context, 1)
+    new = old[:begin]
+    new += text  # grown in place: no one else holds ``new``
+    new += old[stop:]
+    return new
 
 
 def normalize_newlines(text: str) -> str:
@@ -157,12 +182,7 @@ class LineBuffer:
     def _replace_compact(self, start: Position, end: Position, text: str) -> None:
         old = self.text
         begin, stop = self._offset(start), self._offset(end)
-        # Grown in place where CPython can (a string no one else holds is
-        # resized, not copied), so the edit costs the new string and the
-        # tail's slice, not a third copy of the draft.
-        new = old[:begin]
-        new += text
-        new += old[stop:]
+        self._text = _spliced_text(old, begin, stop, text)
         del old
         starts = self._starts
         self._starts = np.concatenate((
@@ -170,7 +190,6 @@ class LineBuffer:
             newline_offsets(text, begin + 1),
             starts[end[0] + 1 :] + (len(text) - (stop - begin)),
         ))
-        self._text = new
 
     def offset_to_position(self, offset: int) -> Position:
         """A character offset into ``text`` as (line, col)."""
