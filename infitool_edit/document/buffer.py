@@ -130,6 +130,12 @@ class LineBuffer:
     def __init__(self, text: str, *, compact: bool | None = None):
         self.compact = len(text) > COMPACT_ABOVE if compact is None else compact
         self._text: str | None = text
+        # A compact buffer's last edit, as (base, result, begin, old_stop,
+        # new_stop): result == base[:begin] + new text + base[old_stop:],
+        # new text ending at new_stop. The history's chunker uses it in
+        # place of comparing the whole draft; taken (and let go) by
+        # ``take_splice``, so it holds the old string no longer than that.
+        self.last_splice: tuple[str, str, int, int, int] | None = None
         if self.compact:
             self._starts = np.concatenate((np.zeros(1, dtype=np.int64), newline_offsets(text, 1)))
             self.lines: Sequence[str] = TextLines(self)
@@ -177,12 +183,14 @@ class LineBuffer:
         suffix = self.lines[end_line][end_col:]
         self.lines[start_line : end_line + 1] = (prefix + text + suffix).split("\n")
         self._text = None
+        self.last_splice = None
         return end_after(start, text)
 
     def _replace_compact(self, start: Position, end: Position, text: str) -> None:
         old = self.text
         begin, stop = self._offset(start), self._offset(end)
         self._text = _spliced_text(old, begin, stop, text)
+        self.last_splice = (old, self._text, begin, stop, begin + len(text))
         del old
         starts = self._starts
         self._starts = np.concatenate((

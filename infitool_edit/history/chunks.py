@@ -23,7 +23,7 @@ whatever blobs they have in common.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 # A chunk is cut near CHUNK_TARGET characters (at the next line end, within
 # CHUNK_MAX); an edit leaves a chunk whole until it outgrows CHUNK_MAX.
@@ -41,6 +41,21 @@ def chunk_name(position: int) -> str:
     # Fixed width, so git's name order is the draft's order (a million
     # chunks of 32 KB is 32 GB, far above any draft we open).
     return f"{position:06d}"
+
+
+class Splice(NamedTuple):
+    """How ``result`` was made from ``base`` by one edit: ``result`` is
+    ``base[:begin]``, then new text up to ``new_stop``, then
+    ``base[old_stop:]``. The editor's buffer knows this of every edit it
+    makes; handed to ``store`` it spares comparing the unchanged chunks (a
+    pass over the whole draft). Trusted only for the very string objects it
+    names (``base is`` the last draft stored, ``result is`` the new one)."""
+
+    base: str
+    result: str
+    begin: int
+    old_stop: int
+    new_stop: int
 
 
 @dataclass
@@ -76,8 +91,10 @@ class DraftChunker:
     def seeded(self) -> bool:
         return self._last is not None
 
-    def store(self, text: str) -> list[str]:
-        """The chunk blobs of ``text``, in order; only new chunks are written."""
+    def store(self, text: str, splice: Splice | None = None) -> list[str]:
+        """The chunk blobs of ``text``, in order; only new chunks are written.
+        ``splice``, when it says how ``text`` came from the last draft stored,
+        replaces the comparison that finds the unchanged chunks."""
         last = self._last
         if last is None or not last.ends:
             ends = _cut(text, 0, len(text))
@@ -92,9 +109,14 @@ class DraftChunker:
         # time, no copy): the first that differs is where the edit begins.
         front = 0
         start = 0
+        known = (splice is not None and splice.base is last.text and splice.result is new
+                 and splice.new_stop - splice.old_stop == len(new) - old_length)
         while front < count:
             end = last.ends[front]
-            if end > len(new) or not _same_span(last.text, new, start, end, start):
+            if known:
+                if end > splice.begin:
+                    break
+            elif end > len(new) or not _same_span(last.text, new, start, end, start):
                 break
             start = end
             front += 1
@@ -107,8 +129,12 @@ class DraftChunker:
         back = count
         while back > front:
             old_start = last.ends[back - 2] if back >= 2 else 0
-            if old_start + shift < start or not _same_span(last.text, new, old_start, last.ends[back - 1],
-                                                           old_start + shift):
+            if old_start + shift < start:
+                break
+            if known:
+                if old_start < splice.old_stop:
+                    break
+            elif not _same_span(last.text, new, old_start, last.ends[back - 1], old_start + shift):
                 break
             back -= 1
         # The changed run: from the end of the front chunks to the start of

@@ -47,7 +47,7 @@ from infitool_edit.commands import ast
 from infitool_edit.document import ApplyError, HeadingInfo, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import common_prefix, end_after
-from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
+from infitool_edit.history import CheckpointExists, History, Splice, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
 from infitool_edit.session.draftfile import (
     DraftChanged,
@@ -383,9 +383,13 @@ class EditingSession:
     def _apply(self, command: ast.Command, line: str, author: str) -> Executed:
         before = (self.file_text(), self.workspace.notes)
         outcome = self.workspace.apply(command, author=author)
+        splice = self.workspace.take_splice()
         if outcome.edit is None and not outcome.notes_changed:
             return Executed(command, line, author, None, outcome, outcome.render(None), None)
         text = self.file_text()
+        # The history trusts it only for these very strings (the draft it
+        # stored last, and ``text``): a CRLF draft's text is another string.
+        splice = Splice(*splice) if splice is not None else None
         pending = None
         try:
             # Our bytes wait in a temporary file while the version is
@@ -393,7 +397,8 @@ class EditingSession:
             # anything is recorded, and a crash leaves the old file.
             if outcome.edit is not None:
                 pending = self.draft.prepare(text, durable=False)
-            info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale)
+            info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale,
+                                       splice=splice)
         except BaseException:
             # The version was not recorded: neither may the change be.
             if pending is not None:
