@@ -65,7 +65,7 @@ _PIECES = ["", "a", "é", "日本", "\n", "\n\n", "# T\n", "word ", "line\nline"
 _texts = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(text=_texts, data=st.data())
 def test_the_compact_buffer_edits_and_reads_as_the_list_of_lines_does(text, data):
     plain, compact = LineBuffer(text, compact=False), LineBuffer(text, compact=True)
