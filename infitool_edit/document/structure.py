@@ -32,7 +32,13 @@ prose lines and blank lines is not parsed at all (it holds no heading and
 no block), and a long prose line reaches tree-sitter cut to its first
 characters (what follows its first letter cannot change the blocks, unless
 it holds a ``|`` or a ``>``, which may make a table or end an HTML block:
-such lines go whole). Setext titles are taken from the draft's own lines.
+such lines go whole). A run of such prose lines reaches it as its first
+line only: a line that starts with a letter continues whatever the line
+above it was in (a paragraph, a quote or list item lazily, a code block, a
+table row), so the run's other lines change no block, only row numbers,
+which are mapped back. A one-paragraph 50 MB draft (860,000 lines) parsed
+line by line still peaked at 700 MB and took seconds; as one line, nothing.
+Setext titles are taken from the draft's own lines.
 ``MarkdownStructure(lines, whole=True)`` is the plain twin: one parse of the
 whole text, nothing cut or skipped; the tests hold the two equal.
 
@@ -45,6 +51,7 @@ full parse after random edits.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +59,7 @@ import tree_sitter_markdown
 from tree_sitter import Language, Node, Parser
 
 from infitool_edit.commands import slugify
+from infitool_edit.document.buffer import lines_between
 
 _LANGUAGE = Language(tree_sitter_markdown.language())
 
@@ -100,10 +108,11 @@ class _Parsed:
 
 
 class MarkdownStructure:
-    """Headings and opaque blocks of a draft held as a list of lines (the
-    text split on ``\\n``). The owner calls ``update`` after every edit."""
+    """Headings and opaque blocks of a draft held as lines (the text split
+    on ``\\n``: a list, or a large draft's ``TextLines``). The owner calls
+    ``update`` after every edit."""
 
-    def __init__(self, lines: list[str], *, whole: bool = False, region_lines: int = REGION_LINES):
+    def __init__(self, lines: Sequence[str], *, whole: bool = False, region_lines: int = REGION_LINES):
         self._parser = Parser(_LANGUAGE)
         self._whole = whole
         parsed = self._parse(lines, 0, len(lines)) if whole else self._parse_by_regions(lines, region_lines)
@@ -181,7 +190,7 @@ class MarkdownStructure:
 
     # --- keeping up with edits ---------------------------------------------
 
-    def update(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str] | None = None) -> None:
+    def update(self, lines: Sequence[str], first: int, old_stop: int, new_stop: int, old_lines: list[str] | None = None) -> None:
         """Lines [first, old_stop) of the previous draft became lines
         [first, new_stop) of ``lines``; everything else is unchanged.
         ``old_lines``, the previous text of lines [first, old_stop), lets a
@@ -213,7 +222,7 @@ class MarkdownStructure:
             stop = self._restart_after(lines, max(stop + 1, start + 2 * (stop - start)), new_stop, delta)
         self._splice(start, stop - delta, delta, parsed)
 
-    def _is_prose_edit(self, lines: list[str], first: int, old_stop: int, new_stop: int, old_lines: list[str]) -> bool:
+    def _is_prose_edit(self, lines: Sequence[str], first: int, old_stop: int, new_stop: int, old_lines: list[str]) -> bool:
         """Whether the edit leaves every heading and block as it was, so nothing
         needs parsing. True for the commonest edits, to lines of prose inside
         a paragraph: a line that starts with a letter is never a heading,
@@ -253,7 +262,7 @@ class MarkdownStructure:
             return int(self._block_starts[index])
         return None
 
-    def _is_restart(self, lines: list[str], line: int, old_line: int, *, after_atx: bool) -> bool:
+    def _is_restart(self, lines: Sequence[str], line: int, old_line: int, *, after_atx: bool) -> bool:
         """Whether the block parser is at the top level with nothing open at
         the start of ``line`` (which was ``old_line`` before the edit):
         after a blank line, or (when ``after_atx``) on an ATX heading."""
@@ -266,12 +275,12 @@ class MarkdownStructure:
             return False
         return self._inside_block(old_line) is None
 
-    def _front_matter_open(self, lines: list[str]) -> bool:
+    def _front_matter_open(self, lines: Sequence[str]) -> bool:
         """Whether the draft starts like front matter that has not closed yet."""
         starts = self._block_starts
         return lines[0].rstrip() in _METADATA_FENCES and not (len(starts) and starts[0] == 0)
 
-    def _restart_after(self, lines: list[str], line: int, new_stop: int, delta: int) -> int:
+    def _restart_after(self, lines: Sequence[str], line: int, new_stop: int, delta: int) -> int:
         """The first restart line at or after ``line`` (>= new_stop) where the
         old parse was also clean, so the old structure below it still holds.
         A blank line that was itself edited does not count: what followed it
@@ -301,7 +310,7 @@ class MarkdownStructure:
 
     # --- tree-sitter ----------------------------------------------------------
 
-    def _parse_by_regions(self, lines: list[str], region_lines: int) -> _Parsed:
+    def _parse_by_regions(self, lines: Sequence[str], region_lines: int) -> _Parsed:
         """The whole draft, parsed a region at a time: from a restart line to
         the first restart line at least ``region_lines`` further on, grown
         while a block runs on past its end (as ``update`` grows a region).
@@ -321,26 +330,28 @@ class MarkdownStructure:
             start = stop
         return whole
 
-    def _parse(self, lines: list[str], start: int, stop: int) -> _Parsed:
+    def _parse(self, lines: Sequence[str], start: int, stop: int) -> _Parsed:
         # Always end on a newline: tree-sitter-markdown reads a lone "# Title"
         # with no newline after it as an error, not a heading.
         # A region inside the draft starts with a blank line: front matter is
         # only front matter on the draft's first line, and every restart line
         # reads the same after a blank line.
         parsed = _Parsed([], [], [], [], [], [], False)
-        region = lines[start:stop]
-        if not self._whole:
-            if all(not line.strip() or _is_prose(line) for line in region):
+        lead = 1 if start > 0 else 0
+        if self._whole:
+            region = lines[start:stop]
+            rows = _Rows(start - lead, None)
+        else:
+            if all(not line.strip() or _is_prose(line) for line in lines_between(lines, start, stop)):
                 return parsed  # paragraphs only: no heading, no block, nothing open
-            region = [_for_parser(line) for line in region]
-        lead = "\n" if start > 0 else ""
-        text = (lead + "\n".join(region) + "\n").encode("utf-8")
+            region, kept = _for_parser_region(lines, start, stop)
+            rows = _Rows(start - lead, [start - 1] * lead + kept + [stop])
+        text = ("\n" * lead + "\n".join(region) + "\n").encode("utf-8")
         del region
         tree = self._parser.parse(text)
         del text
-        offset = start - len(lead)
         bounded = stop < len(lines)
-        self._collect(tree.root_node, offset, stop - offset, bounded, parsed, lines)
+        self._collect(tree.root_node, rows, rows.count(stop), bounded, parsed, lines)
         if bounded and start == 0 and lines[0].rstrip() in _METADATA_FENCES and parsed.block_starts[:1] != [0]:
             # Front matter whose closing line lies beyond the region.
             parsed.open_at_end = True
@@ -350,24 +361,24 @@ class MarkdownStructure:
             parsed.open_at_end = True
         return parsed
 
-    def _collect(self, node: Node, offset: int, region_rows: int, bounded: bool, parsed: _Parsed,
-                 lines: list[str]) -> None:
+    def _collect(self, node: Node, rows: _Rows, region_rows: int, bounded: bool, parsed: _Parsed,
+                 lines: Sequence[str]) -> None:
         for child in node.children:
             kind = child.type
             if kind == "section":
-                self._collect(child, offset, region_rows, bounded, parsed, lines)
+                self._collect(child, rows, region_rows, bounded, parsed, lines)
             elif kind in _HEADINGS:
-                level, title = _heading(child, offset, lines)
-                parsed.heading_lines.append(offset + child.start_point.row)
+                level, title = _heading(child, rows, lines)
+                parsed.heading_lines.append(rows.line(child.start_point.row))
                 end = child.end_point
-                parsed.heading_stops.append(offset + (end.row if end.column == 0 else end.row + 1))
+                parsed.heading_stops.append(rows.line(end.row if end.column == 0 else end.row + 1))
                 parsed.heading_levels.append(level)
                 parsed.heading_titles.append(title)
             elif kind in _OPAQUE_BLOCKS:
                 end = child.end_point
                 stop_row = end.row if end.column == 0 else end.row + 1
-                parsed.block_starts.append(offset + child.start_point.row)
-                parsed.block_stops.append(offset + min(stop_row, region_rows))
+                parsed.block_starts.append(rows.line(child.start_point.row))
+                parsed.block_stops.append(rows.line(min(stop_row, region_rows)))
                 if bounded and stop_row >= region_rows and _may_continue(child):
                     parsed.open_at_end = True
 
@@ -376,27 +387,62 @@ def _is_prose(text: str) -> bool:
     return text[:1].isalpha() and "|" not in text
 
 
-def _for_parser(line: str) -> str:
-    """The line as tree-sitter needs to see it for the blocks: a long prose
-    line cut short (see the module docstring), any other line whole."""
-    if len(line) > _PROSE_KEPT and line[0].isalpha() and "|" not in line and ">" not in line:
-        return line[:_PROSE_KEPT]
-    return line
+class _Rows:
+    """Where the rows tree-sitter saw lie in the draft: row ``r`` of the
+    parsed text is line ``offset + r`` when nothing was left out, else
+    ``kept[r]`` (``kept`` ends with the region's stop, so a block's exclusive
+    end row maps too). A line left out belongs with the kept line above it."""
+
+    def __init__(self, offset: int, kept: list[int] | None):
+        self._offset = offset
+        self._kept = kept
+
+    def line(self, row: int) -> int:
+        return self._offset + row if self._kept is None else self._kept[row]
+
+    def count(self, stop: int) -> int:
+        """How many rows the parsed text has before the region's ``stop``."""
+        return stop - self._offset if self._kept is None else len(self._kept) - 1
 
 
-def _next_restart(lines: list[str], line: int) -> int:
+def _is_plain_prose(line: str) -> bool:
+    """A line tree-sitter sees cut short: it starts with a letter and holds
+    no ``|`` or ``>`` (see the module docstring)."""
+    return line[:1].isalpha() and "|" not in line and ">" not in line
+
+
+def _for_parser_region(lines: Sequence[str], start: int, stop: int) -> tuple[list[str], list[int]]:
+    """Lines [start, stop) as tree-sitter needs them for the blocks, and the
+    draft line of each. A plain prose line right after another is left out
+    (see the module docstring): whatever block holds the line above holds
+    it too, so only the row numbers change, and ``_Rows`` maps them back."""
+    region: list[str] = []
+    kept: list[int] = []
+    previous_plain = False
+    for number, line in enumerate(lines_between(lines, start, stop), start):
+        plain = _is_plain_prose(line)
+        if plain and previous_plain:
+            continue
+        previous_plain = plain
+        region.append(line[:_PROSE_KEPT] if plain else line)
+        kept.append(number)
+    return region, kept
+
+
+def _next_restart(lines: Sequence[str], line: int) -> int:
     """The first line at or after ``line`` where a region may end and the
     next begin: one that does not start with whitespace and follows a blank
     line or is an ATX heading (whether a block runs over it is for the
     parse to say)."""
-    while line < len(lines):
-        text = lines[line]
-        if text and text[0] not in " \t" and text.strip() and (
-            not lines[line - 1].strip() or _ATX_LINE.match(text)
-        ):
-            return line
-        line += 1
-    return len(lines)
+    count = len(lines)
+    if line >= count:
+        return count
+    previous = lines[line - 1] if line > 0 else ""
+    for number, text in enumerate(lines_between(lines, line, count), line):
+        if text and text[0] not in " \t" and text.strip() and (not previous.strip() or _ATX_LINE.match(text)):
+            return number
+        previous = text
+    return count
 
 
 def _spliced(sorted_lines: np.ndarray, start: int, old_stop: int, delta: int, replacement: list[int]):
@@ -417,7 +463,7 @@ def _may_continue(block: Node) -> bool:
     return block.type in ("html_block", "pipe_table", "ERROR")
 
 
-def _heading(node: Node, offset: int, lines: list[str]) -> tuple[int, str]:
+def _heading(node: Node, rows: _Rows, lines: Sequence[str]) -> tuple[int, str]:
     level, title = 1, ""
     for child in node.children:
         kind = child.type
@@ -429,8 +475,8 @@ def _heading(node: Node, offset: int, lines: list[str]) -> tuple[int, str]:
             title = _ATX_CLOSING.sub("", _text(child).strip())
         elif kind == "paragraph":  # setext: the lines above the underline, from the draft (they may reach tree-sitter cut)
             end = child.end_point
-            rows = range(child.start_point.row, end.row if end.column == 0 else end.row + 1)
-            title = " ".join(lines[offset + row].strip() for row in rows if lines[offset + row].strip())
+            first, stop = rows.line(child.start_point.row), rows.line(end.row if end.column == 0 else end.row + 1)
+            title = " ".join(lines[line].strip() for line in range(first, stop) if lines[line].strip())
     return level, title
 
 

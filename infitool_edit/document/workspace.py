@@ -78,6 +78,14 @@ class Workspace:
     def outline(self) -> list[HeadingInfo]:
         return self._structure.outline()
 
+    def take_splice(self) -> tuple[str, str, int, int, int] | None:
+        """How the last edit made the text from the one before, as
+        (before, after, begin, old_stop, new_stop) character offsets, when
+        the buffer knows (a large draft; see ``LineBuffer.last_splice``);
+        None otherwise. Asked once: it is forgotten when taken."""
+        splice, self._buffer.last_splice = self._buffer.last_splice, None
+        return splice
+
     # --- applying commands ----------------------------------------------------
 
     def apply(self, cmd: ast.Command, *, author: str = "model") -> Outcome:

@@ -4,6 +4,7 @@ See ``docs/history.md`` for where the history lives and how it stays whole.
 """
 
 from .errors import CheckpointExists, DraftLocked, HistoryError, UnknownVersion
+from .chunks import Splice
 from .store import History, Snapshot, VersionInfo
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "History",
     "HistoryError",
     "Snapshot",
+    "Splice",
     "UnknownVersion",
     "VersionInfo",
 ]

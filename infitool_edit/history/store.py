@@ -47,7 +47,7 @@ import git
 
 from infitool_edit.stream_records import newest_version_in_stream, stream_has_records
 
-from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, chunk_name
+from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, Splice, chunk_name
 from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
 from .location import DraftLock, Location, locate
 from .objects import Identity, ObjectStore, ParsedCommit
@@ -427,9 +427,12 @@ class History:
         *,
         state: bytes | None = None,
         scale: str | None = None,
+        splice: Splice | None = None,
     ) -> VersionInfo:
         """One new version on the current branch; one commit. ``scale``: how
-        much prose it changed (the session grades it; see ``VersionInfo``)."""
+        much prose it changed (the session grades it; see ``VersionInfo``).
+        ``splice``: how ``draft`` came from the draft recorded before, when
+        the caller knows (a large draft's chunks are then not compared)."""
         with self._mutex:
             self._check_open()
             head = self.head()
@@ -440,7 +443,7 @@ class History:
             else:
                 if not self._chunker.seeded and head is not None:
                     self._seed_chunker(head)
-                chunks = self._chunker.store(draft)
+                chunks = self._chunker.store(draft, splice)
                 folders[self._chunk_folder] = self._objects.write_tree(
                     {chunk_name(position): sha for position, sha in enumerate(chunks)}
                 )

@@ -124,10 +124,12 @@ class DiskStamp:
     inode: int | None
     size: int | None
     mtime_ns: int | None
-    # The bytes themselves, not a hash of them: they are compared only when
-    # the stat changed, and hashing a 1 MB draft on every write cost more
-    # than the rare comparison it served.
-    content: bytes | None
+    # The content itself, not a hash of it: it is compared only when the
+    # stat changed, and hashing a 1 MB draft on every write cost more than
+    # the rare comparison it served. Either the bytes, or the text they are
+    # the UTF-8 of: the editor's own string, so a 50 MB draft is not held
+    # a second time as bytes (see ``Content``).
+    content: Content | None
 
     @classmethod
     def missing(cls) -> DiskStamp:
@@ -139,6 +141,46 @@ class DiskStamp:
         return (self.inode, self.size, self.mtime_ns) == (
             st.st_ino, st.st_size, st.st_mtime_ns
         )
+
+
+# What a file held or will hold: its bytes, or the text they are the UTF-8 of.
+Content = bytes | str
+# Text is compared with bytes and written this many characters at a time,
+# so a 50 MB draft is never encoded whole.
+_ENCODE_PIECE = 1 << 20
+
+
+def content_bytes(content: Content | None) -> bytes:
+    """The bytes of a content (b'' for None); encodes text, for the rare
+    paths (a race) that hand bytes on."""
+    if content is None:
+        return b""
+    return content if isinstance(content, bytes) else content.encode("utf-8")
+
+
+def same_content(content: Content | None, data: bytes) -> bool:
+    """Whether ``data`` are the bytes of ``content``, comparing text a piece
+    at a time (no whole encoded copy)."""
+    if content is None:
+        return data == b""
+    if isinstance(content, bytes):
+        return data == content
+    view = memoryview(data)
+    offset = 0
+    for start in range(0, len(content), _ENCODE_PIECE):
+        piece = content[start : start + _ENCODE_PIECE].encode("utf-8")
+        if view[offset : offset + len(piece)] != piece:
+            return False
+        offset += len(piece)
+    return offset == len(data)
+
+
+def _encoded_pieces(content: Content):
+    if isinstance(content, bytes):
+        yield content
+        return
+    for start in range(0, len(content), _ENCODE_PIECE):
+        yield content[start : start + _ENCODE_PIECE].encode("utf-8")
 
 
 def decode_draft(path: Path, data: bytes) -> str:
@@ -205,7 +247,7 @@ class _Replaced:
 
     fd: int
     seen: os.stat_result
-    base: bytes  # what it held when we last looked
+    base: Content  # what it held when we last looked
     replaced_at: float  # time.monotonic() of the rename
 
 
@@ -259,7 +301,8 @@ class DraftFile:
         finally:
             os.close(fd)
         text = decode_draft(self.path, data)
-        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
+        del data  # strict UTF-8 both ways: the text stands for its bytes
+        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, text)
         return text
 
     def _open_existing(self) -> tuple[int, os.stat_result] | None:
@@ -348,7 +391,7 @@ class DraftFile:
         """The bytes we last read or wrote (b'' for a missing file)."""
         if self._stamp is None:
             raise RuntimeError("last_known before read()")
-        return self._stamp.content or b""
+        return content_bytes(self._stamp.content)
 
     @property
     def read_only(self) -> bool:
@@ -378,13 +421,13 @@ class DraftFile:
             data = self._read_fd(fd, st)
         finally:
             os.close(fd)
-        if data != self._stamp.content:
+        if not same_content(self._stamp.content, data):
             return True
         # Same bytes, new stat (touched, or rewritten identically): adopt it
         # so the next check is cheap again. The stat taken before reading,
         # never one taken after: a write between the read and a later stat
         # would be taken as seen.
-        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
+        self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, self._stamp.content)
         return False
 
     def adopt(self, expected: bytes) -> None:
@@ -443,16 +486,16 @@ class DraftFile:
                     raise
                 base = replaced.base
                 replaced.seen = now
-                if theirs != base:
+                if not same_content(base, theirs):
                     replaced.base = theirs  # keep watching: their handle may write again
                     raise DraftRaced(
                         f"{self.path}: another program wrote to the draft as it was being replaced",
-                        base=base, theirs=theirs, replaced=True,
+                        base=content_bytes(base), theirs=theirs, replaced=True,
                     )
             if free:
                 self._let_go(replaced)
 
-    def _watch_replaced(self, fd: int, seen: os.stat_result, base: bytes) -> None:
+    def _watch_replaced(self, fd: int, seen: os.stat_result, base: Content) -> None:
         self._replaced.append(_Replaced(fd, seen, base, time.monotonic()))
         while len(self._replaced) > _MAX_WATCHED:
             self._let_go(self._replaced[0])
@@ -481,18 +524,20 @@ class DraftFile:
         per write and would cap a fast model at a few hundred commands a
         second; ``sync()`` (on save and on close) makes such a write survive
         a power cut too."""
-        self.prepare(text.encode("utf-8"), durable=durable).commit()
+        self.prepare(text, durable=durable).commit()
 
-    def prepare(self, data: bytes, *, durable: bool = True) -> PendingWrite:
+    def prepare(self, data: Content, *, durable: bool = True) -> PendingWrite:
         """The first half of a write: check that nobody changed the draft,
         hold the file open, write our bytes to a temporary file. Nothing is
-        visible until ``commit``; ``abandon`` removes the temporary file."""
+        visible until ``commit``; ``abandon`` removes the temporary file.
+        ``data`` may be text, written as UTF-8 a piece at a time and kept
+        as the string itself (no encoded copy of a large draft)."""
         if self._stamp is None:
             raise RuntimeError("prepare() before read()")
         self.check_unchanged()
         if self.read_only:
             raise DraftReadOnly(f"{self.path}: the draft is read-only; not writing it")
-        self._check_size(len(data))
+        self._check_size(len(data))  # for text a lower bound; the bytes written are checked too
         target = self._target
         old_fd = old_st = None
         try:
@@ -506,7 +551,8 @@ class DraftFile:
                 old_st = os.fstat(old_fd)
                 if not stat.S_ISREG(old_st.st_mode):
                     raise DraftError(f"{self.path}: is {_kind(old_st.st_mode)}; a draft must be a regular file")
-                if not self._stamp.same_stat(old_st) and self._read_fd(old_fd, old_st) != self._stamp.content:
+                if not self._stamp.same_stat(old_st) and not same_content(self._stamp.content,
+                                                                          self._read_fd(old_fd, old_st)):
                     raise DraftChanged(f"{self.path}: changed on disk by another program; not overwriting it")
             elif self._stamp.inode is not None:
                 raise DraftChanged(f"{self.path}: deleted by another program; not recreating it")
@@ -518,7 +564,7 @@ class DraftFile:
         return PendingWrite(self, target, temp_name, old_fd, old_st, data, written, durable)
 
     def _write_temporary(
-        self, target: Path, data: bytes, old: os.stat_result | None, *, durable: bool
+        self, target: Path, data: Content, old: os.stat_result | None, *, durable: bool
     ) -> tuple[str, os.stat_result]:
         """Our bytes in a new temporary file beside the draft: its name, and
         its stat as we left it (what the draft's stat is after the rename,
@@ -530,8 +576,11 @@ class DraftFile:
             raise _describe(self.path, exc, "write") from None
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                for piece in _encoded_pieces(data):
+                    handle.write(piece)
                 handle.flush()
+                written = os.fstat(handle.fileno())
+                self._check_size(written.st_size)
                 _copy_ownership(handle.fileno(), old)
                 if durable:
                     os.fsync(handle.fileno())
@@ -611,7 +660,7 @@ class PendingWrite:
     temporary file, the old file held open."""
 
     def __init__(self, draft: DraftFile, target: Path, temp_name: str, old_fd: int | None,
-                 old_st: os.stat_result | None, data: bytes, written: os.stat_result, durable: bool):
+                 old_st: os.stat_result | None, data: Content, written: os.stat_result, durable: bool):
         self._draft = draft
         self._target = target
         self._temp = temp_name
@@ -637,7 +686,7 @@ class PendingWrite:
         if self._done:
             raise RuntimeError("a write committed twice")
         draft = self._draft
-        base = (draft._stamp.content or b"") if draft._stamp else b""
+        base = (draft._stamp.content or b"") if draft._stamp else b""  # bytes only if a race needs them
         raced: DraftRaced | None = None
         try:
             self._check_still_old(base)
@@ -648,7 +697,7 @@ class PendingWrite:
                 except FileExistsError:
                     theirs = draft._read_bytes() or b""
                     raise DraftRaced(f"{draft.path}: created by another program as it was being written",
-                                     base=base, theirs=theirs, replaced=False) from None
+                                     base=content_bytes(base), theirs=theirs, replaced=False) from None
                 _remove_quietly(self._temp)
             else:
                 self._swap_in(base)
@@ -679,7 +728,7 @@ class PendingWrite:
             raise raced
         draft.check_replaced()  # a write that landed during the rename itself
 
-    def _swap_in(self, base: bytes) -> None:
+    def _swap_in(self, base: Content) -> None:
         """Rename our file over the draft. Where Linux allows, the two are
         exchanged atomically (renameat2 RENAME_EXCHANGE), so the file that was
         really at the path at that instant ends up under our temporary name:
@@ -697,9 +746,9 @@ class PendingWrite:
         finally:
             _remove_quietly(self._temp)
         raise DraftRaced(f"{self._draft.path}: replaced by another program as it was being written",
-                         base=base, theirs=theirs, replaced=True)
+                         base=content_bytes(base), theirs=theirs, replaced=True)
 
-    def _check_still_old(self, base: bytes) -> None:
+    def _check_still_old(self, base: Content) -> None:
         """Just before the rename: the path still names the file we checked,
         and that file is as we checked it."""
         draft = self._draft
@@ -715,7 +764,7 @@ class PendingWrite:
             return
         theirs = draft._read_bytes() or b""
         raise DraftRaced(f"{draft.path}: changed by another program as it was being written",
-                         base=base, theirs=theirs, replaced=False)
+                         base=content_bytes(base), theirs=theirs, replaced=False)
 
 
 _RENAME_EXCHANGE = 2

@@ -47,7 +47,7 @@ from infitool_edit.commands import ast
 from infitool_edit.document import ApplyError, HeadingInfo, Outcome, Workspace
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import common_prefix, end_after
-from infitool_edit.history import CheckpointExists, History, UnknownVersion, VersionInfo
+from infitool_edit.history import CheckpointExists, History, Splice, UnknownVersion, VersionInfo
 from infitool_edit.history.refnames import encode_component
 from infitool_edit.session.draftfile import (
     DraftChanged,
@@ -142,12 +142,12 @@ class EditingSession:
         Raises DraftError (unreadable, binary, not UTF-8…) before taking the
         lock, and DraftLocked when another session holds it."""
         draft = DraftFile(Path(draft_path))
-        draft.read()  # refuse a file we cannot edit before touching history
+        first_read = draft.read()  # refuse a file we cannot edit before touching history
         history = History.open(draft.path)
         draft.remove_stale_temporaries()
         session = cls(draft, history, author)
         try:
-            session._reconcile()
+            session._reconcile(first_read)
         except BaseException:
             draft.close()
             history.close()
@@ -176,18 +176,24 @@ class EditingSession:
 
     # --- opening ----------------------------------------------------------
 
-    def _reconcile(self) -> None:
-        """Make the workspace, the history head and the file agree."""
-        on_disk = self.draft.read()
+    def _reconcile(self, first_read: str) -> None:
+        """Make the workspace, the history head and the file agree.
+        ``first_read`` is the text read before the lock was taken: read
+        again only if the file changed since (a large draft's text and bytes
+        once at a time, not beside a first copy)."""
+        on_disk = self.draft.read() if self.draft.changed_on_disk() else first_read
+        del first_read
         head = self.history.head()
         if head is None:
             self._load(on_disk, "")
             self.history.record(on_disk, "", OPEN_MESSAGE, DISK_AUTHOR)
             return
         snapshot = self.history.read(head.number)
-        self._load(snapshot.draft, snapshot.notes)
         if on_disk == snapshot.draft:
+            # The string the draft's stamp holds too: a large draft once, not twice.
+            self._load(on_disk, snapshot.notes)
             return
+        self._load(snapshot.draft, snapshot.notes)
         if not self.draft.exists:
             return  # deleted outside: the head is the draft; saved on the next edit
         if not self.read_only and self._is_interrupted_write(head, on_disk):
@@ -219,7 +225,7 @@ class EditingSession:
 
     def _write(self, text: str, *, durable: bool) -> None:
         """Write ``text`` (already the newest version) to the file."""
-        self._commit(self.draft.prepare(text.encode("utf-8"), durable=durable))
+        self._commit(self.draft.prepare(text, durable=durable))
 
     def _commit(self, pending: PendingWrite) -> None:
         try:
@@ -275,7 +281,7 @@ class EditingSession:
                 if not race.replaced:
                     self.draft.adopt(race.theirs)  # the file holds theirs: build on it
                 if kept != (theirs if not race.replaced else ours):
-                    self.draft.prepare(kept.encode("utf-8"), durable=False).commit()
+                    self.draft.prepare(kept, durable=False).commit()
                 return
             except DraftRaced as again:
                 race = again
@@ -377,17 +383,22 @@ class EditingSession:
     def _apply(self, command: ast.Command, line: str, author: str) -> Executed:
         before = (self.file_text(), self.workspace.notes)
         outcome = self.workspace.apply(command, author=author)
+        splice = self.workspace.take_splice()
         if outcome.edit is None and not outcome.notes_changed:
             return Executed(command, line, author, None, outcome, outcome.render(None), None)
         text = self.file_text()
+        # The history trusts it only for these very strings (the draft it
+        # stored last, and ``text``): a CRLF draft's text is another string.
+        splice = Splice(*splice) if splice is not None else None
         pending = None
         try:
             # Our bytes wait in a temporary file while the version is
             # recorded: a change by someone else refuses the command before
             # anything is recorded, and a crash leaves the old file.
             if outcome.edit is not None:
-                pending = self.draft.prepare(text.encode("utf-8"), durable=False)
-            info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale)
+                pending = self.draft.prepare(text, durable=False)
+            info = self.history.record(text, self.workspace.notes, line, author, scale=outcome.scale,
+                                       splice=splice)
         except BaseException:
             # The version was not recorded: neither may the change be.
             if pending is not None:

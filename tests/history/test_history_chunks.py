@@ -144,3 +144,45 @@ def test_the_chunker_joins_back_to_every_draft_and_keeps_chunks_bounded(seed):
         assert all(0 < len(chunk.decode("utf-8")) <= CHUNK_MAX for chunk in chunks)
         # Small chunks only where an edit has not yet been merged: few.
         assert sum(len(chunk) < CHUNK_MIN for chunk in chunks) <= 3
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_splice_from_the_editor_stands_in_for_comparing_the_chunks(seed):
+    """The buffer's account of an edit (Splice) stands in for comparing
+    the chunks: every draft joins back exactly, and an edit writes about as
+    few chunks as the comparison finds (it may write one or two more: the
+    comparison also keeps a chunk an edit changed back to what it was).
+    A splice that names another string than the chunker's is not trusted."""
+    from infitool_edit.document.buffer import _spliced_text
+    from infitool_edit.history.chunks import Splice
+
+    rng = random.Random(seed)
+    blobs: dict[str, bytes] = {}
+    writes = {"told": 0, "compared": 0}
+
+    def writer(name: str):
+        def write_blob(data: bytes) -> str:
+            writes[name] += 1
+            sha = f"{len(blobs):040x}"
+            blobs[sha] = data
+            return sha
+        return write_blob
+
+    told, compared = DraftChunker(writer("told")), DraftChunker(writer("compared"))
+    text = _book(rng, 6_000)
+    told.store(text), compared.store(text)
+    for step in range(30):
+        begin = rng.randrange(len(text) + 1)
+        stop = min(len(text), begin + rng.choice([0, 1, 50, 20_000]))
+        new_text = rng.choice(["", "x", "new line\n", "long " * 5_000])
+        result = _spliced_text(text, begin, stop, new_text)
+        lying = step % 7 == 3  # another string of the same text, and a wrong account of the edit
+        base = text[:1] + text[1:] if lying else text
+        splice = Splice(base, result, 0 if lying else begin, len(text) if lying else stop,
+                        len(result) if lying else begin + len(new_text))
+        before = dict(writes)
+        for chunker, given in ((told, splice), (compared, None)):
+            shas = chunker.store(result, given)
+            assert b"".join(blobs[sha] for sha in shas) == result.encode("utf-8")
+        assert writes["told"] - before["told"] <= writes["compared"] - before["compared"] + 2
+        text = result
