@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+
+from infitool_edit.document.buffer import lines_between
 
 MAX_FINDINGS = 20
 
@@ -199,17 +202,16 @@ def unique_old(line: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def unique_in_draft(findings: list[Finding], lines: list[str]) -> list[Finding]:
+def unique_in_draft(findings: list[Finding], lines: Sequence[str], text: str) -> list[Finding]:
     """The findings with each ``old`` grown inside its line until its first
-    occurrence in the whole draft (``lines``) is the slip itself; such a
-    finding is fixed by ``replace "old" "new"``, whose search string the
-    decoder's mask holds to the draft. A line whose whole text occurs
-    earlier keeps the line-scoped finding (``anywhere`` False)."""
+    occurrence in the whole draft (``text``, split into ``lines``) is the
+    slip itself; such a finding is fixed by ``replace "old" "new"``, whose
+    search string the decoder's mask holds to the draft. A line whose whole
+    text occurs earlier keeps the line-scoped finding (``anywhere`` False)."""
     if not findings:
         return findings
-    text = "\n".join(lines)
     starts = [0]
-    for line in lines[: max(finding.line for finding in findings)]:
+    for line in lines_between(lines, 0, max(finding.line for finding in findings)):
         starts.append(starts[-1] + len(line) + 1)
     out = []
     for finding in findings:
