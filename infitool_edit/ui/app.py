@@ -128,6 +128,7 @@ class InfitoolEditApp(App):
         self._theme_choice = theme
         self._theme_folders = tuple(theme_folders)
         self._unsubscribe: Callable[[], None] = lambda: None
+        self._panes: dict[str, Any] = {}
         if isinstance(opening, Opened):
             self._take(opening)
             self._draft_path = opening.session.draft_path
@@ -199,21 +200,29 @@ class InfitoolEditApp(App):
         on top of it and the model's events still arrive."""
         return self.screen_stack[0] if self.screen_stack else self.screen
 
+    def _pane(self, selector: str, kind: type):
+        """One of the editor screen's panes, found once: they are never
+        replaced, and every model command reaches several of them."""
+        pane = self._panes.get(selector)
+        if pane is None:
+            pane = self._panes[selector] = self._main_screen.query_one(selector, kind)
+        return pane
+
     @property
     def editor(self) -> DraftEditor:
-        return self._main_screen.query_one("#editor", DraftEditor)
+        return self._pane("#editor", DraftEditor)
 
     @property
     def timeline(self) -> TimelineView:
-        return self._main_screen.query_one("#timeline", TimelineView)
+        return self._pane("#timeline", TimelineView)
 
     @property
     def status(self) -> StatusBar:
-        return self._main_screen.query_one("#status", StatusBar)
+        return self._pane("#status", StatusBar)
 
     @property
     def stream(self) -> CommandStream:
-        return self._main_screen.query_one("#stream", CommandStream)
+        return self._pane("#stream", CommandStream)
 
     # The model pen's parts, by the names playback and the tests use.
     inbox = property(lambda self: self.model_pen.inbox)
