@@ -8,9 +8,11 @@ say. The app listens to the session for the writer's versions; the
 model's arrive as the runner's events and are paced by ``Playback``. Its
 jobs live beside it: ``model_pen`` (the model's backend, thread, inbox),
 ``playback`` (showing the model's events), ``preview`` (older versions,
-rewind, fork). ``make_app`` builds it for the CLI and the tests alike.
+rewind, fork). ``make_app`` builds it with its session open (the tests,
+the benches); ``opening_app``, which ``run_editor`` runs for the command
+line, builds it to paint first.
 
-The first frame comes before the session (``run_editor``): this module
+The first frame comes before the session (``opening_app``): this module
 imports only Textual and the panes, the draft is shown as its file holds
 it, and the session (the document engine, git, the history) and the
 model's backend open in a thread once that frame is up (``opening.py``);
@@ -20,6 +22,7 @@ Everything that needs the session imports it where it is used.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -261,8 +264,20 @@ class InfitoolEditApp(App):
             opened, error = self._opening(), None
         except Exception as exc:  # expected ones become one line; a bug still ends the app in one line
             opened, error = None, exc
-        self._opened_in_thread = opened  # for on_unmount, should the app end before it is taken
-        self.post_message(self.SessionOpened(opened, error))
+        self._opened_in_thread = opened  # for finish_opening, should the app end before it is taken
+        with contextlib.suppress(RuntimeError):  # the app ended meanwhile (its loop is closed)
+            self.post_message(self.SessionOpened(opened, error))
+
+    def finish_opening(self) -> None:
+        """After the app has run: wait for the opening thread (a session half
+        opened must not be cut off: git writes while it opens) and close the
+        session it opened if the app ended before taking it."""
+        if self._opening_thread is None:
+            return
+        self._opening_thread.join()
+        opened = self._opened_in_thread
+        if opened is not None and self.session is not opened.session:
+            opened.session.close()
 
     def on_infitool_edit_app_session_opened(self, message: SessionOpened) -> None:
         if message.error is not None:
@@ -618,14 +633,8 @@ class InfitoolEditApp(App):
     def on_unmount(self) -> None:
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
-        if self._opening_thread is not None:
-            # Ended while the session opened: it is closed once open (it may
-            # have been opened after the app stopped taking messages).
-            self._opening_thread.join()
-            if self.session is None and self._opened_in_thread is not None:
-                self._opened_in_thread.session.close()
         if not self.opened:
-            return
+            return  # ended before the session opened: finish_opening closes it
         self._unsubscribe()  # the panes are going: the last versions need no showing
         self.writer_pen.flush()
         self.version_preview.cancel()  # the history closes below
@@ -655,15 +664,12 @@ def make_app(
                            theme_folders=theme_folders)
 
 
-def run_editor(draft_path: Path, *, goal: str | None = None, writer: str = WRITER, theme: str | None = None,
-               theme_folders: Iterable[Path] = (), **backend_options: Any) -> None:
-    """Open the editor on ``draft_path`` in this terminal (``infitool-edit DRAFT``).
-
-    Its first frame comes first: the session and the default model's name
-    open in a thread after it. A backend the writer named (``--script``,
-    ``--model``) is checked before the screen opens, so a missing one is one
-    line in the shell; a draft that cannot be opened ends the editor and is
-    raised here, to become one line the same way."""
+def opening_app(draft_path: Path, *, goal: str | None = None, writer: str = WRITER, theme: str | None = None,
+                theme_folders: Iterable[Path] = (), **backend_options: Any) -> InfitoolEditApp:
+    """The app on ``draft_path`` that paints first and opens its session (and
+    the default model's name) in a thread after that frame (``run_editor``).
+    A backend the writer named (``script``, ``model``) is checked here, so a
+    missing one is one line before the screen opens."""
     path = Path(draft_path)
     named = backend_options.get("script") is not None or backend_options.get("model") is not None
     backend: Backend | None = choose_backend(**backend_options) if named else None
@@ -671,8 +677,18 @@ def run_editor(draft_path: Path, *, goal: str | None = None, writer: str = WRITE
     def opening() -> Opened:
         return Opened(open_session(path, writer), backend or choose_backend(**backend_options))
 
-    app = InfitoolEditApp(opening, draft_path=path, goal=goal, writer=writer, theme=theme,
-                          theme_folders=theme_folders)
-    app.run()
+    return InfitoolEditApp(opening, draft_path=path, goal=goal, writer=writer, theme=theme,
+                           theme_folders=theme_folders)
+
+
+def run_editor(draft_path: Path, **options: Any) -> None:
+    """Open the editor on ``draft_path`` in this terminal (``infitool-edit
+    DRAFT``; ``options``: ``opening_app``'s). A draft that cannot be opened
+    ends the editor and is raised here, to become one line in the shell."""
+    app = opening_app(draft_path, **options)
+    try:
+        app.run()
+    finally:
+        app.finish_opening()
     if app.opening_error is not None:
         raise app.opening_error
