@@ -252,10 +252,12 @@ class InfitoolEditApp(App):
             return
         self.status.set(pen=self.holder, activity=OPENING_NOTE)
         self.show_title()
-        # After the first frame: the session's imports and git would delay it.
-        self.call_after_refresh(self._start_opening)
 
-    def _start_opening(self) -> None:
+    def on_ready(self) -> None:
+        """Textual's word that the first frame is on the screen: now the
+        session opens (its imports and git would have delayed that frame)."""
+        if self._opening is None or self._opening_thread is not None:
+            return
         self._opening_thread = threading.Thread(target=self._open_in_thread, name="open-draft", daemon=True)
         self._opening_thread.start()
 
