@@ -128,8 +128,8 @@ class InfitoolEditApp(App):
         self._outline_dirty = True
         self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
         self._sidebar_chosen = False  # the writer toggled it: the width no longer decides
-        self._theme_choice = theme
-        self._theme_folders = tuple(theme_folders)
+        # Set before the app runs: set in on_mount, the theme would build the stylesheet a second time.
+        self._theme_warnings = install_themes(self, tuple(theme_folders), theme)
         self._unsubscribe: Callable[[], None] = lambda: None
         self._panes: dict[str, Any] = {}
         if isinstance(opening, Opened):
@@ -238,7 +238,8 @@ class InfitoolEditApp(App):
         return self.version_preview.number
 
     def on_mount(self) -> None:
-        install_themes(self, self._theme_folders, self._theme_choice)
+        for warning in self._theme_warnings:
+            self.notify(warning, severity="warning", timeout=8)
         # Kept: timers and modal screens must reach these whatever screen is on top.
         self.outline_pane = self.query_one(OutlinePane)
         self.notes_pane = self.query_one(NotesPane)
