@@ -168,3 +168,56 @@ def test_the_first_frame_imports_nothing_heavy(draft):
     assert "before the first frame: []" in result.stdout, result.stdout + result.stderr[-2000:]
     # …and they did load, once the frame was up: the probe watched the right names.
     assert "opened with" in result.stdout and "'infitool_edit.session'" in result.stdout, result.stdout
+
+
+def test_a_bare_draft_opens_paints_and_saves_in_a_real_terminal(tmp_path: Path):
+    """`infitool-edit DRAFT` through launch.py's own path (no Typer): the
+    first frame, then the session, then the writer's sentence as a version."""
+    import os
+    import shlex
+    import shutil
+    import tempfile
+    import time
+    import uuid
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    draft = tmp_path / "draft.md"
+    draft.write_text(DRAFT, encoding="utf-8")
+    boot = "import sys; sys.argv[0] = 'infitool-edit'; from infitool_edit.launch import main; main()"
+    session = f"infitool-launch-{uuid.uuid4().hex[:8]}"
+    socket = Path(tempfile.mkdtemp(prefix="tmux-")) / "server"  # short: a socket path has a length limit
+
+    def tmux(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", *args],
+                              check=check, capture_output=True, text=True)
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", session).stdout
+
+    def wait_for(condition, what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen()}")
+            time.sleep(0.1)
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TMUX")}
+    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "new-session", "-d", "-s", session,
+                    "-x", "100", "-y", "30", "-c", str(tmp_path),
+                    shlex.join([sys.executable, "-c", boot, str(draft)])], check=True, env=env)
+    try:
+        wait_for(lambda: "Three words here." in screen() and "draft.md" in screen(), "the first frame")
+        wait_for(lambda: "saved automatically" in screen(), "the session open")
+        tmux("send-keys", "-t", session, "C-End")
+        tmux("send-keys", "-t", session, "-l", "Four. ")  # a sentence's end: one version
+        wait_for(lambda: "Four." in screen(), "the writer's word on screen")
+        tmux("send-keys", "-t", session, "C-q")
+        wait_for(lambda: tmux("has-session", "-t", session, check=False).returncode != 0, "the editor to quit")
+    finally:
+        tmux("kill-server", check=False)
+        shutil.rmtree(socket.parent, ignore_errors=True)
+    assert draft.read_text(encoding="utf-8") == DRAFT + "Four. "
+    with open_session(draft, "writer") as opened:
+        head = opened.history.head()
+        assert (head.author, head.number) == ("writer", 2)
