@@ -22,11 +22,11 @@ from infitool_edit.errors import InfitoolError
 from infitool_edit.launch import SUBCOMMANDS, plain_draft
 from infitool_edit.ui.app import OPENING_NOTE, InfitoolEditApp, opening_app
 from infitool_edit.ui.opening import Backend, Opened, open_session
+from helpers.pilot import wait_until
 
 pytestmark = pytest.mark.anyio
 
 DRAFT = "# Title\n\nThree words here.\n"
-WAIT_PAUSES = 600  # pilot pauses of 50 ms: half a minute for a loaded machine to open a session
 
 
 @pytest.fixture
@@ -45,14 +45,6 @@ def pinned_app(draft: Path, release: threading.Event, **options) -> InfitoolEdit
         return Opened(open_session(draft, "writer"), Backend(None, None, False))
 
     return InfitoolEditApp(opening, draft_path=draft, **options)
-
-
-async def wait_until(pilot, condition) -> None:
-    for _ in range(WAIT_PAUSES):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the condition never came true")
 
 
 def test_launch_knows_every_subcommand_and_routes_only_a_bare_draft():
@@ -80,7 +72,7 @@ async def test_keys_typed_before_the_session_opens_land_once_it_is(draft):
         await pilot.press("ctrl+t")  # the timeline needs the history: not before it is open
         assert not app.query_one("#timeline-pane").display
         release.set()
-        await wait_until(pilot, lambda: app.opened and app.editor.held is None)
+        await wait_until(pilot, lambda: app.opened and app.editor.held is None, timeout=120)
         app.writer_pen.flush()  # the typed run becomes its version (a sentence's end or a pause would)
         assert app.editor.text == app.session.workspace.text == "# Title\n\nNow Three words here.\n"
         assert app.history.head().author == "writer" and app.history.count() == 2
@@ -109,7 +101,7 @@ async def test_a_draft_that_cannot_open_ends_the_editor_with_its_error(draft):
 
     app = InfitoolEditApp(opening, draft_path=draft)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.opening_error is not None)
+        await wait_until(pilot, lambda: app.opening_error is not None, timeout=120)
     app.finish_opening()
     assert app.return_code == 1 and str(app.opening_error) == "the draft is locked by another editor"
 
