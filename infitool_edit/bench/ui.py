@@ -19,7 +19,17 @@
   run on a 50 KB draft are recorded, then pushed from a thread into the
   app's inbox as fast as it takes them. The inbox blocks the producer at
   ``BACKLOG_LIMIT`` events, so the queue cannot grow; ``max_backlog_events``
-  is the most that ever waited. ``session_commands_per_s`` (no bound) is
+  is the most that ever waited. ``max_backlog_events_at_200`` (< the cap,
+  ``BACKLOG_LIMIT``): the same events put at 200 commands per second (each
+  command's events at once, one command every 5 ms) into a fresh editor;
+  the most that ever waited must stay below the cap, where the model would
+  be made to wait for the screen. ``paced_commands_per_s`` is the pace the
+  producer really kept (a loaded machine may slow it).
+  ``ui_cpu_ms_per_command`` (no bound; under 5 ms the UI can keep 200
+  commands a second on a quiet machine): the UI thread's processor time
+  over the fast run, per command (every token, the applied edit, the
+  frames).
+  ``session_commands_per_s`` (no bound) is
   the recorded run's own rate: the session's git record and atomic
   file write per command, which the UI does not add to.
 - ``timeline_open_ms_100k`` (≤ 300): opening the timeline pane, painted, on
@@ -28,6 +38,11 @@
   ``bench.core_history`` does, to keep the run to about a minute.
 - ``preview_ms_2mb`` (≤ 50), ``writer_versions_per_min``, ``first_paint_ms``
   (≤ 500): issue 11's, described in ``bench/ui_writer.py``.
+
+``edit_render_cpu_ms_1mb`` and ``keystroke_cpu_ms_1mb`` (no bound) are the
+same medians in the UI thread's processor time (``time.thread_time``),
+which a busy machine does not stretch: on a quiet one the wall-clock
+figures come down to them.
 
 Each repaint is forced synchronously (``paint_now``: the widgets' pending
 refreshes handed to the screen, then ``Screen._on_timer_update``, what the
@@ -61,12 +76,14 @@ from infitool_edit.bench.ui_writer import first_paint_ms, preview_ms_2mb, writer
 from infitool_edit.history import History
 from infitool_edit.session.editing import EditingSession
 from infitool_edit.ui.app import make_app
+from infitool_edit.ui.inbox import BACKLOG_LIMIT
 from infitool_edit.ui.pen import Holder
 
 BOUNDS = {
     "edit_render_ms_1mb": (operator.le, 5.0),
     "keystroke_ms_1mb": (operator.le, 8.0),
     "commands_per_s": (operator.ge, 200.0),
+    "max_backlog_events_at_200": (operator.lt, float(BACKLOG_LIMIT)),
     "timeline_open_ms_100k": (operator.le, 300.0),
     "preview_ms_2mb": (operator.le, 50.0),
     "first_paint_ms": (operator.le, 500.0),
@@ -75,6 +92,7 @@ SCREEN = (120, 40)
 EDITS = 100
 SCRIPT_COMMANDS = 600
 HISTORY_VERSIONS = 100_000
+PACED_COMMANDS_PER_S = 200
 
 
 def paint_now(app) -> None:
@@ -101,6 +119,7 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
     draft.write_text(generate_draft(1_000_000, rng), encoding="utf-8")
     app = make_app(draft)
     render_ms, jump_ms, keystroke_ms, version_ms = [], [], [], []
+    render_cpu_ms, keystroke_cpu_ms = [], []
     async with app.run_test(size=SCREEN) as pilot:
         await pilot.pause()
         lines = app.session.workspace.line_count
@@ -118,10 +137,12 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
             executed = app.session.execute(f'insert {line + 1}:1 "model words, "', author="model:bench")
             event = CommandApplied(executed.line, "model:bench", executed.version,
                                    executed.observation, executed.edit)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             app.playback.show(event)
             paint_now(app)
             (jump_ms if jump else render_ms).append((time.perf_counter() - started) * 1000)
+            if not jump:
+                render_cpu_ms.append((time.thread_time() - started_cpu) * 1000)
         assert app.editor.text == app.session.workspace.text, "the view drifted from the session"
         app.holder = Holder.WRITER
         editor.focus()
@@ -129,10 +150,11 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
         for n in range(EDITS):
             character = "abcdefgh"[n % 8]
             key = events.Key(character, character)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             editor.writer_key(key)
             paint_now(app)
             keystroke_ms.append((time.perf_counter() - started) * 1000)
+            keystroke_cpu_ms.append((time.thread_time() - started_cpu) * 1000)
             if n % 40 == 39:
                 await pilot.pause()  # the pen takes the typed characters
                 started = time.perf_counter()
@@ -145,6 +167,8 @@ async def _edit_render_and_keystroke(folder: Path) -> dict:
         "edit_render_ms_1mb": round(statistics.median(render_ms), 3),
         "edit_render_jump_ms_1mb": round(statistics.median(jump_ms), 3),
         "keystroke_ms_1mb": round(statistics.median(keystroke_ms), 3),
+        "edit_render_cpu_ms_1mb": round(statistics.median(render_cpu_ms), 3),
+        "keystroke_cpu_ms_1mb": round(statistics.median(keystroke_cpu_ms), 3),
         "writer_version_ms_1mb": round(statistics.median(version_ms), 3),
     }
 
@@ -165,8 +189,45 @@ async def _commands_per_s(folder: Path) -> dict:
         session_rate = len(lines) / (time.perf_counter() - started)
         final_text = session.workspace.text
     print(f"ui: the session alone applies {session_rate:,.0f} commands/s (git + file writes)", flush=True)
-    shown = folder / "shown" / "essay.md"
-    shown.parent.mkdir()
+    applied = sum(isinstance(event, CommandApplied) for event in events)
+    elapsed, cpu, backlog = await _show_recorded(folder / "shown", original, final_text, lambda put: [
+        put(event) for event in events])
+    # At 200 commands a second: each command's events at once, one command every 5 ms.
+    commands, command = [], []
+    for event in events:
+        command.append(event)
+        if isinstance(event, CommandApplied):
+            commands.append(command)
+            command = []
+    commands[-1].extend(command)
+
+    def paced(put) -> None:
+        started = time.perf_counter()
+        for number, its_events in enumerate(commands):
+            delay = started + number / PACED_COMMANDS_PER_S - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            for event in its_events:
+                put(event)
+
+    paced_elapsed, _, paced_backlog = await _show_recorded(folder / "paced", original, final_text, paced)
+    return {
+        "commands_per_s": round(applied / elapsed, 1),
+        "max_backlog_events": backlog,
+        "ui_cpu_ms_per_command": round(cpu * 1000 / applied, 3),
+        "max_backlog_events_at_200": paced_backlog,
+        "paced_commands_per_s": round(applied / paced_elapsed, 1),
+        "backlog_cap": BACKLOG_LIMIT,
+        "session_commands_per_s": round(session_rate, 1),
+    }
+
+
+async def _show_recorded(folder: Path, original: str, final_text: str, produce) -> tuple[float, float, int]:
+    """A fresh editor shows the recorded events, which ``produce(put)`` puts
+    into its inbox from a thread: seconds until all are shown, the UI
+    thread's processor seconds meanwhile, and the most that ever waited."""
+    folder.mkdir()
+    shown = folder / "essay.md"
     shown.write_text(original, encoding="utf-8")
     app = make_app(shown)
     backlog = 0
@@ -181,20 +242,15 @@ async def _commands_per_s(folder: Path) -> dict:
 
         app.inbox.take_all = measured_take_all
         app.holder = "model"
-        producer = threading.Thread(target=lambda: [app.inbox.put(event) for event in events])
-        started = time.perf_counter()
+        producer = threading.Thread(target=produce, args=(app.inbox.put,))
+        started, started_cpu = time.perf_counter(), time.thread_time()
         producer.start()
         while producer.is_alive() or app.inbox.waiting:
             await pilot.pause(0.005)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - started_cpu
         producer.join()
         assert app.editor.text == final_text, "the view drifted from the session"
-    applied = sum(isinstance(event, CommandApplied) for event in events)
-    return {
-        "commands_per_s": round(applied / elapsed, 1),
-        "max_backlog_events": backlog,
-        "session_commands_per_s": round(session_rate, 1),
-    }
+    return elapsed, cpu, backlog
 
 
 async def _timeline_open(folder: Path) -> dict:

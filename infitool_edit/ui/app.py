@@ -8,45 +8,55 @@ say. The app listens to the session for the writer's versions; the
 model's arrive as the runner's events and are paced by ``Playback``. Its
 jobs live beside it: ``model_pen`` (the model's backend, thread, inbox),
 ``playback`` (showing the model's events), ``preview`` (older versions,
-rewind, fork). ``make_app`` builds it for the CLI and the tests alike.
+rewind, fork). ``make_app`` builds it with its session open (the tests,
+the benches); ``opening_app``, which ``run_editor`` runs for the command
+line, builds it to paint first.
+
+The first frame comes before the session (``opening_app``): this module
+imports only Textual and the panes, the draft is shown as its file holds
+it, and the session (the document engine, git, the history) and the
+model's backend open in a thread once that frame is up (``opening.py``);
+the writer's keys meanwhile wait in the editor and land once it is open.
+Everything that needs the session imports it where it is used.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from infitool_edit.agent.deletion_guard import Answer, LargeDeletion
-from infitool_edit.commands import ast
-from infitool_edit.document.edits import TextEdit
-from infitool_edit.document.positions import Position
 from infitool_edit.errors import expected_errors, one_line
-from infitool_edit.session.editing import EditingSession, Executed
-from infitool_edit.ui.ask_deletion import DeletionScreen
 from infitool_edit.ui.editor import DraftEditor
 from infitool_edit.ui.find import FindBar
 from infitool_edit.ui.firstscreen import HelpScreen, TitleBar, word_count
-from infitool_edit.ui.inbox import EventsWaiting
-from infitool_edit.ui.model_pen import BackendFactory, ModelPen
+from infitool_edit.ui.holder import Holder
+from infitool_edit.ui.opening import Backend, Opened, choose_backend, first_text, open_session
 from infitool_edit.ui.panes import CommandStream, GoalScreen, NotesPane, OutlinePane, StatusBar
-from infitool_edit.ui.pen import Holder, WriterPen
-from infitool_edit.ui.playback import Playback
-from infitool_edit.ui.preview import VersionPreview
 from infitool_edit.ui.themes import builtin_theme_folder, install_themes
 from infitool_edit.ui.timeline import TimelineView
-from infitool_edit.ui.undo import WriterUndo
+
+if TYPE_CHECKING:
+    from infitool_edit.agent.deletion_guard import Answer, LargeDeletion
+    from infitool_edit.commands import ast
+    from infitool_edit.document.edits import TextEdit
+    from infitool_edit.document.positions import Position
+    from infitool_edit.session.editing import EditingSession, Executed
 
 WRITER = "writer"
 AUTOSAVE_NOTE = "saved automatically; every change is a version"  # said once, at the start
 NARROW = 100  # below this many columns the sidebar starts hidden (ctrl+o shows it)
 TIMELINE_TITLE = "Timeline  (Enter rewind · f fork · a/s filter · r replay)"
+OPENING_NOTE = "opening the draft's history…"  # while the session opens, after the first frame
 IDLE_FLUSH_S = 2.0  # a run of typing becomes a version after this pause
 OUTLINE_REFRESH_S = 0.5  # the outline follows the draft at most this often
 
@@ -76,36 +86,78 @@ class InfitoolEditApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
+    # What needs the session; before it is open (the first frame) these wait.
+    SESSION_ACTIONS = frozenset({
+        "save", "goal", "take_pen", "hand_back", "toggle_timeline", "find", "replace", "undo", "redo",
+        "reject_run", "leave_preview",
+    })
+
+    class SessionOpened(Message):
+        """From the opening thread: the session and backend, or why not."""
+
+        def __init__(self, opened: Opened | None, error: BaseException | None) -> None:
+            super().__init__()
+            self.opened = opened
+            self.error = error
+
     def __init__(
         self,
-        session: EditingSession,
+        opening: Opened | Callable[[], Opened],
         *,
-        backend_factory: BackendFactory | None = None,
-        backend_name: str | None = None,
+        draft_path: Path | None = None,
         goal: str | None = None,
         writer: str = WRITER,
         theme: str | None = None,
         theme_folders: Iterable[Path] = (),
-        ask_before_deleting: bool = True,
     ) -> None:
+        """``opening``: the session and backend, opened; or how to open them,
+        called in a thread after the first frame (which shows ``draft_path``'s
+        file)."""
         super().__init__()
-        self.session = session
-        self.history = session.history
         self.writer = writer
         self.goal = goal
         self.holder = Holder.WRITER  # who holds the pen
-        self.model_pen = ModelPen(self, backend_factory, backend_name, ask_before_deleting=ask_before_deleting)
-        self.writer_pen = WriterPen(self.execute_for_writer)
-        self.playback = Playback(self)
-        self.version_preview = VersionPreview(self)
-        self.undo = WriterUndo(writer, self.execute_for_writer)
+        self.session: EditingSession | None = None
+        self.history = None
+        self.opening_error: BaseException | None = None  # the session could not open: the app ended
+        self._opening = None if isinstance(opening, Opened) else opening
+        self._opening_thread: threading.Thread | None = None
+        self._opened_in_thread: Opened | None = None
         self.run_start: int | None = None  # the version before the model's run, for reject_run
         self._flush_timer = None
         self._outline_dirty = True
         self._sidebar_wanted = True  # the timeline hides the sidebar while it is open
         self._sidebar_chosen = False  # the writer toggled it: the width no longer decides
-        self._theme_choice = theme
-        self._theme_folders = tuple(theme_folders)
+        # Set before the app runs: set in on_mount, the theme would build the stylesheet a second time.
+        self._theme_warnings = install_themes(self, tuple(theme_folders), theme)
+        self._unsubscribe: Callable[[], None] = lambda: None
+        self._panes: dict[str, Any] = {}
+        if isinstance(opening, Opened):
+            self._take(opening)
+            self._draft_path = opening.session.draft_path
+        else:
+            assert draft_path is not None, "an app that opens its draft later needs the draft's path"
+            self._draft_path = Path(draft_path)
+
+    def _take(self, opened: Opened) -> None:
+        """The session's parts (the pens, playback, preview, undo). Imported
+        here: they bring the command language, the agent's events and the
+        session, which the first frame does without."""
+        from infitool_edit.ui.model_pen import ModelPen
+        from infitool_edit.ui.pen import WriterPen
+        from infitool_edit.ui.playback import Playback
+        from infitool_edit.ui.preview import VersionPreview
+        from infitool_edit.ui.undo import WriterUndo
+
+        session, backend = opened.session, opened.backend
+        self.session = session
+        self.history = session.history
+        self.model_pen = ModelPen(self, backend.factory, backend.name,
+                                  ask_before_deleting=backend.ask_before_deleting)
+        self.writer_pen = WriterPen(self.execute_for_writer)
+        self.playback = Playback(self)
+        self.version_preview = VersionPreview(self)
+        self.undo = WriterUndo(self.writer, self.execute_for_writer)
         self._unsubscribe = session.subscribe(self._session_executed)
 
     # --- building ----------------------------------------------------------
@@ -117,14 +169,20 @@ class InfitoolEditApp(App):
                 yield Label("Outline", classes="pane-title")
                 yield OutlinePane(id="outline")
                 yield Label("Notes", classes="pane-title")
-                yield NotesPane(id="notes")
+                yield NotesPane(id="notes", disabled=not self.opened)  # its edits need the session
             with Vertical(id="center"):
                 yield Static("", id="preview-banner", markup=False)
                 yield FindBar(id="find-bar")
-                yield DraftEditor(self.session.workspace.text, id="editor")
+                if self.session is not None:
+                    yield DraftEditor(self.session.workspace.text, id="editor")
+                else:
+                    editor = DraftEditor(first_text(self._draft_path), id="editor")
+                    editor.held = []  # the writer's edits wait for the session
+                    yield editor
             with Vertical(id="timeline-pane"):
                 yield Label(TIMELINE_TITLE, id="timeline-title", classes="pane-title")
-                yield TimelineView(self.history, id="timeline")
+                if self.history is not None:
+                    yield TimelineView(self.history, id="timeline")
         yield CommandStream(id="stream")
         yield StatusBar(id="status")
         yield Footer()
@@ -135,26 +193,39 @@ class InfitoolEditApp(App):
         return self._exit or not self.screen_stack
 
     @property
+    def opened(self) -> bool:
+        """The session is open (from the first frame on when ``make_app`` built the app)."""
+        return self.session is not None
+
+    @property
     def _main_screen(self) -> Screen:
         """The editor's screen, also while a dialog (help, goal, a question) is
         on top of it and the model's events still arrive."""
         return self.screen_stack[0] if self.screen_stack else self.screen
 
+    def _pane(self, selector: str, kind: type):
+        """One of the editor screen's panes, found once: they are never
+        replaced, and every model command reaches several of them."""
+        pane = self._panes.get(selector)
+        if pane is None:
+            pane = self._panes[selector] = self._main_screen.query_one(selector, kind)
+        return pane
+
     @property
     def editor(self) -> DraftEditor:
-        return self._main_screen.query_one("#editor", DraftEditor)
+        return self._pane("#editor", DraftEditor)
 
     @property
     def timeline(self) -> TimelineView:
-        return self._main_screen.query_one("#timeline", TimelineView)
+        return self._pane("#timeline", TimelineView)
 
     @property
     def status(self) -> StatusBar:
-        return self._main_screen.query_one("#status", StatusBar)
+        return self._pane("#status", StatusBar)
 
     @property
     def stream(self) -> CommandStream:
-        return self._main_screen.query_one("#stream", CommandStream)
+        return self._pane("#stream", CommandStream)
 
     # The model pen's parts, by the names playback and the tests use.
     inbox = property(lambda self: self.model_pen.inbox)
@@ -167,7 +238,8 @@ class InfitoolEditApp(App):
         return self.version_preview.number
 
     def on_mount(self) -> None:
-        install_themes(self, self._theme_folders, self._theme_choice)
+        for warning in self._theme_warnings:
+            self.notify(warning, severity="warning", timeout=8)
         # Kept: timers and modal screens must reach these whatever screen is on top.
         self.outline_pane = self.query_one(OutlinePane)
         self.notes_pane = self.query_one(NotesPane)
@@ -175,16 +247,73 @@ class InfitoolEditApp(App):
         editor.before_writer_edit = self.writer_takes_pen
         editor.writer_edited = self._writer_edited
         editor.focus()
+        self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
+        if self.opened:
+            self._show_session()
+            return
+        self.status.set(pen=self.holder, activity=OPENING_NOTE)
+        self.show_title()
+
+    def on_ready(self) -> None:
+        """Textual's word that the first frame is on the screen: now the
+        session opens (its imports and git would have delayed that frame)."""
+        if self._opening is None or self._opening_thread is not None:
+            return
+        self._opening_thread = threading.Thread(target=self._open_in_thread, name="open-draft", daemon=True)
+        self._opening_thread.start()
+
+    def _open_in_thread(self) -> None:
+        try:
+            opened, error = self._opening(), None
+        except Exception as exc:  # expected ones become one line; a bug still ends the app in one line
+            opened, error = None, exc
+        self._opened_in_thread = opened  # for finish_opening, should the app end before it is taken
+        with contextlib.suppress(RuntimeError):  # the app ended meanwhile (its loop is closed)
+            self.post_message(self.SessionOpened(opened, error))
+
+    def finish_opening(self) -> None:
+        """After the app has run: wait for the opening thread (a session half
+        opened must not be cut off: git writes while it opens) and close the
+        session it opened if the app ended before taking it."""
+        if self._opening_thread is None:
+            return
+        self._opening_thread.join()
+        opened = self._opened_in_thread
+        if opened is not None and self.session is not opened.session:
+            opened.session.close()
+
+    def on_infitool_edit_app_session_opened(self, message: SessionOpened) -> None:
+        if message.error is not None:
+            self.opening_error = message.error
+            self.exit(return_code=1)
+        elif not self.closing and self.session is None:
+            self._take(message.opened)
+            self._show_session()
+
+    def _show_session(self) -> None:
+        """The session is open: the panes show it, and the writer's edits made
+        meanwhile land in it."""
+        session = self.session
+        if not self.query("#timeline"):
+            self.query_one("#timeline-pane").mount(TimelineView(self.history, id="timeline"))
+        editor = self.editor
+        if editor.text != session.workspace.text:  # the file changed, or the session recovered it
+            editor.load(session.workspace.text)
         self.status.set(backend=self.backend_name, versions=self.history.count(), pen=self.holder,
                         activity=AUTOSAVE_NOTE)
         self.show_title()
-        self.notes_pane.show(self.session.workspace.notes)
-        self.set_interval(OUTLINE_REFRESH_S, self._refresh_outline)
+        self.notes_pane.show(session.workspace.notes)
+        self.notes_pane.disabled = False
         self._refresh_outline()
+        editor.release_held()
         if self.goal:
             # After the first frame: the draft is on screen before the model
             # (and torch) load in the worker, the status bar saying so.
             self.call_after_refresh(self._start_model, self.goal)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Before the session is open only what needs no draft: help, panes, quit.
+        return self.opened or action not in self.SESSION_ACTIONS
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -208,6 +337,8 @@ class InfitoolEditApp(App):
 
     def show_version(self, version: int | None, author: str, line: str, *, command: ast.Command | None,
                      scale: str | None, notes_changed: bool, back_to: int | None = None) -> None:
+        from infitool_edit.commands import ast  # loaded with the session: here, a dictionary lookup
+
         if version is None:
             return
         checkpoint = command.name if isinstance(command, ast.Checkpoint) else None
@@ -222,6 +353,9 @@ class InfitoolEditApp(App):
     # --- the writer --------------------------------------------------------
 
     def execute_for_writer(self, command: ast.Command) -> Executed | None:
+        if self.session is None:  # nothing reaches here before the session opens; should it, it is said
+            self.notify("the draft is still opening", severity="warning")
+            return None
         try:
             return self.session.execute(command, author=self.writer)
         except expected_errors() as error:
@@ -270,6 +404,8 @@ class InfitoolEditApp(App):
         self.action_take_pen()
         self.writer_pen.flush()
         self.action_leave_preview()
+        from infitool_edit.commands import ast
+
         executed = self.execute_for_writer(ast.Rewind(ast.VersionRef(self.run_start)))
         if executed is not None:
             self.notify(f"took back the model's run: v{executed.version} equals v{self.run_start}")
@@ -311,10 +447,14 @@ class InfitoolEditApp(App):
 
     def _commit_notes(self, text: str | None) -> None:
         """The writer's edit of the notes, as one version."""
+        from infitool_edit.commands import ast
+
         if text is not None:
             self.execute_for_writer(ast.Notes(text))
 
     def on_notes_pane_note_added(self, message: NotesPane.NoteAdded) -> None:
+        from infitool_edit.commands import ast
+
         self.writer_pen.flush()
         self.execute_for_writer(ast.Note(message.text))
 
@@ -326,7 +466,7 @@ class InfitoolEditApp(App):
 
     def _refresh_outline(self) -> None:
         outline = self.outline_pane
-        if self._outline_dirty and outline.is_attached:
+        if self._outline_dirty and outline.is_attached and self.opened:
             self._outline_dirty = False
             outline.show(self.session.outline())
             self.show_title()
@@ -335,8 +475,9 @@ class InfitoolEditApp(App):
         """File, model, word count and goal, in the title bar."""
         bar = self.query("#title-bar")
         if bar:
-            bar.first(TitleBar).show(self.session.draft_path.name, self.model_pen.backend_name or "none",
-                                     word_count(self.session.workspace.text), self.goal)
+            # Before the session opens: the file's words, and the model named once it is chosen.
+            model = (self.model_pen.backend_name or "none") if self.opened else "…"
+            bar.first(TitleBar).show(self._draft_path.name, model, word_count(self.editor.text), self.goal)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -398,6 +539,9 @@ class InfitoolEditApp(App):
 
     def ask_about_deletion(self, question: LargeDeletion, reply: Callable[[Answer], None]) -> None:
         """The runner waits: the model's command would delete a large part of the draft."""
+        from infitool_edit.agent.deletion_guard import Answer
+        from infitool_edit.ui.ask_deletion import DeletionScreen
+
         self.stream.add(f"@asking the writer: {question.describe()}", style="italic")
         self.status.set(activity="the model waits: allow the deletion? (a/r/p)")
 
@@ -483,14 +627,17 @@ class InfitoolEditApp(App):
 
     async def action_quit(self) -> None:
         """Save the writer's pending word, stop the model, release the draft."""
-        self.writer_pen.flush()
-        self.model_pen.stop()
-        await self.model_pen.wait()
+        if self.opened:
+            self.writer_pen.flush()
+            self.model_pen.stop()
+            await self.model_pen.wait()
         self.exit()
 
     def on_unmount(self) -> None:
         # However the app ends: the writer's word is saved and the runner's
         # thread is released (from a pause, or from a full inbox).
+        if not self.opened:
+            return  # ended before the session opened: finish_opening closes it
         self._unsubscribe()  # the panes are going: the last versions need no showing
         self.writer_pen.flush()
         self.version_preview.cancel()  # the history closes below
@@ -503,59 +650,48 @@ class InfitoolEditApp(App):
 def make_app(
     draft_path: Path,
     *,
-    script: Path | None = None,
-    rate: float | None = None,
-    model: Path | None = None,
-    backend_factory: BackendFactory | None = None,
-    backend_name: str | None = None,
     goal: str | None = None,
     writer: str = WRITER,
     theme: str | None = None,
     theme_folders: Iterable[Path] = (),
-    attention_window: int | None = None,
-    ask_before_deleting: bool | None = None,
+    **backend_options: Any,
 ) -> InfitoolEditApp:
-    """The app on ``draft_path``. The model is the built-in SSM (``model``: a
-    checkpoint folder or a cached hub id; none: the default model), or ``script``, a command
-    file the scripted backend replays (``rate`` commands per second), or any
-    backend ``backend_factory`` builds. A model is loaded in a thread when it
-    first gets the pen, with progress in the status bar.
-    ``ask_before_deleting``: pause and ask before a model's command deletes
-    more than a fifth of the draft's words; None: yes for a model (the
-    built-in one or a checkpoint), no for a script (the writer wrote its
-    commands) or a given backend factory (tests choose)."""
-    if ask_before_deleting is None:
-        ask_before_deleting = script is None and backend_factory is None
-    if backend_factory is None:
-        # Nothing here imports torch: the editor paints first, and the model
-        # (torch with it) loads in the worker when it first gets the pen.
-        if script is not None:
-            from infitool_edit.agent.scripted import ScriptedBackend
+    """The app on ``draft_path``, its session open before it runs (tests,
+    benches); ``backend_options``: ``choose_backend``'s (the model: the
+    built-in SSM, a checkpoint, a hub id, a script or any backend factory).
+    A model is loaded in a thread when it first gets the pen, with progress
+    in the status bar."""
+    backend = choose_backend(**backend_options)
+    session = open_session(Path(draft_path), writer)
+    return InfitoolEditApp(Opened(session, backend), goal=goal, writer=writer, theme=theme,
+                           theme_folders=theme_folders)
 
-            scripted = ScriptedBackend(Path(script), rate=rate)  # a missing script fails here, in one line
-            backend_factory = lambda: scripted  # noqa: E731
-            backend_name = backend_name or f"script {Path(script).name}"
-        else:
-            from infitool_edit.agent.default_model import default_model_description
-            from infitool_edit.agent.hub import resolve_model
 
-            # A hub id missing from the cache fails here, in one line, before the screen opens.
-            # (make_backend resolves it again, cheaply, and names the model by its hub id.)
-            name = resolve_model(model)[1] if model is not None else None
+def opening_app(draft_path: Path, *, goal: str | None = None, writer: str = WRITER, theme: str | None = None,
+                theme_folders: Iterable[Path] = (), **backend_options: Any) -> InfitoolEditApp:
+    """The app on ``draft_path`` that paints first and opens its session (and
+    the default model's name) in a thread after that frame (``run_editor``).
+    A backend the writer named (``script``, ``model``) is checked here, so a
+    missing one is one line before the screen opens."""
+    path = Path(draft_path)
+    named = backend_options.get("script") is not None or backend_options.get("model") is not None
+    backend: Backend | None = choose_backend(**backend_options) if named else None
 
-            def backend_factory():
-                from infitool_edit.agent.headless import make_backend
+    def opening() -> Opened:
+        return Opened(open_session(path, writer), backend or choose_backend(**backend_options))
 
-                return make_backend(model=model, attention_window=attention_window)
-
-            backend_name = backend_name or f"ssm {name if model is not None else default_model_description()}"
-    session = EditingSession.open(Path(draft_path), author=writer)
-    return InfitoolEditApp(
-        session, backend_factory=backend_factory, backend_name=backend_name, goal=goal,
-        writer=writer, theme=theme, theme_folders=theme_folders, ask_before_deleting=ask_before_deleting,
-    )
+    return InfitoolEditApp(opening, draft_path=path, goal=goal, writer=writer, theme=theme,
+                           theme_folders=theme_folders)
 
 
 def run_editor(draft_path: Path, **options: Any) -> None:
-    """Open the editor on ``draft_path`` in this terminal (``infitool-edit DRAFT``)."""
-    make_app(Path(draft_path), **options).run()
+    """Open the editor on ``draft_path`` in this terminal (``infitool-edit
+    DRAFT``; ``options``: ``opening_app``'s). A draft that cannot be opened
+    ends the editor and is raised here, to become one line in the shell."""
+    app = opening_app(draft_path, **options)
+    try:
+        app.run()
+    finally:
+        app.finish_opening()
+    if app.opening_error is not None:
+        raise app.opening_error

@@ -118,6 +118,10 @@ class DraftEditor(ScrollView, can_focus=True):
         # Ranges shown as changed: the model's last edit, a preview's word diff.
         self.marks: list[tuple[Position, Position]] = []
         self.read_only = False
+        # While the draft's session is still opening (the first screen is up
+        # before it): the writer's edits wait here, in order, to be replayed
+        # by ``release_held`` once the session can take them. None: not waiting.
+        self.held: list[events.Key | str] | None = None
         # Called before the writer's first change lands (the app takes the pen there).
         self.before_writer_edit: Callable[[], None] = lambda: None
         # Given each writer edit as it lands (the app's pen takes it there and
@@ -522,6 +526,8 @@ class DraftEditor(ScrollView, can_focus=True):
     def writer_key(self, event: events.Key) -> bool:
         """Act on one key; True when it was the editor's to handle."""
         key = event.key
+        if self.held is not None:
+            return self._hold(event)
         extend = "shift+" in key
         base = key.replace("shift+", "")
         target = self._motion(base)
@@ -581,6 +587,33 @@ class DraftEditor(ScrollView, can_focus=True):
                 self._writer_edit(TextEdit((line, col), end, ""), alone=True)
         return True
 
+    def _hold(self, event: events.Key) -> bool:
+        """A key while the session opens: a motion acts at once until an edit
+        waits (then it waits too, so the edits land where they were typed)."""
+        key = event.key
+        moves = self._motion(key.replace("shift+", "")) is not None or key == "ctrl+a"
+        edits = (key in EDITING_KEYS or key in CLIPBOARD_KEYS or key in DELETE_WORD_LEFT
+                 or key in DELETE_WORD_RIGHT or (event.is_printable and bool(event.character)))
+        if not (moves or edits):
+            return False
+        if edits or self.held:
+            self.held.append(event)
+            return True
+        held, self.held = self.held, None  # a motion with nothing waiting: now
+        try:
+            return self.writer_key(event)
+        finally:
+            self.held = held
+
+    def release_held(self) -> None:
+        """The session is open: the edits typed (and pasted) meanwhile, in order."""
+        held, self.held = self.held or [], None
+        for item in held:
+            if isinstance(item, str):
+                self.paste(item)
+            else:
+                self.writer_key(item)
+
     # --- the clipboard -------------------------------------------------------
 
     def copy(self) -> None:
@@ -610,7 +643,9 @@ class DraftEditor(ScrollView, can_focus=True):
     def _on_paste(self, event: events.Paste) -> None:
         # A terminal's bracketed paste arrives as one event: one edit, one version.
         event.stop()
-        if self.has_focus:
+        if self.has_focus and self.held is not None:
+            self.held.append(event.text)
+        elif self.has_focus:
             self.paste(event.text)
 
     # --- the mouse -----------------------------------------------------------
@@ -623,7 +658,7 @@ class DraftEditor(ScrollView, can_focus=True):
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         position = self._position_at(event)
-        if position is None:
+        if position is None or self.held:  # edits wait to land where they were typed
             return
         self.clear_selection()
         if event.shift:

@@ -22,10 +22,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label
 
-from infitool_edit.commands import ast
 from infitool_edit.document.positions import end_after, position_of
 
 if TYPE_CHECKING:
+    from infitool_edit.commands import ast
     from infitool_edit.ui.app import InfitoolEditApp
 
 
@@ -51,6 +51,8 @@ def replaced_stretch(text: str, starts: list[int], length: int, new: str) -> tup
 
 
 def _point(position: tuple[int, int]) -> ast.Point:
+    from infitool_edit.commands import ast
+
     return ast.Point(position[0] + 1, position[1] + 1)
 
 
@@ -192,6 +194,8 @@ class FindBar(Horizontal):
         self.search()
 
     def _replace(self, start: int, end: int, new: str) -> bool:
+        from infitool_edit.commands import ast  # the bar is on the first screen; the command language loads later
+
         app = self.edit_app
         app.writer_takes_pen()
         app.writer_pen.flush()

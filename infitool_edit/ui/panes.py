@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from rich.segment import Segment
 from rich.style import Style
@@ -74,10 +75,12 @@ class StatusBar(Static):
         status = replace(self.status, **changes)
         if status != self.status:
             self.status = status
-            self.update(status.render(), layout=False)  # one line, always
+            # Drawn when the frame is: a model's command sets the bar two or
+            # three times, and turning the line into Textual's content is the cost.
+            self.refresh()
 
-    def on_mount(self) -> None:
-        self.update(self.status.render())
+    def render(self) -> Text:
+        return self.status.render()
 
 
 class StreamView(ScrollView):
@@ -149,21 +152,34 @@ class CommandStream(Vertical):
         yield StreamView(id="stream-log")
         yield Static(self.EMPTY_HINT, id="typing", markup=False)
 
+    _typed: str | None = None  # what the typing line shows (None: the hint)
+
     def on_mount(self) -> None:
         self.add_class("empty")  # one row until something is said
 
+    # Found once: the model's every token and command reach these.
+    @cached_property
+    def _typing_line(self) -> Static:
+        return self.query_one("#typing", Static)
+
+    @cached_property
+    def _view(self) -> StreamView:
+        return self.query_one(StreamView)
+
     def typing(self, line: str) -> None:
-        self.query_one("#typing", Static).update(f"> {line}" if line else "", layout=False)
+        if line != self._typed:  # each applied command clears it: once is enough
+            self._typed = line
+            self._typing_line.update(f"> {line}" if line else "", layout=False)
 
     def add(self, line: str, style: str = "") -> None:
         if self.has_class("empty"):
             self.remove_class("empty")
             self.typing("")
-        self.query_one(StreamView).append(line, style)
+        self._view.append(line, style)
 
     @property
     def lines(self) -> list[str]:
-        return [text for text, _ in self.query_one(StreamView).lines]
+        return [text for text, _ in self._view.lines]
 
 
 class OutlinePane(OptionList):

@@ -14,11 +14,11 @@ when it next reads, so it loses nothing by the grouping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 
 from infitool_edit.commands import ast
 from infitool_edit.document.edits import TextEdit
 from infitool_edit.document.positions import end_after
+from infitool_edit.ui.holder import Holder  # noqa: F401  (where the pen's users have always found it)
 
 SENTENCE_ENDS = (". ", "! ", "? ", ".\" ", "?\" ", "!\" ", "\n")  # where a run of typing becomes a version
 
@@ -85,9 +85,3 @@ def _as_command(edit: TextEdit) -> ast.Command:
         return ast.Insert(point(edit.start), edit.text)
     return ast.Replace(span, edit.text)
 
-
-class Holder(StrEnum):
-    """Who holds the pen: the writer or the model (never both)."""
-
-    WRITER = "writer"
-    MODEL = "model"

@@ -87,6 +87,12 @@ class Playback:
                 self._held = events[index:]
                 self._hold_timer = host.set_timer(REMOVAL_SHOWN_S, self.take_events)
                 return
+            if isinstance(event, TokenDecided) and index + 1 < len(events) and isinstance(
+                    events[index + 1], (TokenDecided, CommandApplied, CommandFailed)):
+                # More of the same command follows in this batch: only the frame
+                # shows the typing line and the ghost, so they follow the last token.
+                self.typing += event.text
+                continue
             self.show(event)
 
     def _removes_text(self, event: Event) -> bool:

@@ -55,17 +55,18 @@ def load_themes(*folders: Path) -> tuple[list[Theme], list[str]]:
     return themes, errors
 
 
-def install_themes(app: App, folders: tuple[Path, ...], wanted: str | None) -> None:
+def install_themes(app: App, folders: tuple[Path, ...], wanted: str | None) -> list[str]:
     """Register the built-in themes and those in ``folders`` with ``app`` and
-    switch to ``wanted`` (a broken file or an unknown name: a warning, and
-    the default theme)."""
+    switch to ``wanted`` (a broken file or an unknown name: the default
+    theme). Called before the app runs, so its stylesheet is built once, in
+    the right colours; returns the warnings, for the app to show."""
     themes, errors = load_themes(*folders)
     for theme in themes:
         app.register_theme(theme)
-    for error in errors:
-        app.notify(error, severity="warning", timeout=8)
+    warnings = list(errors)
     wanted = wanted or DEFAULT_THEME
     if wanted not in app.available_themes:
-        app.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+        warnings.append(f"unknown theme {wanted!r}; using {DEFAULT_THEME}")
         wanted = DEFAULT_THEME
     app.theme = wanted
+    return warnings

@@ -241,7 +241,7 @@ async def test_outline_jumps_and_notes_are_editable(draft):
         await pilot.press("ctrl+home", *"todo: x", "backspace")
         assert app.history.head().message == 'note "check the method"'  # nothing yet
         note.focus()
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.history.head().message.startswith("notes "))  # the blur's version
         head = app.history.head()
         assert (head.author, head.message) == ("writer", r'notes "todo: check the method\n"')
         assert app.session.workspace.notes == "todo: check the method\n"
