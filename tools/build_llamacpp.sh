@@ -38,7 +38,7 @@ mkdir -p "$root"
 exec 9>"$root/.lock"
 if command -v flock >/dev/null; then flock 9; fi
 
-if [ -f "$build/.complete" ]; then
+if [ -f "$build/.complete" ] && [ -x "$build/bin/llama-server" ] && [ -x "$build/bin/llama-bench" ]; then
   echo "$build/bin"
   exit 0
 fi
