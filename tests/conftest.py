@@ -42,9 +42,13 @@ def llama_cpp(request):
         try:
             return llamacpp.find_or_build()
         except llamacpp.Unavailable as reason:
-            pytest.skip(str(reason))
+            skip, why = True, str(reason)
         except llamacpp.BuildFailed as reason:
-            pytest.fail(str(reason), pytrace=False)
+            skip, why = False, str(reason)
+    # Outside the except blocks, so the report is the one line, not the line twice with a chain.
+    if skip:
+        pytest.skip(why)
+    pytest.fail(why, pytrace=False)
 
 
 def pytest_collection_modifyitems(config, items):
