@@ -1,8 +1,10 @@
 """The remote backend against a real llama.cpp server on 127.0.0.1.
 
-The server is the `llama-server` binary named by INFITOOL_LLAMA_SERVER (no
-PyPI package ships a Linux build of it; docs/agent.md says how to build it
-from the llama-cpp-python sdist); without it these tests skip with one line.
+The server is the `llama-server` binary named by INFITOOL_LLAMA_SERVER, else
+the one tools/build_llamacpp.sh builds once from the llama-cpp-python sdist
+into ~/.cache/infitool-edit/llama.cpp/ (no PyPI package ships a Linux build
+of it): the `llama_cpp` fixture in tests/conftest.py. Where it cannot be had
+(no cmake or compiler, no network to PyPI) these tests skip with one line.
 It serves a tiny random Mamba the test builds and converts to GGUF twice:
 with the `gguf` package (bench/_llamacpp.py's writer, a byte vocabulary) and
 with llama.cpp's own convert_hf_to_gguf.py from the source tree the server
@@ -19,7 +21,6 @@ The request a llama.cpp server gets is checked without a server too.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -35,9 +36,6 @@ from infitool_edit.agent.runner import Runner
 from infitool_edit.commands.fsm import command_dfa
 from infitool_edit.commands.grammar import command_gbnf
 from infitool_edit.session.editing import EditingSession
-
-SERVER = os.environ.get("INFITOOL_LLAMA_SERVER")
-
 
 def test_a_llamacpp_server_is_sent_the_gbnf_and_the_chat() -> None:
     backend = RemoteBackend("http://127.0.0.1:9/v1", "m")
@@ -57,7 +55,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def tiny_gguf(converter: str, folder: Path) -> Path:
+def tiny_gguf(converter: str, folder: Path, server: Path) -> Path:
     """A tiny random Mamba as GGUF, written by the `gguf` package or by llama.cpp's converter."""
     import torch
 
@@ -67,7 +65,7 @@ def tiny_gguf(converter: str, folder: Path) -> Path:
         from infitool_edit.agent.ssm import random_tiny_model
 
         return _llamacpp.write_gguf(random_tiny_model(2, hidden_size=64, layers=2), folder / "tiny-mamba.gguf")
-    script = _llamacpp.find_converter(SERVER)
+    script = _llamacpp.find_converter(server)
     if script is None:
         pytest.skip("no convert_hf_to_gguf.py beside the server's build (set INFITOOL_LLAMA_CONVERT)")
     from infitool_edit.model import MambaConfig, MambaLM
@@ -83,19 +81,15 @@ def tiny_gguf(converter: str, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module", params=["gguf", "convert_hf_to_gguf"])
-def llama_server(request, tmp_path_factory) -> Iterator[str]:
+def llama_server(request, tmp_path_factory, llama_cpp) -> Iterator[str]:
     """A llama-server on 127.0.0.1 serving the tiny model; its /v1 URL. One per converter, shared by the tests."""
-    if not SERVER:
-        pytest.skip("no llama-server: set INFITOOL_LLAMA_SERVER to its path (docs/agent.md)")
-    if not Path(SERVER).is_file():
-        pytest.fail(f"INFITOOL_LLAMA_SERVER={SERVER} is not a file", pytrace=False)
     folder = tmp_path_factory.mktemp(f"llama-{request.param}")
-    model_file = tiny_gguf(request.param, folder)
+    model_file = tiny_gguf(request.param, folder, llama_cpp.server)
     port = free_port()
     log_path = folder / "server.log"
     log = log_path.open("w")
     process = subprocess.Popen(
-        [SERVER, "-m", str(model_file), "--host", "127.0.0.1", "--port", str(port), "-c", "2048", "-t", "1", "-np", "1"],
+        [str(llama_cpp.server), "-m", str(model_file), "--host", "127.0.0.1", "--port", str(port), "-c", "2048", "-t", "1", "-np", "1"],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

@@ -38,28 +38,28 @@ def test_a_mamba2_checkpoint_converts_too(tmp_path):
 
 # --- against llama.cpp's own converter, when its source is on this machine --------------------------
 
-def _converter():
+def _converter(llama_cpp):
+    """INFITOOL_LLAMA_CONVERT's script, else the one in the source tree `llama_cpp` (the conftest
+    fixture: INFITOOL_LLAMA_SERVER's build, or tools/build_llamacpp.sh's) was built from."""
     from infitool_edit.bench._llamacpp import find_converter
 
-    import os
-
-    converter = find_converter(os.environ.get("INFITOOL_LLAMA_SERVER"), os.environ.get("INFITOOL_LLAMA_BENCH"))
+    converter = find_converter(llama_cpp.server, llama_cpp.bench)
     if converter is None:
-        pytest.skip("no llama.cpp convert_hf_to_gguf.py: set INFITOOL_LLAMA_CONVERT, or INFITOOL_LLAMA_SERVER "
-                    "to a llama-server built from source (docs/kernels.md)")
+        pytest.skip("no llama.cpp convert_hf_to_gguf.py beside the llama.cpp build: set INFITOOL_LLAMA_CONVERT "
+                    "(docs/kernels.md)")
     return converter
 
 
 @pytest.mark.parametrize("mamba2", [False, True], ids=["mamba", "mamba2"])
-def test_our_gguf_has_the_tensors_and_hyperparameters_llama_cpps_converter_writes(tmp_path, mamba2):
+def test_our_gguf_has_the_tensors_and_hyperparameters_llama_cpps_converter_writes(tmp_path, mamba2, llama_cpp):
     """write_gguf (what `bench model --llamacpp` times) against convert_hf_to_gguf.py on the same
     checkpoint: every tensor equal in name, shape and value, every hyperparameter equal. Only the
     vocabulary differs (the converter writes its built-in GPT-NeoX one), so the vocabulary is
-    GPT-NeoX-sized. ~20 s of CPU for the converter's imports; runs only where llama.cpp's source is."""
+    GPT-NeoX-sized. ~20 s of CPU for the converter's imports; runs where llama.cpp can be had."""
     from infitool_edit.bench._llamacpp import convert_with_llama_cpp
     from infitool_edit.model.checkpoint import save_checkpoint
 
-    converter = _converter()
+    converter = _converter(llama_cpp)
     torch.manual_seed(0)
     if mamba2:
         config = Mamba2Config(vocab_size=50288, hidden_size=64, state_size=16, num_hidden_layers=2, num_heads=4,
