@@ -118,7 +118,11 @@ def test_rewind_and_continue_equals_a_fresh_run_that_stopped_there(tmp_path: Pat
             break
     shutil.copytree(tmp_path / "fresh", tmp_path / "live")
     live_draft = tmp_path / "live" / "draft.md"
-    run_model(live_draft, model, None, max_commands=4, seed=11, keyframe_every=3)  # on past the target
+    for attempt in range(10):  # on past the target, until a command made a version (looks make none)
+        run_model(live_draft, model, None, max_commands=4, seed=11 + attempt, keyframe_every=3)
+        with EditingSession.open(live_draft, author="writer") as session:
+            if session.history.head().number > target:
+                break
     with EditingSession.open(live_draft, author="writer") as session:
         assert session.history.head().number > target
         runner = Runner(session, short_line_backend(model), None, max_commands=0, seed=7, keyframe_every=3)
