@@ -29,7 +29,9 @@ root="${XDG_CACHE_HOME:-$HOME/.cache}/infitool-edit/llama.cpp/$version"
 # -march=native: one build per CPU (a home shared by two machines never runs the other's
 # instructions), and per set of flags, so a changed light file is a new build, not a stale one.
 cpu=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m) | tr -s ' ')
-key=$( (echo "$cpu"; echo "${flags[*]}" "${targets[*]}"; cat "$light") | sha256sum | cut -c1-12)
+# The light file by its content, not its path: every checkout of the project shares one build.
+key=$( (echo "$cpu"; echo "${flags[*]/#-DCMAKE_PROJECT_INCLUDE=*/-DCMAKE_PROJECT_INCLUDE}" "${targets[*]}"; cat "$light") \
+      | sha256sum | cut -c1-12)
 source="$root/src/llama_cpp_python-$version/vendor/llama.cpp"
 build="$root/build-$key"
 mkdir -p "$root"
