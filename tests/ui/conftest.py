@@ -1,6 +1,10 @@
 """The editor's async tests (Textual's pilot) run on asyncio, the loop Textual itself uses."""
 
+from pathlib import Path
+
 import pytest
+
+from helpers.first_frame import DRAFT
 
 
 @pytest.fixture
@@ -16,3 +20,11 @@ def no_idle_flush_mid_test(monkeypatch):
     sentence's end, a save or another step makes the version), so it waits
     an hour."""
     monkeypatch.setattr("infitool_edit.ui.app.IDLE_FLUSH_S", 3600.0)
+
+
+@pytest.fixture
+def draft(tmp_path: Path) -> Path:
+    """A three-line essay (a test file that needs another draft defines its own ``draft``)."""
+    path = tmp_path / "essay.md"
+    path.write_text(DRAFT, encoding="utf-8")
+    return path

@@ -9,18 +9,9 @@ import pytest
 
 from infitool_edit.ui.app import make_app
 from infitool_edit.ui.firstscreen import HelpScreen
+from helpers.first_frame import probe
 
 pytestmark = pytest.mark.anyio
-
-DRAFT = "# Title\n\nThree words here.\n"
-
-
-@pytest.fixture
-def draft(tmp_path: Path) -> Path:
-    path = tmp_path / "essay.md"
-    path.write_text(DRAFT, encoding="utf-8")
-    return path
-
 
 async def test_title_bar_status_and_help(draft):
     app = make_app(draft, goal=None)
@@ -52,29 +43,8 @@ async def test_narrow_terminal_starts_without_the_sidebar(draft):
         assert app.query_one("#sidebar").display
 
 
-FIRST_PAINT_PROBE = """
-import asyncio, sys, time
-from pathlib import Path
+FIRST_PAINT_PROBE = probe(("torch",), """
 from infitool_edit.ui.app import make_app
-from infitool_edit.ui.editor import DraftEditor
-
-moments = {}
-
-class TorchWatch:  # notes when torch starts to import, imports nothing itself
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch":
-            moments.setdefault("torch", time.perf_counter())
-        return None
-
-sys.meta_path.insert(0, TorchWatch())
-render_line = DraftEditor.render_line
-
-def watched(self, y):
-    if "Three words here." in self.text:
-        moments.setdefault("painted", time.perf_counter())
-    return render_line(self, y)
-
-DraftEditor.render_line = watched
 
 async def main(draft):
     app = make_app(Path(draft), goal="tighten it")  # the default model: torch, when it loads
@@ -85,7 +55,7 @@ async def main(draft):
     print("painted first" if moments["painted"] < torch else "torch first", flush=True)
 
 asyncio.run(main(sys.argv[1]))
-"""
+""")
 
 
 def test_the_draft_is_on_screen_before_torch_is_imported(draft):

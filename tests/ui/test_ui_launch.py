@@ -22,19 +22,10 @@ from infitool_edit.errors import InfitoolError
 from infitool_edit.launch import SUBCOMMANDS, plain_draft
 from infitool_edit.ui.app import OPENING_NOTE, InfitoolEditApp, opening_app
 from infitool_edit.ui.opening import Backend, Opened, open_session
+from helpers.first_frame import DRAFT, probe
 from helpers.pilot import wait_until
 
 pytestmark = pytest.mark.anyio
-
-DRAFT = "# Title\n\nThree words here.\n"
-
-
-@pytest.fixture
-def draft(tmp_path: Path) -> Path:
-    path = tmp_path / "essay.md"
-    path.write_text(DRAFT, encoding="utf-8")
-    return path
-
 
 def pinned_app(draft: Path, release: threading.Event, **options) -> InfitoolEditApp:
     """The editor as `infitool-edit DRAFT` opens it, its session opening
@@ -106,32 +97,10 @@ async def test_a_draft_that_cannot_open_ends_the_editor_with_its_error(draft):
     assert app.return_code == 1 and str(app.opening_error) == "the draft is locked by another editor"
 
 
-FIRST_FRAME_PROBE = """
-import asyncio, sys, time
-from pathlib import Path
-
 HEAVY = ("numpy", "torch", "transformers", "tree_sitter_markdown", "git", "typer",
          "infitool_edit.session", "infitool_edit.history", "infitool_edit.commands", "infitool_edit.agent")
-moments = {}
-
-class Watch:  # notes when a heavy package starts to import; imports nothing itself
-    def find_spec(self, name, path=None, target=None):
-        if name in HEAVY:
-            moments.setdefault(name, time.perf_counter())
-        return None
-
-sys.meta_path.insert(0, Watch())
+FIRST_FRAME_PROBE = probe(HEAVY, """
 from infitool_edit.ui.app import opening_app
-from infitool_edit.ui.editor import DraftEditor
-
-render_line = DraftEditor.render_line
-
-def watched(self, y):
-    if "Three words here." in self.text:
-        moments.setdefault("painted", time.perf_counter())
-    return render_line(self, y)
-
-DraftEditor.render_line = watched
 
 async def main(draft):
     app = opening_app(Path(draft))
@@ -144,11 +113,11 @@ async def main(draft):
         app.exit()
     app.finish_opening()
     painted = moments["painted"]
-    print("before the first frame:", sorted(n for n in HEAVY if moments.get(n, painted + 1) < painted))
-    print("opened" if opened else "never opened", "with", sorted(n for n in HEAVY if n in moments))
+    print("before the first frame:", sorted(n for n in WATCHED if moments.get(n, painted + 1) < painted))
+    print("opened" if opened else "never opened", "with", sorted(n for n in WATCHED if n in moments))
 
 asyncio.run(main(sys.argv[1]))
-"""
+""")
 
 
 def test_the_first_frame_imports_nothing_heavy(draft):
