@@ -3,7 +3,6 @@ row, the narrow layout, and ``?`` typed in text but opening help elsewhere."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -20,7 +20,7 @@ import pytest
 
 from infitool_edit.errors import InfitoolError
 from infitool_edit.launch import SUBCOMMANDS, plain_draft
-from infitool_edit.ui.app import OPENING_NOTE, InfitoolEditApp, opening_app
+from infitool_edit.ui.app import OPENING_NOTE, InfitoolEditApp
 from infitool_edit.ui.opening import Backend, Opened, open_session
 from helpers.first_frame import DRAFT, probe
 from helpers.pilot import wait_until
