@@ -305,6 +305,30 @@ class DraftFile:
         self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, text)
         return text
 
+    def peek(self, limit: int) -> str:
+        """The text of the draft's first ``limit`` bytes ('' for a draft that
+        does not exist yet), held to what ``read`` holds the whole to: a
+        regular file within the size limit (never blocking on a FIFO), UTF-8
+        without NUL bytes in what is read (a character cut by the limit is
+        left out). Remembers nothing: the editor's first frame, before the
+        session reads the draft."""
+        opened = self._open_existing()
+        if opened is None:
+            return ""
+        fd, _ = opened
+        try:
+            data = os.pread(fd, limit, 0)
+        except OSError as exc:
+            raise _describe(self.path, exc, "read") from None
+        finally:
+            os.close(fd)
+        if len(data) == limit:
+            for cut in range(min(3, len(data)), 0, -1):  # a multi-byte character cut by the limit
+                if data[-cut] >= 0xC0:
+                    data = data[:-cut]
+                    break
+        return decode_draft(self.path, data)
+
     def _open_existing(self) -> tuple[int, os.stat_result] | None:
         """The draft opened for reading, checked to be a regular file within
         the limit; None when it does not exist. Never blocks: O_NONBLOCK

@@ -138,6 +138,9 @@ class InfitoolEditApp(App):
         else:
             assert draft_path is not None, "an app that opens its draft later needs the draft's path"
             self._draft_path = Path(draft_path)
+            # Read (and checked) before the app runs: a draft the session would refuse is one line
+            # in the shell, never a painted screen.
+            self._first_text = first_text(self._draft_path)
 
     def _take(self, opened: Opened) -> None:
         """The session's parts (the pens, playback, preview, undo). Imported
@@ -176,7 +179,7 @@ class InfitoolEditApp(App):
                 if self.session is not None:
                     yield DraftEditor(self.session.workspace.text, id="editor")
                 else:
-                    editor = DraftEditor(first_text(self._draft_path), id="editor")
+                    editor = DraftEditor(self._first_text, id="editor")
                     editor.held = []  # the writer's edits wait for the session
                     yield editor
             with Vertical(id="timeline-pane"):

@@ -89,13 +89,11 @@ def open_session(draft_path: Path, writer: str) -> EditingSession:
 
 
 def first_text(draft_path: Path) -> str:
-    """The draft as the first frame shows it: the file's text (newlines as
-    the session will read them), or nothing where there is no file yet or
-    it cannot be read (the session then opens it, or says why not)."""
-    try:
-        with open(draft_path, "rb") as file:
-            data = file.read(FIRST_FRAME_BYTES)
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
+    """The draft as the first frame shows it (its start, newlines as the
+    session will read them; '' where there is no file yet). Raises DraftError
+    (one line) for a draft the session would refuse, a FIFO, a device,
+    binary or not UTF-8, too large, so the editor never paints one."""
+    from infitool_edit.session.draftfile import DraftFile
+
+    text = DraftFile(Path(draft_path)).peek(FIRST_FRAME_BYTES)
     return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -98,7 +98,7 @@ async def test_a_draft_that_cannot_open_ends_the_editor_with_its_error(draft):
 
 
 HEAVY = ("numpy", "torch", "transformers", "tree_sitter_markdown", "git", "typer",
-         "infitool_edit.session", "infitool_edit.history", "infitool_edit.commands", "infitool_edit.agent")
+         "infitool_edit.session.editing", "infitool_edit.history", "infitool_edit.commands", "infitool_edit.agent")
 FIRST_FRAME_PROBE = probe(HEAVY, """
 from infitool_edit.ui.app import opening_app
 
@@ -128,7 +128,7 @@ def test_the_first_frame_imports_nothing_heavy(draft):
                             capture_output=True, text=True, timeout=300)
     assert "before the first frame: []" in result.stdout, result.stdout + result.stderr[-2000:]
     # …and they did load, once the frame was up: the probe watched the right names.
-    assert "opened with" in result.stdout and "'infitool_edit.session'" in result.stdout, result.stdout
+    assert "opened with" in result.stdout and "'infitool_edit.session.editing'" in result.stdout, result.stdout
 
 
 def test_a_bare_draft_opens_paints_and_saves_in_a_real_terminal(tmp_path: Path):

@@ -107,7 +107,7 @@ def test_write_take_over_rewind_and_quit_in_a_real_terminal(tmp_path: Path):
         wait_for(lambda: f"The model adds line {shown_lines + 2}." in screen(), "the model writing again")
         send("F2")
         send("C-t")  # the timeline
-        wait_for(lambda: "Timeline" in screen() and "rewind" not in screen(), "the timeline")
+        wait_for(lambda: "Timeline" in screen() and "✎ disk" in screen(), "the timeline", screen)
         send("End")  # the oldest version (the draft as opened)
         wait_for(lambda: "v1 by disk" in screen(), "the preview of v1")
         send("Enter")  # restore it
