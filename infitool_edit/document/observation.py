@@ -142,6 +142,16 @@ def check_observation(findings: list[Finding], first: int, last: int, count: int
     return "\n".join([header + f"{len(rows)} found", *rows])
 
 
+def check_rows(observation: str) -> list[tuple[int, str]]:
+    """An ``@check`` observation read back: each finding's line number and
+    its strings (``"old" "new"``), in order; the reader of ``check_observation``."""
+    rows = []
+    for row in observation.split("\n")[1:]:
+        number, strings = row.split(GUTTER, 1)
+        rows.append((int(number), strings))
+    return rows
+
+
 def notes_observation(notes: str) -> str:
     """The notes, newest last; when they are too long, their most recent part."""
     if not notes:

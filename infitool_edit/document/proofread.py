@@ -208,8 +208,6 @@ def unique_in_draft(findings: list[Finding], lines: Sequence[str], text: str) ->
     slip itself; such a finding is fixed by ``replace "old" "new"``, whose
     search string the decoder's mask holds to the draft. A line whose whole
     text occurs earlier keeps the line-scoped finding (``anywhere`` False)."""
-    if not findings:
-        return findings
     starts = [0]
     for line in lines_between(lines, 0, max(finding.line for finding in findings)):
         starts.append(starts[-1] + len(line) + 1)

@@ -237,7 +237,8 @@ class Workspace:
         stop = min(stop, count, first + MAX_CHECK_LINES)
         lines = self._buffer.lines[first:stop]
         findings, looked = proofread(lines, self._structure.line_kinds(first, stop), first)
-        findings = unique_in_draft(findings, self._buffer.lines, self._buffer.text)
+        if findings:  # the draft's whole text only when there is a finding to place in it
+            findings = unique_in_draft(findings, self._buffer.lines, self._buffer.text)
         return check_observation(findings, first, first + max(looked, 1) - 1, count)
 
     def _window_around(self, cursor: Position, suffix: str) -> str:

@@ -135,16 +135,15 @@ def check_fix(text: str) -> str:
     check finds nothing (at most CHECK_ROUNDS checks)."""
     from infitool_edit.commands import parse
     from infitool_edit.document import Workspace
-    from infitool_edit.document.observation import GUTTER
+    from infitool_edit.document.observation import check_rows
     from infitool_edit.learn.plan import CHECK_ROUNDS
 
     workspace = Workspace(text)
     for _ in range(CHECK_ROUNDS):
-        _, *rows = workspace.apply(parse("check")).render().split("\n")
         applied = 0
-        for row in rows:
+        for number, strings in check_rows(workspace.apply(parse("check")).render()):
             try:
-                workspace.apply(parse("replace " + row.replace(GUTTER, " ", 1)))
+                workspace.apply(parse(f"replace {number} {strings}"))
                 applied += 1
             except ValueError:
                 pass  # an earlier fix on the line took its text away

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from infitool_edit.commands import parse
 from infitool_edit.document import Workspace
-from infitool_edit.document.observation import GUTTER, MAX_LINE_CHARS
+from infitool_edit.document.observation import MAX_LINE_CHARS, check_rows
 
 READ_CONTEXT = 1  # lines of context around the lines about to change
 READ_MAX_LINES = 8  # a window a recurrent model keeps in mind
@@ -422,9 +422,8 @@ def proofreading_script(draft: str, target: str, *, summary: str) -> list[str]:
         script.append("check")
         observation = workspace.apply(parse("check")).render()
         fixed = 0
-        for row in observation.split("\n")[1:]:
-            number, strings = row.split(GUTTER, 1)
-            index = int(number) - 1
+        for number, strings in check_rows(observation):
+            index = number - 1
             before = workspace.lines[index]
             trial = Workspace(before)
             try:

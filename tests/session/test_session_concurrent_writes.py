@@ -47,6 +47,19 @@ def once_after(real, action):
     return wrapper
 
 
+def once_before(real, action):
+    """``real`` that runs ``action()`` just before its first call (``.done`` once it has)."""
+
+    def wrapper(*args):
+        if not wrapper.done:
+            action()
+            wrapper.done = True
+        return real(*args)
+
+    wrapper.done = False
+    return wrapper
+
+
 def test_an_append_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
     draft = tmp_path / "draft.md"
     draft.write_text(START)
@@ -137,19 +150,17 @@ def test_a_write_between_our_look_at_a_replaced_file_and_the_kernels_answer_is_k
     draft = tmp_path / "draft.md"
     draft.write_text(START)
     theirs = open(draft, "a")
-    real_ask = draftfile._held_by_nobody_else
 
-    def write_close_then_ask(fd, st):
-        if not theirs.closed:
-            theirs.write("written just before the answer\n")
-            theirs.close()
-        return real_ask(fd, st)
+    def write_and_close():
+        theirs.write("written just before the answer\n")
+        theirs.close()
 
+    write_close_then_ask = once_before(draftfile._held_by_nobody_else, write_and_close)
     with EditingSession.open(draft, author="writer") as session:
         with monkeypatch.context() as patch:
             patch.setattr(draftfile, "_held_by_nobody_else", write_close_then_ask)
             session.execute(ast.Insert(ast.Line(1), "Mine.\n"))
-        assert theirs.closed
+        assert write_close_then_ask.done and theirs.closed
     assert "written just before the answer\n" in everything_kept(draft)
 
 
