@@ -46,6 +46,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from infitool_edit.errors import InfitoolError
 
@@ -100,13 +101,25 @@ class DraftRaced(DraftChanged):
     other program made of it (read from the file, or from the inode our
     rename replaced). ``replaced`` says whether our bytes are now in the file
     (their change landed in the old inode) or not (we stopped before the
-    rename). Either way their bytes are here, for the caller to keep."""
+    rename). Either way their bytes are here, for the caller to keep.
 
-    def __init__(self, message: str, *, base: bytes, theirs: bytes, replaced: bool):
+    A write found in a replaced inode is reported again, by every check,
+    until the caller has kept it and called ``settle``: a caller that only
+    sees a refused command (this is a DraftChanged) cannot drop it."""
+
+    def __init__(self, message: str, *, base: bytes, theirs: bytes, replaced: bool,
+                 settle: Callable[[], None] | None = None):
         super().__init__(message)
         self.base = base
         self.theirs = theirs
         self.replaced = replaced
+        self._settle = settle
+
+    def settle(self) -> None:
+        """Their bytes are kept: stop reporting this write."""
+        if self._settle is not None:
+            self._settle()
+            self._settle = None
 
 
 class DraftReadOnly(DraftError):
@@ -508,21 +521,36 @@ class DraftFile:
                 except BaseException:
                     self._let_go(replaced)
                     raise
-                base = replaced.base
-                replaced.seen = now
-                if not same_content(base, theirs):
-                    replaced.base = theirs  # keep watching: their handle may write again
+                if not same_content(replaced.base, theirs):
+                    # Still watched after this (their handle may write again);
+                    # reported again until the caller settles it.
                     raise DraftRaced(
                         f"{self.path}: another program wrote to the draft as it was being replaced",
-                        base=content_bytes(base), theirs=theirs, replaced=True,
+                        base=content_bytes(replaced.base), theirs=theirs, replaced=True,
+                        settle=lambda: self._settle(replaced, now, theirs),
                     )
+                replaced.seen = now  # touched, or rewritten with the same bytes
             if free:
                 self._let_go(replaced)
 
+    @staticmethod
+    def _settle(replaced: _Replaced, seen: os.stat_result, theirs: bytes) -> None:
+        replaced.seen = seen
+        replaced.base = theirs
+
     def _watch_replaced(self, fd: int, seen: os.stat_result, base: Content) -> None:
         self._replaced.append(_Replaced(fd, seen, base, time.monotonic()))
-        while len(self._replaced) > _MAX_WATCHED:
-            self._let_go(self._replaced[0])
+        # Past the limit the oldest inodes that still hold what we last saw
+        # are let go; one holding a write not yet kept stays until it is.
+        for replaced in list(self._replaced):
+            if len(self._replaced) <= _MAX_WATCHED:
+                break
+            try:
+                now = os.fstat(replaced.fd)
+            except OSError:
+                now = None
+            if now is None or (now.st_size, now.st_mtime_ns) == (replaced.seen.st_size, replaced.seen.st_mtime_ns):
+                self._let_go(replaced)
 
     def _let_go(self, replaced: _Replaced) -> None:
         self._replaced.remove(replaced)

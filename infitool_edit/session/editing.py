@@ -265,18 +265,8 @@ class EditingSession:
         overlap, a ``merge`` version holds both; the newest of these is
         written to the file (again watched for a race)."""
         for _ in range(_RACE_RETRIES):
-            base = decode_draft(self.draft.path, race.base)
-            theirs = decode_draft(self.draft.path, race.theirs)
             ours = self.file_text()
-            notes = self.workspace.notes
-            recorded = self.history.record(theirs, notes, RELOAD_MESSAGE, DISK_AUTHOR)
-            merged = merge_changes(base, ours, theirs)
-            kept = theirs
-            if merged is not None and merged != theirs:
-                mine = self.history.head().number - 1
-                self.history.record(merged, notes, f"merge v{mine} v{recorded.number}", DISK_AUTHOR)
-                kept = merged
-            self._load(kept, notes)
+            kept, theirs = self._keep_theirs(race)
             try:
                 if not race.replaced:
                     self.draft.adopt(race.theirs)  # the file holds theirs: build on it
@@ -285,10 +275,30 @@ class EditingSession:
                 return
             except DraftRaced as again:
                 race = again
+        self._keep_theirs(race)  # giving up writing, never their bytes
         raise DraftChanged(
             f"{self.draft.path}: another program keeps writing the draft; every version is in the "
             "history (reopen the draft to go on)"
         )
+
+    def _keep_theirs(self, race: DraftRaced) -> tuple[str, str]:
+        """Record their file as a ``disk`` version, and a ``merge`` version
+        when their change and ours merge; load the newer. Returns it and
+        their text. The race is settled only once their bytes are recorded."""
+        base = decode_draft(self.draft.path, race.base)
+        theirs = decode_draft(self.draft.path, race.theirs)
+        ours = self.file_text()
+        notes = self.workspace.notes
+        recorded = self.history.record(theirs, notes, RELOAD_MESSAGE, DISK_AUTHOR)
+        race.settle()
+        merged = merge_changes(base, ours, theirs)
+        kept = theirs
+        if merged is not None and merged != theirs:
+            mine = self.history.head().number - 1
+            self.history.record(merged, notes, f"merge v{mine} v{recorded.number}", DISK_AUTHOR)
+            kept = merged
+        self._load(kept, notes)
+        return kept, theirs
 
     def adopt_disk(self) -> int | None:
         """Take the file as another program left it: record it as a version

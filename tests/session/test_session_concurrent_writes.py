@@ -164,6 +164,43 @@ def test_a_write_between_our_look_at_a_replaced_file_and_the_kernels_answer_is_k
     assert "written just before the answer\n" in everything_kept(draft)
 
 
+def test_a_late_write_found_while_a_command_is_refused_is_still_kept(tmp_path, monkeypatch):
+    """A program that opened the draft before our rename writes to the old
+    file while the next command is being applied: the check inside the
+    write finds it and refuses the command (DraftChanged, as the caller
+    sees it). Their bytes must still reach a version when the caller takes
+    the file as it is (``adopt_disk``), not be marked seen and dropped
+    with the refusal (CI lost an append this way)."""
+    draft = tmp_path / "draft.md"
+    draft.write_text(START)
+    theirs = open(draft, "a")
+
+    def write_and_close():
+        theirs.write("written while the command was applied\n")
+        theirs.close()
+
+    real_prepare = draftfile.DraftFile.prepare
+    calls = []
+
+    def prepare_after_their_write(self, *args, **kwargs):
+        if not calls:
+            write_and_close()
+        calls.append(1)
+        return real_prepare(self, *args, **kwargs)
+
+    with EditingSession.open(draft, author="writer") as session:
+        session.execute(ast.Insert(ast.Line(1), "Mine.\n"))  # replaces the file they hold
+        assert session.draft.watching_replaced == 1
+        with monkeypatch.context() as patch:
+            patch.setattr(draftfile.DraftFile, "prepare", prepare_after_their_write)
+            try:
+                session.execute(ast.Insert(ast.Line(1), "Mine again.\n"))
+            except DraftChanged:
+                session.adopt_disk()
+        assert theirs.closed
+    assert "written while the command was applied\n" in everything_kept(draft)
+
+
 def test_an_append_right_after_the_rename_is_not_taken_as_ours(tmp_path, monkeypatch):
     """An append to our new file between the rename and the moment we note
     its stat: the stamp must be our file as we wrote it, so the next

@@ -11,6 +11,7 @@ from infitool_edit.session.draftfile import (
     DraftChanged,
     DraftError,
     DraftFile,
+    DraftRaced,
     DraftReadOnly,
 )
 
@@ -209,3 +210,25 @@ def test_root_editing_someone_elses_draft_leaves_it_theirs(tmp_path):
     draft.write("edited\n")
     st = path.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
+
+
+def test_a_write_into_a_replaced_file_is_reported_until_it_is_settled(tmp_path):
+    """Their bytes in an inode our rename replaced are handed over by every
+    check until the caller says it kept them, so a caller that drops the
+    DraftRaced (it is a DraftChanged) cannot lose them."""
+    path = tmp_path / "draft.md"
+    path.write_text("one\n")
+    draft = DraftFile(path)
+    draft.read()
+    theirs = open(path, "a")  # opened before our rename: holds the old file
+    draft.write("ours\n", durable=False)
+    theirs.write("their line\n")
+    theirs.close()
+    for _ in range(2):
+        with pytest.raises(DraftRaced) as raced:
+            draft.check_replaced()
+        assert raced.value.theirs == b"one\ntheir line\n" and raced.value.replaced
+    raced.value.settle()
+    draft.check_replaced()  # settled, and nobody holds it any more: let go
+    assert draft.watching_replaced == 0
+    assert path.read_text() == "ours\n"
