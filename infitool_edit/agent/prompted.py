@@ -49,6 +49,7 @@ EXAMPLES = {
     "jump": "jump #the-lighthouse-keepers-year/winter",
     "find": 'find "log books"',
     "check": "check",
+    "fix": "fix 12",
     "outline": "outline",
     "read": "read 12-40",
     "note": 'note "conclusion is one line; ask before expanding it"',
@@ -68,7 +69,7 @@ WORKED_TURNS = (
 )
 
 SYSTEM_HEAD = """You edit a writer's markdown draft: answer each turn with one command line, which the editor runs.
-Editor turns: @goal the task, @view and @text numbered lines, @check likely slips as N│"old" "new" (for replace N "old" "new", if right), @ok vN (your command made version N), @error (refused, nothing changed), @user (the writer's edit). Read or check, edit, then done "summary".
+Editor turns: @goal the task, @view and @text numbered lines, @check likely slips as N│"old" "new" (fix N takes line N's, fix takes them all, if right), @ok vN (your command made version N), @error (refused, nothing changed), @user (the writer's edit). Read or check, edit, then done "summary".
 Commands (quoted strings, \\n for a newline):"""
 
 

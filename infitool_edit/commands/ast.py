@@ -156,6 +156,15 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Fix:
+    """``fix`` / ``fix 12`` / ``fix 12-40``: apply what ``check`` (or
+    ``check 12``, ``check 12-40``) finds now, every finding at once, as one
+    edit (``fix 12`` takes line 12's findings only)."""
+
+    target: RangeAddress | None = None
+
+
+@dataclass(frozen=True)
 class Outline:
     """``outline``: the headings with their line numbers."""
 
@@ -217,9 +226,9 @@ class Done:
 
 
 Command = Union[
-    Insert, Delete, Replace, Jump, Find, Check, Outline, Read, Note, Notes, Goal,
+    Insert, Delete, Replace, Jump, Find, Check, Fix, Outline, Read, Note, Notes, Goal,
     History, Checkpoint, Rewind, Done,
 ]
 
 # Commands whose application can change the draft's text.
-EDITING = (Insert, Delete, Replace)
+EDITING = (Insert, Delete, Replace, Fix)

@@ -222,6 +222,8 @@ FORMS: tuple[Form, ...] = (
     _form("find", ast.Find, Slot("text", (NONEMPTY_TEXT,), '"text"')),
     _form("check", ast.Check),
     _form("check", ast.Check, Slot("target", RANGE_KINDS, "RANGE")),
+    _form("fix", ast.Fix),
+    _form("fix", ast.Fix, Slot("target", RANGE_KINDS, "RANGE")),
     _form("outline", ast.Outline),
     _form("read", ast.Read),
     _form("read", ast.Read, Slot("target", RANGE_KINDS, "RANGE")),

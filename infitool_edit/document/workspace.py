@@ -33,7 +33,7 @@ from infitool_edit.document.observation import (
     outline_observation,
     text_window,
 )
-from infitool_edit.document.proofread import check as proofread, unique_in_draft
+from infitool_edit.document.proofread import Finding, check as proofread, unique_in_draft
 from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
 
 # Lines shown above the cursor by a bare ``read`` or a ``jump``.
@@ -130,6 +130,9 @@ class Workspace:
             return self._look("found", found_observation(*self._buffer.find_all(needle, MAX_FOUND)))
         if isinstance(cmd, ast.Check):
             return self._look("check", self._check(cmd.target))
+        if isinstance(cmd, ast.Fix):
+            start, end, new = self._fix(cmd.target)
+            return self._edit(start, end, new, is_model)
         if isinstance(cmd, ast.Outline):
             return self._look("outline", outline_observation(self.outline()))
         if isinstance(cmd, ast.Note):
@@ -161,6 +164,9 @@ class Workspace:
             start, end = self._range(cmd.target)
             if cmd.old is not None:
                 start, end = self._find_inside(normalize_newlines(cmd.old), start, end)
+            return self._buffer.slice(start, end)
+        if isinstance(cmd, ast.Fix):
+            start, end, _ = self._fix(cmd.target)
             return self._buffer.slice(start, end)
         return ""
 
@@ -229,17 +235,43 @@ class Workspace:
         count = self._buffer.line_count
         if count == 0:
             return "@check (empty draft): nothing found"
+        findings, first, looked = self._findings(target)
+        if findings:  # the draft's whole text only when there is a finding to place in it
+            findings = unique_in_draft(findings, self._buffer.lines, self._buffer.text)
+        return check_observation(findings, first, first + max(looked, 1) - 1, count)
+
+    def _findings(self, target: ast.RangeAddress | None) -> tuple[list[Finding], int, int]:
+        """What ``check`` finds on ``target``'s lines (from line 1 without
+        one), the first line looked at (0-based) and how many were."""
+        count = self._buffer.line_count
         if target is None:
             first, stop = 0, count
         else:
             start, end = self._range(target)
             first, stop = start[0], (end[0] if end[1] == 0 and end[0] > start[0] else end[0] + 1)
         stop = min(stop, count, first + MAX_CHECK_LINES)
-        lines = self._buffer.lines[first:stop]
-        findings, looked = proofread(lines, self._structure.line_kinds(first, stop), first)
-        if findings:  # the draft's whole text only when there is a finding to place in it
-            findings = unique_in_draft(findings, self._buffer.lines, self._buffer.text)
-        return check_observation(findings, first, first + max(looked, 1) - 1, count)
+        findings, looked = proofread(self._buffer.lines[first:stop], self._structure.line_kinds(first, stop), first)
+        return findings, first, looked
+
+    def _fix(self, target: ast.RangeAddress | None) -> tuple[Position, Position, str]:
+        """The one edit that applies every finding of ``check`` on
+        ``target``'s lines: from the first finding's start to the last's
+        end, and the text that goes there. A line's findings never overlap
+        and each ``old`` first occurs in its line where the slip is."""
+        findings = self._findings(target)[0] if self._buffer.line_count else []
+        if not findings:
+            where = "the draft" if target is None else "there"
+            raise ApplyError(f"nothing to fix in {where}: check finds nothing")
+        pieces: list[str] = []
+        start = at = None
+        for finding in findings:
+            column = self._buffer.lines[finding.line].find(finding.old)
+            begin = (finding.line, column)
+            if start is None:
+                start = at = begin
+            pieces += [self._buffer.slice(at, begin), finding.new]
+            at = (finding.line, column + len(finding.old))
+        return start, at, "".join(pieces)
 
     def _window_around(self, cursor: Position, suffix: str) -> str:
         first = max(0, cursor[0] - CONTEXT_ABOVE)

@@ -406,13 +406,18 @@ CHECK_ROUNDS = 3
 
 
 def proofreading_script(draft: str, target: str, *, summary: str) -> list[str]:
-    """A proofreader's session with the ``check`` tool: check, fix each
-    finding that brings its line closer to the target (and pass over the
+    """A proofreader's session with the ``check`` tool: check, take the
+    findings that bring their line closer to the target (and pass over the
     others: a name, a word meant as written), check again until a check
     brings nothing to fix, then fix by reading whatever the checks could not
-    see, and say done. Lines keep their numbers (a finding never spans
-    lines), so each finding's line is compared with the same line of the
-    target."""
+    see, and say done.
+
+    Findings are taken with ``fix`` (no copying of strings): ``fix`` when
+    every finding is right, else ``fix N`` for each line whose findings are
+    all right (and are what ``check N`` finds), and ``replace`` for a right
+    finding on a line with a wrong one. Lines keep their numbers (a finding
+    never spans lines), so each finding's line is compared with the same
+    line of the target."""
     if draft.count("\n") != target.count("\n"):
         return edit_script(draft, target, scan=True, summary=summary)
     workspace = Workspace(draft)
@@ -420,33 +425,49 @@ def proofreading_script(draft: str, target: str, *, summary: str) -> list[str]:
     script: list[str] = []
     for _ in range(CHECK_ROUNDS):
         script.append("check")
-        observation = workspace.apply(parse("check")).render()
-        fixed = 0
-        for number, strings in check_rows(observation):
-            index = number - 1
-            before = workspace.lines[index]
-            trial = Workspace(before)
-            try:
-                trial.apply(parse(f"replace 1 {strings}"))
-            except ValueError:
-                continue  # an earlier fix on this line took its text away
-            if _distance(trial.lines[0], wanted[index]) < _distance(before, wanted[index]):
-                # The draft-wide form where the finding's text first occurs in the draft there
-                # (the decoder's mask holds its search string to the draft), else the line's.
-                anywhere = f"replace {strings}"
-                try:
-                    edited = Workspace(workspace.text)
-                    edited.apply(parse(anywhere))
-                    command = anywhere if edited.lines[index] == trial.lines[0] else f"replace {number} {strings}"
-                except ValueError:
-                    command = f"replace {number} {strings}"
+        rows = check_rows(workspace.apply(parse("check")).render())
+        right = [_brings_closer(workspace.lines[number - 1], strings, wanted[number - 1]) for number, strings in rows]
+        if not any(right):
+            break
+        if all(right):
+            script.append("fix")
+            workspace.apply(parse("fix"))
+            continue
+        by_line: dict[int, list[tuple[str, bool]]] = {}
+        for (number, strings), good in zip(rows, right):
+            by_line.setdefault(number, []).append((strings, good))
+        for number, findings in by_line.items():
+            if all(good for _, good in findings) and _line_check(workspace, number) == [s for s, _ in findings]:
+                command = f"fix {number}"
+            else:
+                command = None
+                for strings, good in findings:
+                    if good:
+                        try:
+                            workspace.apply(parse(f"replace {number} {strings}"))
+                            script.append(f"replace {number} {strings}")
+                        except ValueError:
+                            pass  # an earlier fix on this line took its text away
+            if command:
                 workspace.apply(parse(command))
                 script.append(command)
-                fixed += 1
-        if not fixed:
-            break
     rest = edit_script(workspace.text, target, scan=False, summary=summary) if workspace.text != target else []
     return [*script, *rest] if rest else [*script, f"done {quote(summary)}"]
+
+
+def _brings_closer(line: str, strings: str, wanted: str) -> bool:
+    """Whether the finding ``strings`` (``"old" "new"``) makes ``line`` more like ``wanted``."""
+    trial = Workspace(line)
+    try:
+        trial.apply(parse(f"replace 1 {strings}"))
+    except ValueError:
+        return False
+    return _distance(trial.lines[0], wanted) < _distance(line, wanted)
+
+
+def _line_check(workspace: Workspace, number: int) -> list[str]:
+    """The strings of what ``check N`` finds on line ``number``."""
+    return [strings for _, strings in check_rows(workspace.apply(parse(f"check {number}")).render())]
 
 
 def _distance(a: str, b: str) -> int:

@@ -239,8 +239,20 @@ _FAULTS = {"doubled word": _doubled_word, "doubled space": _doubled_space, "capi
 # --- the tasks ------------------------------------------------------------------------
 
 
-def proofreading_task(kind: str, rng: random.Random, source: Source) -> Task | None:
-    clean = snippet(rng, source)
+# How often a proofreading draft is a whole short document (a title and
+# sections) rather than a few paragraphs: a proofreader checks whatever the
+# draft's shape, and a writer's draft has headings.
+DOCUMENT_SHARE = 0.3
+
+
+def proofreading_task(kind: str, rng: random.Random, source: Source, pool: list[Source] = ()) -> Task | None:
+    clean = None
+    if pool and rng.random() < DOCUMENT_SHARE:
+        document = structured_document(rng, pool, rng.randint(2, 4))
+        if document is not None:
+            clean = render_document(*document)
+    if clean is None:
+        clean = snippet(rng, source)
     if kind == "typos":
         count = 0 if rng.random() < 0.1 else rng.randint(1, max(1, min(4, len(clean) // 250 + 1)))
         draft, goal = add_typos(rng, clean, count), rng.choice(TYPO_GOALS)
@@ -507,7 +519,7 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
         while made < wanted and tries < wanted * 5 + 20:
             tries += 1
             if kind in ("typos", "mechanics", "clean"):
-                task = proofreading_task(kind, rng, rng.choice(prose))
+                task = proofreading_task(kind, rng, rng.choice(prose), pool)
             elif kind == "structure":
                 task = _or_none(structure_task, rng, pool, titles) if titles else None
             elif kind == "process":

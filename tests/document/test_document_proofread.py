@@ -11,6 +11,7 @@ import pytest
 
 from infitool_edit.commands import parse
 from infitool_edit.document import Workspace
+from infitool_edit.document.workspace import ApplyError
 from infitool_edit.document.observation import GUTTER
 from infitool_edit.document.proofread import MAX_FINDINGS, lexicon
 
@@ -160,3 +161,39 @@ def test_every_finding_on_synthetic_drafts_applies_as_the_replace_it_spells():
             outcome = workspace.apply(parse("replace " + row.replace(GUTTER, " ", 1)))
             assert outcome.edit.start[0] == outcome.edit.end[0] == int(row.split(GUTTER)[0]) - 1
         assert workspace.lines[2] == "A second line that is fine."
+
+
+# --- fix: the check's findings applied -----------------------------------------
+
+SLIPS = "# Title\n\nTeh lamp was was lit .\n\nA name: Zorblax recieve it.\n\n    code teh stays\n"
+
+
+def test_fix_applies_every_finding_as_one_edit_equal_to_their_replaces():
+    workspace = Workspace(SLIPS)
+    outcome = workspace.apply(parse("fix"))
+    assert workspace.text == fixed_by_findings(SLIPS) != SLIPS
+    assert "The lamp was lit." in workspace.text and "receive" in workspace.text
+    assert "code teh stays" in workspace.text  # code is never checked, so never fixed
+    # One edit, from the first slip to the last, and its inverse puts the draft back.
+    assert outcome.edit.start == (2, 0) and outcome.edit.end[0] == 4
+    workspace.apply(outcome.inverse, author="writer")
+    assert workspace.text == SLIPS
+
+
+def test_fix_on_a_line_takes_only_that_lines_findings():
+    workspace = Workspace(SLIPS)
+    workspace.apply(parse("fix 5"))
+    assert "Teh lamp was was lit ." in workspace.text and "recieve" not in workspace.text
+
+
+def test_fix_where_check_finds_nothing_is_refused_and_changes_nothing():
+    workspace = Workspace(SLIPS)
+    for command in ("fix 1", "fix 7"):  # a heading without a slip; code
+        with pytest.raises(ApplyError, match="nothing to fix"):
+            workspace.apply(parse(command))
+    assert workspace.text == SLIPS
+    workspace.apply(parse("fix"))
+    with pytest.raises(ApplyError, match="nothing to fix"):
+        workspace.apply(parse("fix"))
+    with pytest.raises(ApplyError, match="nothing to fix"):
+        Workspace("").apply(parse("fix"))

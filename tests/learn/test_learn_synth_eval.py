@@ -122,3 +122,21 @@ def test_the_built_in_model_runs_through_the_same_evaluation(prose):
     assert figures["tasks"] == 2
     assert figures["valid_commands"] == 1.0  # the grammar mask holds even random weights to the language
     assert 0 < figures["commands_per_task"] <= max(2 * len(t.script) + 5 for t in suite_tasks("typos", 2, prose=prose))
+
+
+def test_the_proofreading_expert_takes_right_findings_with_fix_and_passes_over_wrong_ones():
+    from infitool_edit.learn.plan import play, proofreading_script
+
+    draft = "# Title\n\nTeh lamp was was lit .\n\nA name: Zorblax recieve it.\n"
+    every_finding_right = draft.replace("Teh lamp was was lit .", "The lamp was lit.").replace("recieve", "receive")
+    script = proofreading_script(draft, every_finding_right, summary="Fixed.")
+    assert script == ["check", "fix", "check", 'done "Fixed."']
+    # "recieve" is meant here (say, a quotation): line 5's finding is wrong, line 3's are right.
+    meant = draft.replace("Teh lamp was was lit .", "The lamp was lit.")
+    script = proofreading_script(draft, meant, summary="Fixed.")
+    assert script == ["check", "fix 3", "check", 'done "Fixed."']
+    assert play(draft, script).text == meant
+    # A right and a wrong finding on one line: the right one by replace.
+    mixed = draft.replace("Teh", "The")
+    script = proofreading_script(draft, mixed, summary="Fixed.")
+    assert 'replace 3 "Teh" "The"' in script and play(draft, script).text == mixed

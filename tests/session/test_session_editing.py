@@ -67,6 +67,18 @@ def test_an_edit_records_one_version_and_writes_the_draft(example_draft):
         assert (head.message, head.author) == ('replace 5 "Teh" "The"', "ana")
 
 
+def test_fix_records_one_version_with_what_check_found_fixed(example_draft):
+    with EditingSession.open(example_draft, author="model") as session:
+        assert '5│"Teh" "The"' in session.execute("check").observation
+        executed = session.execute("fix")
+        assert executed.version == 2 and executed.edit is not None
+        on_disk = example_draft.read_text()
+        assert "The lighthouse on Carrow Point" in on_disk
+        assert session.history.read(2).draft == on_disk == apply_text_edit(session.history.read(1).draft, executed.edit)
+        assert session.history.head().message == "fix"
+        assert session.execute("check").observation.endswith("nothing found")
+
+
 def test_author_can_be_given_per_command(example_draft):
     with EditingSession.open(example_draft, author="ana") as session:
         executed = session.execute('insert $ "More.\\n"', author="model:tiny")
@@ -107,6 +119,7 @@ def test_a_note_is_a_version_that_leaves_the_file_alone(example_draft):
         ('insert 9999 "x"', ApplyError),  # past the end
         ('replace "no such text anywhere" "x"', ApplyError),
         ("read #no-such-heading", ApplyError),
+        ("fix 1", ApplyError),  # the title has no slip: nothing to fix
         ("rewind v99", UnknownVersion),
         ('rewind "never named"', UnknownVersion),
     ],
