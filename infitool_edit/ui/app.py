@@ -77,7 +77,9 @@ class InfitoolEditApp(App):
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),  # only where "?" is not text
         Binding("f8", "toggle_details", "Details", show=False),
-        Binding("ctrl+f", "find", "Find"),
+        # A priority binding runs before the keys behind it reach the editor, and the bar
+        # takes the focus at once: ctrl+f and a word typed in one breath find the word.
+        Binding("ctrl+f", "find", "Find", priority=True),
         Binding("ctrl+r", "replace", "Replace", show=False),
         Binding("ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y,ctrl+shift+z", "redo", "Redo", show=False),

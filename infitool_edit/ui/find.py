@@ -101,7 +101,9 @@ class FindBar(Horizontal):
         selected = self.edit_app.editor.selected_text
         if selected and "\n" not in selected:
             field.value = selected
-        field.focus()
+        # At once, not after the messages already queued (Widget.focus waits
+        # for them): the keys typed behind ctrl+f belong to the field.
+        self.screen.set_focus(field)
         self.search()
 
     def action_close(self) -> None:

@@ -61,3 +61,19 @@ async def test_replace_one_then_all_as_one_version_undone_at_once(draft):
         await pilot.press("escape", "ctrl+z")
         assert app.editor.text == "# stream\n" + DRAFT[len("# River\n"):]
         assert app.session.workspace.text == app.editor.text
+
+
+async def test_keys_typed_right_after_ctrl_f_go_to_the_find_field_not_the_draft(draft):
+    """A writer who types ctrl+f and the word at once (one read of the
+    terminal: every key already queued before the bar opens) finds the word;
+    none of it lands in the draft."""
+    from textual import events
+
+    app = make_app(draft)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for key, character in [("ctrl+f", None), *((c, c) for c in "river")]:
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        assert app.query_one("#find-field").value == "river"
+        assert app.editor.text == DRAFT and app.history.count() == 1
