@@ -50,14 +50,26 @@ def once_after(real, action):
 def once_before(real, action):
     """``real`` that runs ``action()`` just before its first call (``.done`` once it has)."""
 
-    def wrapper(*args):
+    def wrapper(*args, **kwargs):
         if not wrapper.done:
             action()
             wrapper.done = True
-        return real(*args)
+        return real(*args, **kwargs)
 
     wrapper.done = False
     return wrapper
+
+
+def held_open(draft, text: str):
+    """The other program's handle on the draft, opened now (before our next
+    rename), and the call that writes ``text`` through it and closes it."""
+    theirs = open(draft, "a")
+
+    def write_and_close():
+        theirs.write(text)
+        theirs.close()
+
+    return theirs, write_and_close
 
 
 def test_an_append_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
@@ -149,12 +161,7 @@ def test_a_write_between_our_look_at_a_replaced_file_and_the_kernels_answer_is_k
     inode is looked at after that answer, not before)."""
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    theirs = open(draft, "a")
-
-    def write_and_close():
-        theirs.write("written just before the answer\n")
-        theirs.close()
-
+    theirs, write_and_close = held_open(draft, "written just before the answer\n")
     write_close_then_ask = once_before(draftfile._held_by_nobody_else, write_and_close)
     with EditingSession.open(draft, author="writer") as session:
         with monkeypatch.context() as patch:
@@ -173,31 +180,18 @@ def test_a_late_write_found_while_a_command_is_refused_is_still_kept(tmp_path, m
     with the refusal (CI lost an append this way)."""
     draft = tmp_path / "draft.md"
     draft.write_text(START)
-    theirs = open(draft, "a")
-
-    def write_and_close():
-        theirs.write("written while the command was applied\n")
-        theirs.close()
-
-    real_prepare = draftfile.DraftFile.prepare
-    calls = []
-
-    def prepare_after_their_write(self, *args, **kwargs):
-        if not calls:
-            write_and_close()
-        calls.append(1)
-        return real_prepare(self, *args, **kwargs)
-
+    theirs, write_and_close = held_open(draft, "written while the command was applied\n")
+    write_then_prepare = once_before(draftfile.DraftFile.prepare, write_and_close)
     with EditingSession.open(draft, author="writer") as session:
         session.execute(ast.Insert(ast.Line(1), "Mine.\n"))  # replaces the file they hold
         assert session.draft.watching_replaced == 1
         with monkeypatch.context() as patch:
-            patch.setattr(draftfile.DraftFile, "prepare", prepare_after_their_write)
+            patch.setattr(draftfile.DraftFile, "prepare", write_then_prepare)
             try:
                 session.execute(ast.Insert(ast.Line(1), "Mine again.\n"))
             except DraftChanged:
                 session.adopt_disk()
-        assert theirs.closed
+        assert write_then_prepare.done and theirs.closed
     assert "written while the command was applied\n" in everything_kept(draft)
 
 
