@@ -11,6 +11,10 @@ RWKV-7 (fla-hub/rwkv7-0.4B-g1's shape always; 1.5B's with INFITOOL_BENCH_LARGE=1
   rwkv7_int8_step_ms_{size}, rwkv7_int8_vs_reference_{size}
                                   our int8 weight-only step, and reference (fp32) ÷ it
   rwkv7_reference_logits_diff_{size}   max |Δlogit| ours vs the reference over the timed steps
+  rwkv7_gb_s_{size}, rwkv7_reference_gb_s_{size}
+                                  the bytes an fp32 step must stream (every matrix once, one row of
+                                  the embedding) ÷ each step's median time: how close each comes to
+                                  streaming its weights at one core's bandwidth (docs/kernels.md)
 Granite-4.0-H-1B (its shape; INFITOOL_BENCH_LARGE=1 only: 6 GB of fp32 weights)
   granite_step_ms_1b_window_full  our fp32 step with all 8,192 slots of every attention layer's ring held
   granite_step_ms_1b_fresh        the same model a few tokens in, and window_full ÷ fresh
@@ -97,6 +101,10 @@ def rwkv7_rows(size: str, record, timed, interleaved) -> None:
             record(f"rwkv7_reference_step_ms_{size}", theirs_ms, "fla's RWKV7ForCausalLM on the CPU, same weights")
             record(f"rwkv7_vs_reference_{size}", ratio, "reference ÷ ours, per round")
             record(f"rwkv7_reference_logits_diff_{size}", difference, "max |Δlogit| over 4 steps")
+            streamed = sum(p.nbytes for name, p in model.named_parameters()
+                           if "embed" not in name or model.config.tie_word_embeddings)
+            record(f"rwkv7_gb_s_{size}", streamed / ours_ms / 1e6, f"{streamed / 1e9:.2f} GB per fp32 step ÷ our step")
+            record(f"rwkv7_reference_gb_s_{size}", streamed / theirs_ms / 1e6, "the same ÷ the reference's step")
             plain_step = _stepper(model, model.new_state())
 
             def plain() -> float:
