@@ -484,6 +484,16 @@ class DraftFile:
                              base=expected, theirs=data, replaced=False)
         self._stamp = DiskStamp(st.st_ino, st.st_size, st.st_mtime_ns, data)
 
+    def race_with_disk(self) -> DraftRaced | None:
+        """What the file holds now against what we last knew, as a race
+        lost before the rename (their bytes in the file, ours not); None
+        when the file is gone."""
+        theirs = self._read_bytes()
+        if theirs is None:
+            return None
+        return DraftRaced(f"{self.path}: changed by another program as a late write was kept",
+                          base=self.last_known, theirs=theirs, replaced=False)
+
     def check_unchanged(self) -> None:
         """Raise DraftRaced if a program wrote to the inode our last write
         replaced, DraftChanged if another program changed the draft."""

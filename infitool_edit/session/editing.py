@@ -275,6 +275,12 @@ class EditingSession:
                 return
             except DraftRaced as again:
                 race = again
+            except DraftChanged:
+                # The file itself changed too (another program's save beside
+                # the late write): what it holds now is one more race to keep.
+                race = self.draft.race_with_disk()
+                if race is None:
+                    return  # deleted: the next check says so
         self._keep_theirs(race)  # giving up writing, never their bytes
         raise DraftChanged(
             f"{self.draft.path}: another program keeps writing the draft; every version is in the "
@@ -305,7 +311,10 @@ class EditingSession:
         authored ``disk`` (nothing is overwritten). Returns that version, or
         None when the file had not changed."""
         with self._turn:
-            self._absorb_late_writes()
+            try:
+                self._absorb_late_writes()
+            except DraftChanged:
+                pass  # given up writing a merge: every version is recorded, and the file is taken below
             if not self.draft.changed_on_disk():
                 return None
             on_disk = self.draft.read()

@@ -55,4 +55,7 @@ def merge_changes(base: str, ours: str, theirs: str) -> str | None:
         return base[:our_start] + our_text + base[our_end:their_start] + their_text + base[their_end:]
     if their_end <= our_start and (our_start, our_end) != (their_start, their_end):
         return base[:their_start] + their_text + base[their_end:our_start] + our_text + base[our_end:]
+    if our_start == our_end == their_start == their_end:
+        # Both only insert, at one place (two programs appending to the end): both are kept.
+        return base[:our_start] + our_text + their_text + base[our_end:]
     return None

@@ -195,6 +195,24 @@ def test_a_late_write_found_while_a_command_is_refused_is_still_kept(tmp_path, m
     assert "written while the command was applied\n" in everything_kept(draft)
 
 
+def test_a_late_write_and_a_change_to_the_file_itself_are_both_kept_by_adopt_disk(tmp_path):
+    """One program writes into the file our rename replaced while another
+    appends to the file as it is now: taking the file as it is
+    (``adopt_disk``) keeps both, in the file, and never refuses."""
+    draft = tmp_path / "draft.md"
+    draft.write_text(START)
+    theirs, write_and_close = held_open(draft, "written into the replaced file\n")
+    with EditingSession.open(draft, author="writer") as session:
+        session.execute(ast.Insert(ast.Line(1), "Mine.\n"))  # replaces the file they hold
+        write_and_close()
+        append(draft, "appended to the file as it is\n")
+        session.adopt_disk()
+        text = draft.read_text()
+        assert "written into the replaced file\n" in text and "appended to the file as it is\n" in text
+        assert "Mine.\n" in text and session.file_text() == text
+    assert "written into the replaced file\n" in everything_kept(draft)
+
+
 def test_an_append_right_after_the_rename_is_not_taken_as_ours(tmp_path, monkeypatch):
     """An append to our new file between the rename and the moment we note
     its stat: the stamp must be our file as we wrote it, so the next
