@@ -1,12 +1,13 @@
 """Git objects written and read in-process, as git itself lays them out.
 
-A ``git commit`` subprocess per version costs milliseconds; writing the
-loose objects ourselves costs tens of microseconds. Each object is
-zlib-compressed into a temporary file beside its final place and renamed
-there, so an object file is either absent or complete: a process killed at
-any moment leaves at worst a ``tmp_obj_*`` file, which ``git fsck`` ignores
-and ``git gc`` removes. Objects that ``git gc`` has since moved into a pack
-are read through GitPython's object database.
+A ``git commit`` subprocess per version costs milliseconds, and so does a
+loose object file here (creating a file costs 0.4-1.1 ms under load): an
+open history writes its objects as entries of the pack journal
+(journal.py), one ``write`` per record, and reads those not yet published
+from memory. Without a journal (``attach`` not called) objects are written
+loose, each zlib-compressed into a temporary file beside its final place
+and renamed there. Objects in packs are read through GitPython's object
+database.
 
 zlib's default window and hash (wbits 15, memLevel 8) make each compressor
 allocate about 256 KB, whose page faults cost 0.1-0.5 ms under load here; a
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import git
 
 from .errors import HistoryDamaged, HistoryError
+from .chunks import chunk_name
 from .journal import PackJournal, entry_header
 
 # Level 1 compresses a few-MB model state in milliseconds; git reads any level.
@@ -76,6 +78,7 @@ class ObjectStore:
         self._temp_names = itertools.count()
         self._journal: PackJournal | None = None
         self._batch: list[tuple[bytes, bytes]] = []  # this record's pack entries
+        self._numbered_prefixes: list[bytes] = []  # write_numbered_tree's entry prefixes
         # Objects in the journal, not yet in a pack git reads: (kind, body).
         self._pending: dict[bytes, tuple[bytes, bytes]] = {}
 
@@ -179,6 +182,18 @@ class ObjectStore:
         body = b"".join(
             mode + b" " + name + b"\0" + bytes.fromhex(sha) for name, mode, sha in entries
         )
+        return self.write(b"tree", body)
+
+    def write_numbered_tree(self, shas: list[str]) -> str:
+        """The tree of a chunk folder: blobs named ``000000``, ``000001``, …
+        (``chunks.chunk_name``) in that order, which is already git's order
+        (fixed-width names), so the entries need no sorting; each entry's
+        ``mode name\0`` prefix is made once per position and kept."""
+        prefixes = self._numbered_prefixes
+        while len(prefixes) < len(shas):
+            prefixes.append(FILE_MODE + b" " + chunk_name(len(prefixes)).encode() + b"\0")
+        fromhex = bytes.fromhex
+        body = b"".join([prefix + fromhex(sha) for prefix, sha in zip(prefixes, shas)])
         return self.write(b"tree", body)
 
     def write_commit(

@@ -22,9 +22,12 @@ checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
 one counter across all branches. The branch that receives new versions is
 the branch of the newest version, so it survives restarts without extra state.
 
-Every change is written in the order objects → ref → index, each step
-atomic, so a kill at any moment leaves git consistent and an index that
-claims nothing git lacks; ``open`` brings a lagging index up to the refs.
+Every change is written in the order objects (appended to the pack
+journal, journal.py) → index, and, when the journal is published about once
+a second, pack → refs: a ref never names an object git lacks, and a kill at
+any moment leaves a journal that ``open`` publishes first (moving each
+line's ref to the newest version it holds), then brings a lagging index up
+to the refs.
 
 (Over 400 lines, on purpose: recording, reading and rebuilding the index
 share one lock and one view of the refs; the storage layers below it
@@ -48,7 +51,7 @@ import git
 
 from infitool_edit.stream_records import newest_version_in_stream, stream_has_records
 
-from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, Splice, chunk_name
+from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, Splice
 from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
 from .journal import PackJournal, recover
 from .location import DraftLock, Location, locate
@@ -568,9 +571,7 @@ class History:
                 if not self._chunker.seeded and head is not None:
                     self._seed_chunker(head)
                 chunks = self._chunker.store(draft, splice)
-                folders[self._chunk_folder] = self._objects.write_tree(
-                    {chunk_name(position): sha for position, sha in enumerate(chunks)}
-                )
+                folders[self._chunk_folder] = self._objects.write_numbered_tree(chunks)
             if state is not None:
                 files[self._state_file] = self._objects.write_blob(bytes(state))
             tree = self._objects.write_tree(files, folders)
