@@ -70,6 +70,7 @@ class PackJournal:
         self._size = 0
         self._pieces: list[bytes] = []  # everything after the header, for the trailer's hash
         self._entries: list[tuple[bytes, int, int]] = []  # sha, offset, crc32
+        self._published: str | None = None  # the pack it became, until ``restart``
 
     @property
     def size(self) -> int:
@@ -93,10 +94,17 @@ class PackJournal:
         self._fd, self._size = fd, _HEADER_SIZE
         self._pieces, self._entries = [], []
 
+    @property
+    def published(self) -> bool:
+        return self._published is not None
+
     def append(self, objects: list[tuple[bytes, bytes]]) -> None:
         """``[(binary sha, pack entry bytes)]`` of one record, in one write."""
         if not objects:
             return
+        if self._published is not None:
+            # Published, but moving the refs failed: the pack must not grow.
+            self.restart(reopen=False)
         self.open()
         data = b"".join(entry for _, entry in objects)
         if self._size + len(data) > _MAX_OFFSET:
@@ -114,6 +122,8 @@ class PackJournal:
 
     def publish(self) -> str | None:
         """Make the journal a pack git reads; its name, or None when empty."""
+        if self._published is not None:
+            return self._published
         if self._fd < 0 or not self._entries:
             return None
         count = len(self._entries)
@@ -124,8 +134,13 @@ class PackJournal:
         checksum = digest.digest()
         os.pwrite(self._fd, header, 0)
         os.pwrite(self._fd, checksum, self._size)
+        try:
+            self._published = _install(self._path, self._index_temp, self._pack_dir, self._entries, checksum)
+        except BaseException:
+            os.ftruncate(self._fd, self._size)  # the next record appends where the trailer was
+            raise
         self._size += len(checksum)
-        return _install(self._path, self._index_temp, self._pack_dir, self._entries, checksum)
+        return self._published
 
     def restart(self, *, reopen: bool) -> None:
         """Drop the published journal's name; ``reopen`` starts the next one
@@ -134,6 +149,7 @@ class PackJournal:
             os.close(self._fd)
             self._fd = -1
         self._pieces, self._entries, self._size = [], [], 0
+        self._published = None
         try:
             os.unlink(self._path)
         except FileNotFoundError:

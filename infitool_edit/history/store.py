@@ -447,15 +447,17 @@ class History:
     def _publish(self, *, reopen: bool) -> None:
         """Journal → pack, then the refs, then the journal's name goes: a kill
         in between leaves the journal, which the next open publishes again."""
-        name = self._journal.publish()
-        if name is not None:
+        if self._journal.publish() is not None:
             self._objects.published()
-            for line in sorted(self._unpublished):
-                ref = self._branch_refs.get(line) or self._location.branch_ref(line)
-                self._refs.update(ref, self._tips[line])
-            self._unpublished.clear()
+        for line in sorted(self._unpublished):  # (also those a failed publish left)
+            ref = self._branch_refs.get(line) or self._location.branch_ref(line)
+            self._refs.update(ref, self._tips[line])
+            self._unpublished.discard(line)
+        if self._journal.published:
+            self._journal.restart(reopen=reopen)
             self._start_repack_if_many_packs()
-        self._journal.restart(reopen=reopen and name is not None)
+        elif not reopen:
+            self._journal.restart(reopen=False)  # closing: an empty journal goes too
 
     def _publish_soon(self) -> None:
         if self._journal.size >= PUBLISH_BYTES:

@@ -179,3 +179,58 @@ def test_a_chunk_folder_tree_is_the_tree_git_would_sort(tmp_path, count):
     numbered = store.write_numbered_tree(list(reversed(shas)))
     assert numbered == by_name
     assert git(tmp_path / "repo.git", "ls-tree", numbered).stdout.count("\n") == count
+
+
+def test_a_publish_that_fails_is_retried_and_loses_nothing(tmp_path, no_timer, monkeypatch):
+    from infitool_edit.history import journal
+
+    real_install = journal._install
+    failures = iter([OSError(28, "No space left on device")])
+
+    def install_once_failing(*args):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_install(*args)
+
+    monkeypatch.setattr(journal, "_install", install_once_failing)
+    draft = tmp_path / "draft.md"
+    with History.open(draft) as history:
+        history.record(draft_text(1), "", "edit 1", "Ana")
+        with pytest.raises(OSError):
+            history.flush()
+        history.record(draft_text(2), "", "edit 2", "Ana")
+        history.flush()
+        git_dir, ref = history.git_dir, history.branch_ref("main")
+        assert git(git_dir, "rev-parse", ref).stdout.strip() == history.head().commit
+    fsck_clean(git_dir)
+    with History.open(draft) as history:
+        assert [history.read(n).draft for n in (1, 2)] == [draft_text(1), draft_text(2)]
+
+
+def test_a_failed_ref_move_after_publishing_does_not_grow_the_pack(tmp_path, no_timer, monkeypatch):
+    from infitool_edit.history.refs import RefWriter
+
+    real_update = RefWriter.update
+    failures = iter([OSError(5, "Input/output error")])
+
+    def update_once_failing(self, ref, sha):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_update(self, ref, sha)
+
+    monkeypatch.setattr(RefWriter, "update", update_once_failing)
+    draft = tmp_path / "draft.md"
+    with History.open(draft) as history:
+        history.record(draft_text(1), "", "edit 1", "Ana")
+        with pytest.raises(OSError):
+            history.flush()
+        history.record(draft_text(2), "", "edit 2", "Ana")
+        history.flush()
+        git_dir = history.git_dir
+    for pack in (git_dir / "objects" / "pack").glob("*.pack"):
+        git(git_dir, "verify-pack", str(pack.with_suffix(".idx")))
+    fsck_clean(git_dir)
+    with History.open(draft) as history:
+        assert [history.read(n).draft for n in (1, 2)] == [draft_text(1), draft_text(2)]
