@@ -22,6 +22,7 @@ from infitool_edit.stream_records import STREAM_FOLDER, newest_version_in_stream
 from .chunks import CHUNK_FOLDER_SUFFIX
 from .errors import HistoryError
 from .location import DraftLock, locate
+from .journal import recover
 from .objects import ObjectStore
 from .refnames import decode_component
 from .refs import RefWriter
@@ -64,6 +65,8 @@ def _all_commits(repo: git.Repo) -> list[str]:
 
 
 def _repair(location) -> str:
+    # A killed session's journal becomes a pack first, so its versions count.
+    recover(location.folder, os.path.join(location.repo.common_dir, "objects", "pack"))
     objects = ObjectStore(location.repo)
     draft_name = location.draft_path.name
     found: dict[str, _Found] = {}

@@ -22,9 +22,12 @@ checkpoints are refs ``…/checkpoints/<name>``. Version numbers are global:
 one counter across all branches. The branch that receives new versions is
 the branch of the newest version, so it survives restarts without extra state.
 
-Every change is written in the order objects → ref → index, each step
-atomic, so a kill at any moment leaves git consistent and an index that
-claims nothing git lacks; ``open`` brings a lagging index up to the refs.
+Every change is written in the order objects (appended to the pack
+journal, journal.py) → index, and, when the journal is published about once
+a second, pack → refs: a ref never names an object git lacks, and a kill at
+any moment leaves a journal that ``open`` publishes first (moving each
+line's ref to the newest version it holds), then brings a lagging index up
+to the refs.
 
 (Over 400 lines, on purpose: recording, reading and rebuilding the index
 share one lock and one view of the refs; the storage layers below it
@@ -37,6 +40,7 @@ import difflib
 import logging
 import os
 import re
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -47,8 +51,9 @@ import git
 
 from infitool_edit.stream_records import newest_version_in_stream, stream_has_records
 
-from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, Splice, chunk_name
+from .chunks import CHUNK_FOLDER_SUFFIX, CHUNK_MAX, DraftChunker, Splice
 from .errors import CheckpointExists, HistoryDamaged, HistoryError, UnknownVersion, repair_hint
+from .journal import PackJournal, recover
 from .location import DraftLock, Location, locate
 from .objects import Identity, ObjectStore, ParsedCommit
 from .refnames import decode_component
@@ -56,6 +61,16 @@ from .refs import RefWriter
 from .versionindex import INDEX_FILE, RECORD_SIZE, IndexCorrupt, IndexEntry, VersionIndex, write_index
 
 MAIN_BRANCH = "main"
+# A version's objects wait in the pack journal (journal.py) and its line's ref
+# moves when the journal is published as a pack: at most this long after the
+# first unpublished version (a timer), when the journal holds this many bytes,
+# before a checkpoint, and on close.
+PUBLISH_AFTER_S = 1.0
+PUBLISH_BYTES = 8 << 20
+# Past this many packs, a publish starts ``git repack --geometric=2 -d`` in the
+# background, which merges the small packs so their number grows as the log
+# of the history's size (each publish adds one).
+REPACK_AT_PACKS = 32
 REF_LOCK_SOURCE = "ref-lock"
 VERSION_TRAILERS = re.compile(
     r"\n\nInfitool-Version: ([0-9]+)\nInfitool-Line: (.+)\n"
@@ -96,6 +111,13 @@ class History:
         self._lock = lock
         self._mutex = threading.RLock()
         self._objects = ObjectStore(location.repo)
+        self._pack_dir = os.path.join(location.repo.common_dir, "objects", "pack")
+        self._journal = PackJournal(location.folder, self._pack_dir)
+        self._objects.attach(self._journal)
+        self._unpublished: set[str] = set()  # lines whose tip the refs do not name yet
+        self._publish_timer: threading.Timer | None = None
+        self._head_files_known = False
+        self._repack: subprocess.Popen | None = None
         # Ref locks are hard links to this file in our own folder (see refs.py).
         self._refs = RefWriter(location.repo.common_dir, os.path.join(location.folder, REF_LOCK_SOURCE))
         name = location.draft_path.name
@@ -133,8 +155,10 @@ class History:
         return history
 
     def _load(self) -> None:
+        journaled = recover(self._location.folder, self._pack_dir)
         tips = self._read_refs("lines")
         self._tips = {decode_component(name): sha for name, sha in tips.items()}
+        self._advance_to_journaled(journaled)
         fell_back = self._fall_back_from_damaged_tips()
         checkpoints = {}
         for name, sha in self._read_refs("checkpoints").items():
@@ -152,6 +176,32 @@ class History:
         except IndexCorrupt:
             self._rebuild_index()
         self._name_versions(checkpoints)
+
+    def _advance_to_journaled(self, journaled: list[tuple[str, bytes, bytes]]) -> None:
+        """A killed session's journal is a pack now (``recover``); each line
+        whose newest version was in it moves its ref there, as the publish
+        the kill cut short would have. The commits name their own line and
+        number (the trailers), so no index is needed to find them."""
+        newest: dict[str, tuple[int, str]] = {}
+        for sha, kind, body in journaled:
+            if kind != b"commit":
+                continue
+            found = VERSION_TRAILERS.search(body.partition(b"\n\n")[2].decode("utf-8", "replace"))
+            if found is None:
+                continue
+            number, line = int(found.group(1)), found.group(2)
+            if number > newest.get(line, (0, ""))[0]:
+                newest[line] = (number, sha)
+        for line, (number, sha) in newest.items():
+            tip = self._tips.get(line)
+            if tip is not None:
+                try:
+                    if self._version_of_commit(tip)[0] >= number:
+                        continue
+                except HistoryError:
+                    pass  # a damaged tip: the journal's version is newer
+            self._refs.update(self._location.branch_ref(line), sha)
+            self._tips[line] = sha
 
     def _newest_tip_version(self) -> int:
         return max((self._version_of_commit(tip)[0] for tip in self._tips.values()), default=0)
@@ -362,13 +412,90 @@ class History:
         with self._mutex:
             if self._closed:
                 return
+            if self._publish_timer is not None:
+                self._publish_timer.cancel()
+                self._publish_timer = None
+            try:
+                self._publish(reopen=False)
+            except (HistoryError, OSError) as error:
+                # The journal stays; the next open publishes it (recover).
+                log.warning("warning: %s: the newest versions wait in %s (%s)",
+                            self._location.draft_path, self._location.folder, error)
+            self._journal.close()
             self._closed = True
             if self._index is not None:
                 self._index.close()
+            if self._repack is not None:
+                try:
+                    self._repack.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    pass  # it finishes on its own, as a detached `git gc` does
             self._lock.release()
             if self._location.hidden:
                 self._pack_loose_objects()
             self._location.repo.close()
+
+    # --- publishing the journal ------------------------------------------------
+
+    def flush(self) -> None:
+        """Publish the versions recorded so far to git now: their pack, and
+        the refs of their lines (otherwise within ``PUBLISH_AFTER_S``)."""
+        with self._mutex:
+            self._check_open()
+            self._publish(reopen=True)
+
+    def _publish(self, *, reopen: bool) -> None:
+        """Journal → pack, then the refs, then the journal's name goes: a kill
+        in between leaves the journal, which the next open publishes again."""
+        if self._journal.publish() is not None:
+            self._objects.published()
+        for line in sorted(self._unpublished):  # (also those a failed publish left)
+            ref = self._branch_refs.get(line) or self._location.branch_ref(line)
+            self._refs.update(ref, self._tips[line])
+            self._unpublished.discard(line)
+        if self._journal.published:
+            self._journal.restart(reopen=reopen)
+            self._start_repack_if_many_packs()
+        elif not reopen:
+            self._journal.restart(reopen=False)  # closing: an empty journal goes too
+
+    def _publish_soon(self) -> None:
+        if self._journal.size >= PUBLISH_BYTES:
+            self._publish(reopen=True)
+        elif self._publish_timer is None:
+            timer = threading.Timer(PUBLISH_AFTER_S, self._publish_from_timer)
+            timer.daemon = True
+            self._publish_timer = timer
+            timer.start()
+
+    def _publish_from_timer(self) -> None:
+        with self._mutex:
+            self._publish_timer = None
+            if self._closed:
+                return
+            try:
+                self._publish(reopen=True)
+            except (HistoryError, OSError) as error:
+                log.warning("warning: %s: publishing the newest versions to git failed (%s); "
+                            "retried at the next version", self._location.draft_path, error)
+
+    def _start_repack_if_many_packs(self) -> None:
+        if self._repack is not None and self._repack.poll() is None:
+            return
+        try:
+            packs = sum(name.endswith(".idx") for name in os.listdir(self._pack_dir))
+        except OSError:
+            return
+        if packs < REPACK_AT_PACKS or _auto_gc_off(self._location.repo.common_dir):
+            return
+        try:
+            self._repack = subprocess.Popen(
+                ["git", "--git-dir", self._location.repo.common_dir, "repack", "--geometric=2", "-d", "-q"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            self._repack = None  # packing is an economy, never a reason to fail
 
     def _pack_loose_objects(self) -> None:
         """Let git pack the hidden repository once enough loose objects pile up.
@@ -436,6 +563,8 @@ class History:
         with self._mutex:
             self._check_open()
             head = self.head()
+            if not self._head_files_known and head is not None:
+                self._remember_head_files(head)
             files = {self._notes_file: self._objects.write_blob(notes.encode("utf-8"))}
             folders = {}
             if len(draft) <= CHUNK_MAX:
@@ -444,14 +573,22 @@ class History:
                 if not self._chunker.seeded and head is not None:
                     self._seed_chunker(head)
                 chunks = self._chunker.store(draft, splice)
-                folders[self._chunk_folder] = self._objects.write_tree(
-                    {chunk_name(position): sha for position, sha in enumerate(chunks)}
-                )
+                folders[self._chunk_folder] = self._objects.write_numbered_tree(chunks)
             if state is not None:
                 files[self._state_file] = self._objects.write_blob(bytes(state))
             tree = self._objects.write_tree(files, folders)
             branch = head.branch if head else MAIN_BRANCH
             return self._commit(tree, branch, head, message, author, scale=scale)
+
+    def _remember_head_files(self, head: VersionInfo) -> None:
+        """The head's blobs are in git: a first record after opening that
+        keeps the notes or the state need not write them into a pack again."""
+        self._head_files_known = True
+        try:
+            for sha in self._files_of(head.number).values():
+                self._objects.remember(sha)
+        except HistoryError:
+            pass  # a damaged head: whatever the record needs is written afresh
 
     def _seed_chunker(self, head: VersionInfo) -> None:
         """Start the chunker from the head's chunks, when it has them, so the
@@ -512,18 +649,19 @@ class History:
             + (f"Infitool-Scale: {scale}\n" if scale else "")
             + (f"Infitool-Back-To: {back_to}\n" if back_to is not None else ""),
         )
-        # Objects, then the ref, then the index: see the module docstring.
-        ref = self._branch_refs.get(branch)
-        if ref is None:
-            ref = self._branch_refs[branch] = self._location.branch_ref(branch)
-        self._refs.update(ref, commit)
+        # Objects (in the journal), then the index; the ref when the journal
+        # is published: see the module docstring.
+        if branch not in self._branch_refs:
+            self._branch_refs[branch] = self._location.branch_ref(branch)
         self._tips[branch] = commit
+        self._unpublished.add(branch)
         entry = IndexEntry(
             number, commit, parent.number if parent else None, branch, author, message,
             float(when), scale, back_to,
         )
         index.append(entry)
         self._head = self._to_info(entry)
+        self._publish_soon()
         return self._head
 
     def _identity(self, author: str) -> tuple[str, str]:
@@ -558,6 +696,7 @@ class History:
                 ref = self._location.checkpoint_ref(name)
             except ValueError as error:
                 raise HistoryError(str(error)) from None
+            self._publish(reopen=True)  # a ref names only commits git has
             self._refs.update(ref, head.commit)
             self._name_versions({**self._checkpoints, name: head.number})
             return replace(head, checkpoint=self._checkpoint_of[head.number])
@@ -721,3 +860,11 @@ def _writer_identities(repo: git.Repo) -> dict[str, str]:
     name = reader.get_value("user", "name", default="")
     email = reader.get_value("user", "email", default="")
     return {str(name): str(email)} if name and email else {}
+
+
+def _auto_gc_off(git_dir: str) -> bool:
+    """Whether automatic packing is off (``gc.auto`` 0), as git itself asks
+    (the environment's configuration included, which GitPython does not read)."""
+    result = subprocess.run(["git", "--git-dir", git_dir, "config", "--get", "gc.auto"],
+                            capture_output=True, text=True, check=False)
+    return result.stdout.strip() == "0"

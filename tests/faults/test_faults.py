@@ -199,8 +199,8 @@ writes = 0
 def kind_of(path):
     if not path.startswith(str(draft.parent) + os.sep):
         return None  # a pipe, the terminal, a file elsewhere
-    if os.sep + "objects" + os.sep in path:
-        return "object"
+    if os.sep + "objects" + os.sep in path or path.endswith(os.sep + "pack.journal"):
+        return "object"  # a loose object, or a version's objects appended to the pack journal
     return "draft" if os.path.dirname(path) == str(draft.parent) else "other"
 
 

@@ -119,6 +119,7 @@ def test_state_is_stored_per_version_and_large_states_work(history):
 def _tree_entry(history, number, name):
     import subprocess
 
+    history.flush()  # git sees the newest versions once they are published
     commit = history.log(limit=1, before=number + 1)[0].commit
     listing = subprocess.run(
         ["git", "--git-dir", str(history.git_dir), "ls-tree", commit, name],

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zlib
 
+from helpers.git_packs import unpack_to_loose
 from infitool_edit.history import History
 
 
@@ -35,7 +36,9 @@ def three_versions(tmp_path):
     assert cli("apply", draft, script).returncode == 0
     with History.open(draft) as history:
         assert history.count() == 3
-        return draft, history.git_dir, history.branch_ref("main"), history.log()[0].commit
+        found = draft, history.git_dir, history.branch_ref("main"), history.log()[0].commit
+    unpack_to_loose(found[1])  # so that one object alone can be damaged
+    return found
 
 
 def append_script(tmp_path, text="more\\n"):

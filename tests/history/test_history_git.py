@@ -260,15 +260,15 @@ def test_closing_lets_git_pack_a_hidden_repository(tmp_path):
     hidden = ["--git-dir", str(tmp_path / ".draft.md.infitool")]
     with History.open(draft) as history:
         history.record("one\n", "", "edit 1", "Ana")
-    git(*hidden, "config", "gc.auto", "1", cwd=tmp_path)
+    git(*hidden, "config", "gc.autoPackLimit", "3", cwd=tmp_path)
     git(*hidden, "config", "gc.autoDetach", "false", cwd=tmp_path)
-    # git estimates the loose objects from the folder objects/17 alone.
-    sampled = tmp_path / ".draft.md.infitool" / "objects" / "17"
+    # Each publish of the journal adds one pack: four of them are more than git's limit.
     with History.open(draft) as history:
-        number = 1
-        while len(list(sampled.glob("*"))) < 2:
-            number += 1
+        for number in range(2, 6):
             history.record(f"{number}\n" * number, "", f"edit {number}", "Ana")
+            history.flush()
+        packs = git(*hidden, "count-objects", "-v", cwd=tmp_path).stdout
+        assert "\npacks: 5\n" in packs, packs
     counts = git(*hidden, "count-objects", "-v", cwd=tmp_path).stdout
     assert "\npacks: 1\n" in counts and counts.startswith("count: 0\n"), counts
     with History.open(draft) as history:

@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from helpers.git_packs import pack_entry_data
 from infitool_edit.history import History
 from infitool_edit.history.objects import _stored
 
@@ -34,7 +35,7 @@ def test_git_reads_the_stored_trees_of_a_chunked_draft(tmp_path):
         second = history.record(text.replace("Line 1500 ", "Line MMD "), "notes\n", "edit 2", "Ana")
         git_dir = history.git_dir
     tree = git(git_dir, "rev-parse", f"{second.commit}^{{tree}}").strip()
-    raw = (git_dir / "objects" / tree[:2] / tree[2:]).read_bytes()
+    raw = pack_entry_data(git_dir, tree)
     assert raw[2] & 0b110 == 0  # stored, as written
     assert "draft.md.chunks" in git(git_dir, "cat-file", "-p", tree)
     git(git_dir, "fsck", "--full", "--strict")
