@@ -9,9 +9,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-# The shipped checkpoint has had about 1.7 hours of two shared CPU cores: it reads, plans and ends
-# with `done` far more often than random weights, but does not yet fix typos (model/weights/README.md).
-TRAINED_DESCRIPTION = "built-in model (early training)"
+# The shipped checkpoint proofreads (check, fix, done) and does nothing else yet: model/weights/README.md.
+TRAINED_DESCRIPTION = "built-in proofreading model"
 UNTRAINED_DESCRIPTION = "untrained default model"
 FORCE_RANDOM_ENV = "INFITOOL_DEFAULT_MODEL"
 """``INFITOOL_DEFAULT_MODEL=random`` runs the random-weight model even when trained weights are
