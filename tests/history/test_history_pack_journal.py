@@ -112,12 +112,17 @@ def test_a_killed_sessions_journal_is_published_by_the_next_open(tmp_path, no_ti
     fsck_clean(git_dir)
 
 
-def test_a_torn_last_record_is_cut_off_and_the_rest_kept(tmp_path, no_timer):
+def with_versions(tmp_path, count: int) -> History:
+    """The history of a new draft in ``tmp_path/work`` with versions 1 to ``count`` recorded."""
     (tmp_path / "work").mkdir()
-    draft = tmp_path / "work" / "draft.md"
-    with History.open(draft) as history:
-        for number in range(1, 4):
-            history.record(draft_text(number), "", f"edit {number}", "Ana")
+    history = History.open(tmp_path / "work" / "draft.md")
+    for number in range(1, count + 1):
+        history.record(draft_text(number), "", f"edit {number}", "Ana")
+    return history
+
+
+def test_a_torn_last_record_is_cut_off_and_the_rest_kept(tmp_path, no_timer):
+    with with_versions(tmp_path, 3) as history:
         journal = history.folder / JOURNAL_FILE
         three = journal.stat().st_size
         copy = killed_copy(tmp_path)  # versions 1-3, their index entries
@@ -136,11 +141,7 @@ def test_a_torn_last_record_is_cut_off_and_the_rest_kept(tmp_path, no_timer):
 
 
 def test_a_kill_after_the_pack_is_linked_publishes_it_again(tmp_path, no_timer):
-    (tmp_path / "work").mkdir()
-    draft = tmp_path / "work" / "draft.md"
-    with History.open(draft) as history:
-        for number in range(1, 3):
-            history.record(draft_text(number), "", f"edit {number}", "Ana")
+    with with_versions(tmp_path, 2) as history:
         history._journal.publish()  # the pack is in git; the refs have not moved yet
         copy = killed_copy(tmp_path)
         head = history.head().commit
@@ -153,11 +154,7 @@ def test_a_kill_after_the_pack_is_linked_publishes_it_again(tmp_path, no_timer):
 
 
 def test_repair_publishes_a_journal_left_behind(tmp_path, no_timer):
-    (tmp_path / "work").mkdir()
-    draft = tmp_path / "work" / "draft.md"
-    with History.open(draft) as history:
-        for number in range(1, 4):
-            history.record(draft_text(number), "", f"edit {number}", "Ana")
+    with with_versions(tmp_path, 3) as history:
         copy = killed_copy(tmp_path)
     said = repair(copy)
     assert "newest version v3" in said, said
@@ -181,20 +178,23 @@ def test_a_chunk_folder_tree_is_the_tree_git_would_sort(tmp_path, count):
     assert git(tmp_path / "repo.git", "ls-tree", numbered).stdout.count("\n") == count
 
 
-def test_a_publish_that_fails_is_retried_and_loses_nothing(tmp_path, no_timer, monkeypatch):
-    from infitool_edit.history import journal
+def fails_once(real, error: OSError):
+    """``real`` that raises ``error`` the first time it is called."""
+    failures = iter([error])
 
-    real_install = journal._install
-    failures = iter([OSError(28, "No space left on device")])
-
-    def install_once_failing(*args):
+    def wrapper(*args):
         failure = next(failures, None)
         if failure is not None:
             raise failure
-        return real_install(*args)
+        return real(*args)
 
-    monkeypatch.setattr(journal, "_install", install_once_failing)
-    draft = tmp_path / "draft.md"
+    return wrapper
+
+
+def versions_past_a_failed_flush(draft):
+    """Version 1, a flush that fails, version 2, a flush that works: git
+    names version 2, is clean, and a reopened history reads both. Returns
+    the git folder."""
     with History.open(draft) as history:
         history.record(draft_text(1), "", "edit 1", "Ana")
         with pytest.raises(OSError):
@@ -206,31 +206,22 @@ def test_a_publish_that_fails_is_retried_and_loses_nothing(tmp_path, no_timer, m
     fsck_clean(git_dir)
     with History.open(draft) as history:
         assert [history.read(n).draft for n in (1, 2)] == [draft_text(1), draft_text(2)]
+    return git_dir
+
+
+def test_a_publish_that_fails_is_retried_and_loses_nothing(tmp_path, no_timer, monkeypatch):
+    from infitool_edit.history import journal
+
+    real_install = journal._install
+    monkeypatch.setattr(journal, "_install", fails_once(real_install, OSError(28, "No space left on device")))
+    versions_past_a_failed_flush(tmp_path / "draft.md")
 
 
 def test_a_failed_ref_move_after_publishing_does_not_grow_the_pack(tmp_path, no_timer, monkeypatch):
     from infitool_edit.history.refs import RefWriter
 
     real_update = RefWriter.update
-    failures = iter([OSError(5, "Input/output error")])
-
-    def update_once_failing(self, ref, sha):
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        return real_update(self, ref, sha)
-
-    monkeypatch.setattr(RefWriter, "update", update_once_failing)
-    draft = tmp_path / "draft.md"
-    with History.open(draft) as history:
-        history.record(draft_text(1), "", "edit 1", "Ana")
-        with pytest.raises(OSError):
-            history.flush()
-        history.record(draft_text(2), "", "edit 2", "Ana")
-        history.flush()
-        git_dir = history.git_dir
+    monkeypatch.setattr(RefWriter, "update", fails_once(real_update, OSError(5, "Input/output error")))
+    git_dir = versions_past_a_failed_flush(tmp_path / "draft.md")
     for pack in (git_dir / "objects" / "pack").glob("*.pack"):
         git(git_dir, "verify-pack", str(pack.with_suffix(".idx")))
-    fsck_clean(git_dir)
-    with History.open(draft) as history:
-        assert [history.read(n).draft for n in (1, 2)] == [draft_text(1), draft_text(2)]
