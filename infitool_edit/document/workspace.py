@@ -258,7 +258,7 @@ class Workspace:
         ``target``'s lines: from the first finding's start to the last's
         end, and the text that goes there. A line's findings never overlap
         and each ``old`` first occurs in its line where the slip is."""
-        findings = self._findings(target)[0] if self._buffer.line_count else []
+        findings = self._findings(target)[0]
         if not findings:
             where = "the draft" if target is None else "there"
             raise ApplyError(f"nothing to fix in {where}: check finds nothing")

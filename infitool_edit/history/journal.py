@@ -126,12 +126,7 @@ class PackJournal:
             return self._published
         if self._fd < 0 or not self._entries:
             return None
-        count = len(self._entries)
-        header = _HEADER.pack(b"PACK", 2, count)
-        digest = hashlib.sha1(header)
-        for piece in self._pieces:
-            digest.update(piece)
-        checksum = digest.digest()
+        header, checksum = _pack_ends(len(self._entries), self._pieces)
         os.pwrite(self._fd, header, 0)
         os.pwrite(self._fd, checksum, self._size)
         try:
@@ -175,10 +170,7 @@ def recover(folder: str, pack_dir: str) -> list[tuple[str, bytes, bytes]]:
         return []
     objects, entries, end = _parse(data)
     if entries:
-        header = _HEADER.pack(b"PACK", 2, len(entries))
-        digest = hashlib.sha1(header)
-        digest.update(memoryview(data)[_HEADER_SIZE:end])
-        checksum = digest.digest()
+        header, checksum = _pack_ends(len(entries), [memoryview(data)[_HEADER_SIZE:end]])
         finished = header + data[_HEADER_SIZE:end] + checksum
         if data != finished:
             os.chmod(path, 0o644)  # a journal is left read-only only once finished
@@ -188,6 +180,16 @@ def recover(folder: str, pack_dir: str) -> list[tuple[str, bytes, bytes]]:
         _install(path, os.path.join(folder, _INDEX_TEMP), pack_dir, entries, checksum)
     os.unlink(path)
     return objects
+
+
+def _pack_ends(count: int, entries) -> tuple[bytes, bytes]:
+    """A pack's header for ``count`` objects and its trailer (the SHA-1 of
+    the header and the entries' bytes, given in pieces)."""
+    header = _HEADER.pack(b"PACK", 2, count)
+    digest = hashlib.sha1(header)
+    for piece in entries:
+        digest.update(piece)
+    return header, digest.digest()
 
 
 def _parse(data: bytes) -> tuple[list[tuple[str, bytes, bytes]], list[tuple[bytes, int, int]], int]:

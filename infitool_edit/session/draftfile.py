@@ -263,6 +263,10 @@ class _Replaced:
     base: Content  # what it held when we last looked
     replaced_at: float  # time.monotonic() of the rename
 
+    def written_since_seen(self, now: os.stat_result) -> bool:
+        # Size and mtime: our own rename changes the old inode's ctime.
+        return (now.st_size, now.st_mtime_ns) != (self.seen.st_size, self.seen.st_mtime_ns)
+
 
 def _held_by_nobody_else(fd: int, st: os.stat_result) -> bool | None:
     """Whether no other open file (any process's) refers to this inode:
@@ -524,8 +528,7 @@ class DraftFile:
             except OSError:
                 self._let_go(replaced)
                 continue
-            # Size and mtime: our own rename changes the old inode's ctime.
-            if (now.st_size, now.st_mtime_ns) != (replaced.seen.st_size, replaced.seen.st_mtime_ns):
+            if replaced.written_since_seen(now):
                 try:
                     theirs = self._read_fd(replaced.fd, now)
                 except BaseException:
@@ -559,7 +562,7 @@ class DraftFile:
                 now = os.fstat(replaced.fd)
             except OSError:
                 now = None
-            if now is None or (now.st_size, now.st_mtime_ns) == (replaced.seen.st_size, replaced.seen.st_mtime_ns):
+            if now is None or not replaced.written_since_seen(now):
                 self._let_go(replaced)
 
     def _let_go(self, replaced: _Replaced) -> None:

@@ -266,7 +266,7 @@ class EditingSession:
         written to the file (again watched for a race)."""
         for _ in range(_RACE_RETRIES):
             ours = self.file_text()
-            kept, theirs = self._keep_theirs(race)
+            kept, theirs = self._keep_theirs(race, ours)
             try:
                 if not race.replaced:
                     self.draft.adopt(race.theirs)  # the file holds theirs: build on it
@@ -281,19 +281,19 @@ class EditingSession:
                 race = self.draft.race_with_disk()
                 if race is None:
                     return  # deleted: the next check says so
-        self._keep_theirs(race)  # giving up writing, never their bytes
+        self._keep_theirs(race, self.file_text())  # giving up writing, never their bytes
         raise DraftChanged(
             f"{self.draft.path}: another program keeps writing the draft; every version is in the "
             "history (reopen the draft to go on)"
         )
 
-    def _keep_theirs(self, race: DraftRaced) -> tuple[str, str]:
+    def _keep_theirs(self, race: DraftRaced, ours: str) -> tuple[str, str]:
         """Record their file as a ``disk`` version, and a ``merge`` version
-        when their change and ours merge; load the newer. Returns it and
-        their text. The race is settled only once their bytes are recorded."""
+        when their change and ``ours`` (the file's text as we hold it) merge;
+        load the newer. Returns it and their text. The race is settled only
+        once their bytes are recorded."""
         base = decode_draft(self.draft.path, race.base)
         theirs = decode_draft(self.draft.path, race.theirs)
-        ours = self.file_text()
         notes = self.workspace.notes
         recorded = self.history.record(theirs, notes, RELOAD_MESSAGE, DISK_AUTHOR)
         race.settle()
