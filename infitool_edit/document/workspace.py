@@ -115,7 +115,12 @@ class Workspace:
                 start, end = self._find_inside(normalize_newlines(cmd.old), start, end)
             if start == end and not cmd.new:
                 raise ApplyError("nothing to replace there, and nothing to put there")
-            return self._edit(start, end, normalize_newlines(cmd.new), is_model)
+            new = normalize_newlines(cmd.new)
+            # A replace that leaves the text as it was would still be a version
+            # in the history: a step the writer scrubs past that changed nothing.
+            if self._buffer.slice(start, end) == new:
+                raise ApplyError("the new text is the text already there; nothing to change")
+            return self._edit(start, end, new, is_model)
         if isinstance(cmd, ast.Jump):
             # Jumping to a section lands on its heading, not past its end.
             cursor = (self._section(cmd.to)[0], 0) if isinstance(cmd.to, ast.Heading) else self._point(cmd.to)

@@ -198,6 +198,8 @@ def test_looking_commands_change_nothing():
         "delete 3:5-3:2", 'replace 3 "absent" "x"', "read 14", "read #nowhere", "jump 20",
         'jump "absent"', "delete 3:1-3:1", "goal", "history", 'checkpoint "a"', "rewind v1",
         'done "ok"', "delete 5-3",
+        # A replace that would leave the text as it is (no version that changes nothing).
+        'replace "Intro" "Intro"', 'replace 3 "Teh" "Teh"', 'replace 13 "It works.\\n"',
         # Commands the parser would not produce, built directly.
         ast.Delete(ast.LineRange(0, 3)), ast.Insert(ast.Line(0), "x"), ast.Insert(ast.Point(3, 0), "x"),
         ast.Insert(ast.Line(3), ""), ast.Find(""), ast.Note(""), ast.Delete(ast.Search("")),
