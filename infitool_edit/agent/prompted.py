@@ -63,7 +63,7 @@ EXAMPLES = {
 
 # Worked turns (user text, the command answering it), from the stream example of docs/commands.md.
 WORKED_TURNS = (
-    ("@goal Fix typos.\n@view draft.md, 3 lines, cursor 1:1\n@text 1-3 of 3\n1│# Notes\n2│\n3│Teh lamp was lit.",
+    ("@goal Fix typos.\n@view draft.md, 3 lines, cursor 1:1\n@text 1-3 of 3\n1│# Notes\n2│\n3│Teh lamp was lit.\n@goal Fix typos.",
      'replace 3 "Teh" "The"'),
     ("@ok v2 3:4", 'done "Fixed the typo in line 3."'),
 )

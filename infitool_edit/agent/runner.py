@@ -349,11 +349,16 @@ class Runner:
     # --- the stream ---------------------------------------------------------------
 
     def _prompt(self) -> str:
+        """The goal, the first view of the draft, and the goal again: a recurrent
+        model reads the draft knowing what it is for, and decides its first
+        command with the goal among the last bytes it read, not a page back."""
         view = self.session.execute("read", author=self.author)
+        goal = f"@goal {_escape_newlines(self.goal or '')}\n"
         return (
-            f"@goal {_escape_newlines(self.goal or '')}\n"
-            f"@view {Path(self.session.draft_path).name}, {self.session.workspace.line_count} lines, cursor 1:1\n"
-            f"{bounded(view.observation.rstrip(chr(10)))}\n"
+            goal
+            + f"@view {Path(self.session.draft_path).name}, {self.session.workspace.line_count} lines, cursor 1:1\n"
+            + f"{bounded(view.observation.rstrip(chr(10)))}\n"
+            + goal
         )
 
     def _append_runtime(self, text: str, *, version: int | None = None, head_version: int | None = None) -> Record:

@@ -39,6 +39,7 @@ MECHANICS_GOALS = (
     "Proofread the mechanics: spacing, punctuation, capitals.",
 )
 CLEAN_GOALS = TYPO_GOALS + MECHANICS_GOALS + ("Proofread this.", "Check the draft for mistakes.")
+FIXED_SUMMARY = {"typos": "Fixed the typos.", "mechanics": "Fixed the punctuation and spacing."}
 
 MIN_PARAGRAPH, MAX_PARAGRAPH = 80, 380  # a read shows a line of up to 400 characters whole
 MAX_SNIPPET = 1500
@@ -260,8 +261,9 @@ def proofreading_task(kind: str, rng: random.Random, source: Source, pool: list[
         draft, goal = add_mechanics(rng, clean, rng.randint(1, 3)), rng.choice(MECHANICS_GOALS)
     else:
         draft, goal = clean, rng.choice(CLEAN_GOALS)
-    edits = sum(1 for a, b in zip(draft.split("\n"), clean.split("\n")) if a != b)
-    summary = "Nothing to fix." if draft == clean else f"Fixed {edits} line{'s' if edits != 1 else ''}."
+    # No count in the summary: a small model miscounts, and a summary that says
+    # "Fixed 2 lines." after fixing one tells the writer something false.
+    summary = "Nothing to fix." if draft == clean else FIXED_SUMMARY[kind]
     try:
         script = proofreading_script(draft, clean, summary=summary)
     except PlanError:
@@ -329,11 +331,13 @@ class _Builder:
         return len(self.workspace.text.split("\n")) - 1
 
 
-def _heading_path(title: str, heading: str) -> str:
-    return f"#{slugify(title)}/{slugify(heading)}"
-
-
 def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[str]) -> Task | None:
+    """A structural edit of a short document. The expert looks (``outline``),
+    re-reads what it was asked (``goal``: the goal was shown before the whole
+    draft, too far back for a small recurrent model to copy a name from), then
+    acts in one command whose strings are copied from those two answers just
+    above: a heading's own words (``replace "## Old" "## New"``), its slug
+    (``insert #old ...``), or a search string the mask holds to the draft."""
     made = structured_document(rng, pool, rng.randint(3, 4))
     if made is None:
         return None
@@ -342,6 +346,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
     kind = rng.choice(("add", "rename", "move", "notes", "split"))
     b = _Builder(draft)
     b("outline")
+    b("goal")
     names = [h for h, _ in secs]
     if kind == "add":
         new = rng.choice(extra_titles)
@@ -349,11 +354,12 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
             return None
         after = rng.randrange(len(secs))
         goal = f'Add a section "{new}" after "{names[after]}".'
-        b(f"read {_heading_path(title, names[after])}")
+        # A heading's point is the end of its section: the start of the next
+        # heading's line, or the end of the draft after the last section.
         if after + 1 < len(secs):
-            b(f"insert {b.line_of('## ' + names[after + 1])} {quote(f'## {new}' + chr(10) + chr(10))}")
+            b(f"insert #{slugify(names[after])} {quote(f'## {new}' + chr(10) + chr(10))}")
         else:
-            b(f"insert $ {quote(chr(10) + f'## {new}' + chr(10))}")
+            b(f"insert #{slugify(names[after])} {quote(chr(10) + f'## {new}' + chr(10))}")
         target = render_document(title, secs[: after + 1] + [(new, "")] + secs[after + 1 :])
         check, detail, summary = "sections", (), f'Added the section "{new}".'
     elif kind == "rename":
@@ -362,9 +368,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
             return None
         which = rng.randrange(len(secs))
         goal = f'Rename the section "{names[which]}" to "{new}".'
-        number = b.line_of("## " + names[which])
-        b(f"read {number}")
-        b(f"replace {number} {quote(names[which])} {quote(new)}")
+        b(f"replace {quote('## ' + names[which])} {quote('## ' + new)}")
         target = render_document(title, secs[:which] + [(new, secs[which][1])] + secs[which + 1 :])
         check, detail, summary = "exact", (), "Renamed the section."
     elif kind == "move":
@@ -407,11 +411,22 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
             return None
         opening = " ".join(body.split()[:4])
         goal = f'Split the paragraph that begins "{opening}" in two.'
-        number = b.line_of(body)
-        b(f"read {number}")
-        left = " ".join(first.split()[-2:])
-        right = second.split()[0]
-        b(f"replace {number} {quote(left + ' ' + right)} {quote(left + chr(10) + chr(10) + right)}")
+        # Read the paragraph again just above the cut, then cut it with a
+        # search string (the mask holds it to the draft): the fewest words
+        # around the sentence end whose first occurrence is this one.
+        if draft.find(opening) != draft.index(body):
+            return None
+        b(f"read {quote(opening)}")
+        at = draft.index(body) + len(first)
+        left_words, right = first.split(), second.split()[0]
+        for n in range(2, min(6, len(left_words)) + 1):
+            old = " ".join(left_words[-n:]) + " " + right
+            if draft.find(old) == at - len(" ".join(left_words[-n:])):
+                break
+        else:
+            return None
+        new_text = old.replace(" " + right, "\n\n" + right)
+        b(f"replace {quote(old)} {quote(new_text)}")
         target = b.workspace.text
         check, detail, summary = "split", (body,), "Split the paragraph in two."
     b(f"done {quote(summary)}")

@@ -71,7 +71,7 @@ def test_run_with_a_hub_id_edits_end_to_end_headless(hf_home: Path, tmp_path: Pa
     draft = tmp_path / "draft.md"
     draft.write_text("# Title\n\nSome prose.\n")
     runner = CliRunner()
-    ran = runner.invoke(app, ["run", str(draft), "--goal", "Tidy.", "--model", "tiny-org/tiny-mamba", "--max-commands", "2"])
+    ran = runner.invoke(app, ["run", str(draft), "--goal", "Tidy.", "--model", "tiny-org/tiny-mamba", "--max-commands", "2", "--seed", "3"])
     assert ran.exit_code == 0, ran.output
     assert ran.output.count("> ") == 2 and "reached the budget of 2 commands" in ran.output
     from infitool_edit.agent.stream import StreamLog, stream_dir_for

@@ -103,7 +103,7 @@ def test_resume_continues_the_script_and_the_stream(session: EditingSession) -> 
     Runner(session, ScriptedBackend(script), None, emit=events.append, keyframe_every=3).run()
     assert [e.line for e in events if isinstance(e, CommandApplied)] == [_add("4"), _add("5"), 'done "all"']
     assert session.draft_path.read_text().endswith("First line.\n0\n1\n2\n3\n4\n5\n")
-    assert _stream(session).count("@goal") == 1
+    assert _stream(session).count("@goal") == 2  # the opening states it twice; resume adds none
 
 
 def test_versions_made_without_the_agent_enter_the_stream_on_resume(session: EditingSession) -> None:

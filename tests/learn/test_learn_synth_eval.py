@@ -1,11 +1,13 @@
 """Synthetic tasks, their checkers, and the evaluation's scoring."""
 
 import random
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from infitool_edit.commands import slugify
 from infitool_edit.learn import corpus
 from infitool_edit.learn.evaluate import (
     dictionary_fix,
@@ -59,6 +61,25 @@ def test_every_kind_renders_to_a_stream_that_passes_its_checker(pool):
     assert all(t.draft == t.target for t in tasks if t.kind == "clean")
     process = next(t for t in tasks if t.kind == "process")
     assert process.script[-1].startswith("done") and any(line.startswith("note ") for line in process.script)
+
+
+def test_a_structure_expert_looks_rereads_the_goal_and_acts_with_strings_from_those_answers(pool):
+    """A small recurrent model copies well from the last few hundred bytes, not
+    from a goal shown before the whole draft: so the expert runs ``outline``
+    and ``goal``, then acts once, naming only what those two answers hold."""
+    tasks = [t for t in synthetic_tasks(random.Random(3), pool, {"structure": 30}) if t.path != "structure/move"]
+    assert {"structure/add", "structure/rename", "structure/notes"} <= {t.path for t in tasks}
+    for task in tasks:
+        assert task.script[:2] == ("outline", "goal") and task.script[-1].startswith("done ")
+        act = task.script[2]
+        names = re.findall(r'"([^"]+)"', task.goal)
+        if task.path == "structure/add":
+            new, after = names
+            assert act.startswith(f"insert #{slugify(after)} ") and f"## {new}" in act
+        elif task.path == "structure/rename":
+            assert act == f'replace "## {names[0]}" "## {names[1]}"'
+        elif task.path == "structure/split":
+            assert task.script[2] == f'read "{names[0]}"' and task.script[3].startswith('replace "')
 
 
 def test_checkers_refuse_what_does_not_solve_the_task(pool):
