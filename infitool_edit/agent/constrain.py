@@ -145,7 +145,7 @@ ESCAPED_BYTE = {letter: byte for byte, letter in ESCAPE_LETTER.items()}
 QUOTE, BACKSLASH = 0x22, 0x5C
 
 # Verbs whose first argument, when quoted, is a search string (an address).
-SEARCH_VERBS = (b"insert", b"delete", b"replace", b"jump", b"read", b"find", b"check", b"fix")
+SEARCH_VERBS = (b"insert", b"delete", b"replace", b"move", b"jump", b"read", b"find", b"check", b"fix")
 
 
 def _typeable_raw(byte: int) -> bool:

@@ -46,6 +46,7 @@ EXAMPLES = {
     "insert": 'insert 12:5 "very "',
     "delete": "delete 12-14",
     "replace": 'replace 5 "Teh" "The"',
+    "move": "move #winter #summer",
     "jump": "jump #the-lighthouse-keepers-year/winter",
     "find": 'find "log books"',
     "check": "check",

@@ -133,6 +133,19 @@ class Replace:
 
 
 @dataclass(frozen=True)
+class Move:
+    """``move #winter #summer`` / ``move 3-6 $`` / ``move "Calm." 21:1``: the
+    text ``target`` names is cut and put at ``to`` (any point but a search
+    string), as one edit. A heading's point is the end of its section, so
+    ``move #a #b`` puts section a after section b. Whole lines (a line, a line range or a section) moved to the
+    start of a line or the end keep markdown's blank lines between blocks;
+    any other move cuts and pastes the text as it is."""
+
+    target: RangeAddress
+    to: PointAddress
+
+
+@dataclass(frozen=True)
 class Jump:
     """``jump #method``: move the model's cursor; the answer is a view there."""
 
@@ -226,9 +239,9 @@ class Done:
 
 
 Command = Union[
-    Insert, Delete, Replace, Jump, Find, Check, Fix, Outline, Read, Note, Notes, Goal,
+    Insert, Delete, Replace, Move, Jump, Find, Check, Fix, Outline, Read, Note, Notes, Goal,
     History, Checkpoint, Rewind, Done,
 ]
 
 # Commands whose application can change the draft's text.
-EDITING = (Insert, Delete, Replace, Fix)
+EDITING = (Insert, Delete, Replace, Move, Fix)

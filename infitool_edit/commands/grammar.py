@@ -174,6 +174,10 @@ NONEMPTY_TEXT = TokenKind(
 POINT_KINDS = (LINE, POINT, HEADING, SEARCH, END)
 RANGE_KINDS = (LINE, LINE_RANGE, SPAN, HEADING, SEARCH)
 RANGE_KINDS_BUT_SEARCH = (LINE, LINE_RANGE, SPAN, HEADING)
+# Where ``move`` puts text: any point but a search string. The byte mask
+# holds a search string to the draft only as a verb's first argument
+# (agent/constrain.py), and a model's every search string must be held.
+POINT_KINDS_BUT_SEARCH = (LINE, POINT, HEADING, END)
 
 
 # --- verbs and their forms -------------------------------------------------
@@ -218,6 +222,7 @@ FORMS: tuple[Form, ...] = (
         Slot("old", (NONEMPTY_TEXT,), '"old"'), Slot("new", (TEXT,), '"new"'),
     ),
     _form("replace", ast.Replace, Slot("target", RANGE_KINDS_BUT_SEARCH, "RANGE"), Slot("new", (TEXT,), '"new"')),
+    _form("move", ast.Move, Slot("target", RANGE_KINDS, "RANGE"), Slot("to", POINT_KINDS_BUT_SEARCH, "POINT")),
     _form("jump", ast.Jump, Slot("to", POINT_KINDS, "POINT")),
     _form("find", ast.Find, Slot("text", (NONEMPTY_TEXT,), '"text"')),
     _form("check", ast.Check),

@@ -21,7 +21,8 @@ from infitool_edit.errors import InfitoolError
 from infitool_edit.commands import ast
 from infitool_edit.document.buffer import LineBuffer, Position, normalize_newlines
 from infitool_edit.document.edits import TextEdit
-from infitool_edit.document.positions import common_prefix, position_of, shift
+from infitool_edit.document.moving import MoveRefused, plan_line_move
+from infitool_edit.document.positions import common_prefix, end_after, position_of, shift
 from infitool_edit.document.observation import (
     MAX_FOUND,
     MAX_READ_LINES,
@@ -121,6 +122,9 @@ class Workspace:
             if self._buffer.slice(start, end) == new:
                 raise ApplyError("the new text is the text already there; nothing to change")
             return self._edit(start, end, new, is_model)
+        if isinstance(cmd, ast.Move):
+            start, end, new, landed = self._move(cmd)
+            return self._edit(start, end, new, is_model, cursor=landed)
         if isinstance(cmd, ast.Jump):
             # Jumping to a section lands on its heading, not past its end.
             cursor = (self._section(cmd.to)[0], 0) if isinstance(cmd.to, ast.Heading) else self._point(cmd.to)
@@ -160,8 +164,9 @@ class Workspace:
 
     def removal(self, cmd: ast.Command) -> str:
         """The text ``cmd`` would take out of the draft if applied now (empty
-        for a command that removes nothing), changing nothing. Raises the
-        ApplyError ``apply`` would raise for an address that is not there."""
+        for a command that removes nothing, such as a ``move``: what it cuts
+        stays in the draft), changing nothing. Raises the ApplyError
+        ``apply`` would raise for an address that is not there."""
         if isinstance(cmd, ast.Delete):
             start, end = self._range(cmd.target)
             return self._buffer.slice(start, end)
@@ -184,7 +189,10 @@ class Workspace:
         else:
             self.writer_cursor = cursor
 
-    def _edit(self, start: Position, end: Position, text: str, is_model: bool) -> Outcome:
+    def _edit(self, start: Position, end: Position, text: str, is_model: bool,
+              cursor: Position | None = None) -> Outcome:
+        """Replace ``[start, end)`` with ``text``; the editing author's cursor
+        goes to ``cursor`` if given, else to the end of the new text."""
         buffer, structure = self._buffer, self._structure
         old_text = buffer.slice(start, end)
         headings_before = structure.heading_count
@@ -205,13 +213,14 @@ class Workspace:
 
         other = self.writer_cursor if is_model else self.model_cursor
         other = shift(other, start, end, new_end)
-        self.model_cursor, self.writer_cursor = (new_end, other) if is_model else (other, new_end)
+        own = new_end if cursor is None else cursor
+        self.model_cursor, self.writer_cursor = (own, other) if is_model else (other, own)
         return Outcome(
             "ok",
             edit=TextEdit(start, end, text),
             inverse=_inverse(start, new_end, old_text, text),
             scale=scale,
-            cursor=new_end,
+            cursor=own,
         )
 
     def rewrite_scale(self, new_text: str) -> str | None:
@@ -277,6 +286,43 @@ class Workspace:
             pieces += [self._buffer.slice(at, begin), finding.new]
             at = (finding.line, column + len(finding.old))
         return start, at, "".join(pieces)
+
+    def _move(self, cmd: ast.Move) -> tuple[Position, Position, str, Position]:
+        """The one edit that moves ``cmd.target`` to ``cmd.to``: its start,
+        end and new text, and where the moved text begins after it. Whole
+        lines moved to a line's start or the end keep markdown's blank lines
+        (``moving.plan_line_move``); anything else is cut and pasted as it is."""
+        buffer = self._buffer
+        start, end = self._range(cmd.target)
+        point = self._point(cmd.to)
+        if start == end:
+            raise ApplyError("nothing to move there")
+        whole_lines = isinstance(cmd.target, (ast.Line, ast.LineRange, ast.Heading))
+        if whole_lines and (point[1] == 0 or point == buffer.end):
+            count = buffer.line_count
+
+            def line_of(position: Position) -> int:  # the draft's end is past its last real line
+                return count if position == buffer.end else position[0]
+
+            try:
+                plan = plan_line_move(buffer.lines, count, start[0], line_of(end), line_of(point))
+            except MoveRefused as refused:
+                raise ApplyError(str(refused)) from None
+            # Real lines [plan.start, plan.stop) as text; the last real line's
+            # newline goes with it only when the draft has one there.
+            stop = (plan.stop, 0) if plan.stop < count else buffer.end
+            final_newline = plan.stop < count or len(buffer.lines) > count
+            text = "\n".join(plan.lines) + ("\n" if final_newline else "")
+            return (plan.start, 0), stop, text, (plan.landed, 0)
+        if start < point < end:
+            raise ApplyError("the place to move to lies inside the text that moves")
+        if point in (start, end):
+            raise ApplyError("nothing would move: the text is already there")
+        moving = buffer.slice(start, end)
+        if point < start:
+            return point, end, moving + buffer.slice(point, start), point
+        between = buffer.slice(end, point)
+        return start, point, between + moving, end_after(start, between)
 
     def _window_around(self, cursor: Position, suffix: str) -> str:
         first = max(0, cursor[0] - CONTEXT_ABOVE)

@@ -2,8 +2,8 @@
 
 The agent's events arrive in the inbox in bursts. ``Playback`` drains it
 and shows each event: the command typed token by token as a ghost where an
-insert will land, then applied; a delete or replace first shown struck
-through for a moment (``REMOVAL_SHOWN_S``), holding the events behind it,
+insert will land, then applied; a delete or replace (not a move, which
+takes nothing out) first shown struck through for a moment (``REMOVAL_SHOWN_S``), holding the events behind it,
 unless the model is too fast to watch (a backlog) or the writer needs the
 draft now. It acts on the editor through the editor's public methods and
 on the app through ``PlaybackHost``.
@@ -96,7 +96,9 @@ class Playback:
             self.show(event)
 
     def _removes_text(self, event: Event) -> bool:
+        # A move takes nothing out: striking through the stretch it rearranges would say it did.
         return (isinstance(event, CommandApplied) and event.edit is not None
+                and not isinstance(event.command, ast.Move)
                 and event.edit.start != event.edit.end and self.host.holder == Holder.MODEL
                 and self.host.preview is None
                 and event.edit.end[0] - event.edit.start[0] < MAX_STRUCK_LINES)
