@@ -337,7 +337,8 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
     draft, too far back for a small recurrent model to copy a name from), then
     acts in one command whose strings are copied from those two answers just
     above: a heading's own words (``replace "## Old" "## New"``), its slug
-    (``insert #old ...``), or a search string the mask holds to the draft."""
+    (``insert #old ...``, ``move #this #that``), or a search string the mask
+    holds to the draft."""
     made = structured_document(rng, pool, rng.randint(3, 4))
     if made is None:
         return None
@@ -373,26 +374,17 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         check, detail, summary = "exact", (), "Renamed the section."
     elif kind == "move":
         which = rng.randrange(len(secs))
-        before = rng.choice([i for i in range(len(secs)) if i not in (which, which + 1)] + [len(secs)])
-        if before == which or before == which + 1:
+        # After another section (not the one just above: nothing would move), or to the end.
+        after = rng.choice([i for i in range(len(secs)) if i not in (which, which - 1)] + [None])
+        if after is None and which == len(secs) - 1:
             return None
-        where = f'before "{names[before]}"' if before < len(secs) else "to the end"
+        where = f'after "{names[after]}"' if after is not None else "to the end"
         goal = f'Move the section "{names[which]}" {where}.'
-        start = b.line_of("## " + names[which])
-        end = b.line_of("## " + names[which + 1]) - 1 if which + 1 < len(secs) else b.line_count
-        block = "\n".join(b.workspace.text.split("\n")[start - 1 : end])
-        b(f"read {start}-{end}")
-        if before < len(secs):
-            # The last section takes the blank line above it along, so none is left at the end.
-            b(f"delete {start - 1}-{end}" if end == b.line_count else f"delete {start}-{end}")
-            b(f"insert {b.line_of('## ' + names[before])} {quote(block.strip(chr(10)) + chr(10) + chr(10))}")
-        else:
-            b(f"delete {start}-{end}")
-            b(f"insert $ {quote(chr(10) + block.strip(chr(10)) + chr(10))}")
+        b(f"move #{slugify(names[which])} {'#' + slugify(names[after]) if after is not None else '$'}")
         order = [s for i, s in enumerate(secs) if i != which]
-        order.insert(before if before < which else before - 1, secs[which])
+        order.insert(len(order) if after is None else order.index(secs[after]) + 1, secs[which])
         target = render_document(title, order)
-        check, detail, summary = "sections", (), "Moved the section."
+        check, detail, summary = "exact", (), "Moved the section."
     elif kind == "notes":
         goal = rng.choice(("Turn the outline into notes.", "Copy the outline into the notes.", "Note the outline."))
         listing = "\n".join([title] + [f"- {n}" for n in names])

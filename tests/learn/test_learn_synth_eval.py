@@ -67,8 +67,8 @@ def test_a_structure_expert_looks_rereads_the_goal_and_acts_with_strings_from_th
     """A small recurrent model copies well from the last few hundred bytes, not
     from a goal shown before the whole draft: so the expert runs ``outline``
     and ``goal``, then acts once, naming only what those two answers hold."""
-    tasks = [t for t in synthetic_tasks(random.Random(3), pool, {"structure": 30}) if t.path != "structure/move"]
-    assert {"structure/add", "structure/rename", "structure/notes"} <= {t.path for t in tasks}
+    tasks = list(synthetic_tasks(random.Random(3), pool, {"structure": 30}))
+    assert {"structure/add", "structure/rename", "structure/move", "structure/notes"} <= {t.path for t in tasks}
     for task in tasks:
         assert task.script[:2] == ("outline", "goal") and task.script[-1].startswith("done ")
         act = task.script[2]
@@ -78,6 +78,8 @@ def test_a_structure_expert_looks_rereads_the_goal_and_acts_with_strings_from_th
             assert act.startswith(f"insert #{slugify(after)} ") and f"## {new}" in act
         elif task.path == "structure/rename":
             assert act == f'replace "## {names[0]}" "## {names[1]}"'
+        elif task.path == "structure/move":
+            assert act == f"move #{slugify(names[0])} " + (f"#{slugify(names[1])}" if len(names) == 2 else "$")
         elif task.path == "structure/split":
             assert task.script[2] == f'read "{names[0]}"' and task.script[3].startswith('replace "')
 
