@@ -22,6 +22,26 @@ On top of the grammar, per turn:
   "new"`` cannot be told from a ``new`` until the line ends) are free; one
   that does not occur comes back as an ``@error`` observation.
 
+- heading paths resolve in the draft: wherever the grammar takes a heading
+  address (``read #a/b``, ``insert #a "text"``: any verb, as a point or a
+  range), while it is typed only bytes that keep it a prefix of a path that
+  ``find_section`` resolves are allowed, and a byte that ends it (the space
+  or the newline, whatever the grammar has next) only once the path typed
+  so far resolves; ``#`` itself is banned where no heading can be named.
+  The paths are all that ``find_section`` resolves (``heading_paths``):
+  each heading's own slug (where it is the first of that slug), its full
+  path from the top (what ``outline`` shows) and every shortcut between,
+  such as ``#year/spring`` for ``# Year`` > ``## Seasons`` > ``### Spring``;
+  at most 32 a heading (six levels). They are made from the draft's
+  headings (``Turn.read_headings``; the text is parsed only without them)
+  once per draft text, and kept as a sorted list of byte strings, so a byte
+  costs a few bisections however many headings there are, and the rows are
+  cached in the table.
+
+None of these draft-dependent rules is in the fused C step: it adds whatever
+row ``mask`` hands it (the common case, a ready row per DFA state), and the
+narrowed rows are made here, as for search strings.
+
 BPE tokenizers of pretrained checkpoints go through ``llguidance``
 (``BpeLineConstraint``), fed the same grammar as one regular expression
 (``grammar.command_regex()``). The line-number, length, search-string and
@@ -42,7 +62,7 @@ from infitool_edit.commands import grammar
 from infitool_edit.commands.fsm import DEAD
 from infitool_edit.commands.grammar import SLUG_ASCII
 from infitool_edit.document.buffer import normalize_newlines
-from infitool_edit.document.structure import HeadingInfo, MarkdownStructure
+from infitool_edit.document.structure import MarkdownStructure
 
 NEWLINE = 0x0A
 DIGITS = frozenset(range(0x30, 0x3A))
@@ -253,10 +273,16 @@ def heading_paths(headings: tuple[tuple[int, str], ...]) -> tuple[bytes, ...]:
     return tuple(sorted(found))  # each path resolves to one heading: no duplicates
 
 
-def outline_of(text: str) -> list[HeadingInfo]:
-    """The headings of ``text`` as the document engine finds them (for a
-    caller that has the draft's text but not its outline)."""
-    return MarkdownStructure(normalize_newlines(text).split("\n")).outline()
+def headings_of(text: str) -> tuple[tuple[int, str], ...]:
+    """(level, slug) of the headings of ``text`` as the document engine finds
+    them (for a caller that has the draft's text but not its structure)."""
+    return MarkdownStructure(normalize_newlines(text).split("\n")).heading_slugs()
+
+
+# The heading paths of the last drafts seen, by their text (the current draft and the one before:
+# the texts are held, so keep few).
+DRAFTS_KEPT = 2
+_PATHS_BY_DRAFT: dict[str, tuple[bytes, ...]] = {}
 
 
 class HeadingPathCursor:
@@ -297,17 +323,18 @@ class LineConstraint:
 
     def __init__(
         self, table: ByteMaskTable, line_count: int, draft: Callable[[], str] | None = None,
-        outline: Callable[[], Sequence[HeadingInfo]] | None = None,
+        headings: Callable[[], Sequence[tuple[int, str]]] | None = None,
     ) -> None:
         """``draft``: gives the draft's text, read only if the line comes to
         a search string or a heading address (None: neither is held to a
-        draft). ``outline``: gives the draft's headings (the workspace's
-        ``outline()``), so that heading paths need no parse of the text; without
-        it the text from ``draft`` is parsed when a heading address may start."""
+        draft). ``headings``: gives the draft's headings as (level, slug) (the
+        workspace's ``heading_slugs()``), so that heading paths need no parse
+        of the text; without it the text from ``draft`` is parsed when a
+        heading address may start."""
         self.table = table
         self.line_limit = max(1, line_count)
         self._draft = draft
-        self._outline = outline
+        self._headings = headings
         self._search: DraftSearch | None = None
         self._paths: tuple[bytes, ...] | None = None  # the draft's heading paths, once needed
         self._heading: HeadingPathCursor | None = None  # a heading path being typed, held to them
@@ -365,7 +392,7 @@ class LineConstraint:
     def _heading_mask(self, budget: int) -> tuple[torch.Tensor, int]:
         """The grammar's row narrowed to bytes that keep the heading path a
         prefix of one that resolves, and to the bytes that end it once it does.
-        Cached in the table by what it depends on (the same outline gives the
+        Cached in the table by what it depends on (the same headings give the
         same rows line after line)."""
         heading = self._heading
         following, ends = tuple(heading.next_bytes()), heading.resolves
@@ -398,11 +425,21 @@ class LineConstraint:
         return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
 
     def _heading_paths(self) -> tuple[bytes, ...]:
-        """The draft's heading paths, read once for the line (from the
-        outline when one is given, else from the draft's text)."""
+        """The draft's heading paths, read once for the line: kept by the
+        draft's text, so a line on an unchanged draft only looks them up (the
+        workspace hands out one string until it changes, whose hash Python
+        keeps); after an edit, made from the headings when they are given,
+        else from the text parsed."""
         if self._paths is None:
-            headings = self._outline() if self._outline is not None else outline_of(self._draft())
-            self._paths = heading_paths(tuple((heading.level, heading.path[-1]) for heading in headings))
+            text = self._draft()
+            paths = _PATHS_BY_DRAFT.get(text)
+            if paths is None:
+                headings = self._headings() if self._headings is not None else headings_of(text)
+                paths = heading_paths(tuple(headings))
+                if len(_PATHS_BY_DRAFT) >= DRAFTS_KEPT:
+                    del _PATHS_BY_DRAFT[next(iter(_PATHS_BY_DRAFT))]
+                _PATHS_BY_DRAFT[text] = paths
+            self._paths = paths
         return self._paths
 
     def _track(self, byte: int) -> None:

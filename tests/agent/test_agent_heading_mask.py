@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from infitool_edit.agent.constrain import LineConstraint, byte_mask_table, heading_paths, outline_of
+from infitool_edit.agent.constrain import LineConstraint, byte_mask_table, heading_paths
 from infitool_edit.agent.ssm import random_tiny_model
 from infitool_edit.commands import ast, parse
 from infitool_edit.document.structure import MarkdownStructure
@@ -61,12 +61,12 @@ def test_a_draft_without_headings_bans_the_hash_and_no_draft_leaves_paths_free()
     assert 0x0A in allowed(free) and ord("x") in allowed(free)
 
 
-def test_headings_in_code_are_not_headings_and_the_outline_given_is_used():
+def test_headings_in_code_are_not_headings_and_the_headings_given_are_used():
     draft = "# Real\n\n```\n# fake\n```\n"
     assert allowed(constraint_after(b"read #", draft=draft)) == {ord("r")}
-    # With an outline given, the text is never parsed for headings: this one has none.
-    outline = Workspace(YEAR).outline
-    line = constraint_after(b"read #", draft="no headings in this text\n", outline=outline)
+    # With the headings given, the text is never parsed for them: this one has none.
+    headings = Workspace(YEAR).heading_slugs
+    line = constraint_after(b"read #", draft="no headings in this other text\n", headings=headings)
     assert allowed(line) == {ord("t"), ord("w"), ord("s")}
 
 
@@ -93,9 +93,8 @@ def test_the_mask_admits_exactly_the_paths_find_section_resolves():
     for _ in range(20):
         draft = random_draft(chooser)
         structure = MarkdownStructure(draft.split("\n"))
-        outline = structure.outline()
         for path in candidates:
-            line = LineConstraint(table, 40, lambda: draft, lambda: outline)
+            line = LineConstraint(table, 40, lambda: draft, structure.heading_slugs)
             for byte in b"read #" + "/".join(path).encode() + b"\n":
                 if line.mask()[0][byte] != 0:  # refused (-inf)
                     break
@@ -117,7 +116,7 @@ def test_paths_are_bounded_by_the_depth_of_the_outline():
     assert len(paths) == 500 * (1 + 2 + 4 + 8 + 16 + 32) <= 32 * len(headings)
     draft = "".join("#" * level + f" H{index}\n\n" for index, (level, _) in enumerate(headings))
     structure = MarkdownStructure(draft.split("\n"))
-    assert [h.path[-1] for h in structure.outline()] == [slug for _, slug in headings]
+    assert structure.heading_slugs() == headings
     for path in random.Random(3).sample(paths, 300):
         assert structure.find_section(tuple(path.decode().split("/"))) is not None
 
