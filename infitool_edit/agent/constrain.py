@@ -34,9 +34,9 @@ On top of the grammar, per turn:
   such as ``#year/spring`` for ``# Year`` > ``## Seasons`` > ``### Spring``;
   at most 32 a heading (six levels). They are made from the draft's
   headings (``Turn.read_headings``; the text is parsed only without them)
-  once per draft text, and kept as a sorted list of byte strings, so a byte
-  costs a few bisections however many headings there are, and the rows are
-  cached in the table.
+  when the headings change, and kept as a sorted list of byte strings, so a
+  byte costs a few bisections however many headings there are, and the
+  rows are cached in the table.
 
 None of these draft-dependent rules is in the fused C step: it adds whatever
 row ``mask`` hands it (the common case, a ready row per DFA state), and the
@@ -279,10 +279,11 @@ def headings_of(text: str) -> tuple[tuple[int, str], ...]:
     return MarkdownStructure(normalize_newlines(text).split("\n")).heading_slugs()
 
 
-# The heading paths of the last drafts seen, by their text (the current draft and the one before:
-# the texts are held, so keep few).
-DRAFTS_KEPT = 2
-_PATHS_BY_DRAFT: dict[str, tuple[bytes, ...]] = {}
+@lru_cache(maxsize=2)  # the texts are held: keep few (the draft now and the one before)
+def headings_of_draft(text: str) -> tuple[tuple[int, str], ...]:
+    """``headings_of``, kept for the last texts (a caller that gives only the
+    text parses it once, not once a line)."""
+    return headings_of(text)
 
 
 class HeadingPathCursor:
@@ -425,21 +426,14 @@ class LineConstraint:
         return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
 
     def _heading_paths(self) -> tuple[bytes, ...]:
-        """The draft's heading paths, read once for the line: kept by the
-        draft's text, so a line on an unchanged draft only looks them up (the
-        workspace hands out one string until it changes, whose hash Python
-        keeps); after an edit, made from the headings when they are given,
-        else from the text parsed."""
+        """The draft's heading paths, read once for the line, from the
+        headings when they are given (``heading_paths`` keeps the paths of
+        the last few heading lists: a draft whose headings did not change
+        costs their list and its hash), else from the text, parsed once per
+        text (``headings_of_draft``)."""
         if self._paths is None:
-            text = self._draft()
-            paths = _PATHS_BY_DRAFT.get(text)
-            if paths is None:
-                headings = self._headings() if self._headings is not None else headings_of(text)
-                paths = heading_paths(tuple(headings))
-                if len(_PATHS_BY_DRAFT) >= DRAFTS_KEPT:
-                    del _PATHS_BY_DRAFT[next(iter(_PATHS_BY_DRAFT))]
-                _PATHS_BY_DRAFT[text] = paths
-            self._paths = paths
+            headings = self._headings() if self._headings is not None else headings_of_draft(self._draft())
+            self._paths = heading_paths(tuple(headings))
         return self._paths
 
     def _track(self, byte: int) -> None:

@@ -18,10 +18,10 @@ Figures
                      paths, the most 3,000 headings can have), median
   heading_plain_us   the same over the other bytes of the same lines
   heading_mask_ratio heading_mask_us ÷ heading_plain_us (same run)
-  heading_line_ms    what a line pays once at its address slot on a draft it
-                     has seen (the paths looked up by the draft's text)
+  heading_line_ms    what a line pays once at its address slot: the workspace's
+                     headings read and their paths looked up (cached)
   heading_edit_ms    the same on the first line after an edit (a prose line
-                     inserted): the workspace's headings read, paths looked up
+                     inserted: new text, the same headings)
   heading_paths_ms   making those 31,500 paths from the headings (uncached)
   soak_ratio         per-command wall time over the last 10 % of one long
                      session ÷ over commands 1 %–11 % (the issue's 90k–100k vs
