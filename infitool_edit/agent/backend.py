@@ -32,6 +32,9 @@ class Turn:
     head_version: int | None  # the draft's version the command will apply to
     seed: int  # seeds this command's sampling: same stream, same seed, same command
     read_draft: Callable[[], str] = str  # the draft's text, for search strings that must occur
+    # The draft's headings as (level, slug) (`Workspace.heading_slugs`), for heading paths that
+    # must resolve (None: the constraint parses `read_draft`'s text when it needs them).
+    read_headings: Callable[[], Sequence[tuple[int, str]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,36 @@ On top of the grammar, per turn:
   "new"`` cannot be told from a ``new`` until the line ends) are free; one
   that does not occur comes back as an ``@error`` observation.
 
+- heading paths resolve in the draft: wherever the grammar takes a heading
+  address (``read #a/b``, ``insert #a "text"``: any verb, as a point or a
+  range), while it is typed only bytes that keep it a prefix of a path that
+  ``find_section`` resolves are allowed, and a byte that ends it (the space
+  or the newline, whatever the grammar has next) only once the path typed
+  so far resolves; ``#`` itself is banned where no heading can be named.
+  The paths are all that ``find_section`` resolves (``heading_paths``):
+  each heading's own slug (where it is the first of that slug), its full
+  path from the top (what ``outline`` shows) and every shortcut between,
+  such as ``#year/spring`` for ``# Year`` > ``## Seasons`` > ``### Spring``;
+  at most 32 a heading (six levels). They are made from the draft's
+  headings (``Turn.read_headings``; the text is parsed only without them)
+  when the headings change, and kept as a sorted list of byte strings, so a
+  byte costs a few bisections however many headings there are, and the
+  rows are cached in the table.
+
+None of these draft-dependent rules is in the fused C step: it adds whatever
+row ``mask`` hands it (the common case, a ready row per DFA state), and the
+narrowed rows are made here, as for search strings.
+
 BPE tokenizers of pretrained checkpoints go through ``llguidance``
 (``BpeLineConstraint``), fed the same grammar as one regular expression
-(``grammar.command_regex()``). The line-number and length rules above are
-byte-level only.
+(``grammar.command_regex()``). The line-number, length, search-string and
+heading-path rules above are byte-level only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -39,6 +60,9 @@ import torch
 from infitool_edit.commands import CommandDFA, command_dfa
 from infitool_edit.commands import grammar
 from infitool_edit.commands.fsm import DEAD
+from infitool_edit.commands.grammar import SLUG_ASCII
+from infitool_edit.document.buffer import normalize_newlines
+from infitool_edit.document.structure import MarkdownStructure
 
 NEWLINE = 0x0A
 DIGITS = frozenset(range(0x30, 0x3A))
@@ -91,7 +115,12 @@ class ByteMaskTable:
         # mask's common case is then a list index and a comparison, no call, nothing allocated.
         self.plain = [(self._rows[s], self.forced[s]) for s in range(dfa.n_states)]
         self.loose_until = [max_bytes - 2 - self._max_next_distance[s] for s in range(dfa.n_states)]
+        # States where a heading address may start (the byte `#` is allowed).
+        self.heading_may_start = allowed[:, 0x23].tolist()
         self._extra: dict[tuple, tuple[torch.Tensor, int]] = {}
+        # Rows inside heading paths (`LineConstraint._heading_mask`), by (state, the path's next
+        # bytes, whether it may end, the budget where it binds).
+        self.heading_rows: dict[tuple, tuple[torch.Tensor, int]] = {}
 
     def next_state(self, state: int, token: int) -> int:
         """The state after ``token``; -1 after the line's newline."""
@@ -192,16 +221,124 @@ class DraftSearch:
             self.ends = ends[self.draft[ends] == actual] + 1
 
 
+HASH = 0x23
+HEADING_ROWS_KEPT = 4096  # cached heading-path rows per table (256 floats and more each)
+NO_HEADING = frozenset({HASH})
+# The bytes that go on with a heading address: a slug's characters (every non-ASCII byte among
+# them) and the `/` between parts. Any other byte the grammar allows after a slug ends the address.
+CONTINUES_HEADING = np.zeros(256, dtype=bool)
+CONTINUES_HEADING[list((SLUG_ASCII + "/").encode("ascii"))] = True
+CONTINUES_HEADING[0x80:] = True
+ENDS_HEADING = ~CONTINUES_HEADING
+# Past every byte of UTF-8 text (which never holds 0xFF): `prefix + PAST` sorts after each string
+# that starts with `prefix`.
+PAST = b"\xff"
+
+
+@lru_cache(maxsize=4)
+def heading_paths(headings: tuple[tuple[int, str], ...]) -> tuple[bytes, ...]:
+    """Every heading path ``find_section`` resolves in a draft whose headings
+    are ``headings`` ((level, slug) in draft order), as sorted UTF-8 byte
+    strings without the ``#``: ``b"the-year"``, ``b"the-year/spring"``.
+
+    A first part names the first heading of that slug anywhere; each later
+    part the first heading of that slug inside the section found so far,
+    that is among the headings below it in the outline. So a path resolves
+    to heading ``h`` when it is ``h``'s slug (``h`` the first of that slug),
+    or a path resolving to one of ``h``'s enclosing headings ``e`` followed
+    by ``h``'s slug (``h`` the first of that slug in ``e``'s section). A
+    heading at depth ``d`` gets at most 2**(d-1) paths, markdown has six
+    levels: at most 32 paths a heading, whatever the draft. A heading whose
+    slug is empty (a title of punctuation) cannot be written as a path."""
+    found: list[bytes] = []
+    first_anywhere: set[str] = set()
+    # The headings enclosing the current one, outermost first: (level, the paths resolving to
+    # it, the slugs already met in its section).
+    enclosing: list[tuple[int, list[bytes], set[str]]] = []
+    for level, slug in headings:
+        while enclosing and enclosing[-1][0] >= level:
+            enclosing.pop()
+        paths: list[bytes] = []
+        if slug:
+            name = slug.encode("utf-8")
+            if slug not in first_anywhere:
+                first_anywhere.add(slug)
+                paths.append(name)
+            for _, outer_paths, met in enclosing:
+                if slug not in met:
+                    met.add(slug)
+                    paths.extend(outer + b"/" + name for outer in outer_paths)
+        found.extend(paths)
+        enclosing.append((level, paths, set()))
+    return tuple(sorted(found))  # each path resolves to one heading: no duplicates
+
+
+def headings_of(text: str) -> tuple[tuple[int, str], ...]:
+    """(level, slug) of the headings of ``text`` as the document engine finds
+    them (for a caller that has the draft's text but not its structure)."""
+    return MarkdownStructure(normalize_newlines(text).split("\n")).heading_slugs()
+
+
+@lru_cache(maxsize=2)  # the texts are held: keep few (the draft now and the one before)
+def headings_of_draft(text: str) -> tuple[tuple[int, str], ...]:
+    """``headings_of``, kept for the last texts (a caller that gives only the
+    text parses it once, not once a line)."""
+    return headings_of(text)
+
+
+class HeadingPathCursor:
+    """Where a heading path being typed stands among the draft's paths: the
+    slice ``[lo, hi)`` of the sorted ``paths`` that start with what has been
+    typed after the ``#``."""
+
+    def __init__(self, paths: Sequence[bytes]) -> None:
+        self.paths = paths
+        self.typed = b""
+        self.lo, self.hi = 0, len(paths)
+
+    @property
+    def resolves(self) -> bool:
+        """Whether the path typed so far is one that resolves (the address may end here)."""
+        return self.lo < self.hi and self.paths[self.lo] == self.typed
+
+    def next_bytes(self) -> list[int]:
+        """The bytes that keep the path a prefix of one that resolves: one
+        bisection per distinct next byte, not a walk over the paths."""
+        paths, typed, depth, hi = self.paths, self.typed, len(self.typed), self.hi
+        index = self.lo + (1 if self.resolves else 0)
+        following = []
+        while index < hi:
+            byte = paths[index][depth]
+            following.append(byte)
+            index = bisect_left(paths, typed + bytes((byte,)) + PAST, index, hi)
+        return following
+
+    def advance(self, byte: int) -> None:
+        self.typed += bytes((byte,))
+        self.lo = bisect_left(self.paths, self.typed, self.lo, self.hi)
+        self.hi = bisect_left(self.paths, self.typed + PAST, self.lo, self.hi)
+
+
 class LineConstraint:
     """The mask for one command line being written, byte by byte."""
 
-    def __init__(self, table: ByteMaskTable, line_count: int, draft: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self, table: ByteMaskTable, line_count: int, draft: Callable[[], str] | None = None,
+        headings: Callable[[], Sequence[tuple[int, str]]] | None = None,
+    ) -> None:
         """``draft``: gives the draft's text, read only if the line comes to
-        a search string (None: search strings are not held to a draft)."""
+        a search string or a heading address (None: neither is held to a
+        draft). ``headings``: gives the draft's headings as (level, slug) (the
+        workspace's ``heading_slugs()``), so that heading paths need no parse
+        of the text; without it the text from ``draft`` is parsed when a
+        heading address may start."""
         self.table = table
         self.line_limit = max(1, line_count)
         self._draft = draft
+        self._headings = headings
         self._search: DraftSearch | None = None
+        self._paths: tuple[bytes, ...] | None = None  # the draft's heading paths, once needed
+        self._heading: HeadingPathCursor | None = None  # a heading path being typed, held to them
         self.state = table.dfa.start
         self.written = bytearray()
         self._in_quote = False
@@ -216,15 +353,25 @@ class LineConstraint:
         copied (the backend hands it to the model's step, which adds it to the logits)."""
         state = self.state
         # The common case, a byte of a quoted string, a heading or a verb with no line number
-        # near and the budget far: the state's own row (what `row` would return).
+        # near and the budget far: the state's own row (what `_full_mask` would return).
         if self._plain_next and len(self.written) <= self._loose_until[state]:
             return self._plain[state]
+        return self._full_mask()
+
+    def _full_mask(self) -> tuple[torch.Tensor, int]:
+        """The mask for the next token, every rule looked at (``mask`` without its short path)."""
+        state = self.state
         budget = self.table.max_bytes - len(self.written)
         if self._search is not None:
-            return self._search_mask(budget)
+            return self._narrowed(budget, self._search.allowed())
+        if self._heading is not None:
+            return self._heading_mask(budget)
         if self._in_quote or self._in_heading:
             return self.table.row(state, budget=budget)
-        return self.table.row(state, banned=self._banned_digits(), budget=budget)
+        banned = self._banned_digits()
+        if self._draft is not None and self.table.heading_may_start[state] and not self._heading_paths():
+            banned = banned | NO_HEADING  # no heading to name: no `#`
+        return self.table.row(state, banned=banned, budget=budget)
 
     def advance(self, token: int) -> None:
         self.written.append(token)
@@ -232,9 +379,9 @@ class LineConstraint:
         if self._in_quote and self._search is None and token != QUOTE and token != BACKSLASH and not self._escaped:
             return  # a plain byte of a string: nothing to track (what `_track` would conclude)
         self._track(token)
-        # Whether `mask` may take the state's own row: no search string narrows it and no
-        # line number can be under way (`_banned_digits` would give NOTHING).
-        self._plain_next = self._search is None and (
+        # Whether `mask` may take the state's own row: no search string or heading path narrows
+        # it and no line number can be under way (`_banned_digits` would give NOTHING).
+        self._plain_next = self._search is None and self._heading is None and (
             self._in_quote or self._in_heading
             or (self._line_digits is None and token != 0x20 and token != 0x2D)
         )
@@ -243,17 +390,51 @@ class LineConstraint:
     def finished(self) -> bool:
         return self.state == -1
 
-    def _search_mask(self, budget: int) -> tuple[torch.Tensor, int]:
-        """The grammar's row narrowed to bytes that keep the search string
-        one that occurs in the draft (not cached: it depends on the draft)."""
+    def _heading_mask(self, budget: int) -> tuple[torch.Tensor, int]:
+        """The grammar's row narrowed to bytes that keep the heading path a
+        prefix of one that resolves, and to the bytes that end it once it does.
+        Cached in the table by what it depends on (the same headings give the
+        same rows line after line)."""
+        heading = self._heading
+        following, ends = tuple(heading.next_bytes()), heading.resolves
+        table, state = self.table, self.state
+        tight = budget - 2 < table._max_next_distance[state]
+        key = (state, following, ends, budget if tight else None)
+        cached = table.heading_rows.get(key)
+        if cached is None:
+            keep = np.zeros(256, dtype=bool)
+            keep[list(following)] = True
+            if ends:
+                keep |= ENDS_HEADING
+            cached = self._narrowed(budget, keep)
+            if len(table.heading_rows) >= HEADING_ROWS_KEPT:
+                table.heading_rows.clear()  # a bound, not a policy: rows are cheap to make again
+            table.heading_rows[key] = cached
+        return cached
+
+    def _narrowed(self, budget: int, keep) -> tuple[torch.Tensor, int]:
+        """The grammar's row narrowed to the bytes ``keep`` (a list of them or a
+        mask over the 256), not cached: it depends on the draft."""
         row, forced = self.table.row(self.state, budget=budget)
-        keep = np.zeros(self.table.vocab_size, dtype=bool)
-        keep[self._search.allowed()] = True
-        allowed = keep & np.isfinite(row.numpy())
+        allowed = np.isfinite(row.numpy())
+        kept = np.zeros(self.table.vocab_size, dtype=bool)
+        kept[:256][keep] = True
+        allowed &= kept
         if not allowed.any():
-            return row, forced  # nothing occurs and fits: the grammar alone
+            return row, forced  # nothing the draft has fits: the grammar alone
         bias = torch.where(torch.from_numpy(allowed), 0.0, float("-inf"))
         return bias, int(allowed.argmax()) if allowed.sum() == 1 else -1
+
+    def _heading_paths(self) -> tuple[bytes, ...]:
+        """The draft's heading paths, read once for the line, from the
+        headings when they are given (``heading_paths`` keeps the paths of
+        the last few heading lists: a draft whose headings did not change
+        costs their list and its hash), else from the text, parsed once per
+        text (``headings_of_draft``)."""
+        if self._paths is None:
+            headings = self._headings() if self._headings is not None else headings_of_draft(self._draft())
+            self._paths = heading_paths(tuple(headings))
+        return self._paths
 
     def _track(self, byte: int) -> None:
         """Follow quotes and numbers, to know when a line number or a search
@@ -272,6 +453,11 @@ class LineConstraint:
             return
         if self._in_heading:
             self._in_heading = byte != 0x20
+            if self._heading is not None:
+                if CONTINUES_HEADING[byte]:
+                    self._heading.advance(byte)
+                else:
+                    self._heading = None  # the address ended
             return
         if byte == QUOTE:
             self._in_quote = True
@@ -279,9 +465,11 @@ class LineConstraint:
             verb = bytes(self.written[:-2])
             if self._draft is not None and self.written[-2:-1] == b" " and verb in SEARCH_VERBS:
                 self._search = DraftSearch(self._draft().encode("utf-8"))
-        elif byte == 0x23:  # `#`
+        elif byte == HASH:
             self._in_heading = True
             self._line_digits = None
+            if self._draft is not None:
+                self._heading = HeadingPathCursor(self._heading_paths())
         elif byte in DIGITS:
             if self._line_digits is not None:
                 self._line_digits += chr(byte)

@@ -254,7 +254,7 @@ class PromptedBackend(SSMBackend):
         self._last_role = "assistant"
         yield MODEL_PREFIX  # the raw stream's marker; the model read the template's header instead
         if self._ll_tokenizer is None:
-            constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
+            constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft, turn.read_headings)
         else:
             constraint = BpeLineConstraint(self._ll_tokenizer, self.model.config.vocab_size)
         line = _LineText(self.tokenizer)

@@ -247,6 +247,7 @@ class Runner:
             head_version=head.head_version if head else None,
             seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
             read_draft=lambda: self.session.workspace.text,
+            read_headings=lambda: self.session.workspace.heading_slugs(),
         )
         emit(CommandStarted())
         tokens = self.backend.command(turn)

@@ -187,7 +187,7 @@ class SSMBackend:
     def command(self, turn: Turn) -> Iterator[str]:
         generator = torch.Generator(device=self._device).manual_seed(turn.seed)
         if self._ll_tokenizer is None:
-            constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft)
+            constraint = LineConstraint(self.mask_table, turn.line_count, turn.read_draft, turn.read_headings)
         else:
             constraint = BpeLineConstraint(self._ll_tokenizer, self.model.config.vocab_size)
         # Each step reads one token and hands the model the mask for the next (the constraint

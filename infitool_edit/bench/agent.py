@@ -13,6 +13,16 @@ Figures
                      per token, which waiting for a busy core does not inflate
   mask_overhead_130m the same mask time ÷ one step of a model with
                      mamba-130m's shape (what a trained model would cost)
+  heading_mask_us    advance + mask per byte of a heading path (`read #a/b`),
+                     held to a draft of 3,000 headings six levels deep (31,500
+                     paths, the most 3,000 headings can have), median
+  heading_plain_us   the same over the other bytes of the same lines
+  heading_mask_ratio heading_mask_us ÷ heading_plain_us (same run)
+  heading_line_ms    what a line pays once at its address slot: the workspace's
+                     headings read and their paths looked up (cached)
+  heading_edit_ms    the same on the first line after an edit (a prose line
+                     inserted: new text, the same headings)
+  heading_paths_ms   making those 31,500 paths from the headings (uncached)
   soak_ratio         per-command wall time over the last 10 % of one long
                      session ÷ over commands 1 %–11 % (the issue's 90k–100k vs
                      1k–11k, scaled to the number of commands run)
@@ -158,6 +168,52 @@ def mask_cpu_seconds(table, tokens: list[int], rounds: int = 5) -> float:
     return best / len(tokens)
 
 
+def heading_mask(lines: int = 400) -> dict[str, float]:
+    """Per-byte mask cost inside heading paths against the other bytes of the same lines, on a
+    draft of 3,000 headings six levels deep; lines are drawn from its paths (own slugs, full
+    paths, shortcuts) and verbs, and replayed through `LineConstraint` as the backend drives it."""
+    from infitool_edit.agent.constrain import heading_paths
+    from infitool_edit.document.workspace import Workspace
+
+    draft = "".join("#" * level + f" Part {index}\n\nProse.\n\n" for index, level in
+                    enumerate([1, 2, 3, 4, 5, 6] * 500))
+    workspace = Workspace(draft)
+    table = byte_mask_table(256)
+    started = time.perf_counter()
+    paths = heading_paths.__wrapped__(workspace.heading_slugs())
+    paths_ms = (time.perf_counter() - started) * 1000
+    chooser = __import__("random").Random(0)
+    verbs = [b"read #", b"delete #", b"jump #", b"check #"]
+    in_heading, plain, setup, after_edit = [], [], [], []
+    clock = time.perf_counter
+    for index in range(lines):
+        edited = index % 10 == 0
+        if edited:  # a prose line: a new text, the same headings
+            workspace.apply(parse(f'insert 3 "Line {index}.\\n"'))
+        text = chooser.choice(verbs) + chooser.choice(paths) + b"\n"
+        line = LineConstraint(table, workspace.line_count, lambda: workspace.text, workspace.heading_slugs)
+        line.mask()
+        for byte in text:
+            started = clock()
+            line.advance(byte)
+            if not line.finished:
+                line.mask()
+            elapsed = clock() - started
+            if line._heading is not None:
+                in_heading.append(elapsed)
+            elif byte == 0x20:
+                (after_edit if edited else setup).append(elapsed)  # the address slot: paths are read here
+            else:
+                plain.append(elapsed)
+    heading_us, plain_us = statistics.median(in_heading) * 1e6, statistics.median(plain) * 1e6
+    line_ms, edit_ms = statistics.median(setup) * 1000, statistics.median(after_edit) * 1000
+    print(f"heading_mask: {heading_us:.2f} us a byte in a path, {plain_us:.2f} us elsewhere "
+          f"({heading_us / plain_us:.2f}x); {line_ms:.3f} ms a line at its address slot, {edit_ms:.1f} ms after an edit; "
+          f"{len(paths)} paths made in {paths_ms:.0f} ms", flush=True)
+    return {"heading_mask_us": heading_us, "heading_plain_us": plain_us, "heading_mask_ratio": heading_us / plain_us,
+            "heading_line_ms": line_ms, "heading_edit_ms": edit_ms, "heading_paths_ms": paths_ms}
+
+
 def step_us_130m() -> float:
     """One decode step of a random model of mamba-130m's shape, microseconds (median)."""
     from infitool_edit.bench.model import MAMBA_130M, step_ms
@@ -274,6 +330,7 @@ def main() -> dict:
     figures = {
         "invalid_commands": invalid_commands(),
         **mask_overhead(),
+        **heading_mask(),
         "resume_ms": resume_ms(),
         **soak(),
     }

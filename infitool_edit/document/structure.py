@@ -162,6 +162,11 @@ class MarkdownStructure:
             result.append(HeadingInfo(line + 1, level, title, tuple(s for _, s in parents)))
         return result
 
+    def heading_slugs(self) -> tuple[tuple[int, str], ...]:
+        """(level, slug) of every heading in draft order: what heading paths
+        are made of (``find_section``), without building the outline."""
+        return tuple(zip(self._heading_levels, self._heading_slugs))
+
     def find_section(self, path: tuple[str, ...]) -> tuple[int, int | None] | None:
         """The section a ``#a/b`` path names, as (heading line, line of the next
         heading of the same or a higher level, or None for the end of the

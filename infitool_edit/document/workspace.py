@@ -79,6 +79,11 @@ class Workspace:
     def outline(self) -> list[HeadingInfo]:
         return self._structure.outline()
 
+    def heading_slugs(self) -> tuple[tuple[int, str], ...]:
+        """(level, slug) of every heading, in order (what the constrained
+        decoder holds heading paths to)."""
+        return self._structure.heading_slugs()
+
     def take_splice(self) -> tuple[str, str, int, int, int] | None:
         """How the last edit made the text from the one before, as
         (before, after, begin, old_stop, new_stop) character offsets, when

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from infitool_edit.agent.constrain import NOTHING, LineConstraint, byte_mask_table
+from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
 from infitool_edit.agent.ssm import random_tiny_model
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM
@@ -66,12 +66,7 @@ def test_the_fused_step_adds_the_mask_as_the_plain_add_does(monkeypatch, kernel)
 
 def full_mask(line: LineConstraint):
     """What `LineConstraint.mask` gives, the long way round (no short path)."""
-    budget = line.table.max_bytes - len(line.written)
-    if line._search is not None:
-        return line._search_mask(budget)
-    if line._in_quote or line._in_heading:
-        return line.table.row(line.state, banned=NOTHING, budget=budget)
-    return line.table.row(line.state, banned=line._banned_digits(), budget=budget)
+    return line._full_mask()
 
 
 @pytest.mark.parametrize("max_bytes", [512, 40])
