@@ -134,7 +134,7 @@ def test_a_random_model_under_the_mask_writes_only_paths_that_resolve():
     written_paths: list[tuple[str, ...]] = []
     prompt_state = model.new_state()
     prompt_logits = model(torch.tensor([list(b"@goal Anything.\n> ")]), prompt_state, last_only=True)[0][0]
-    for index in range(150):
+    for index in range(60):
         line = LineConstraint(table, 30, lambda: draft)
         # Most lines start their address with `#` (where the model would choose among many
         # kinds); every tenth is sampled from its first byte.
@@ -159,6 +159,6 @@ def test_a_random_model_under_the_mask_writes_only_paths_that_resolve():
                 Workspace(draft).apply(command)
             except ApplyError as error:
                 assert "no heading" not in str(error), bytes(line.written)
-    assert len(written_paths) >= 120
-    assert sum(len(path) > 1 for path in written_paths) >= 15  # nested paths were written too
-    assert len(set(written_paths)) >= 10
+    assert len(written_paths) >= 48
+    assert sum(len(path) > 1 for path in written_paths) >= 6  # nested paths were written too
+    assert len(set(written_paths)) >= 6
