@@ -22,7 +22,8 @@ def read_script(path_or_lines: str | Path | Sequence[str]) -> list[str]:
     """Command lines of a script: blank lines and ``//`` comments skipped.
     Lines are not checked here: a bad one becomes an error observation."""
     if isinstance(path_or_lines, (str, Path)):
-        lines = Path(path_or_lines).read_text(encoding="utf-8").splitlines()
+        # "\n" only: a quoted text may hold U+2028 or U+0085, where str.splitlines breaks too
+        lines = Path(path_or_lines).read_text(encoding="utf-8").split("\n")
     else:
         lines = list(path_or_lines)
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("//")]

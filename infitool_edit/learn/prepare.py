@@ -301,7 +301,9 @@ def _merge(out: Path, shards: list[Shard], streams: int, seed: int, *, into: Pat
     lines: list[str] = []
     for shard in shards:
         path = out / "parts" / shard.name
-        lines.extend(path.read_text(encoding="utf-8").splitlines())
+        # "\n" only: rows are written with ensure_ascii=False, and a source's U+2028 or U+0085
+        # (which str.splitlines also breaks at) may stand raw inside one
+        lines.extend(line for line in path.read_text(encoding="utf-8").split("\n") if line)
     random.Random(f"{seed}:merge").shuffle(lines)
     lines = lines[:streams]
     counts = Counter(json.loads(line)["task"] for line in lines)

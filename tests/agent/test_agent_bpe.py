@@ -110,7 +110,7 @@ def test_a_bpe_checkpoint_folder_writes_commands_in_the_editor_loop(bpe: Tokeniz
     with History.open(draft) as history:
         log = StreamLog(stream_dir_for(history))
         stream = log.tail_text(100_000)
-    model_lines = [line[2:] for line in stream.splitlines() if line.startswith("> ")]
+    model_lines = [line[2:] for line in stream.split("\n") if line.startswith("> ")]
     assert len(model_lines) >= 3
     parsed = 0
     for line in model_lines:

@@ -210,7 +210,7 @@ def test_run_edits_end_to_end_in_prompted_mode(granite_folder, tmp_path, monkeyp
     # resume replays the stored (raw) stream through the same rendering and writes on
     resumed = CliRunner().invoke(app, ["resume", str(draft), "--model", str(granite_folder), "--max-commands", "1"])
     assert resumed.exit_code == 0, resumed.output
-    assert len([line for line in stream.read_text(encoding="utf-8").splitlines() if line.startswith("> ")]) == 4
+    assert len([line for line in stream.read_text(encoding="utf-8").split("\n") if line.startswith("> ")]) == 4
 
 
 def test_replaying_a_prompted_stream_rebuilds_the_live_state_exactly(tmp_path, monkeypatch):

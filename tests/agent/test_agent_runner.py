@@ -161,3 +161,11 @@ def test_stop_drops_the_half_written_command(session: EditingSession) -> None:
     assert not thread.is_alive()
     assert session.history.count() == 1
     assert "> insert" not in _stream(session)
+
+
+def test_a_script_file_splits_at_newlines_only(session: EditingSession, tmp_path: Path) -> None:
+    # str.splitlines would also break at U+2028 and U+0085, cutting the insert in two
+    script = tmp_path / "script.txt"
+    script.write_text('// a comment\ninsert $ "a\u2028b\x85c\\n"\n\ndone "added"\n', encoding="utf-8")
+    Runner(session, ScriptedBackend(script), "Add a line.", emit=lambda event: None).run()
+    assert session.draft_path.read_text(encoding="utf-8").endswith("First line.\na\u2028b\x85c\n")

@@ -60,3 +60,16 @@ def test_prepare_builds_a_folder_of_checked_streams_and_resumes(tmp_path, monkey
     assert again["counts"] == manifest["counts"]
     merged = prepare.prepare(out, streams=30, seed=3, bundles=(), merge_only=True)
     assert merged["counts"] == manifest["counts"]
+
+
+def test_merging_shards_keeps_a_row_whole_when_its_text_holds_a_unicode_line_separator(tmp_path):
+    # shard rows are written with ensure_ascii=False: U+2028 and U+0085 stand raw inside a row
+    (tmp_path / "parts").mkdir()
+    rows = [{"task": "clean", "stream": "@goal Fix it.\n1│a\u2028b\x85c\n"}, {"task": "typos", "stream": "x"}]
+    (tmp_path / "parts" / "p0.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    shard = prepare.Shard(name="p0.jsonl", kind="clean", count=2, seed="s")
+    counts = prepare._merge(tmp_path, [shard], 10, 0)
+    merged = (tmp_path / "streams.jsonl").read_text(encoding="utf-8").split("\n")
+    assert counts == {"total": 2, "clean": 1, "typos": 1}
+    assert sorted(json.loads(line)["stream"] for line in merged if line) == sorted(row["stream"] for row in rows)

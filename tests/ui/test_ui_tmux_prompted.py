@@ -106,7 +106,7 @@ def test_the_editor_runs_a_checkpoint_with_a_chat_template_in_prompted_mode(tmp_
     assert list((tmp_path / "prompt-states").glob("*.state")), "the opening state was not cached"
     stream = next(tmp_path.rglob("stream.txt")).read_text(encoding="utf-8")
     assert stream.startswith("@goal Fix the typo.\n")  # on disk, the raw stream
-    model_lines = [line[2:] for line in stream.splitlines() if line.startswith("> ")]
+    model_lines = [line[2:] for line in stream.split("\n") if line.startswith("> ")]
     for line in model_lines[:-1]:  # the last may have been cut by the quit
         parse(line)
     assert "@ok v2" in stream
