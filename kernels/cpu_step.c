@@ -206,11 +206,51 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* 32 4-bit weights (16 bytes, stored +8) → 32 signed bytes in -8..7. */
-static inline __m256i unpack_q4(const uint8_t *bytes) {
-    const __m128i packed = _mm_loadu_si128((const __m128i *)bytes);
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+/* The 4-bit rows' view of the activations, made once per linear layer call and read by every row
+ * (row_dot_q4). A 4-bit weight is stored as u = q + 8 in 0..15, and maddubs multiplies unsigned
+ * by signed bytes, so the nibbles go in as they are, with no sign trick and no subtraction:
+ * Σ a·q = Σ a·u − 8·Σ a, and 8·Σ a is a per-block constant of the activations (`corr`).
+ * One 32-byte load of a row holds two blocks (b in the low 16 bytes, b+1 in the high); masking it
+ * gives [b's elements 0..15 | b+1's 0..15] and shifting it by 4 [b's 16..31 | b+1's 16..31], so
+ * the activations of a pair of blocks are stored in that order (`q`). Each block's integer dot
+ * product ends in four 32-bit lanes, so its scale (`scale4`) and its correction (`corr4`, 8·Σa
+ * spread as 2·Σa over the four lanes) are stored four times: one load each per pair. A last odd
+ * block keeps its natural order, which is the order of a 16-byte load's [low | high] nibbles. */
+typedef struct {
+    int8_t *q;
+    float *scale4;
+    int32_t *corr4;
+} Q4Input;
+
+static void q4_input(const int8_t *restrict xq, const float *restrict xs, int blocks, Q4Input in) {
+    int b = 0;
+    for (; b + 1 < blocks; b += 2) {
+        const int8_t *a0 = xq + (size_t)b * QBLOCK, *a1 = a0 + QBLOCK;
+        int8_t *out = in.q + (size_t)b * QBLOCK;
+        memcpy(out, a0, 16);
+        memcpy(out + 16, a1, 16);
+        memcpy(out + 32, a0 + 16, 16);
+        memcpy(out + 48, a1 + 16, 16);
+    }
+    if (b < blocks) memcpy(in.q + (size_t)b * QBLOCK, xq + (size_t)b * QBLOCK, QBLOCK);
+    for (b = 0; b < blocks; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QBLOCK; i++) sum += xq[(size_t)b * QBLOCK + i];
+        for (int lane = 0; lane < 4; lane++) {
+            in.scale4[4 * b + lane] = xs[b];
+            in.corr4[4 * b + lane] = 2 * sum;
+        }
+    }
+}
+
+/* Two bf16 scales (4 bytes) → [first ×4 | second ×4] as floats: each lands in a lane's high half. */
+static inline __m256 bf16_pair_x4(const uint16_t *scales) {
+    int32_t both;
+    memcpy(&both, scales, sizeof both);
+    const __m256i spread = _mm256_setr_epi8(
+        -1, -1, 0, 1, -1, -1, 0, 1, -1, -1, 0, 1, -1, -1, 0, 1,
+        -1, -1, 2, 3, -1, -1, 2, 3, -1, -1, 2, 3, -1, -1, 2, 3);
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_set1_epi32(both), spread));
 }
 #endif
 
@@ -236,18 +276,41 @@ static inline float row_dot_int8(const int8_t *restrict xq, const float *restric
 #endif
 }
 
-/* The same for 4-bit weights with a bf16 scale per block. */
+/* The same for 4-bit weights with a bf16 scale per block: x as q4_input laid it out (AVX2), or
+ * xq, xs as they are (the portable loop). */
+#ifdef HAVE_AVX2
+static inline float row_dot_q4(Q4Input x, const uint8_t *restrict w, const uint16_t *restrict ws, int blocks) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    /* Two accumulators, alternate pairs: one fma chain would wait on its own latency. */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 1 < blocks; b += 2) {
+        const __m256i packed = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * (QBLOCK / 2)));
+        const __m256i lo = _mm256_and_si256(packed, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+        const int8_t *a = x.q + (size_t)b * QBLOCK;
+        const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a)),
+                                               _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32))));
+        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones),
+                                              _mm256_loadu_si256((const __m256i *)(x.corr4 + 4 * b)));
+        const __m256 scale = _mm256_mul_ps(bf16_pair_x4(ws + b), _mm256_loadu_ps(x.scale4 + 4 * b));
+        if ((b & 2) == 0) acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc0);
+        else acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc1);
+    }
+    float sum = hsum(_mm256_add_ps(acc0, acc1));
+    if (b < blocks) { /* the last odd block: 16 bytes, [low nibbles | high nibbles] */
+        const __m128i packed = _mm_loadu_si128((const __m128i *)(w + (size_t)b * (QBLOCK / 2)));
+        const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(x.q + (size_t)b * QBLOCK));
+        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones),
+                                              _mm256_set1_epi32(x.corr4[4 * b] / 2)); /* 8·Σa over 8 lanes */
+        sum += x.scale4[4 * b] * bf16_to_float(ws[b]) * hsum(_mm256_cvtepi32_ps(dots));
+    }
+    return sum;
+}
+#else
 static inline float row_dot_q4(const int8_t *restrict xq, const float *restrict xs,
                                const uint8_t *restrict w, const uint16_t *restrict ws, int blocks) {
-#ifdef HAVE_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; b++) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK));
-        const __m256i v = unpack_q4(w + (size_t)b * (QBLOCK / 2));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(xs[b] * bf16_to_float(ws[b])), dot32_q8(a, v), acc);
-    }
-    return hsum(acc);
-#else
     float sum = 0.0f;
     for (int b = 0; b < blocks; b++) {
         const uint8_t *wb = w + (size_t)b * (QBLOCK / 2);
@@ -258,8 +321,8 @@ static inline float row_dot_q4(const int8_t *restrict xq, const float *restrict 
         sum += xs[b] * bf16_to_float(ws[b]) * (float)dot;
     }
     return sum;
-#endif
 }
+#endif
 
 /* A linear layer, in part: y[o0:o1] = x[i0:i1] · W[i0:i1, o0:o1] (+ bias[o0:o1] when `with_bias`).
  * x is the whole input; for quantized layers xq, xs are its int8 blocks and their scales (i0, i1
@@ -274,16 +337,30 @@ static void linear_part(const void *const *layer, const float *x, const int8_t *
         return;
     }
     const int blocks = (i1 - i0) / QBLOCK, b0 = i0 / QBLOCK;
-    for (int o = o0; o < o1; o++) {
-        float value;
-        if (kind == KIND_INT8) {
+    if (kind == KIND_INT8) {
+        for (int o = o0; o < o1; o++) {
             const int8_t *row = (const int8_t *)layer[L_W] + (size_t)o * in + i0;
-            value = row_dot_int8(xq + i0, xs + b0, row, blocks) * ((const float *)layer[L_S])[o];
-        } else {
-            const uint8_t *row = (const uint8_t *)layer[L_W] + (size_t)o * (in / 2) + i0 / 2;
-            const uint16_t *scales = (const uint16_t *)layer[L_S] + (size_t)o * (in / QBLOCK) + b0;
-            value = row_dot_q4(xq + i0, xs + b0, row, scales, blocks);
+            const float value = row_dot_int8(xq + i0, xs + b0, row, blocks) * ((const float *)layer[L_S])[o];
+            y[o - o0] = value + (bias ? bias[o] : 0.0f);
         }
+        return;
+    }
+#ifdef HAVE_AVX2
+    /* On the stack: 2·(i1 - i0) bytes, a few KB for any real model's layer (+1: never empty). */
+    int8_t q[blocks * QBLOCK + 1] __attribute__((aligned(32)));
+    float scale4[4 * blocks + 1] __attribute__((aligned(32)));
+    int32_t corr4[4 * blocks + 1] __attribute__((aligned(32)));
+    const Q4Input x4 = {q, scale4, corr4};
+    q4_input(xq + i0, xs + b0, blocks, x4);
+#endif
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = (const uint8_t *)layer[L_W] + (size_t)o * (in / 2) + i0 / 2;
+        const uint16_t *scales = (const uint16_t *)layer[L_S] + (size_t)o * (in / QBLOCK) + b0;
+#ifdef HAVE_AVX2
+        const float value = row_dot_q4(x4, row, scales, blocks);
+#else
+        const float value = row_dot_q4(xq + i0, xs + b0, row, scales, blocks);
+#endif
         y[o - o0] = value + (bias ? bias[o] : 0.0f);
     }
 }

@@ -92,6 +92,22 @@ def test_quantized_fused_step_gives_its_twins_logits(quantize, threads):
     assert relative_rms(fused, fp32, spread) > 10 * relative_rms(fused, twin, spread)  # it did quantize
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_q4_rows_with_an_odd_number_of_blocks(threads):
+    """The 4-bit dot product takes blocks in pairs (one 32-byte load); a row or a thread's share
+    with an odd number of blocks ends in a single one: 96 = 3 blocks into in_proj, and 192
+    channels over 3 threads leave each thread 2 blocks of x_proj and out_proj, 1 thread: 6."""
+    model = small(hidden_size=96)
+    quantized = quantize_q4(model)
+    fused, ran = decode(quantized, IDS, threads=threads)
+    twin, _ = decode(quantized, IDS, fused=False)
+    fp32, _ = decode(model, IDS, fused=False)
+    assert ran == len(IDS)
+    spread = fp32.std()
+    assert relative_rms(fused, twin, spread) < 2e-3
+    assert relative_rms(fused, fp32, spread) > 10 * relative_rms(fused, twin, spread)
+
+
 def test_the_quantized_prompt_path_matches_stepping():
     quantized = quantize_int8(small())
     stepped, _ = decode(quantized, IDS)

@@ -111,6 +111,30 @@ def test_the_chunk_size_does_not_change_the_result():
         torch.testing.assert_close(logits, reference, atol=1e-5, rtol=1e-5)
 
 
+@torch.no_grad()
+def test_a_long_checkpoint_chunk_is_cut_to_the_cpu_chunk(monkeypatch):
+    """On the CPU the scan runs in chunks of at most CPU_SCAN_CHUNK, whatever the checkpoint says;
+    the logits are those of the checkpoint's own chunk."""
+    import infitool_edit.model.mamba2 as mamba2
+
+    model = ours_tiny(chunk_size=256)
+    ids = torch.randint(0, 99, (1, 40))
+    assert model.layers[0].mixer.scan_chunk(torch.zeros(1)) == mamba2.CPU_SCAN_CHUNK == 64
+    monkeypatch.setattr(mamba2, "CPU_SCAN_CHUNK", 16)
+    chunks, scan = [], mamba2.ssd_scan
+
+    def counted(*args):
+        chunks.append(args[-1])
+        return scan(*args)
+
+    monkeypatch.setattr(mamba2, "ssd_scan", counted)
+    cut, _ = model(ids)
+    monkeypatch.setattr(mamba2, "CPU_SCAN_CHUNK", 256)
+    whole, _ = model(ids)
+    assert chunks == [16] * len(model.layers) + [256] * len(model.layers)
+    torch.testing.assert_close(cut, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_segment_sum_is_the_sum_between_two_steps():
     a = torch.randn(6)
     sums = segment_sum(a)
