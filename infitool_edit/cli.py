@@ -300,6 +300,7 @@ def train(
     streams_mb: Annotated[Optional[float], typer.Option(help="Phase 2 budget in MB read.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (lower it to go on from a finished run).")] = None,
     new_schedule: Annotated[bool, typer.Option("--new-schedule", help="With --resume: start the phase's budget, warm-up and cosine afresh (fine-tuning on new data).")] = False,
+    start_from: Annotated[Optional[Path], typer.Option("--from", help="Start OUT from these weights (e.g. model/weights): fresh optimizer and schedule, its training.json's counters carried.")] = None,
 ) -> None:
     """Train the byte-level model: prose first, then the editor's command streams (torchrun for several GPUs)."""
     from infitool_edit.learn.dataset import DataError
@@ -308,7 +309,7 @@ def train(
 
     options = TrainOptions(data=data, out=out, config=config, resume=resume, phase=phase, threads=threads,
                            max_steps=max_steps, max_minutes=max_minutes, prose_mb=prose_mb, streams_mb=streams_mb, lr=lr,
-                           new_schedule=new_schedule)
+                           new_schedule=new_schedule, start_from=start_from)
     try:
         summary = run_training(options)
     except (DataError, TrainError, CheckpointError, OSError) as error:

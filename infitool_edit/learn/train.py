@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from infitool_edit.errors import one_line
 from infitool_edit.learn.dataset import DataError, DataFolder, Packed, pack_prose, sample_windows
 from infitool_edit.model import Mamba2Config, Mamba2LM, load_checkpoint, save_checkpoint
 from infitool_edit.model.tokenizer import ByteTokenizer
@@ -257,6 +258,31 @@ def load_training_checkpoint(out: Path) -> tuple[Mamba2LM, dict]:
     return model, trainer
 
 
+def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM, Progress]:
+    """The weights in ``folder`` (shaped as ``config``'s model) and the progress its
+    ``training.json`` records (steps, time, bytes, held-out losses), or a fresh count without one."""
+    model = load_checkpoint(folder)
+    if not isinstance(model, Mamba2LM):
+        raise TrainError(f"{folder}: --from takes a byte-level Mamba-2 checkpoint, not {type(model).__name__}")
+    wanted = config.model_config()
+    shape = ("hidden_size", "num_hidden_layers", "state_size", "head_dim", "num_heads", "vocab_size")
+    found = {name: getattr(model.config, name) for name in shape}
+    if found != {name: getattr(wanted, name) for name in shape}:
+        raise TrainError(f"{folder}: its shape ({', '.join(f'{k} {v}' for k, v in found.items())}) "
+                         f"is not config {config.name!r}'s; give --config to match")
+    progress = Progress()
+    record_path = folder / "training.json"
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            progress = Progress(phase=record["phase"], step=int(record["steps"]),
+                                bytes_seen=dict(record["bytes_seen"]), seconds=float(record["training_seconds"]),
+                                evaluations=list(record.get("evaluations", [])))
+        except (ValueError, KeyError, TypeError) as error:
+            raise TrainError(f"{record_path}: not a training record ({one_line(error)})") from None
+    return model.train(), progress
+
+
 # --- evaluation ----------------------------------------------------------------------------
 
 
@@ -322,6 +348,10 @@ class TrainOptions:
     # Start the phase's budget, warm-up and cosine afresh from the checkpoint (fine-tuning on a
     # new data folder): the budget then counts only what this call reads.
     new_schedule: bool = False
+    # Start a new OUT from these weights (a checkpoint folder, e.g. the shipped model/weights)
+    # with a fresh optimizer and schedule, carrying its training.json's counters when it has one:
+    # how a run goes on when its own OUT/latest (with trainer.pt) is gone.
+    start_from: Path | None = None
     quiet: bool = False
 
 
@@ -344,6 +374,8 @@ def _train(options: TrainOptions, world: World, report) -> dict:
     data = DataFolder.load(options.data)
 
     trainer_state = None
+    if options.resume and options.start_from is not None:
+        raise TrainError("--resume goes on from OUT/latest, --from starts OUT from other weights: give one")
     if options.resume:
         model, trainer_state = load_training_checkpoint(out)
         config = TrainConfig(**trainer_state["config"])
@@ -354,9 +386,11 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         if (out / "latest").exists():
             raise TrainError(f"{out}: holds a checkpoint already (add --resume to go on from it)")
         config = CONFIGS[options.config]
-        progress = Progress()
         torch.manual_seed(config.seed)
-        model = Mamba2LM(config.model_config())
+        if options.start_from is not None:
+            model, progress = start_from(Path(options.start_from).expanduser(), config)
+        else:
+            model, progress = Mamba2LM(config.model_config()), Progress()
     if options.prose_mb is not None:
         config = replace(config, prose_mb=options.prose_mb)
     if options.streams_mb is not None:

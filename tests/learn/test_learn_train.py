@@ -9,6 +9,7 @@ import shutil
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from rich.console import Console
@@ -19,7 +20,7 @@ from infitool_edit.agent.ssm import SSMBackend
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.learn.card import render
 from infitool_edit.learn.corpus import project_doc_documents
-from infitool_edit.learn.train import TrainOptions, train
+from infitool_edit.learn.train import TrainError, TrainOptions, train
 from infitool_edit.model import load_checkpoint
 from infitool_edit.session.editing import EditingSession
 
@@ -83,6 +84,24 @@ def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, 
     record = json.loads((out / "latest" / "training.json").read_text())
     card = render(out / "latest", "typos_f05 0.5")  # the model card is written from that record
     assert f"| parameters | {record['parameters']:,} |" in card and "typos_f05 0.5" in card
+
+    # A shipped model (weights and training.json, no trainer.pt) starts a new run with --from:
+    # its counters and time carry on, its weights are where the new run begins.
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("config.json", "model.safetensors", "training.json"):
+        shutil.copyfile(out / "latest" / name, shipped / name)
+    with pytest.raises(TrainError, match="give one"):
+        train(TrainOptions(data=data, out=tmp_path / "again", resume=True, start_from=shipped, threads=1))
+    with pytest.raises(TrainError, match="is not config 'default'"):
+        train(TrainOptions(data=data, out=tmp_path / "again", start_from=shipped, threads=1))
+    again = tmp_path / "again"
+    fourth = train(TrainOptions(data=data, out=again, config="smoke", start_from=shipped, phase="streams",
+                                max_steps=1, threads=1), report=lines.append)
+    assert fourth["steps"] == 66 and fourth["bytes_seen"]["prose"] == third["bytes_seen"]["prose"]
+    carried = json.loads((again / "latest" / "training.json").read_text())
+    assert carried["training_seconds"] >= record["training_seconds"] > 0
+    assert carried["evaluations"][: len(record["evaluations"])] == record["evaluations"]
 
     # The checkpoint is an ordinary model folder: it loads and writes commands under the byte mask.
     model = load_checkpoint(out / "latest")
