@@ -18,7 +18,8 @@ changes exactly that place.
 Precision comes before recall: a proofreader that damages good text is worse
 than none. So only prose and headings are looked at (not code, tables,
 HTML or front matter), nothing inside inline code, links or URLs, a word the
-lines looked at use twice is taken as meant, and a capitalised or upper-case word is
+lines looked at use twice (or use in another form: "submatcher" beside
+"submatchers") is taken as meant, and a capitalised or upper-case word is
 not re-spelt from the word list (a name is not a typo), only from codespell.
 """
 
@@ -155,6 +156,16 @@ def _known(word: str, words: dict[str, int]) -> bool:
     return "'" in lower and all(part in words or part in ("s", "t", "d", "ll", "re", "ve", "m") for part in lower.split("'"))
 
 
+def _stem_used(lower: str, used: dict[str, int]) -> bool:
+    """Whether ``used`` holds ``lower`` with one of the ``_ENDINGS`` taken off."""
+    for ending, stems in _ENDINGS:
+        if lower.endswith(ending) and len(lower) - len(ending) >= 4:
+            stem = lower[: -len(ending)]
+            if any(used.get(stem + tail) for tail in stems):
+                return True
+    return False
+
+
 def match_case(model: str, word: str) -> str:
     """``word`` in the case of ``model``: UPPER, Capitalised or as it is."""
     if model.isupper() and len(model) > 1:
@@ -175,6 +186,10 @@ def spelling_fix(word: str, used: dict[str, int]) -> str | None:
     if fix is not None:
         return match_case(word, fix)
     if _known(word, words) or len(word) < 4 or word[:1].isupper() or used.get(lower, 0) > 1:
+        return None
+    # A word the list lacks whose stem the same lines also use ("submatchers" beside "for that
+    # submatcher") is the writer's own term, not a slip for the nearest listed word ("submatches").
+    if _stem_used(lower, used):
         return None
     candidates = sorted((-words[c], c) for c in _slips_undone(lower) if c in words)
     if not candidates:

@@ -67,6 +67,8 @@ def test_the_example_draft_has_one_slip_and_the_check_finds_exactly_it():
     "See <https://example.org/obbject> and [the log](https://example.org/teh) for more.\n",  # links
     "The keeper Tehron met Obbject at the pier and waved to them.\n",  # names are not re-spelt
     "The word zyxx is meant, and zyxx is what the writer typed twice.\n",  # used twice: meant
+    # "submatchers" (one slip from "submatches") beside the writer's own "submatcher": a term
+    "A map from submatchers of M to the FIRST set for that submatcher is kept.\n",
     "Lamp lit at dusk.\n",
 ])
 def test_nothing_is_flagged_where_a_proofreader_would_not_look(draft):
