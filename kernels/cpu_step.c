@@ -497,6 +497,52 @@ void mamba_scan(int64_t l, int32_t d_in, int32_t n,
     }
 }
 
+/* The Mamba-2 scan of a prompt (its twin: `ssd_scan` in model/mamba2.py, plus the skip), one batch
+ * row: token by token, each head's state H (p, n) ← exp(Δ A) H + Δ x Bᵀ and y = H C + D x, with
+ * Δ already softplus'd and clamped. Rows of x and y (heads·p floats) are `x_stride`/`y_stride`
+ * floats apart, of dt (heads floats) `dt_stride`, of B and C (groups·n floats, a head reads its
+ * group's) `bc_stride`; A2 = A·log2 e and D per head; h (heads, p, n) is advanced in place.
+ * The chunked SSD form trades this loop for matrix products, which pays on a GPU; on a CPU one
+ * head's state (p·n floats, 32 KB at 64 × 128) stays in the L1 cache while the loop walks the
+ * prompt, so each thread takes whole heads and walks the prompt once per head. */
+void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
+                 const float *x, int64_t x_stride, const float *dt, int64_t dt_stride,
+                 const float *A2, const float *B, const float *C, int64_t bc_stride, const float *D,
+                 float *h, float *y, int64_t y_stride, int32_t threads) {
+    const int per_group = heads / groups;
+#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+    {
+        int t = 0, team = 1, h0, h1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        share(heads, 1, t, team, &h0, &h1);
+        for (int head = h0; head < h1; head++) {
+            float *restrict state = h + (size_t)head * p * n;
+            const size_t group = (size_t)(head / per_group) * n;
+            for (int64_t s = 0; s < l; s++) {
+                const float delta = dt[s * dt_stride + head], decay = exp2_fast(delta * A2[head]);
+                const float *restrict b = B + s * bc_stride + group, *restrict c = C + s * bc_stride + group;
+                const float *restrict xs = x + s * x_stride + (size_t)head * p;
+                float *restrict ys = y + s * y_stride + (size_t)head * p;
+                for (int i = 0; i < p; i++) {
+                    float *restrict row = state + (size_t)i * n;
+                    const float dx = delta * xs[i];
+                    float yi = 0.0f;
+#pragma omp simd reduction(+ : yi)
+                    for (int j = 0; j < n; j++) {
+                        const float hj = row[j] * decay + dx * b[j];
+                        row[j] = hj;
+                        yi += hj * c[j];
+                    }
+                    ys[i] = yi + D[head] * xs[i];
+                }
+            }
+        }
+    }
+}
+
 /* A barrier for the step's team that spins briefly and then sleeps (a futex on Linux, else
  * yields). libgomp's own barrier and its wait policy are the ones torch loaded and configured;
  * they spin for long, and on a machine busier than its cores a spinning thread burns the time

@@ -174,6 +174,13 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
                 ]
+                library.mamba2_scan.restype = None
+                library.mamba2_scan.argtypes = [
+                    ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
+                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
+                ]
                 library.mamba_conv.restype = None
                 library.mamba_conv.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64,
@@ -445,6 +452,36 @@ def selective_scan(
             state[row].data_ptr(), delta.data_ptr(), y[row].data_ptr(), y.stride(1), torch.get_num_threads(),
         )
     calls["mamba_scan"] += 1
+    if state is not h:
+        h.copy_(state)
+    return y
+
+
+def mamba2_scan(x: torch.Tensor, dt: torch.Tensor, A2: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                D: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Mamba-2's scan of a prompt with its skip: y = H·C + D x, H ← exp(Δ A) H + Δ x Bᵀ per head,
+    advancing h in place.
+
+    x: (b, l, heads, p); dt: (b, l, heads), softplus'd and clamped; B, C: (b, l, groups, n);
+    A2 = A·log2 e and D: (heads,); h: (b, heads, p, n). Returns y (b, l, heads, p). For fp32 CPU
+    tensors, outside autograd (dispatch.backend_for says "c")."""
+    batch, length, heads, p = x.shape
+    groups, n = B.shape[-2:]
+    x, dt, B, C = (t.flatten(-2) if t.dim() == 4 else t for t in (x, dt, B, C))
+    x, dt, B, C = (_rows(t) for t in (x, dt, B, C))
+    if B.stride() != C.stride():
+        B, C = B.contiguous(), C.contiguous()
+    A2, D = A2.contiguous(), D.contiguous()
+    state = h if h.is_contiguous() else h.contiguous()
+    y = torch.empty(batch, length, heads, p)
+    for row in range(batch):
+        library().mamba2_scan(
+            length, heads, p, n, groups,
+            x[row].data_ptr(), x.stride(1), dt[row].data_ptr(), dt.stride(1),
+            A2.data_ptr(), B[row].data_ptr(), C[row].data_ptr(), B.stride(1), D.data_ptr(),
+            state[row].data_ptr(), y[row].data_ptr(), heads * p, torch.get_num_threads(),
+        )
+    calls["mamba2_scan"] += 1
     if state is not h:
         h.copy_(state)
     return y

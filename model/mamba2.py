@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infitool_edit.kernels import cpu_step, dispatch
+
 from .config import Mamba2Config
-from .mamba import Linear, MambaLM, causal_conv_silu, causal_conv_silu_step, inverse_softplus_time_steps
+from .mamba import LOG2_E, Linear, MambaLM, causal_conv_silu, causal_conv_silu_step, inverse_softplus_time_steps
 
 
 def segment_sum(a: torch.Tensor) -> torch.Tensor:
@@ -138,28 +140,41 @@ class Mamba2Mixer(nn.Module):
         return projected.split([self.d_in, self.conv_dim, self.heads], dim=-1)
 
     def _ssm_inputs(self, xBC: torch.Tensor, dt: torch.Tensor):
-        """xBC (..., conv_dim) and raw Δ (..., h) → x (..., h, p), Δ (..., h), B and C (..., h, n) fp32."""
+        """xBC (..., conv_dim) and raw Δ (..., h) → x (..., h, p), Δ (..., h), B and C (..., g, n)
+        fp32 (one row per group; `_per_head` gives each head its group's)."""
         x, B, C = xBC.float().split([self.d_in, self.groups * self.n, self.groups * self.n], dim=-1)
         x = x.unflatten(-1, (self.heads, self.head_dim))
-        per_group = self.heads // self.groups
-        B = B.unflatten(-1, (self.groups, self.n)).repeat_interleave(per_group, dim=-2)
-        C = C.unflatten(-1, (self.groups, self.n)).repeat_interleave(per_group, dim=-2)
+        B, C = B.unflatten(-1, (self.groups, self.n)), C.unflatten(-1, (self.groups, self.n))
         dt = F.softplus(dt.float() + self.dt_bias.float()).clamp(self.dt_min, self.dt_max)
         return x, dt, B, C
+
+    def _per_head(self, t: torch.Tensor) -> torch.Tensor:
+        """(..., g, n) → (..., h, n): each head's group's row."""
+        return t.repeat_interleave(self.heads // self.groups, dim=-2)
 
     def forward(self, hidden: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor) -> torch.Tensor:
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
         z, xBC, dt = self._split(self.in_proj(hidden))
-        x, dt, B, C = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d, conv_state), dt)
         A = -torch.exp(self.A_log.float())
-        y, h = ssd_scan(x * dt[..., None], dt * A, B, C, ssm_state.float(), self.scan_chunk(x))
+        if dispatch.backend_for(hidden, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias) == "c":
+            # The same numbers through C loops (kernels/cpu_step.c): the scan token by token with
+            # each head's state in the cache, not ssd_scan's chunk products (a prompt reads ~1.6×
+            # faster on the CPU, bench model's mamba2 prefill row).
+            xBC = cpu_step.causal_conv_silu(xBC, self.conv1d.weight, self.conv1d.bias, conv_state)
+            x, dt, B, C = self._ssm_inputs(xBC, dt)
+            y = cpu_step.mamba2_scan(x, dt, A * LOG2_E, B, C, self.D.float(), ssm_state).flatten(-2)
+            return self.out_proj(self.norm(y.to(hidden.dtype), z))
+        x, dt, B, C = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d, conv_state), dt)
+        y, h = ssd_scan(x * dt[..., None], dt * A, self._per_head(B), self._per_head(C), ssm_state.float(),
+                        self.scan_chunk(x))
         y = (y + x * self.D.float()[:, None]).flatten(-2)  # (b, l, d_in)
         # The carried state is not differentiated through (training truncates there).
         ssm_state.copy_(h.detach())
         return self.out_proj(self.norm(y.to(hidden.dtype), z))
 
     def scan_chunk(self, x: torch.Tensor) -> int:
-        """The SSD scan's chunk for x: the checkpoint's (256 in the published ones, sized for GPU
+        """The SSD scan's chunk for x (where ssd_scan runs: autograd, dtypes other than fp32, or
+        the C kernels off): the checkpoint's (256 in the published ones, sized for GPU
         kernels), but at most CPU_SCAN_CHUNK on the CPU. The result does not depend on the chunk
         (only fp32 rounding does); the work within a chunk grows with its square, so on a CPU a
         512-token prompt of a mamba2-130m shape reads 0.69× as long with chunks of 64 as of 256
@@ -170,7 +185,8 @@ class Mamba2Mixer(nn.Module):
         """hidden (b, d) for one token → (b, d); updates conv_state and ssm_state in place."""
         z, xBC, dt = self._split(self.in_proj(hidden))
         xBC = causal_conv_silu_step(xBC, self.conv1d, conv_state)
-        x, dt, B, C = self._ssm_inputs(xBC, dt)  # x (b, h, p); dt (b, h); B, C (b, h, n)
+        x, dt, B, C = self._ssm_inputs(xBC, dt)  # x (b, h, p); dt (b, h); B, C (b, g, n)
+        B, C = self._per_head(B), self._per_head(C)  # (b, h, n)
         A = -torch.exp(self.A_log.float())
         # H ← exp(Δ A) H + Δ x Bᵀ, in place; then y = H C + D x
         ssm_state.mul_(torch.exp(dt * A)[..., None, None])

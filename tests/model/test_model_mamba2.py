@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from infitool_edit.kernels import cpu_step
 from infitool_edit.model import CheckpointError, Mamba2Config, Mamba2LM, State, load_checkpoint, save_checkpoint
 from infitool_edit.model.mamba2 import segment_sum
 
@@ -102,8 +103,40 @@ def test_forward_continues_from_a_state_as_if_the_sequence_were_one():
     assert state.matches(whole_state, atol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", VARIANTS.values(), ids=VARIANTS.keys())
 @torch.no_grad()
-def test_the_chunk_size_does_not_change_the_result():
+def test_the_c_scan_of_a_prompt_equals_its_plain_twin(overrides, monkeypatch):
+    """forward on the CPU runs kernels/cpu_step.c's mamba2_scan (token by token, heads across
+    threads); with the C kernels off it runs ssd_scan. Same logits and states, from a state."""
+    model = ours_tiny(**overrides)
+    ids = torch.randint(0, 99, (2, 37))
+    results = {}
+    for kernels in ("on", "off"):
+        monkeypatch.setenv(cpu_step.ENV_VAR, kernels)
+        state = model.new_state(batch=2)
+        model(ids[:, :5], state)  # a state that is not zero
+        before = cpu_step.calls["mamba2_scan"]
+        results[kernels] = (*model(ids[:, 5:], state), cpu_step.calls["mamba2_scan"] - before)
+    (c_logits, c_state, c_calls), (plain_logits, plain_state, plain_calls) = results["on"], results["off"]
+    assert c_calls == len(model.layers) and plain_calls == 0
+    torch.testing.assert_close(c_logits, plain_logits, atol=1e-5, rtol=1e-5)
+    assert c_state.matches(plain_state, atol=1e-5)
+    monkeypatch.setenv(cpu_step.ENV_VAR, "on")
+    threads_before = torch.get_num_threads()
+    for threads in (2, 3):  # heads shared unevenly
+        torch.set_num_threads(threads)
+        try:
+            state = model.new_state(batch=2)
+            model(ids[:, :5], state)
+            logits, _ = model(ids[:, 5:], state)
+        finally:
+            torch.set_num_threads(threads_before)
+        torch.testing.assert_close(logits, c_logits, atol=1e-6, rtol=1e-6)
+
+
+@torch.no_grad()
+def test_the_chunk_size_does_not_change_the_result(monkeypatch):
+    monkeypatch.setenv(cpu_step.ENV_VAR, "off")  # ssd_scan's chunks: the C scan has none
     ids = torch.randint(0, 99, (1, 23))
     reference, _ = ours_tiny(chunk_size=23)(ids)
     for chunk in (1, 4, 7, 64):
@@ -117,6 +150,7 @@ def test_a_long_checkpoint_chunk_is_cut_to_the_cpu_chunk(monkeypatch):
     the logits are those of the checkpoint's own chunk."""
     import infitool_edit.model.mamba2 as mamba2
 
+    monkeypatch.setenv(cpu_step.ENV_VAR, "off")  # ssd_scan's path (the C scan has no chunks)
     model = ours_tiny(chunk_size=256)
     ids = torch.randint(0, 99, (1, 40))
     assert model.layers[0].mixer.scan_chunk(torch.zeros(1)) == mamba2.CPU_SCAN_CHUNK == 64
