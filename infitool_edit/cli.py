@@ -434,17 +434,19 @@ def prepare(
     streams: Annotated[int, typer.Option(help="Command streams to make.", min=1)] = 20_000,
     jobs: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
     merge_only: Annotated[bool, typer.Option("--merge-only", help="Build nothing more: make the folder from the shards already finished.")] = False,
+    mix: Annotated[Optional[str], typer.Option(help="Shares by task kind instead of the default mix, e.g. typos=4800,mechanics=2800,clean=3200,structure=8000 (traces only if named).")] = None,
 ) -> None:
     """Build a training folder from the TRAIN split: prose.jsonl, streams.jsonl, manifest.json."""
     from infitool_edit.learn.corpus import CorpusError
-    from infitool_edit.learn.prepare import PrepareError
+    from infitool_edit.learn.prepare import PrepareError, parse_mix
     from infitool_edit.learn.prepare import prepare as build
 
     def shown(summary: dict) -> None:
         typer.echo(f"{summary['shard']}: {summary.get('streams', 0)} streams in {summary['seconds']} s", err=True)
 
     try:
-        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown, merge_only=merge_only)
+        shares = None if mix is None else parse_mix(mix)
+        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown, merge_only=merge_only, mix=shares)
     except (CorpusError, PrepareError) as exc:
         raise fail(str(exc)) from None
     typer.echo(json.dumps({k: manifest[k] for k in ("counts", "traces", "replay_failures", "seconds")}))

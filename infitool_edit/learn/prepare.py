@@ -71,14 +71,14 @@ class Shard:
 
 
 def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"),
-                max_pairs: int | None = None, split: str = "train") -> list[Shard]:
-    """The shards of ``streams`` streams in the MIX; ``split="heldout"`` plans the validation
-    streams (named ``heldout-*``, made from the held-out files only)."""
+                max_pairs: int | None = None, split: str = "train", mix: dict[str, float] = MIX) -> list[Shard]:
+    """The shards of ``streams`` streams in ``mix`` (shares by task kind); ``split="heldout"``
+    plans the validation streams (named ``heldout-*``, made from the held-out files only)."""
     if split == "heldout":
         return [replace(shard, name=f"heldout-{shard.name}", seed=f"heldout:{shard.seed}", split="heldout")
-                for shard in plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)]
+                for shard in plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs, mix=mix)]
     shards: list[Shard] = []
-    mix = dict(MIX) if bundles else {k: v for k, v in MIX.items() if k != "traces"}
+    mix = dict(mix) if bundles else {k: v for k, v in mix.items() if k != "traces"}
     counts = _apportion(streams, mix)
     traces = counts.pop("traces", 0)
     slices = [(b, p, TRACE_PARTS.get(b, 1)) for b in bundles for p in range(TRACE_PARTS.get(b, 1))]
@@ -90,6 +90,27 @@ def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-bo
             shards.append(Shard(f"{kind}-{j // SHARD_STREAMS}.jsonl", kind, min(SHARD_STREAMS, count - j),
                                 f"{seed}:{kind}:{j // SHARD_STREAMS}"))
     return shards
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"typos=4800,structure=8000"`` → shares by task kind (any scale: they are normalised)."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, equals, share = part.partition("=")
+        try:
+            mix[kind.strip()] = float(share) if equals else float("nan")
+        except ValueError:
+            raise PrepareError(f"--mix {part!r}: a share is a number (e.g. typos=4800)") from None
+    return check_mix(mix)
+
+
+def check_mix(mix: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(mix) - set(MIX))
+    if unknown:
+        raise PrepareError(f"--mix: unknown task kind {unknown[0]!r} (one of {', '.join(MIX)})")
+    if not mix or any(not share > 0 for share in mix.values()):
+        raise PrepareError("--mix: give each kind a share above 0, e.g. typos=4800,structure=8000")
+    return dict(mix)
 
 
 def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
@@ -209,21 +230,27 @@ def write_prose(path: Path, *, split: str = "train") -> dict:
 
 def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None = None,
             bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"), max_pairs: int | None = None,
-            progress: Callable[[dict], None] | None = None, merge_only: bool = False) -> dict:
+            progress: Callable[[dict], None] | None = None, merge_only: bool = False,
+            mix: dict[str, float] | None = None) -> dict:
     """Build (or finish building) the training folder ``out``; returns the
     manifest. ``merge_only``: build nothing more, make the folder from the
-    shards already whole (an interrupted build, used as it stands)."""
+    shards already whole (an interrupted build, used as it stands). ``mix``:
+    shares by task kind instead of MIX (``parse_mix``); traces only if it has them."""
     started = time.perf_counter()
+    mix = MIX if mix is None else check_mix(mix)
+    if not mix.get("traces"):
+        bundles = ()
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)
-    shards = plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs)
-    heldout = plan_shards(min(HELDOUT_STREAMS, streams), seed, bundles=bundles, max_pairs=max_pairs, split="heldout")
+    shards = plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs, mix=mix)
+    heldout = plan_shards(min(HELDOUT_STREAMS, streams), seed, bundles=bundles, max_pairs=max_pairs, split="heldout",
+                          mix=mix)
     if merge_only:
         shards = [s for s in shards if _whole(out, s)]
         if not shards:
             raise PrepareError(f"{out}: no finished shards to merge")
         summaries = [json.loads((out / "parts" / s.name).with_suffix(".json").read_text()) for s in shards]
-        return _finish(out, shards, summaries, streams, seed, started, [s for s in heldout if _whole(out, s)])
+        return _finish(out, shards, summaries, streams, seed, started, [s for s in heldout if _whole(out, s)], mix)
     for bundle in bundles:
         corpus.checkout(bundle)  # once, before the workers race for it
     jobs = jobs or os.cpu_count() or 1
@@ -233,11 +260,11 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
     made = sum(s.get("streams", 0) for s in summaries)
     if made < streams:
         fill = [Shard(f"fill-{s.name}", s.kind, s.count, f"fill:{s.seed}")
-                for s in plan_shards(streams - made, seed, bundles=())]
+                for s in plan_shards(streams - made, seed, bundles=(), mix=mix)]
         shards += fill
         summaries += _build(fill, out, jobs, progress)
     _build(heldout, out, jobs, progress)
-    return _finish(out, shards, summaries, streams, seed, started, heldout)
+    return _finish(out, shards, summaries, streams, seed, started, heldout, mix)
 
 
 def _whole(out: Path, shard: Shard) -> bool:
@@ -247,7 +274,7 @@ def _whole(out: Path, shard: Shard) -> bool:
 
 
 def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float,
-            heldout: list[Shard] = ()) -> dict:
+            heldout: list[Shard] = (), mix: dict[str, float] = MIX) -> dict:
     prose = write_prose(out / "prose.jsonl")
     counts = _merge(out, shards, streams, seed)
     heldout_counts = {}
@@ -273,7 +300,7 @@ def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int,
         "stream_bytes": stats.get("stream bytes", 0),
         "split": SPLIT_RULE,
         "sources": _sources(),
-        "mix": MIX,
+        "mix": mix,
         "seconds": round(time.perf_counter() - started, 1),
         "render_seconds": round(sum(s["seconds"] for s in summaries), 1),
     }

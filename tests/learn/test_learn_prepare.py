@@ -3,6 +3,8 @@
 import json
 import random
 
+import pytest
+
 from infitool_edit.learn import corpus, prepare
 
 WORDS = ("keeper lamp light ships weather winter harbour glass signal night storm log entries family "
@@ -73,3 +75,16 @@ def test_merging_shards_keeps_a_row_whole_when_its_text_holds_a_unicode_line_sep
     merged = (tmp_path / "streams.jsonl").read_text(encoding="utf-8").split("\n")
     assert counts == {"total": 2, "clean": 1, "typos": 1}
     assert sorted(json.loads(line)["stream"] for line in merged if line) == sorted(row["stream"] for row in rows)
+
+
+def test_a_mix_given_by_the_caller_sets_the_kinds_and_their_counts(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "documents", small_corpus)
+    monkeypatch.setattr(prepare, "SHARD_STREAMS", 6)
+    mix = prepare.parse_mix("typos=2, structure=1")
+    assert mix == {"typos": 2.0, "structure": 1.0}
+    manifest = prepare.prepare(tmp_path / "data", streams=12, seed=3, jobs=1, mix=mix)  # no traces asked: no bundle read
+    assert manifest["counts"] == {"total": 12, "structure": 4, "typos": 8} and manifest["mix"] == mix
+    for bad, said in [("typos=two", "a share is a number"), ("spelling=3", "unknown task kind 'spelling'"),
+                      ("typos=0", "a share above 0"), ("", "a share above 0")]:
+        with pytest.raises(prepare.PrepareError, match=said):
+            prepare.parse_mix(bad)
