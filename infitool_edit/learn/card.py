@@ -27,7 +27,7 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
     seen = record.get("bytes_seen", {})
     hours = record.get("training_seconds", 0) / 3600
     lines = [
-        "# The built-in proofreading model",
+        "# The built-in model",
         "",
         "A byte-level Mamba-2 trained by `infitool-edit train` on this project's own data: first plain",
         "language modelling on clean permissive prose, then the editor's command streams (traces of real",
