@@ -390,6 +390,16 @@ static void share(int total, int align, int t, int threads, int *lo, int *hi) {
     if (*hi > total) *hi = total;
 }
 
+/* Inside a parallel region: the calling thread's share of `total` items (see share). */
+static void team_share(int total, int align, int *lo, int *hi) {
+    int t = 0, team = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    team = omp_get_num_threads();
+#endif
+    share(total, align, t, team, lo, hi);
+}
+
 /* The output head, thread t's rows of the vocabulary: logits[v0, v1) from the final hidden (d),
  * plus `logit_bias` (vocab floats, or NULL) where given: the constrained decoder's mask row (0 for
  * an allowed token, -inf for a refused one) added while the rows are still in cache, instead of
@@ -484,17 +494,27 @@ void mamba_scan(int64_t l, int32_t d_in, int32_t n,
                 float *h, float *delta, float *y, int64_t y_stride, int32_t threads) {
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
     {
-        int t = 0, team = 1, c0, c1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        share(d_in, 16, t, team, &c0, &c1);
+        int c0, c1;
+        team_share(d_in, 16, &c0, &c1);
         for (int64_t s = 0; s < l && c1 > c0; s++)
             ssm_token(c1 - c0, n, x + s * x_stride + c0, dt + s * dt_stride + c0, A2_ + (size_t)c0 * n,
                       B + s * bc_stride, C + s * bc_stride, D + c0, z + s * z_stride + c0,
                       h + (size_t)c0 * n, delta + c0, y + s * y_stride + c0);
     }
+}
+
+/* One row of a Mamba-2 head's state, one token: h ← decay·h + dx·B, and C·h (the step's and the
+ * prompt scan's shared body). */
+static inline __attribute__((always_inline)) float
+ssd_row(int n, float *restrict h, float decay, float dx, const float *restrict B, const float *restrict C) {
+    float y = 0.0f;
+#pragma omp simd reduction(+ : y)
+    for (int j = 0; j < n; j++) {
+        const float value = h[j] * decay + dx * B[j];
+        h[j] = value;
+        y += value * C[j];
+    }
+    return y;
 }
 
 /* The Mamba-2 scan of a prompt (its twin: `ssd_scan` in model/mamba2.py, plus the skip), one batch
@@ -512,12 +532,8 @@ void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
     const int per_group = heads / groups;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
     {
-        int t = 0, team = 1, h0, h1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        share(heads, 1, t, team, &h0, &h1);
+        int h0, h1;
+        team_share(heads, 1, &h0, &h1);
         for (int head = h0; head < h1; head++) {
             float *restrict state = h + (size_t)head * p * n;
             const size_t group = (size_t)(head / per_group) * n;
@@ -527,15 +543,7 @@ void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
                 const float *restrict xs = x + s * x_stride + (size_t)head * p;
                 float *restrict ys = y + s * y_stride + (size_t)head * p;
                 for (int i = 0; i < p; i++) {
-                    float *restrict row = state + (size_t)i * n;
-                    const float dx = delta * xs[i];
-                    float yi = 0.0f;
-#pragma omp simd reduction(+ : yi)
-                    for (int j = 0; j < n; j++) {
-                        const float hj = row[j] * decay + dx * b[j];
-                        row[j] = hj;
-                        yi += hj * c[j];
-                    }
+                    const float yi = ssd_row(n, state + (size_t)i * n, decay, delta * xs[i], b, c);
                     ys[i] = yi + D[head] * xs[i];
                 }
             }
@@ -856,15 +864,7 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
                 float square = 0.0f;
                 for (int i = 0; i < p; i++) {
                     const int c = h * p + i;
-                    float *state = H + (size_t)c * n;
-                    const float dx = delta * x[c];
-                    float yc = 0.0f;
-#pragma omp simd reduction(+ : yc)
-                    for (int j = 0; j < n; j++) {
-                        const float value = state[j] * decay + dx * Bg[j];
-                        state[j] = value;
-                        yc += value * Cg[j];
-                    }
+                    const float yc = ssd_row(n, H + (size_t)c * n, decay, delta * x[c], Bg, Cg);
                     const float gated = (yc + D[h] * x[c]) * silu(z[c]);
                     y[c] = gated;
                     square += gated * gated;
