@@ -158,8 +158,8 @@ class Mamba2Mixer(nn.Module):
         A = -torch.exp(self.A_log.float())
         if dispatch.backend_for(hidden, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias) == "c":
             # The same numbers through C loops (kernels/cpu_step.c): the scan token by token with
-            # each head's state in the cache, not ssd_scan's chunk products (a prompt reads ~1.6×
-            # faster on the CPU, bench model's mamba2 prefill row).
+            # each head's state in the cache, not ssd_scan's chunk products (a prompt reads in
+            # ~0.7× the CPU time; docs/kernels.md).
             xBC = cpu_step.causal_conv_silu(xBC, self.conv1d.weight, self.conv1d.bias, conv_state)
             x, dt, B, C = self._ssm_inputs(xBC, dt)
             y = cpu_step.mamba2_scan(x, dt, A * LOG2_E, B, C, self.D.float(), ssm_state).flatten(-2)

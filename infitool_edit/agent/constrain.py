@@ -273,17 +273,12 @@ def heading_paths(headings: tuple[tuple[int, str], ...]) -> tuple[bytes, ...]:
     return tuple(sorted(found))  # each path resolves to one heading: no duplicates
 
 
-def headings_of(text: str) -> tuple[tuple[int, str], ...]:
-    """(level, slug) of the headings of ``text`` as the document engine finds
-    them (for a caller that has the draft's text but not its structure)."""
-    return MarkdownStructure(normalize_newlines(text).split("\n")).heading_slugs()
-
-
 @lru_cache(maxsize=2)  # the texts are held: keep few (the draft now and the one before)
 def headings_of_draft(text: str) -> tuple[tuple[int, str], ...]:
-    """``headings_of``, kept for the last texts (a caller that gives only the
-    text parses it once, not once a line)."""
-    return headings_of(text)
+    """(level, slug) of the headings of ``text`` as the document engine finds
+    them, for a caller that has the draft's text but not its structure; kept
+    for the last texts, so the text is parsed once, not once a line."""
+    return MarkdownStructure(normalize_newlines(text).split("\n")).heading_slugs()
 
 
 class HeadingPathCursor:

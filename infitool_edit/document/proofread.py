@@ -141,6 +141,15 @@ _ENDINGS = (
 )
 
 
+def _stems(lower: str):
+    """For each of the ``_ENDINGS`` ``lower`` ends in (a stem of 4 letters or more left): the
+    stem, and the words it may have been before the ending (``"carried"``: ``"carri"``, ``["carry"]``)."""
+    for ending, tails in _ENDINGS:
+        if lower.endswith(ending) and len(lower) - len(ending) >= 4:
+            stem = lower[: -len(ending)]
+            yield stem, [stem + tail for tail in tails]
+
+
 def _known(word: str, words: dict[str, int]) -> bool:
     lower = word.lower()
     if lower in words:
@@ -148,22 +157,15 @@ def _known(word: str, words: dict[str, int]) -> bool:
     for ending in ("'s", "s'", "'"):
         if lower.endswith(ending) and lower[: -len(ending)] in words:
             return True
-    for ending, stems in _ENDINGS:
-        if lower.endswith(ending) and len(lower) - len(ending) >= 4:
-            stem = lower[: -len(ending)]
-            if any(stem + tail in words for tail in stems) or (stem[-1:] == stem[-2:-1] and stem[:-1] in words):
-                return True
+    for stem, bases in _stems(lower):
+        if any(base in words for base in bases) or (stem[-1:] == stem[-2:-1] and stem[:-1] in words):
+            return True
     return "'" in lower and all(part in words or part in ("s", "t", "d", "ll", "re", "ve", "m") for part in lower.split("'"))
 
 
 def _stem_used(lower: str, used: dict[str, int]) -> bool:
     """Whether ``used`` holds ``lower`` with one of the ``_ENDINGS`` taken off."""
-    for ending, stems in _ENDINGS:
-        if lower.endswith(ending) and len(lower) - len(ending) >= 4:
-            stem = lower[: -len(ending)]
-            if any(used.get(stem + tail) for tail in stems):
-                return True
-    return False
+    return any(used.get(base) for _, bases in _stems(lower) for base in bases)
 
 
 def match_case(model: str, word: str) -> str:

@@ -96,9 +96,9 @@ def parse_mix(text: str) -> dict[str, float]:
     """``"typos=4800,structure=8000"`` → shares by task kind (any scale: they are normalised)."""
     mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        kind, equals, share = part.partition("=")
+        kind, _, share = part.partition("=")
         try:
-            mix[kind.strip()] = float(share) if equals else float("nan")
+            mix[kind.strip()] = float(share)  # no "=": float("") refuses too
         except ValueError:
             raise PrepareError(f"--mix {part!r}: a share is a number (e.g. typos=4800)") from None
     return check_mix(mix)
