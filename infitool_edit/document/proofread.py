@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -294,6 +294,11 @@ _SPACE_BEFORE = re.compile(r"(?<=[A-Za-z]) +([,;:?!.])(?= |$)")
 _MEANT_TWICE = frozenset({"had", "bye", "very", "so", "no", "yes", "really", "far", "more", "many"})
 
 
+def doubled_words(text: str) -> Iterator[re.Match]:
+    """Each word written twice in a row that a writer would not double on purpose."""
+    return (m for m in _DOUBLED_WORD.finditer(text) if m.group(1).lower() not in _MEANT_TWICE)
+
+
 def _mechanics(index: int, line: str, prose: str, blanked: bytearray) -> list[Finding]:
     found = []
 
@@ -304,9 +309,8 @@ def _mechanics(index: int, line: str, prose: str, blanked: bytearray) -> list[Fi
         old = line[a:b]
         found.append(Finding(index, old, old[: start - a] + new_part + old[end - a :], kind))
 
-    for m in _DOUBLED_WORD.finditer(prose):
-        if m.group(1).lower() not in _MEANT_TWICE:
-            add(m.start(), m.end(), m.group(1), "doubled word")
+    for m in doubled_words(prose):
+        add(m.start(), m.end(), m.group(1), "doubled word")
     for m in _DOUBLED_SPACE.finditer(prose):
         if line[m.start() : m.end()].strip(" ") == "":
             start, end = _grow_left(line, m.start()), _grow_right(line, m.end())

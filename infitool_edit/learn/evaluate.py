@@ -70,7 +70,8 @@ def _prose_documents(folder: Path) -> list[corpus.Document]:
 
 def suite_tasks(suite: str, count: int, *, seed: int = 0, prose: Path | None = None,
                 revisions: Path | None = None) -> list[Task]:
-    """``count`` tasks of ``suite``, the same for the same arguments."""
+    """``count`` tasks of ``suite``, the same for the same arguments. The synthetic suites ask
+    in the held-out phrasings (``goals``): prose and wording the model never trained on."""
     from infitool_edit.learn import synth
 
     rng = random.Random(f"{seed}:{suite}")
@@ -80,7 +81,7 @@ def suite_tasks(suite: str, count: int, *, seed: int = 0, prose: Path | None = N
     pool = synth.sources(documents)
     if not pool:
         raise EvalError("no usable prose for the synthetic suites")
-    return list(synth.synthetic_tasks(rng, pool, {suite: count}))
+    return list(synth.synthetic_tasks(rng, pool, {suite: count}, heldout=True))
 
 
 def _revision_tasks(rng: random.Random, count: int, repo: Path | None) -> list[Task]:

@@ -166,7 +166,8 @@ def _shard_tasks(shard: Shard, stats: Counter):
         return tasks
     from infitool_edit.learn.synth import synthetic_tasks
 
-    return list(synthetic_tasks(rng, _source_pool(shard.split), {shard.kind: shard.count}))
+    return list(synthetic_tasks(rng, _source_pool(shard.split), {shard.kind: shard.count},
+                                heldout=shard.split == "heldout"))
 
 
 def build_shard(args: tuple[Shard, str]) -> dict:

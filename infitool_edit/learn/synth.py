@@ -27,18 +27,12 @@ from dataclasses import dataclass
 
 from infitool_edit.commands import parse, slugify
 from infitool_edit.document import Workspace
-from infitool_edit.document.proofread import NEIGHBOURS, codespell_pairs, match_case
+from infitool_edit.document.proofread import NEIGHBOURS, doubled_words, codespell_pairs, match_case
+from infitool_edit.learn.goals import proofreading_goal, structure_goal
 from infitool_edit.learn.plan import PlanError, edit_script, normalize, proofreading_script, quote, writable
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
 
-TYPO_GOALS = ("Fix the typos.", "Fix the spelling mistakes.", "Correct any misspelled words.", "Proofread for typos.")
-MECHANICS_GOALS = (
-    "Fix the punctuation and spacing.",
-    "Fix doubled words, stray spaces, capitals and full stops.",
-    "Proofread the mechanics: spacing, punctuation, capitals.",
-)
-CLEAN_GOALS = TYPO_GOALS + MECHANICS_GOALS + ("Proofread this.", "Check the draft for mistakes.")
 FIXED_SUMMARY = {"typos": "Fixed the typos.", "mechanics": "Fixed the punctuation and spacing."}
 
 MIN_PARAGRAPH, MAX_PARAGRAPH = 80, 380  # a read shows a line of up to 400 characters whole
@@ -56,12 +50,15 @@ _NOT_LETTER = re.compile(r"[^A-Za-z ]")
 
 
 def prose_paragraph(line: str) -> bool:
-    """A paragraph a proofreader could be handed: plain sentences, little markup."""
+    """A paragraph a proofreader could be handed: plain sentences, little markup,
+    and no slip of its own (a doubled space or word left in the source would
+    make a "clean" draft's gold keep a mistake the model is right to fix)."""
     if not (MIN_PARAGRAPH <= len(line) <= MAX_PARAGRAPH) or not _PROSE.match(line):
         return False
     marks = len(_MARKUP.findall(line))
     letters = len(line) - len(_NOT_LETTER.findall(line))
-    return marks <= len(line) / 50 and letters >= 0.85 * len(line) and "  " not in line
+    return marks <= len(line) / 50 and letters >= 0.85 * len(line) and "  " not in line \
+        and not any(doubled_words(line))
 
 
 @dataclass(frozen=True)
@@ -246,7 +243,8 @@ _FAULTS = {"doubled word": _doubled_word, "doubled space": _doubled_space, "capi
 DOCUMENT_SHARE = 0.3
 
 
-def proofreading_task(kind: str, rng: random.Random, source: Source, pool: list[Source] = ()) -> Task | None:
+def proofreading_task(kind: str, rng: random.Random, source: Source, pool: list[Source] = (), *,
+                      heldout: bool = False) -> Task | None:
     clean = None
     if pool and rng.random() < DOCUMENT_SHARE:
         document = structured_document(rng, pool, rng.randint(2, 4))
@@ -256,11 +254,12 @@ def proofreading_task(kind: str, rng: random.Random, source: Source, pool: list[
         clean = snippet(rng, source)
     if kind == "typos":
         count = 0 if rng.random() < 0.1 else rng.randint(1, max(1, min(4, len(clean) // 250 + 1)))
-        draft, goal = add_typos(rng, clean, count), rng.choice(TYPO_GOALS)
+        draft = add_typos(rng, clean, count)
     elif kind == "mechanics":
-        draft, goal = add_mechanics(rng, clean, rng.randint(1, 3)), rng.choice(MECHANICS_GOALS)
+        draft = add_mechanics(rng, clean, rng.randint(1, 3))
     else:
-        draft, goal = clean, rng.choice(CLEAN_GOALS)
+        draft = clean
+    goal = proofreading_goal(kind, rng, heldout=heldout)
     # No count in the summary: a small model miscounts, and a summary that says
     # "Fixed 2 lines." after fixing one tells the writer something false.
     summary = "Nothing to fix." if draft == clean else FIXED_SUMMARY[kind]
@@ -331,7 +330,8 @@ class _Builder:
         return len(self.workspace.text.split("\n")) - 1
 
 
-def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[str]) -> Task | None:
+def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[str], *,
+                   heldout: bool = False) -> Task | None:
     """A structural edit of a short document. The expert looks (``outline``),
     re-reads what it was asked (``goal``: the goal was shown before the whole
     draft, too far back for a small recurrent model to copy a name from), then
@@ -354,7 +354,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
             return None
         after = rng.randrange(len(secs))
-        goal = f'Add a section "{new}" after "{names[after]}".'
+        goal = structure_goal("add", rng, heldout=heldout, new=new, after=names[after])
         # A heading's point is the end of its section: the start of the next
         # heading's line, or the end of the draft after the last section.
         if after + 1 < len(secs):
@@ -368,7 +368,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
             return None
         which = rng.randrange(len(secs))
-        goal = f'Rename the section "{names[which]}" to "{new}".'
+        goal = structure_goal("rename", rng, heldout=heldout, old=names[which], new=new)
         b(f"replace {quote('## ' + names[which])} {quote('## ' + new)}")
         target = render_document(title, secs[:which] + [(new, secs[which][1])] + secs[which + 1 :])
         check, detail, summary = "exact", (), "Renamed the section."
@@ -378,15 +378,17 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         after = rng.choice([i for i in range(len(secs)) if i not in (which, which - 1)] + [None])
         if after is None and which == len(secs) - 1:
             return None
-        where = f'after "{names[after]}"' if after is not None else "to the end"
-        goal = f'Move the section "{names[which]}" {where}.'
+        if after is None:
+            goal = structure_goal("move to end", rng, heldout=heldout, which=names[which])
+        else:
+            goal = structure_goal("move", rng, heldout=heldout, which=names[which], after=names[after])
         b(f"move #{slugify(names[which])} {'#' + slugify(names[after]) if after is not None else '$'}")
         order = [s for i, s in enumerate(secs) if i != which]
         order.insert(len(order) if after is None else order.index(secs[after]) + 1, secs[which])
         target = render_document(title, order)
         check, detail, summary = "exact", (), "Moved the section."
     elif kind == "notes":
-        goal = rng.choice(("Turn the outline into notes.", "Copy the outline into the notes.", "Note the outline."))
+        goal = structure_goal("notes", rng, heldout=heldout)
         listing = "\n".join([title] + [f"- {n}" for n in names])
         b(f"notes {quote(listing)}")
         target = draft
@@ -402,7 +404,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         if f"{first} {second}" != body:
             return None
         opening = " ".join(body.split()[:4])
-        goal = f'Split the paragraph that begins "{opening}" in two.'
+        goal = structure_goal("split", rng, heldout=heldout, opening=opening)
         # Read the paragraph again just above the cut, then cut it with a
         # search string (the mask holds it to the draft): the fewest words
         # around the sentence end whose first occurrence is this one.
@@ -508,17 +510,19 @@ def _short_anchor(text: str, line: str) -> str | None:
     return None
 
 
-def _or_none(make, *args) -> Task | None:
+def _or_none(make, *args, **kwargs) -> Task | None:
     """A task, or None where the drawn material does not fit it (a plan
     address that does not resolve, a heading the engine reads differently)."""
     try:
-        return make(*args)
+        return make(*args, **kwargs)
     except ValueError:  # PlanError, ApplyError, CommandError
         return None
 
 
-def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, int]) -> Iterator[Task]:
-    """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin)."""
+def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, int], *,
+                    heldout: bool = False) -> Iterator[Task]:
+    """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin), their
+    goals worded in the held-out phrasings when ``heldout`` (``goals``)."""
     titles = sorted({t for s in pool for t, _ in s.sections})
     prose = [s for s in pool if s.paragraphs]
     for kind, wanted in counts.items():
@@ -526,9 +530,9 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
         while made < wanted and tries < wanted * 5 + 20:
             tries += 1
             if kind in ("typos", "mechanics", "clean"):
-                task = proofreading_task(kind, rng, rng.choice(prose), pool)
+                task = proofreading_task(kind, rng, rng.choice(prose), pool, heldout=heldout)
             elif kind == "structure":
-                task = _or_none(structure_task, rng, pool, titles) if titles else None
+                task = _or_none(structure_task, rng, pool, titles, heldout=heldout) if titles else None
             elif kind == "process":
                 task = _or_none(process_task, rng, pool)
             else:

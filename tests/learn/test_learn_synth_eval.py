@@ -36,7 +36,8 @@ def prose(tmp_path_factory):
         for s in range(4):
             parts.append(f"## Part {d} {s} of the Year")
             for _ in range(2):
-                sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 11))).capitalize() + "."
+                # No word twice in a sentence: a doubled word is a slip, and the pool drops such prose.
+                sentences = [" ".join(rng.sample(words, rng.randint(6, 11))).capitalize() + "."
                              for _ in range(rng.randint(3, 5))]
                 parts.append(" ".join(sentences))
         (folder / f"doc{d}.md").write_text("\n\n".join(parts) + "\n")
@@ -82,6 +83,37 @@ def test_a_structure_expert_looks_rereads_the_goal_and_acts_with_strings_from_th
             assert act == f"move #{slugify(names[0])} " + (f"#{slugify(names[1])}" if len(names) == 2 else "$")
         elif task.path == "structure/split":
             assert task.script[2] == f'read "{names[0]}"' and task.script[3].startswith('replace "')
+
+
+def test_goals_are_worded_many_ways_and_held_out_data_asks_in_words_training_never_used(pool):
+    """A model taught four fixed sentences learns the sentences: goals vary in
+    wording, and the held-out split (what eval asks) uses phrasings training
+    never shows, so eval measures whether the model reads what is asked."""
+    from infitool_edit.learn import goals
+
+    def wordings(heldout):
+        tasks = synthetic_tasks(random.Random(5), pool, {"typos": 30, "structure": 30}, heldout=heldout)
+        return {re.sub(r'"[^"]*"', '""', t.goal).rstrip(".").lower() for t in tasks}
+
+    seen, unseen = wordings(False), wordings(True)
+    assert len(seen) >= 10 and len(unseen) >= 5 and not seen & unseen
+    families = [goals._TYPOS, goals._MECHANICS, goals._PROOFREAD, *goals._STRUCTURE.values()]
+    assert all(f.train and f.heldout and not set(f.train) & set(f.heldout) for f in families)
+    assert "Fix the typos" in goals._TYPOS.train  # the README's first goal is one training asks
+    again = [t.goal for t in synthetic_tasks(random.Random(5), pool, {"typos": 30, "structure": 30}, heldout=True)]
+    assert again == [t.goal for t in synthetic_tasks(random.Random(5), pool, {"typos": 30, "structure": 30},
+                                                      heldout=True)]
+
+
+def test_prose_with_a_slip_of_its_own_is_not_taken_as_clean():
+    """A doubled word left in the source would be kept by a clean draft's gold, and a
+    model right to fix it would be counted as damaging good text."""
+    from infitool_edit.learn.synth import prose_paragraph
+
+    good = "The keeper trimmed the lamp every four hours and wrote the weather into the log at dawn."
+    assert prose_paragraph(good)
+    assert not prose_paragraph(good.replace("the weather", "the the weather"))
+    assert prose_paragraph(good.replace("and wrote", "and had had wrote"))  # doubled on purpose
 
 
 def test_checkers_refuse_what_does_not_solve_the_task(pool):
