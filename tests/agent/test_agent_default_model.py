@@ -3,10 +3,11 @@ else random weights, and says which."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import infitool_edit.agent.default_model as shipped
-from infitool_edit.agent.headless import make_backend
+from infitool_edit.agent.headless import make_backend, run_headless
 from infitool_edit.agent.ssm import BUILTIN_MODEL_NAME, DEFAULT_MODEL_NAME, random_tiny_model
 from infitool_edit.learn.train import CONFIGS
 from infitool_edit.model import Mamba2LM, save_checkpoint
@@ -52,6 +53,18 @@ def test_the_shipped_weights_load_and_write_valid_commands(example_draft, monkey
         commands = [v.message for v in session.history.log() if v.author != "writer" and v.number > 1]
     for line in commands:
         parse(line)  # every version the model made is a command the parser accepts
+
+
+# The README's first goal, and ways a writer might word it instead: a checkpoint once fixed the
+# example for "Fix the typos." and, asked "Fix typos", rewrote a word of good text.
+@pytest.mark.parametrize("goal", ["Fix the typos.", "fix typos", "Proofread the draft.",
+                                  "Correct the spelling mistakes"])
+def test_the_shipped_model_fixes_the_examples_typo_and_nothing_else(example_draft, monkeypatch, goal):
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
+    original = example_draft.read_text()
+    assert original.count("Teh ") == 1
+    run_headless(example_draft, goal, backend=make_backend(), max_commands=12, seed=0)
+    assert example_draft.read_text() == original.replace("Teh ", "The ")
 
 
 def test_forcing_the_random_model(monkeypatch):
