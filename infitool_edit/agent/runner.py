@@ -226,10 +226,15 @@ class Runner:
                 if self.goal is None:
                     raise
                 stored = {"goal": self.goal, "seed": self._seed or 0}  # a new goal rewrites it
-            if self.goal is not None and self.goal != stored["goal"]:
-                self._append_runtime(f"@goal {_escape_newlines(self.goal)}\n")
+            new_goal = self.goal is not None and self.goal != stored["goal"]
             self._save_meta(self.goal or stored["goal"], stored["seed"] if self._seed is None else self._seed)
             self._catch_up_with_history()
+            if new_goal:
+                # Opened as a new stream is, after what the writer did meanwhile: the goal, the
+                # draft as it is now, the goal again. A bare goal line after `@done` asked a
+                # model taught on such openings to act blind, and the built-in one rewrote
+                # good text ("for forty" → "formatters") when asked to move a section.
+                self._append_runtime(self._prompt())
         meta = self._stored_meta()
         self.goal, self.seed = meta["goal"], meta["seed"]
         self.session.goal = self.goal

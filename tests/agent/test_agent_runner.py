@@ -113,6 +113,17 @@ def test_versions_made_without_the_agent_enter_the_stream_on_resume(session: Edi
     assert _stream(session).endswith(f'@user {_add("by hand")}\n@ok v3\n')
 
 
+def test_a_new_goal_opens_the_stream_again_after_the_writers_edits(session: EditingSession) -> None:
+    """As a new stream opens: the goal, the draft as it is now, the goal again, after the
+    events the stream missed. A bare goal line after ``@done`` left the model acting blind."""
+    Runner(session, ScriptedBackend(['done "ok"']), "Go.").run()
+    session.execute(_add("by hand"), author="writer")
+    Runner(session, ScriptedBackend([]), "Tidy it.", max_commands=0).run()
+    tail = _stream(session).split('> done "ok"\n@done\n')[1]
+    assert tail == (f'@user {_add("by hand")}\n@ok v2\n@goal Tidy it.\n@view draft.md, 4 lines, cursor 1:1\n'
+                    "@text 1-4 of 4\n1│# Title\n2│\n3│First line.\n4│by hand\n@goal Tidy it.\n")
+
+
 def test_a_model_version_missing_from_the_stream_is_not_replayed(session: EditingSession) -> None:
     script = [_add("a"), _add("b"), _add("c"), 'done "abc"']
     Runner(session, ScriptedBackend(script), "Go.", max_commands=1).run()
