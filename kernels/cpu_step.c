@@ -258,13 +258,23 @@ static inline __m256 bf16_pair_x4(const uint16_t *scales) {
 static inline float row_dot_int8(const int8_t *restrict xq, const float *restrict xs,
                                  const int8_t *restrict w, int blocks) {
 #ifdef HAVE_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < blocks; b++) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK));
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]), dot32_q8(a, v), acc);
+    /* Two accumulators, alternate blocks, as row_dot_q4 has: a mamba-130m int8 step at 2 threads
+     * 4.9-5.2 -> 4.6-4.7 ms (alternating rounds, idle 2-core EPYC), the same at 1 thread. */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 1 < blocks; b += 2) {
+        const int8_t *a = xq + (size_t)b * QBLOCK, *v = w + (size_t)b * QBLOCK;
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]),
+                               dot32_q8(_mm256_loadu_si256((const __m256i *)a), _mm256_loadu_si256((const __m256i *)v)), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b + 1]),
+                               dot32_q8(_mm256_loadu_si256((const __m256i *)(a + QBLOCK)),
+                                        _mm256_loadu_si256((const __m256i *)(v + QBLOCK))), acc1);
     }
-    return hsum(acc);
+    if (b < blocks)
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]),
+                               dot32_q8(_mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK)),
+                                        _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK))), acc0);
+    return hsum(_mm256_add_ps(acc0, acc1));
 #else
     float sum = 0.0f;
     for (int b = 0; b < blocks; b++) {
