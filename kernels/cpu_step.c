@@ -254,6 +254,14 @@ static inline __m256 bf16_pair_x4(const uint16_t *scales) {
 }
 #endif
 
+#ifdef HAVE_AVX2
+/* Block b of x and of a row of int8 weights: their 32 products, summed in 8 lanes. */
+static inline __m256 block_dot_q8(const int8_t *restrict xq, const int8_t *restrict w, int b) {
+    return dot32_q8(_mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK)),
+                    _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK)));
+}
+#endif
+
 /* Σ_b xs[b] · (xq_b · w_b) over `blocks` blocks of int8 weights: one row's (partial) dot product. */
 static inline float row_dot_int8(const int8_t *restrict xq, const float *restrict xs,
                                  const int8_t *restrict w, int blocks) {
@@ -263,17 +271,10 @@ static inline float row_dot_int8(const int8_t *restrict xq, const float *restric
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int b = 0;
     for (; b + 1 < blocks; b += 2) {
-        const int8_t *a = xq + (size_t)b * QBLOCK, *v = w + (size_t)b * QBLOCK;
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]),
-                               dot32_q8(_mm256_loadu_si256((const __m256i *)a), _mm256_loadu_si256((const __m256i *)v)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b + 1]),
-                               dot32_q8(_mm256_loadu_si256((const __m256i *)(a + QBLOCK)),
-                                        _mm256_loadu_si256((const __m256i *)(v + QBLOCK))), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]), block_dot_q8(xq, w, b), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b + 1]), block_dot_q8(xq, w, b + 1), acc1);
     }
-    if (b < blocks)
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]),
-                               dot32_q8(_mm256_loadu_si256((const __m256i *)(xq + (size_t)b * QBLOCK)),
-                                        _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK))), acc0);
+    if (b < blocks) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(xs[b]), block_dot_q8(xq, w, b), acc0);
     return hsum(_mm256_add_ps(acc0, acc1));
 #else
     float sum = 0.0f;

@@ -90,6 +90,8 @@ _STRUCTURE = {
                  'Cut the paragraph starting "{opening}" in two'),
     ),
 }
+# The goal families that name a kind of mistake, by the task kind they ask for.
+_NAMED = {"typos": _TYPOS, "mechanics": _MECHANICS}
 PROOFREADING_KINDS = ("typos", "mechanics", "clean")
 
 
@@ -106,7 +108,7 @@ def proofreading_goal(kind: str, rng: random.Random, *, heldout: bool = False) -
     mistake; a clean draft is asked for any kind (it has none of them)."""
     if kind == "clean":
         kind = rng.choice(PROOFREADING_KINDS)
-    family = _PROOFREAD if kind == "clean" or rng.random() < 1 / 3 else {"typos": _TYPOS, "mechanics": _MECHANICS}[kind]
+    family = _PROOFREAD if kind == "clean" or rng.random() < 1 / 3 else _NAMED[kind]
     return _finish(rng, family.pick(rng, heldout))
 
 

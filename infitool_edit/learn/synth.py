@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from infitool_edit.commands import parse, slugify
 from infitool_edit.document import Workspace
-from infitool_edit.document.proofread import NEIGHBOURS, doubled_words, codespell_pairs, match_case
-from infitool_edit.learn.goals import proofreading_goal, structure_goal
+from infitool_edit.document.proofread import NEIGHBOURS, codespell_pairs, doubled_words, match_case
+from infitool_edit.learn.goals import PROOFREADING_KINDS, proofreading_goal, structure_goal
 from infitool_edit.learn.plan import PlanError, edit_script, normalize, proofreading_script, quote, writable
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
@@ -529,7 +529,7 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
         made = tries = 0
         while made < wanted and tries < wanted * 5 + 20:
             tries += 1
-            if kind in ("typos", "mechanics", "clean"):
+            if kind in PROOFREADING_KINDS:
                 task = proofreading_task(kind, rng, rng.choice(prose), pool, heldout=heldout)
             elif kind == "structure":
                 task = _or_none(structure_task, rng, pool, titles, heldout=heldout) if titles else None
