@@ -330,8 +330,17 @@ class _Builder:
         return len(self.workspace.text.split("\n")) - 1
 
 
+def made_up_title(rng: random.Random, title_words: list[str]) -> str:
+    """Words of real headings in an order no heading has: a name the model can
+    only get right by copying it out of the goal, never by guessing how a real
+    heading goes on (a small model that half-copies drifts into a likely
+    heading: "Scala" became "Scalability")."""
+    picked = [rng.choice(title_words) for _ in range(rng.randint(1, 7))]
+    return picked[0][:1].upper() + " ".join(picked)[1:]
+
+
 def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[str], *,
-                   heldout: bool = False) -> Task | None:
+                   heldout: bool = False, title_words: list[str] = ()) -> Task | None:
     """A structural edit of a short document. The expert looks (``outline``),
     re-reads what it was asked (``goal``: the goal was shown before the whole
     draft, too far back for a small recurrent model to copy a name from), then
@@ -349,8 +358,16 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
     b("outline")
     b("goal")
     names = [h for h, _ in secs]
+
+    def new_name() -> str:
+        # Half the new names in training are made up, to teach copying;
+        # held-out tasks ask only for real headings, the case a writer brings.
+        if title_words and not heldout and rng.random() < 0.5:
+            return made_up_title(rng, title_words)
+        return rng.choice(extra_titles)
+
     if kind == "add":
-        new = rng.choice(extra_titles)
+        new = new_name()
         if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
             return None
         after = rng.randrange(len(secs))
@@ -364,7 +381,7 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
         target = render_document(title, secs[: after + 1] + [(new, "")] + secs[after + 1 :])
         check, detail, summary = "sections", (), f'Added the section "{new}".'
     elif kind == "rename":
-        new = rng.choice(extra_titles)
+        new = new_name()
         if slugify(new) in {slugify(n) for n in names} | {slugify(title)}:
             return None
         which = rng.randrange(len(secs))
@@ -524,6 +541,7 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
     """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin), their
     goals worded in the held-out phrasings when ``heldout`` (``goals``)."""
     titles = sorted({t for s in pool for t, _ in s.sections})
+    title_words = sorted({w for t in titles for w in t.split() if re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w)})
     prose = [s for s in pool if s.paragraphs]
     for kind, wanted in counts.items():
         made = tries = 0
@@ -532,7 +550,8 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
             if kind in PROOFREADING_KINDS:
                 task = proofreading_task(kind, rng, rng.choice(prose), pool, heldout=heldout)
             elif kind == "structure":
-                task = _or_none(structure_task, rng, pool, titles, heldout=heldout) if titles else None
+                task = (_or_none(structure_task, rng, pool, titles, heldout=heldout, title_words=title_words)
+                        if titles else None)
             elif kind == "process":
                 task = _or_none(process_task, rng, pool)
             else:

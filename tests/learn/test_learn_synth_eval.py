@@ -75,7 +75,7 @@ def test_a_structure_expert_looks_rereads_the_goal_and_acts_with_strings_from_th
         act = task.script[2]
         names = re.findall(r'"([^"]+)"', task.goal)
         if task.path == "structure/add":
-            new, after = names
+            new, after = names if f"## {names[0]}" in act else names[::-1]  # some wordings name "after" first
             assert act.startswith(f"insert #{slugify(after)} ") and f"## {new}" in act
         elif task.path == "structure/rename":
             assert act == f'replace "## {names[0]}" "## {names[1]}"'
@@ -103,6 +103,26 @@ def test_goals_are_worded_many_ways_and_held_out_data_asks_in_words_training_nev
     again = [t.goal for t in synthetic_tasks(random.Random(5), pool, {"typos": 30, "structure": 30}, heldout=True)]
     assert again == [t.goal for t in synthetic_tasks(random.Random(5), pool, {"typos": 30, "structure": 30},
                                                       heldout=True)]
+
+
+def test_training_asks_for_made_up_names_to_teach_copying_and_held_out_data_only_for_real_ones(pool):
+    """A small model half-copies a name and finishes it as a likely heading
+    ("Scala" became "Scalability"): training draws half the new names as real
+    heading words in an order no heading has, so only copying gets them right;
+    held-out tasks (what eval asks) name only real headings."""
+    real = {t for s in pool for t, _ in s.sections}
+
+    def new_names(heldout):
+        tasks = synthetic_tasks(random.Random(8), pool, {"structure": 80}, heldout=heldout)
+        return [t.target.split("\n") for t in tasks if t.path in ("structure/add", "structure/rename")]
+
+    def made_up(targets):
+        return [h for lines in targets for h in lines if h.startswith("## ") and h[3:] not in real]
+
+    trained, heldout = new_names(False), new_names(True)
+    assert len(trained) >= 10 and len(heldout) >= 10
+    assert len(made_up(trained)) >= len(trained) / 4
+    assert made_up(heldout) == []
 
 
 def test_prose_with_a_slip_of_its_own_is_not_taken_as_clean():
