@@ -228,13 +228,20 @@ class Score:
     seconds: float = 0.0
     similarity: float = 0.0  # summed similarity of the result to the target
     sessions: bool = False  # a system that runs sessions (has commands)
+    # Per kind of task (the task's path, e.g. "structure/add"): [solved, tasks]. A suite's one
+    # success rate hides which kinds a model can do (moves) and which it cannot (renames).
+    kinds: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, task: Task, outcome: Outcome) -> None:
         from infitool_edit.commands import CommandError, parse
 
         gold, made = word_edits(task.draft, task.target), word_edits(task.draft, outcome.text)
+        solved = check(task, outcome.text, outcome.notes)
         self.tasks += 1
-        self.solved += check(task, outcome.text, outcome.notes)
+        self.solved += solved
+        kind = self.kinds.setdefault(task.path, [0, 0])
+        kind[0] += solved
+        kind[1] += 1
         self.true_edits += len(gold & made)
         self.proposed_edits += len(made)
         self.gold_edits += len(gold)
@@ -269,6 +276,7 @@ class Score:
             "f05": f05,
             "edits_per_1k_words": 1000 * self.proposed_edits / self.draft_words if self.draft_words else 0.0,
             "similarity": self.similarity / self.tasks if self.tasks else 0.0,
+            "by_kind": {path: f"{solved}/{count}" for path, (solved, count) in sorted(self.kinds.items())},
         }
         if self.sessions:
             out.update({
@@ -311,6 +319,7 @@ class Report:
             "clean_success": get("clean", "success"),
             "mechanics_success": get("mechanics", "success"),
             "structure_success": get("structure", "success"),
+            "structure_by_kind": get("structure", "by_kind"),
             "revisions_precision": get("revisions", "precision"),
             "revisions_recall": get("revisions", "recall"),
             "revisions_f05": get("revisions", "f05"),

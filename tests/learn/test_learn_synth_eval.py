@@ -187,6 +187,12 @@ def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp
     assert figures["typos_f05"] == figures["mechanics_success"] == figures["structure_success"] == 1.0
     assert figures["false_edits_per_1k_words"] == 0.0 and figures["revisions_precision"] == 1.0
     assert figures["revisions_copy_similarity"] < 1.0
+    # Success per kind of structure task, so a model's one rate says which kinds it can do.
+    kinds = figures["structure_by_kind"]
+    assert kinds and all(path.startswith("structure/") and solved == count for path, (solved, count)
+                         in ((p, map(int, v.split("/"))) for p, v in kinds.items()))
+    assert sum(int(v.split("/")[1]) for v in kinds.values()) == 3
+    assert report.suites["structure"]["copy"]["by_kind"] != kinds  # the copy baseline solves none
 
 
 def test_the_built_in_model_runs_through_the_same_evaluation(prose):
