@@ -215,8 +215,6 @@ def words(text: str) -> int:
 class Score:
     """Counts over one suite for one system; the rates are derived."""
 
-    tasks: int = 0
-    solved: int = 0
     true_edits: int = 0
     proposed_edits: int = 0
     gold_edits: int = 0
@@ -232,15 +230,20 @@ class Score:
     # success rate hides which kinds a model can do (moves) and which it cannot (renames).
     kinds: dict[str, list[int]] = field(default_factory=dict)
 
+    @property
+    def tasks(self) -> int:
+        return sum(count for _, count in self.kinds.values())
+
+    @property
+    def solved(self) -> int:
+        return sum(solved for solved, _ in self.kinds.values())
+
     def add(self, task: Task, outcome: Outcome) -> None:
         from infitool_edit.commands import CommandError, parse
 
         gold, made = word_edits(task.draft, task.target), word_edits(task.draft, outcome.text)
-        solved = check(task, outcome.text, outcome.notes)
-        self.tasks += 1
-        self.solved += solved
         kind = self.kinds.setdefault(task.path, [0, 0])
-        kind[0] += solved
+        kind[0] += check(task, outcome.text, outcome.notes)
         kind[1] += 1
         self.true_edits += len(gold & made)
         self.proposed_edits += len(made)
