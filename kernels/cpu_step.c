@@ -528,6 +528,51 @@ ssd_row(int n, float *restrict h, float decay, float dx, const float *restrict B
     return y;
 }
 
+/* One token's update of `width` rows (i) of a head whose state is stored transposed, hT[j][i]
+ * (rows `stride` floats apart): hT[j][i] ← decay·hT[j][i] + dx[i]·b[j] and y[i] = Σ_j hT[j][i]·c[j].
+ * With i innermost, a vector holds 8 rows and each row keeps its own accumulator, where a row at
+ * a time (ssd_row) sums n products in one chain that waits on its own latency. `ssd_tile32` is the
+ * same for 32 rows in GCC/Clang vector types, so that the four accumulators stay in registers
+ * (with an array, GCC kept them on the stack and every j waited on a store and a reload).
+ * The scan of a 512-token prompt at the mamba2-130m shape (24 heads of 64 × 128), one layer, one
+ * thread: 26.9 ms a row at a time, 16.7 ms in whole transposed heads, 10.1 ms in tiles of 32 rows
+ * (mamba2_scan says why). */
+static inline __attribute__((always_inline)) void
+ssd_tile(int width, int n, int stride, float *restrict hT, float decay, const float *restrict dx,
+         const float *restrict b, const float *restrict c, float *restrict y) {
+    for (int i = 0; i < width; i++) y[i] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float *restrict row = hT + (size_t)j * stride;
+        const float bj = b[j], cj = c[j];
+#pragma omp simd
+        for (int i = 0; i < width; i++) {
+            const float value = row[i] * decay + dx[i] * bj;
+            row[i] = value;
+            y[i] += value * cj;
+        }
+    }
+}
+
+enum { SSD_TILE = 32 }; /* rows per tile: ssd_tile32's */
+typedef float f32x8 __attribute__((vector_size(32)));
+static inline f32x8 load8(const float *from) { f32x8 v; memcpy(&v, from, sizeof v); return v; }
+static inline void store8(float *to, f32x8 v) { memcpy(to, &v, sizeof v); }
+
+static inline void ssd_tile32(int n, int stride, float *restrict hT, float decay, const float *restrict dx,
+                              const float *restrict b, const float *restrict c, float *restrict y) {
+    const f32x8 dx0 = load8(dx), dx1 = load8(dx + 8), dx2 = load8(dx + 16), dx3 = load8(dx + 24);
+    f32x8 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
+    for (int j = 0; j < n; j++) {
+        float *restrict row = hT + (size_t)j * stride;
+        const float bj = b[j], cj = c[j];
+        const f32x8 v0 = load8(row) * decay + dx0 * bj, v1 = load8(row + 8) * decay + dx1 * bj;
+        const f32x8 v2 = load8(row + 16) * decay + dx2 * bj, v3 = load8(row + 24) * decay + dx3 * bj;
+        store8(row, v0), store8(row + 8, v1), store8(row + 16, v2), store8(row + 24, v3);
+        acc0 += v0 * cj, acc1 += v1 * cj, acc2 += v2 * cj, acc3 += v3 * cj;
+    }
+    store8(y, acc0), store8(y + 8, acc1), store8(y + 16, acc2), store8(y + 24, acc3);
+}
+
 /* The Mamba-2 scan of a prompt (its twin: `ssd_scan` in model/mamba2.py, plus the skip), one batch
  * row: token by token, each head's state H (p, n) ← exp(Δ A) H + Δ x Bᵀ and y = H C + D x, with
  * Δ already softplus'd and clamped. Rows of x and y (heads·p floats) are `x_stride`/`y_stride`
@@ -535,28 +580,43 @@ ssd_row(int n, float *restrict h, float decay, float dx, const float *restrict B
  * group's) `bc_stride`; A2 = A·log2 e and D per head; h (heads, p, n) is advanced in place.
  * The chunked SSD form trades this loop for matrix products, which pays on a GPU; on a CPU one
  * head's state (p·n floats, 32 KB at 64 × 128) stays in the L1 cache while the loop walks the
- * prompt, so each thread takes whole heads and walks the prompt once per head. */
+ * prompt, so each thread takes whole heads and walks the prompt once per head, with the head's
+ * state transposed (ssd_tile) into its region of scratch: threads × (SSD_TILE·(n + 1)) floats. */
 void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
                  const float *x, int64_t x_stride, const float *dt, int64_t dt_stride,
                  const float *A2, const float *B, const float *C, int64_t bc_stride, const float *D,
-                 float *h, float *y, int64_t y_stride, int32_t threads) {
+                 float *h, float *y, int64_t y_stride, float *scratch, int32_t threads) {
     const int per_group = heads / groups;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
     {
-        int h0, h1;
+        int h0, h1, t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
         team_share(heads, 1, &h0, &h1);
+        float *restrict hT = scratch + (size_t)t * SSD_TILE * (n + 1), *restrict dx = hT + (size_t)SSD_TILE * n;
         for (int head = h0; head < h1; head++) {
-            float *restrict state = h + (size_t)head * p * n;
             const size_t group = (size_t)(head / per_group) * n;
-            for (int64_t s = 0; s < l; s++) {
-                const float delta = dt[s * dt_stride + head], decay = exp2_fast(delta * A2[head]);
-                const float *restrict b = B + s * bc_stride + group, *restrict c = C + s * bc_stride + group;
-                const float *restrict xs = x + s * x_stride + (size_t)head * p;
-                float *restrict ys = y + s * y_stride + (size_t)head * p;
-                for (int i = 0; i < p; i++) {
-                    const float yi = ssd_row(n, state + (size_t)i * n, decay, delta * xs[i], b, c);
-                    ys[i] = yi + D[head] * xs[i];
+            /* Rows of a head never meet, so each tile of SSD_TILE rows walks the whole prompt alone:
+             * its state (n × SSD_TILE floats, 16 KB at n = 128) stays in L1, where the whole head's
+             * (32 KB) did not fit beside B and C. */
+            for (int i0 = 0; i0 < p; i0 += SSD_TILE) {
+                const int width = p - i0 < SSD_TILE ? p - i0 : SSD_TILE;
+                float *restrict state = h + ((size_t)head * p + i0) * n;
+                for (int i = 0; i < width; i++)
+                    for (int j = 0; j < n; j++) hT[(size_t)j * width + i] = state[(size_t)i * n + j];
+                for (int64_t s = 0; s < l; s++) {
+                    const float delta = dt[s * dt_stride + head], decay = exp2_fast(delta * A2[head]);
+                    const float *restrict b = B + s * bc_stride + group, *restrict c = C + s * bc_stride + group;
+                    const float *restrict xs = x + s * x_stride + (size_t)head * p + i0;
+                    float *restrict ys = y + s * y_stride + (size_t)head * p + i0;
+                    for (int i = 0; i < width; i++) dx[i] = delta * xs[i];
+                    if (width == SSD_TILE) ssd_tile32(n, SSD_TILE, hT, decay, dx, b, c, ys);
+                    else ssd_tile(width, n, width, hT, decay, dx, b, c, ys);
+                    for (int i = 0; i < width; i++) ys[i] += D[head] * xs[i];
                 }
+                for (int i = 0; i < width; i++)
+                    for (int j = 0; j < n; j++) state[(size_t)i * n + j] = hT[(size_t)j * width + i];
             }
         }
     }

@@ -179,7 +179,7 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
                     ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
                 ]
                 library.mamba_conv.restype = None
                 library.mamba_conv.argtypes = [
@@ -231,6 +231,7 @@ LINEAR_KINDS = {
     torch.uint8: (2, torch.bfloat16, 2),  # (out, in/2), two 4-bit weights a byte, a scale per 32
 }
 QBLOCK = 32  # cpu_step.c's block of quantized activations and 4-bit weights
+SSD_TILE = 32  # cpu_step.c's rows of a Mamba-2 head that its prompt scan walks the prompt with
 
 # INFITOOL_CPU_THREADS=fixed: always use torch.get_num_threads() threads (benchmarks comparing 1 and 2).
 ADAPTIVE_THREADS = os.environ.get("INFITOOL_CPU_THREADS", "").strip().lower() != "fixed"
@@ -474,12 +475,14 @@ def mamba2_scan(x: torch.Tensor, dt: torch.Tensor, A2: torch.Tensor, B: torch.Te
     A2, D = A2.contiguous(), D.contiguous()
     state = h if h.is_contiguous() else h.contiguous()
     y = torch.empty(batch, length, heads, p)
+    threads = torch.get_num_threads()
+    scratch = torch.empty(threads * SSD_TILE * (n + 1))  # each thread's tile of a head's state, transposed
     for row in range(batch):
         library().mamba2_scan(
             length, heads, p, n, groups,
             x[row].data_ptr(), x.stride(1), dt[row].data_ptr(), dt.stride(1),
             A2.data_ptr(), B[row].data_ptr(), C[row].data_ptr(), B.stride(1), D.data_ptr(),
-            state[row].data_ptr(), y[row].data_ptr(), heads * p, torch.get_num_threads(),
+            state[row].data_ptr(), y[row].data_ptr(), heads * p, scratch.data_ptr(), threads,
         )
     calls["mamba2_scan"] += 1
     if state is not h:

@@ -41,6 +41,8 @@ VARIANTS = {
     "two-groups": {},
     "one-group-tied": {"n_groups": 1, "tie_word_embeddings": True},
     "biases-k3-chunk5": {"use_bias": True, "conv_kernel": 3, "chunk_size": 5},
+    # heads of 48: the C prompt scan's tile of 32 rows (ssd_tile32) and a tail of 16 (ssd_tile)
+    "heads-of-48": {"hidden_size": 48, "num_heads": 2, "head_dim": 48},
 }
 
 
