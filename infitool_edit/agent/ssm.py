@@ -29,6 +29,7 @@ from infitool_edit.agent.constrain import (
 import infitool_edit.agent.default_model as shipped
 from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
+from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.sampling import Decoding, sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
@@ -68,7 +69,7 @@ def default_model() -> tuple[MambaLM, str, Decoding]:
     ``generation_config.json``, else ``random_tiny_model()`` sampled plainly."""
     if shipped.has_trained_default():
         folder = shipped.weights_dir()
-        return load_checkpoint(folder), BUILTIN_MODEL_NAME, Decoding.from_folder(folder)
+        return on_huge_pages(load_checkpoint(folder)), BUILTIN_MODEL_NAME, Decoding.from_folder(folder)
     return random_tiny_model(), DEFAULT_MODEL_NAME, Decoding()
 
 
@@ -82,6 +83,7 @@ def load_model(folder: Path | str, *, attention_window: int | None = None) -> tu
     Granite-4.0-H model's attention layers keep (default 8,192); other models have none to bound."""
     folder = Path(folder).expanduser()
     model = load_checkpoint(folder, **({} if attention_window is None else {"attention_window": attention_window}))
+    on_huge_pages(model)  # a token streams every weight: 2 MB pages read it 4-8% faster (model/memory.py)
     if (folder / "tokenizer.json").exists():
         try:
             tokenizer: Tokenizer = HFTokenizer(folder)

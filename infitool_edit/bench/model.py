@@ -55,6 +55,7 @@ from infitool_edit.bench import model_hybrid
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
 from infitool_edit.model.checkpoint import hf_state_dict
+from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.quantize import quantize_int8, quantize_q4
 
 THREADS = 1
@@ -330,7 +331,7 @@ def llamacpp_figures(binary: Path) -> dict[str, float]:
     def ours(name: str, kind: str, threads: int, prompt: int) -> float:
         model = made.get((name, kind))
         if model is None:
-            model = made[(name, kind)] = quantizers[kind](models[name])
+            model = made[(name, kind)] = on_huge_pages(quantizers[kind](models[name]))  # as load_model places it
         cpu_step.ADAPTIVE_THREADS = False
         try:
             run = (lambda: prefill_ms_per_token(model, prompt)) if prompt else (lambda: step_ms(model, repeats=9))
@@ -360,7 +361,7 @@ def main(llamacpp: Path | None = None) -> dict:
         print(f"{name:>22} {value:10.4g}  {note}", flush=True)
 
     torch.manual_seed(0)
-    model = MambaLM(MAMBA_130M).eval()
+    model = on_huge_pages(MambaLM(MAMBA_130M).eval())  # where load_model places a checkpoint's weights
     ours = lambda: step_ms(model)  # noqa: E731
     floor = CopyFloor(weight_bytes(model))
     record("weights_mb_130m", floor.weight_bytes / 1e6, "every distinct parameter, read once per token")
@@ -396,7 +397,7 @@ def main(llamacpp: Path | None = None) -> dict:
     del theirs
     gc.collect()
 
-    quantized = quantize_int8(model)
+    quantized = on_huge_pages(quantize_int8(model))
     int8_ms, floor_ms, ratio = interleaved(lambda: step_ms(quantized), floor.ms, rounds=15)
     record("int8_step_ms", int8_ms, "int8 weights, activations quantized per block of 32")
     record("bf16_vs_fp32_floor", ratio, "int8 step / fp32 floor, per round")
@@ -413,7 +414,7 @@ def main(llamacpp: Path | None = None) -> dict:
     del quantized, theirs
     gc.collect()
 
-    q4 = quantize_q4(model)
+    q4 = on_huge_pages(quantize_q4(model))
     q4_ms, _, ratio = interleaved(lambda: step_ms(q4), ours, rounds=9)
     record("q4_step_ms", q4_ms, f"4-bit weights in groups of 32; {ratio:.2f}× the fp32 step")
     record("q4_weights_mb", weight_bytes(q4) / 1e6, "4-bit layers, int8 head and embedding (tied: one copy)")
@@ -431,7 +432,7 @@ def main(llamacpp: Path | None = None) -> dict:
 
     # Mamba-2 through its fused CPU step (kernels/cpu_step.c, mamba2_step). No bounds.
     torch.manual_seed(0)
-    mamba2 = Mamba2LM(MAMBA2_130M).eval()
+    mamba2 = on_huge_pages(Mamba2LM(MAMBA2_130M).eval())
     ours2 = lambda: step_ms(mamba2)  # noqa: E731
     theirs, difference = transformers_stepper(mamba2)
     theirs_ms, ours_ms, ratio = interleaved(theirs, ours2, rounds=5)
