@@ -145,8 +145,10 @@ class Int8Embedding(nn.Module):
         return self._buffers["weight_int8"], self._buffers["scale"]
 
 
-def _quantized(model: MambaLM, make_linear: type[nn.Module]) -> MambaLM:
-    quantized = copy.deepcopy(model).eval()
+def _quantized(model: MambaLM, make_linear: type[nn.Module], in_place: bool) -> MambaLM:
+    # In place, each fp32 matrix is freed as its quantized twin replaces it: loading a checkpoint
+    # to decode quantized then needs the fp32 model's memory once, not twice.
+    quantized = (model if in_place else copy.deepcopy(model)).eval()
     tied = model.lm_head.weight is model.embeddings.weight
     head = Int8Linear(quantized.lm_head)
     for module in list(quantized.modules()):
@@ -167,14 +169,20 @@ def _int8_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(rows / scale[:, None]).to(torch.int8), scale
 
 
-def quantize_int8(model: MambaLM) -> MambaLM:
-    """A copy of model whose linear layers, LM head and embedding hold int8 weights; for inference only."""
-    return _quantized(model, Int8Linear)
+def quantize_int8(model: MambaLM, *, in_place: bool = False) -> MambaLM:
+    """A copy of model (`in_place`: the model itself) whose linear layers, LM head and embedding
+    hold int8 weights; for inference only."""
+    return _quantized(model, Int8Linear, in_place)
 
 
-def quantize_q4(model: MambaLM) -> MambaLM:
-    """A copy of model whose linear layers hold 4-bit weights (the head and embedding int8); for inference only."""
-    return _quantized(model, Q4Linear)
+def quantize_q4(model: MambaLM, *, in_place: bool = False) -> MambaLM:
+    """A copy of model (`in_place`: the model itself) whose linear layers hold 4-bit weights (the
+    head and embedding int8); for inference only."""
+    return _quantized(model, Q4Linear, in_place)
 
 
-__all__ = ["Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8", "quantize_q4"]
+QUANTIZERS = {"int8": quantize_int8, "q4": quantize_q4}
+"""The `--quantize` choices: name → quantizer."""
+
+
+__all__ = ["QUANTIZERS", "Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8", "quantize_q4"]

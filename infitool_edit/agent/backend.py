@@ -76,3 +76,23 @@ class Backend(Protocol):
         (``None``: the empty stream) and then ``replay``, exactly as it was
         consumed live; ``tokens`` is the stream's token count after it all;
         ``context`` the stream's last ``context_chars`` characters."""
+
+
+QUANTIZE_CHOICES = ("int8", "q4")
+"""How a local model's weights can be read to decode (``--quantize``): the names of
+model/quantize.py's QUANTIZERS, kept here so that checking one imports no torch."""
+
+
+class QuantizeError(InfitoolError, ValueError):
+    """A ``--quantize`` that is not a choice, or given for a backend without weights (one line)."""
+
+
+def check_quantize(quantize: str | None, *, script=None, server=None) -> None:
+    """Refuse, before any checkpoint is read (or the editor's screen opens), a ``--quantize`` that
+    is not a choice or is not for a local model."""
+    if quantize is None:
+        return
+    if quantize not in QUANTIZE_CHOICES:
+        raise QuantizeError(f"--quantize is one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
+    if script is not None or server is not None:
+        raise QuantizeError("--quantize is for a local model: a script has no weights, a server quantizes its own")

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from infitool_edit.agent.backend import Backend
+from infitool_edit.agent.backend import Backend, check_quantize
 from infitool_edit.agent.deletion_guard import Answer, LargeDeletion
 from infitool_edit.agent.events import (
     CommandApplied,
@@ -28,7 +28,7 @@ from infitool_edit.agent.hub import resolve_model
 from infitool_edit.agent.remote import RemoteBackend
 from infitool_edit.agent.runner import AgentError, Runner, check_goal
 from infitool_edit.agent.scripted import ScriptedBackend
-from infitool_edit.agent.ssm import SSMBackend, default_model, load_model
+from infitool_edit.agent.ssm import SSMBackend, default_model, load_model, quantized_name
 from infitool_edit.session.editing import EditingSession
 
 OBSERVATION_PREVIEW_LINES = 6
@@ -43,12 +43,15 @@ def make_backend(
     server_model: str | None = None,
     server_api: str = "auto",
     attention_window: int | None = None,
+    quantize: str | None = None,
 ) -> Backend:
     """A scripted backend for ``script``, else the model ``server_model`` on
     ``server``, else the model in ``model`` (a folder or a cached hub id), else the default model
     (see ``ssm.default_model``: the trained built-in model, or random weights if none is installed).
     ``attention_window``: the tokens a hybrid model's attention layers keep (Granite-4.0-H); other
-    models have none to bound."""
+    models have none to bound. ``quantize``: ``"int8"`` or ``"q4"``, a local model decodes with
+    int8 or 4-bit weights (``ssm.for_decoding``)."""
+    check_quantize(quantize, script=script, server=server)
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")
     if script is not None:
@@ -57,9 +60,9 @@ def make_backend(
         return RemoteBackend(server, server_model, api=server_api)
     if model is not None:
         folder, name = resolve_model(model)  # a folder, or a hub id found in the local cache
-        loaded, tokenizer = load_model(folder, attention_window=attention_window)
-        return make_ssm_backend(loaded, tokenizer, folder, name=name)
-    default, name, decoding = default_model()
+        loaded, tokenizer = load_model(folder, attention_window=attention_window, quantize=quantize)
+        return make_ssm_backend(loaded, tokenizer, folder, name=quantized_name(name, quantize))
+    default, name, decoding = default_model(quantize)
     return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p)
 
 

@@ -676,10 +676,10 @@ def opening_app(draft_path: Path, *, goal: str | None = None, writer: str = WRIT
                 theme_folders: Iterable[Path] = (), **backend_options: Any) -> InfitoolEditApp:
     """The app on ``draft_path`` that paints first and opens its session (and
     the default model's name) in a thread after that frame (``run_editor``).
-    A backend the writer named (``script``, ``model``) is checked here, so a
-    missing one is one line before the screen opens."""
+    A backend the writer named (``script``, ``model``, ``quantize``) is checked here, so a
+    missing or wrong one is one line before the screen opens."""
     path = Path(draft_path)
-    named = backend_options.get("script") is not None or backend_options.get("model") is not None
+    named = any(backend_options.get(option) is not None for option in ("script", "model", "quantize"))
     backend: Backend | None = choose_backend(**backend_options) if named else None
 
     def opening() -> Opened:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infitool_edit.agent.backend import check_quantize
+
 if TYPE_CHECKING:
     from infitool_edit.session.editing import EditingSession
 
@@ -47,6 +49,7 @@ def choose_backend(
     backend_factory: BackendFactory | None = None,
     backend_name: str | None = None,
     attention_window: int | None = None,
+    quantize: str | None = None,
     ask_before_deleting: bool | None = None,
 ) -> Backend:
     """The model is the built-in SSM (``model``: a checkpoint folder or a
@@ -58,6 +61,7 @@ def choose_backend(
     more than a fifth of the draft's words; None: yes for a model (the
     built-in one or a checkpoint), no for a script (the writer wrote its
     commands) or a given backend factory (tests choose)."""
+    check_quantize(quantize, script=script)  # one line before the screen opens
     if ask_before_deleting is None:
         ask_before_deleting = script is None and backend_factory is None
     if backend_factory is not None:
@@ -77,9 +81,10 @@ def choose_backend(
     def built_in_model():
         from infitool_edit.agent.headless import make_backend
 
-        return make_backend(model=model, attention_window=attention_window)
+        return make_backend(model=model, attention_window=attention_window, quantize=quantize)
 
-    return Backend(built_in_model, backend_name or f"ssm {name}", ask_before_deleting)
+    label = name if quantize is None else f"{name} ({quantize})"
+    return Backend(built_in_model, backend_name or f"ssm {label}", ask_before_deleting)
 
 
 def open_session(draft_path: Path, writer: str) -> EditingSession:
