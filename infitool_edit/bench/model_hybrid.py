@@ -39,9 +39,8 @@ from collections.abc import Callable
 import torch
 
 from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
-from infitool_edit.model.mamba import Linear
 from infitool_edit.kernels import cpu_step
-from infitool_edit.model.quantize import BLOCK, Int8Linear
+from infitool_edit.model.quantize import quantize_int8
 from infitool_edit.model.rwkv7 import RWKV7Config, RWKV7LM
 
 LARGE_ENV = "INFITOOL_BENCH_LARGE"
@@ -61,15 +60,6 @@ GRANITE_1B = GraniteHybridConfig(
     mamba_d_state=128, mamba_n_groups=1, mamba_chunk_size=256, num_local_experts=0, shared_intermediate_size=4096,
     position_embedding_type="nope", tie_word_embeddings=True, attention_window=8192,
 )
-
-
-def quantize_in_place(model: torch.nn.Module) -> torch.nn.Module:
-    """quantize_int8 without its copy: each fp32 matrix is freed as its int8 twin replaces it."""
-    for module in list(model.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, Linear) and child.in_features % BLOCK == 0:
-                setattr(module, name, Int8Linear(child))
-    return model
 
 
 def _stepper(model, state) -> Callable[[], object]:
@@ -120,7 +110,7 @@ def rwkv7_rows(size: str, record, timed, interleaved) -> None:
 
             _, _, ratio = interleaved(plain, lambda: timed(ours), rounds=3)
             record(f"rwkv7_fused_vs_plain_{size}", ratio, "plain twin ÷ ours, per round")
-            quantize_in_place(model)
+            quantize_int8(model, in_place=True)  # each fp32 matrix freed as its int8 twin replaces it
             int8 = _stepper(model, model.new_state())
             theirs_ms, int8_ms, ratio = interleaved(lambda: timed(theirs), lambda: timed(int8), rounds=5)
             record(f"rwkv7_int8_step_ms_{size}", int8_ms, f"int8 weights, int8 activation blocks, {kind}")
@@ -144,7 +134,7 @@ def granite_rows(record, timed) -> None:
         record("granite_step_ms_1b_window_full", full_ms, "fp32, batch 1, 8,192 keys per attention layer")
         record("granite_step_ms_1b_fresh", fresh_ms, f"8 tokens in; window_full ÷ fresh = {full_ms / fresh_ms:.2f}")
         record("granite_state_mb_1b", full.nbytes / 1e6, "Mamba states plus the full KV window, fp32")
-        quantize_in_place(model)
+        quantize_int8(model, in_place=True)
         record("granite_int8_step_ms_1b_window_full", timed(_stepper(model, full)), "int8 weights")
     del model
     gc.collect()
