@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import torch
@@ -245,17 +246,51 @@ def config_mismatch(values: dict, config: MambaConfig | Mamba2Config, shapes: di
     return None
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, as views of the file mapped into memory (private,
+    copy-on-write): nothing is read until a tensor is, and what is read is page cache, which the
+    kernel can drop, not memory of the process's own. A 7B checkpoint is 14 GB in bf16; held as
+    copies beside the model it is being read into, it had to fit in memory twice. `safe_open`
+    checks the file first (a truncated or malformed one is one line); a tensor that cannot be a
+    view (another dtype, a misaligned offset, a big-endian machine) is read as a copy."""
     try:
         with safe_open(str(path), framework="pt") as file:
-            return {name: file.get_tensor(name) for name in file.keys()}
-    except (SafetensorError, OSError) as error:
+            names = list(file.keys())
+            header_size = int.from_bytes(_first_bytes(path, 8), "little")  # safe_open has checked it
+            header = json.loads(_first_bytes(path, 8 + header_size)[8:])
+            mapped = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=path.stat().st_size)
+            tensors = {}
+            for name in names:
+                entry, dtype = header[name], _SAFETENSORS_DTYPES.get(header[name]["dtype"])
+                offset = 8 + header_size + entry["data_offsets"][0]
+                item = dtype.itemsize if dtype is not None else 0
+                if dtype is None or offset % item or sys.byteorder != "little":
+                    tensors[name] = file.get_tensor(name)
+                    continue
+                tensors[name] = torch.empty(0, dtype=dtype).set_(mapped, offset // item, entry["shape"])
+            return tensors
+    except (SafetensorError, OSError, RuntimeError) as error:
         raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from None
+
+
+def _first_bytes(path: Path, count: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(count)
 
 
 def _read_bin(path: Path) -> dict[str, torch.Tensor]:
     try:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # mapped, as _read_safetensors maps its file; the zip format only
+            tensors = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (pre-zip) format cannot be mapped
+            tensors = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: refused or unreadable ({reason})") from None
@@ -360,15 +395,29 @@ def load_checkpoint(
         if head is not None and embedding is not None and not torch.equal(head, embedding):
             raise CheckpointError(f"{folder}: tie_word_embeddings is true but lm_head.weight differs from the embedding")
     check_stored_tensors(folder, stored, expected)
-    model.to_empty(device=device or "cpu")
-    transposed = _transposed_names(model)
-    weights = {name.removeprefix(_PREFIX): tensor.to(dtype) for name, tensor in stored.items()}
-    weights = {name: tensor.t() if name in transposed else tensor for name, tensor in weights.items()}
-    model.load_state_dict(weights, strict=False)  # strict=False only because a tied head is absent
-    model.to(dtype)
+    weights = {name.removeprefix(_PREFIX): tensor for name, tensor in stored.items()}
+    del stored
+    read_into(model, weights, _transposed_names(model), dtype=dtype, device=device)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.embeddings.weight
     return model.eval()
+
+
+def read_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], transposed: set[str], *,
+              dtype: torch.dtype, device: str | None) -> None:
+    """Make a model built on meta real (in `dtype`, on `device`) and copy the stored tensors into
+    it one at a time, each converted (and transposed where its name says) as it is copied and
+    then let go (`weights` is emptied). Reading a checkpoint then needs the model's memory and one
+    tensor's: converting every tensor first (bf16 → fp32) had held a second fp32 copy of the model
+    beside it. Names absent from `weights` (a tied head) are left to the caller."""
+    model.to(dtype)  # on meta: costs nothing
+    model.to_empty(device=device or "cpu")
+    targets = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        while weights:
+            name, tensor = weights.popitem()
+            targets[name].copy_(tensor.t() if name in transposed else tensor)
+            del tensor
 
 
 def save_checkpoint(model: MambaLM, folder: str | Path) -> Path:

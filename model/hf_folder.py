@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import CheckpointError, check_stored_tensors, load_tensors
+from .checkpoint import CheckpointError, check_stored_tensors, load_tensors, read_into
 from .mamba import Embedding, Linear
 
 _PREFIX = "model."
@@ -89,15 +89,10 @@ def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str
         if head is not None and embedding is not None and not torch.equal(head, embedding):
             raise CheckpointError(f"{folder}: tie_word_embeddings is true but lm_head.weight differs from the embedding")
     check_stored_tensors(folder, stored, expected)
-    model.to_empty(device=device or "cpu")
     ours = {hf: name for name, hf in _hf_names(model).items()}
-    transposed = _transposed(model)
-    weights = {}
-    for hf, tensor in stored.items():
-        name = ours[hf]
-        weights[name] = (tensor.t() if name in transposed else tensor).to(dtype)
-    model.load_state_dict(weights, strict=False)  # strict=False only because a tied head is absent
-    model.to(dtype)
+    weights = {ours[hf]: tensor for hf, tensor in stored.items()}
+    del stored
+    read_into(model, weights, _transposed(model), dtype=dtype, device=device)
     model.after_loading()
     return model.eval()
 

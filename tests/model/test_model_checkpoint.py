@@ -255,3 +255,42 @@ def test_a_shard_index_naming_a_missing_shard(tmp_path):
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     next(folder / name for name in set(index["weight_map"].values())).unlink()
     refused(folder, "shard .* is missing")
+
+
+def test_a_bf16_checkpoint_is_read_into_fp32_without_a_second_copy_of_the_model(tmp_path):
+    """The file is mapped, not copied, and each tensor is converted as it is copied into the model,
+    so a load's own memory (RssAnon, sampled while it runs; the file's pages are page cache) grows
+    by about the fp32 model (measured: 177 MB for a 178 MB model). Converted copies of every
+    tensor had held the fp32 model twice (356 MB), beside a copy of the file."""
+    import subprocess
+    import sys
+
+    save_checkpoint(MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=4, num_hidden_layers=1)),
+                    tmp_path / "tiny")
+    torch.manual_seed(0)
+    config = MambaConfig(vocab_size=2048, hidden_size=768, state_size=16, num_hidden_layers=12)
+    model = MambaLM(config).to(torch.bfloat16)
+    save_checkpoint(model, tmp_path / "big")
+    fp32_bytes = sum(p.numel() for p in model.parameters()) * 4
+    child = (
+        "import sys, threading, time\n"
+        "from infitool_edit.model import load_checkpoint\n"
+        "def anon():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('RssAnon:'): return int(line.split()[1]) * 1024\n"
+        "load_checkpoint(sys.argv[2])  # every import a load makes, before the sampling starts\n"
+        "start, peak, done = anon(), [0], threading.Event()\n"
+        "def sample():\n"
+        "    while not done.is_set(): peak[0] = max(peak[0], anon()); time.sleep(0.001)\n"
+        "sampler = threading.Thread(target=sample); sampler.start()\n"
+        "model = load_checkpoint(sys.argv[1])\n"
+        "done.set(); sampler.join()\n"
+        "print(max(peak[0], anon()) - start, model.layers[0].mixer.in_proj.weight.dtype)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "big"), str(tmp_path / "tiny")],
+                         capture_output=True, text=True, check=True)
+    grown, dtype = out.stdout.split()
+    assert dtype == "torch.float32"
+    assert int(grown) < 1.4 * fp32_bytes, (int(grown) >> 20, fp32_bytes >> 20)
+    loaded = load_checkpoint(tmp_path / "big")
+    torch.testing.assert_close(loaded.layers[0].mixer.in_proj.weight, model.layers[0].mixer.in_proj.weight.float())
