@@ -57,7 +57,7 @@ QuantizeOption = Annotated[
     Optional[str],
     typer.Option(help="Decode a local model with int8 or 4-bit (q4) weights: a quarter or about a seventh "
                       "of fp32's bytes read per token, so faster on a CPU, with logits close to fp32's "
-                      "(`bench model` measures both). The checkpoint is read in fp32 first.",
+                      "(`bench model` measures both). Each layer is quantized as it is read.",
                  show_default=False),
 ]
 

@@ -369,17 +369,20 @@ def _refuse_a_config_the_tensors_contradict(folder, values, config, stored, expe
 
 
 def load_checkpoint(
-    folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None, **options
+    folder: str | Path, *, dtype: torch.dtype = torch.float32, device: str | None = None,
+    quantize: str | None = None, **options
 ) -> MambaLM:
     """A `MambaLM` (a `Mamba2LM` for Mamba-2; an `RWKV7LM` or `GraniteHybridLM` from hf_folder.py) with the
-    folder's config and weights, in eval mode. `options` reach the latter two (`attention_window`)."""
+    folder's config and weights, in eval mode. `options` reach the latter two (`attention_window`).
+    `quantize` ("int8", "q4"): the model as model/quantize.py's quantizer of that name makes it,
+    each layer quantized as it is read (`read_into`), so the fp32 model is never whole in memory."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a folder")
     from .hf_folder import folder_model_type, load_folder  # RWKV-7 and Granite-4.0-H live there
 
     if folder_model_type(folder) is not None:
-        return load_folder(folder, dtype=dtype, device=device, **options)
+        return load_folder(folder, dtype=dtype, device=device, quantize=quantize, **options)
     values = read_config_json(folder)
     config = config_from_values(values, folder / "config.json")
     check_config_against_weights(folder, config)  # before anything is built (issue 13)
@@ -397,27 +400,74 @@ def load_checkpoint(
     check_stored_tensors(folder, stored, expected)
     weights = {name.removeprefix(_PREFIX): tensor for name, tensor in stored.items()}
     del stored
-    read_into(model, weights, _transposed_names(model), dtype=dtype, device=device)
+    read_into(model, weights, _transposed_names(model), dtype=dtype, device=device, quantize=quantize)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.embeddings.weight
-    return model.eval()
+    return quantized_head(model, quantize).eval()
+
+
+def quantized_head(model: torch.nn.Module, quantize: str | None) -> torch.nn.Module:
+    """After `read_into(..., quantize=)`: the head and the embedding quantized too (the layers are)."""
+    if quantize is None:
+        return model
+    from .quantize import QUANTIZERS
+
+    return QUANTIZERS[quantize](model, in_place=True)
 
 
 def read_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], transposed: set[str], *,
-              dtype: torch.dtype, device: str | None) -> None:
+              dtype: torch.dtype, device: str | None, quantize: str | None = None) -> None:
     """Make a model built on meta real (in `dtype`, on `device`) and copy the stored tensors into
     it one at a time, each converted (and transposed where its name says) as it is copied and
     then let go (`weights` is emptied). Reading a checkpoint then needs the model's memory and one
     tensor's: converting every tensor first (bf16 → fp32) had held a second fp32 copy of the model
-    beside it. Names absent from `weights` (a tied head) are left to the caller."""
+    beside it. Names absent from `weights` (a tied head) are left to the caller.
+
+    `quantize` ("int8", "q4"): each layer a quantizer replaces is made real, read, and replaced by
+    its quantized twin (model/quantize.py's QUANTIZED_LINEAR) before the next is read, so a model
+    to decode in 4 bits never holds more than one of its matrices in fp32; the head and the
+    embedding are left to the quantizer, after (they may be one matrix)."""
     model.to(dtype)  # on meta: costs nothing
-    model.to_empty(device=device or "cpu")
-    targets = model.state_dict(keep_vars=True)
+    if quantize is not None:
+        from .quantize import QUANTIZED_LINEAR, quantized_layers
+
+        prefixes = {id(module): prefix for prefix, module in model.named_modules()}
+        layers = quantized_layers(model)
+        layers.reverse()
+        while layers:  # popped, so that each fp32 layer is freed once its twin has replaced it
+            parent, attribute, linear = layers.pop()
+            _make_real(linear, device)
+            _copy_stored(linear, weights, transposed, prefixes[id(linear)] + ".")
+            setattr(parent, attribute, QUANTIZED_LINEAR[quantize](linear))
+            del linear
+    _make_real(model, device)
+    _copy_stored(model, weights, transposed, "")
+
+
+def _make_real(module: torch.nn.Module, device: str | None) -> None:
+    """Every parameter and buffer of `module` still on meta, allocated (uninitialised) on `device`;
+    one shared on meta (a tied head) stays shared. What is already real is left as it is."""
+    made: dict[int, torch.Tensor] = {}
+    for owner in module.modules():
+        for table in (owner._parameters, owner._buffers):
+            for name, tensor in table.items():
+                if tensor is None or tensor.device.type != "meta":
+                    continue
+                if id(tensor) not in made:
+                    empty = torch.empty_like(tensor, device=device or "cpu")
+                    made[id(tensor)] = (torch.nn.Parameter(empty, requires_grad=tensor.requires_grad)
+                                        if isinstance(tensor, torch.nn.Parameter) else empty)
+                table[name] = made[id(tensor)]
+
+
+def _copy_stored(module: torch.nn.Module, weights: dict[str, torch.Tensor], transposed: set[str], prefix: str) -> None:
+    """The stored tensors named `prefix` + a name of module's state, copied in and let go."""
     with torch.no_grad():
-        while weights:
-            name, tensor = weights.popitem()
-            targets[name].copy_(tensor.t() if name in transposed else tensor)
-            del tensor
+        for name, target in module.state_dict(keep_vars=True).items():
+            tensor = weights.pop(prefix + name, None)
+            if tensor is not None:
+                target.copy_(tensor.t() if prefix + name in transposed else tensor)
+                del tensor
 
 
 def save_checkpoint(model: MambaLM, folder: str | Path) -> Path:

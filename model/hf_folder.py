@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .checkpoint import CheckpointError, check_stored_tensors, load_tensors, read_into
+from .checkpoint import CheckpointError, check_stored_tensors, load_tensors, quantized_head, read_into
 from .mamba import Embedding, Linear
 
 _PREFIX = "model."
@@ -68,9 +68,9 @@ def hf_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str | None = None,
-                **options) -> torch.nn.Module:
+                quantize: str | None = None, **options) -> torch.nn.Module:
     """An RWKV-7 or Granite model with the folder's config and weights, in eval mode. `options` go to
-    the model's constructor (Granite: `attention_window`)."""
+    the model's constructor (Granite: `attention_window`); `quantize` as `load_checkpoint`'s."""
     path = folder / "config.json"
     values = json.loads(path.read_text(encoding="utf-8"))
     config_class, model_class = architecture_classes(values["model_type"])
@@ -92,9 +92,9 @@ def load_folder(folder: Path, *, dtype: torch.dtype = torch.float32, device: str
     ours = {hf: name for name, hf in _hf_names(model).items()}
     weights = {ours[hf]: tensor for hf, tensor in stored.items()}
     del stored
-    read_into(model, weights, _transposed(model), dtype=dtype, device=device)
+    read_into(model, weights, _transposed(model), dtype=dtype, device=device, quantize=quantize)
     model.after_loading()
-    return model.eval()
+    return quantized_head(model, quantize).eval()
 
 
 def expected_embedding_name(model: torch.nn.Module) -> str:

@@ -145,16 +145,24 @@ class Int8Embedding(nn.Module):
         return self._buffers["weight_int8"], self._buffers["scale"]
 
 
+def quantized_layers(model: nn.Module) -> list[tuple[nn.Module, str, Linear]]:
+    """Every linear layer a quantizer replaces, as (parent, attribute, layer): not the head (it
+    becomes int8 rows, shared with the embedding when tied), nor a layer whose input width is not
+    a multiple of BLOCK (it stays fp32)."""
+    head = model.lm_head
+    return [(module, name, child) for module in list(model.modules()) for name, child in module.named_children()
+            if isinstance(child, Linear) and child is not head and child.in_features % BLOCK == 0]
+
+
 def _quantized(model: MambaLM, make_linear: type[nn.Module], in_place: bool) -> MambaLM:
-    # In place, each fp32 matrix is freed as its quantized twin replaces it: loading a checkpoint
-    # to decode quantized then needs the fp32 model's memory once, not twice.
+    # In place, each fp32 matrix is freed as its quantized twin replaces it. A checkpoint loaded to
+    # decode quantized has had its layers replaced as they were read (checkpoint.read_into), and
+    # comes here for its head and embedding only.
     quantized = (model if in_place else copy.deepcopy(model)).eval()
     tied = model.lm_head.weight is model.embeddings.weight
     head = Int8Linear(quantized.lm_head)
-    for module in list(quantized.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, Linear) and child is not quantized.lm_head and child.in_features % BLOCK == 0:
-                setattr(module, name, make_linear(child))
+    for module, name, child in quantized_layers(quantized):
+        setattr(module, name, make_linear(child))
     if tied:
         embedding = Int8Embedding(head.weight_int8, head.scale)  # the head's rows are the token vectors
     else:
@@ -183,6 +191,8 @@ def quantize_q4(model: MambaLM, *, in_place: bool = False) -> MambaLM:
 
 QUANTIZERS = {"int8": quantize_int8, "q4": quantize_q4}
 """The `--quantize` choices: name → quantizer."""
+QUANTIZED_LINEAR = {"int8": Int8Linear, "q4": Q4Linear}
+"""The same names → the layer each quantizer puts in a linear layer's place."""
 
 
-__all__ = ["QUANTIZERS", "Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8", "quantize_q4"]
+__all__ = ["QUANTIZED_LINEAR", "QUANTIZERS", "quantized_layers", "Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8", "quantize_q4"]

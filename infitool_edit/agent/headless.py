@@ -50,7 +50,7 @@ def make_backend(
     (see ``ssm.default_model``: the trained built-in model, or random weights if none is installed).
     ``attention_window``: the tokens a hybrid model's attention layers keep (Granite-4.0-H); other
     models have none to bound. ``quantize``: ``"int8"`` or ``"q4"``, a local model decodes with
-    int8 or 4-bit weights (``ssm.for_decoding``)."""
+    int8 or 4-bit weights (``ssm.load_model``)."""
     check_quantize(quantize, script=script, server=server)
     if (server is None) != (server_model is None):
         raise AgentError("--server and --server-model go together: the server's URL and the model it serves")

@@ -71,19 +71,14 @@ def default_model(quantize: str | None = None) -> tuple[MambaLM, str, Decoding]:
     ``load_model``'s."""
     if shipped.has_trained_default():
         folder = shipped.weights_dir()
-        model = for_decoding(load_checkpoint(folder), quantize)
+        check_quantize(quantize)
+        model = on_huge_pages(load_checkpoint(folder, quantize=quantize))
         return model, quantized_name(BUILTIN_MODEL_NAME, quantize), Decoding.from_folder(folder)
-    return for_decoding(random_tiny_model(), quantize), quantized_name(DEFAULT_MODEL_NAME, quantize), Decoding()
-
-
-def for_decoding(model: MambaLM, quantize: str | None) -> MambaLM:
-    """A loaded model made ready to decode: quantized in place (``quantize``: ``"int8"`` or
-    ``"q4"``, model/quantize.py's QUANTIZERS; None: as stored), then moved onto 2 MB pages, which
-    a token streams 4-8% faster (model/memory.py)."""
-    check_quantize(quantize)
+    model = random_tiny_model()
     if quantize is not None:
+        check_quantize(quantize)
         model = QUANTIZERS[quantize](model, in_place=True)
-    return on_huge_pages(model)
+    return on_huge_pages(model), quantized_name(DEFAULT_MODEL_NAME, quantize), Decoding()
 
 
 def quantized_name(name: str, quantize: str | None) -> str:
@@ -100,10 +95,14 @@ def load_model(folder: Path | str, *, attention_window: int | None = None,
     (a pretrained BPE checkpoint such as mamba-130m-hf), its ``rwkv_vocab_v20230424.txt`` (the RWKV
     World tokenizer of the fla-hub RWKV-7 folders), else bytes. ``attention_window``: the tokens a
     Granite-4.0-H model's attention layers keep (default 8,192); other models have none to bound.
-    ``quantize``: ``"int8"`` or ``"q4"`` to decode with int8 or 4-bit weights (``for_decoding``)."""
+    ``quantize``: ``"int8"`` or ``"q4"`` to decode with int8 or 4-bit weights, each layer
+    quantized as it is read (``load_checkpoint``). The weights end on 2 MB pages, which a token
+    streams 4-8% faster (model/memory.py)."""
+    check_quantize(quantize)
     folder = Path(folder).expanduser()
-    model = load_checkpoint(folder, **({} if attention_window is None else {"attention_window": attention_window}))
-    model = for_decoding(model, quantize)
+    model = load_checkpoint(folder, quantize=quantize,
+                            **({} if attention_window is None else {"attention_window": attention_window}))
+    on_huge_pages(model)
     if (folder / "tokenizer.json").exists():
         try:
             tokenizer: Tokenizer = HFTokenizer(folder)

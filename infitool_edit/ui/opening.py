@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infitool_edit.agent.backend import check_quantize
-
 if TYPE_CHECKING:
     from infitool_edit.session.editing import EditingSession
 
@@ -61,7 +59,10 @@ def choose_backend(
     more than a fifth of the draft's words; None: yes for a model (the
     built-in one or a checkpoint), no for a script (the writer wrote its
     commands) or a given backend factory (tests choose)."""
-    check_quantize(quantize, script=script)  # one line before the screen opens
+    if quantize is not None:  # like a named model, checked in one line before the screen opens
+        from infitool_edit.agent.backend import check_quantize
+
+        check_quantize(quantize, script=script)
     if ask_before_deleting is None:
         ask_before_deleting = script is None and backend_factory is None
     if backend_factory is not None:
