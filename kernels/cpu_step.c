@@ -578,10 +578,10 @@ static inline void ssd_tile32(int n, int stride, float *restrict hT, float decay
  * Δ already softplus'd and clamped. Rows of x and y (heads·p floats) are `x_stride`/`y_stride`
  * floats apart, of dt (heads floats) `dt_stride`, of B and C (groups·n floats, a head reads its
  * group's) `bc_stride`; A2 = A·log2 e and D per head; h (heads, p, n) is advanced in place.
- * The chunked SSD form trades this loop for matrix products, which pays on a GPU; on a CPU one
- * head's state (p·n floats, 32 KB at 64 × 128) stays in the L1 cache while the loop walks the
- * prompt, so each thread takes whole heads and walks the prompt once per head, with the head's
- * state transposed (ssd_tile) into its region of scratch: threads × (SSD_TILE·(n + 1)) floats. */
+ * The chunked SSD form trades this loop for matrix products, which pays on a GPU; on a CPU a tile
+ * of a head's state (SSD_TILE rows × n floats, 16 KB at n = 128) stays in the L1 cache while the
+ * loop walks the prompt, so each thread takes whole heads and walks the prompt once per tile, the
+ * tile transposed (ssd_tile) into the thread's region of scratch: threads × SSD_TILE·(n + 1) floats. */
 void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
                  const float *x, int64_t x_stride, const float *dt, int64_t dt_stride,
                  const float *A2, const float *B, const float *C, int64_t bc_stride, const float *D,
