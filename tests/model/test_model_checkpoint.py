@@ -1,6 +1,7 @@
 """Checkpoints: the peer check against transformers' own Mamba and FalconMamba, and every bad folder."""
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -257,6 +258,14 @@ def test_a_shard_index_naming_a_missing_shard(tmp_path):
     refused(folder, "shard .* is missing")
 
 
+# glibc serves a block of up to 32 MB from its heap once a block that size has been freed, and
+# keeps freed heap blocks: the 9 MB matrices of the models below then stay in RssAnon after they
+# are freed, 70 to 200 MB in three runs of the same test. A real model's matrices (a 7B's are
+# hundreds of MB) are always mapped and go back to the system when freed; a fixed threshold makes
+# these small ones behave the same, so the tests measure what the loader holds, not the heap.
+EVERY_LARGE_BLOCK_MAPPED = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 def test_a_bf16_checkpoint_is_read_into_fp32_without_a_second_copy_of_the_model(tmp_path):
     """The file is mapped, not copied, and each tensor is converted as it is copied into the model,
     so a load's own memory (RssAnon, sampled while it runs; the file's pages are page cache) grows
@@ -288,7 +297,7 @@ def test_a_bf16_checkpoint_is_read_into_fp32_without_a_second_copy_of_the_model(
         "print(max(peak[0], anon()) - start, model.layers[0].mixer.in_proj.weight.dtype)\n"
     )
     out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "big"), str(tmp_path / "tiny")],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=EVERY_LARGE_BLOCK_MAPPED)
     grown, dtype = out.stdout.split()
     assert dtype == "torch.float32"
     assert int(grown) < 1.4 * fp32_bytes, (int(grown) >> 20, fp32_bytes >> 20)
@@ -315,8 +324,8 @@ def test_quantizing_as_the_layers_are_read_gives_the_model_quantizing_after_give
 
 def test_a_checkpoint_read_in_4_bits_never_holds_its_fp32_layers_whole(tmp_path):
     """Each layer is quantized as it is read: a load's own memory (RssAnon, sampled while it runs)
-    stays well under the fp32 model's (measured: 69 MB for a 178 MB model), where quantizing after
-    the load needed all of it and more (225 MB)."""
+    stays well under the fp32 model's (measured: 51 MB for a 178 MB model), where quantizing after
+    the load needed all of it."""
     import subprocess
     import sys
 
@@ -342,7 +351,7 @@ def test_a_checkpoint_read_in_4_bits_never_holds_its_fp32_layers_whole(tmp_path)
         "print(max(peak[0], anon()) - start, type(model.layers[0].mixer.in_proj).__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "big"), str(tmp_path / "tiny")],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=EVERY_LARGE_BLOCK_MAPPED)
     grown, layer = out.stdout.split()
     assert layer == "Q4Linear"
     assert int(grown) < 0.5 * fp32_bytes, (int(grown) >> 20, fp32_bytes >> 20)
