@@ -265,42 +265,58 @@ def test_a_shard_index_naming_a_missing_shard(tmp_path):
 # these small ones behave the same, so the tests measure what the loader holds, not the heap.
 EVERY_LARGE_BLOCK_MAPPED = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
 
+_LOAD_AND_SAMPLE = """\
+import sys, threading, time
+from infitool_edit.model import load_checkpoint
+quantize = sys.argv[3] or None
+def anon():
+    for line in open('/proc/self/status'):
+        if line.startswith('RssAnon:'): return int(line.split()[1]) * 1024
+load_checkpoint(sys.argv[2], quantize=quantize)  # every import a load makes, before the sampling
+start, peak, done = anon(), [0], threading.Event()
+def sample():
+    while not done.is_set(): peak[0] = max(peak[0], anon()); time.sleep(0.001)
+sampler = threading.Thread(target=sample); sampler.start()
+model = load_checkpoint(sys.argv[1], quantize=quantize)
+done.set(); sampler.join()
+print(max(peak[0], anon()) - start, model.layers[0].mixer.in_proj.__class__.__name__,
+      getattr(model.layers[0].mixer.in_proj, "weight", None) is not None
+      and str(model.layers[0].mixer.in_proj.weight.dtype))
+"""
+
+
+def memory_of_a_load(folder: Path, quantize: str | None = None) -> tuple[int, str, str]:
+    """(bytes RssAnon grew by at its peak while `load_checkpoint(folder, quantize=)` ran, in a
+    child process; the class of layer 0's in_proj; its weight's dtype, or False)."""
+    import subprocess
+    import sys
+
+    tiny = folder.parent / "tiny"
+    if not tiny.exists():
+        save_checkpoint(MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=4, num_hidden_layers=1)), tiny)
+    out = subprocess.run([sys.executable, "-c", _LOAD_AND_SAMPLE, str(folder), str(tiny), quantize or ""],
+                         capture_output=True, text=True, check=True, env=EVERY_LARGE_BLOCK_MAPPED)
+    grown, layer, dtype = out.stdout.split()
+    return int(grown), layer, dtype
+
+
+def big_model(dtype: torch.dtype = torch.float32) -> MambaLM:
+    """~47M parameters (178 MB in fp32), in matrices of up to 9 MB."""
+    torch.manual_seed(0)
+    return MambaLM(MambaConfig(vocab_size=2048, hidden_size=768, state_size=16, num_hidden_layers=12)).to(dtype)
+
 
 def test_a_bf16_checkpoint_is_read_into_fp32_without_a_second_copy_of_the_model(tmp_path):
     """The file is mapped, not copied, and each tensor is converted as it is copied into the model,
     so a load's own memory (RssAnon, sampled while it runs; the file's pages are page cache) grows
     by about the fp32 model (measured: 177 MB for a 178 MB model). Converted copies of every
     tensor had held the fp32 model twice (356 MB), beside a copy of the file."""
-    import subprocess
-    import sys
-
-    save_checkpoint(MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=4, num_hidden_layers=1)),
-                    tmp_path / "tiny")
-    torch.manual_seed(0)
-    config = MambaConfig(vocab_size=2048, hidden_size=768, state_size=16, num_hidden_layers=12)
-    model = MambaLM(config).to(torch.bfloat16)
+    model = big_model(torch.bfloat16)
     save_checkpoint(model, tmp_path / "big")
     fp32_bytes = sum(p.numel() for p in model.parameters()) * 4
-    child = (
-        "import sys, threading, time\n"
-        "from infitool_edit.model import load_checkpoint\n"
-        "def anon():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('RssAnon:'): return int(line.split()[1]) * 1024\n"
-        "load_checkpoint(sys.argv[2])  # every import a load makes, before the sampling starts\n"
-        "start, peak, done = anon(), [0], threading.Event()\n"
-        "def sample():\n"
-        "    while not done.is_set(): peak[0] = max(peak[0], anon()); time.sleep(0.001)\n"
-        "sampler = threading.Thread(target=sample); sampler.start()\n"
-        "model = load_checkpoint(sys.argv[1])\n"
-        "done.set(); sampler.join()\n"
-        "print(max(peak[0], anon()) - start, model.layers[0].mixer.in_proj.weight.dtype)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "big"), str(tmp_path / "tiny")],
-                         capture_output=True, text=True, check=True, env=EVERY_LARGE_BLOCK_MAPPED)
-    grown, dtype = out.stdout.split()
+    grown, _, dtype = memory_of_a_load(tmp_path / "big")
     assert dtype == "torch.float32"
-    assert int(grown) < 1.4 * fp32_bytes, (int(grown) >> 20, fp32_bytes >> 20)
+    assert grown < 1.4 * fp32_bytes, (grown >> 20, fp32_bytes >> 20)
     loaded = load_checkpoint(tmp_path / "big")
     torch.testing.assert_close(loaded.layers[0].mixer.in_proj.weight, model.layers[0].mixer.in_proj.weight.float())
 
@@ -326,32 +342,9 @@ def test_a_checkpoint_read_in_4_bits_never_holds_its_fp32_layers_whole(tmp_path)
     """Each layer is quantized as it is read: a load's own memory (RssAnon, sampled while it runs)
     stays well under the fp32 model's (measured: 51 MB for a 178 MB model), where quantizing after
     the load needed all of it."""
-    import subprocess
-    import sys
-
-    save_checkpoint(MambaLM(MambaConfig(vocab_size=64, hidden_size=32, state_size=4, num_hidden_layers=1)),
-                    tmp_path / "tiny")
-    torch.manual_seed(0)
-    model = MambaLM(MambaConfig(vocab_size=2048, hidden_size=768, state_size=16, num_hidden_layers=12))
+    model = big_model()
     save_checkpoint(model, tmp_path / "big")
     fp32_bytes = sum(p.numel() for p in model.parameters()) * 4
-    child = (
-        "import sys, threading, time\n"
-        "from infitool_edit.model import load_checkpoint\n"
-        "def anon():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('RssAnon:'): return int(line.split()[1]) * 1024\n"
-        "load_checkpoint(sys.argv[2], quantize='q4')  # every import first\n"
-        "start, peak, done = anon(), [0], threading.Event()\n"
-        "def sample():\n"
-        "    while not done.is_set(): peak[0] = max(peak[0], anon()); time.sleep(0.001)\n"
-        "sampler = threading.Thread(target=sample); sampler.start()\n"
-        "model = load_checkpoint(sys.argv[1], quantize='q4')\n"
-        "done.set(); sampler.join()\n"
-        "print(max(peak[0], anon()) - start, type(model.layers[0].mixer.in_proj).__name__)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", child, str(tmp_path / "big"), str(tmp_path / "tiny")],
-                         capture_output=True, text=True, check=True, env=EVERY_LARGE_BLOCK_MAPPED)
-    grown, layer = out.stdout.split()
+    grown, layer, _ = memory_of_a_load(tmp_path / "big", quantize="q4")
     assert layer == "Q4Linear"
-    assert int(grown) < 0.5 * fp32_bytes, (int(grown) >> 20, fp32_bytes >> 20)
+    assert grown < 0.5 * fp32_bytes, (grown >> 20, fp32_bytes >> 20)
