@@ -174,13 +174,8 @@ def test_a_rope_config_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("quantize", ["int8", "q4"])
 def test_a_folder_quantized_as_it_is_read_equals_one_quantized_after(tmp_path, quantize):
-    from infitool_edit.model.quantize import QUANTIZERS
+    from helpers.quantized_load import assert_read_quantized_equals_quantized_after
 
     torch.manual_seed(0)
     save_folder(GraniteHybridLM(GraniteHybridConfig(**SHAPE)), tmp_path)
-    read_quantized = load_checkpoint(tmp_path, quantize=quantize)
-    quantized_after = QUANTIZERS[quantize](load_checkpoint(tmp_path))
-    ids = torch.randint(0, 99, (1, 9), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        assert torch.equal(read_quantized(ids, read_quantized.new_state())[0],
-                           quantized_after(ids, quantized_after.new_state())[0])
+    assert_read_quantized_equals_quantized_after(tmp_path, quantize, SHAPE["vocab_size"])
