@@ -482,8 +482,9 @@ def eval_(
         system, factory = "expert", expert_backend
     else:
         from infitool_edit.agent.headless import make_backend
+        from infitool_edit.agent.ssm import quantized_name
 
-        system = (Path(model).name if model is not None else "built-in") + (f"+{quantize}" if quantize else "")
+        system = quantized_name(Path(model).name if model is not None else "built-in", quantize)
         factory = lambda task: make_backend(model=model, quantize=quantize)  # noqa: E731  a fresh state per task
     console = Console(stderr=True)
     try:

@@ -263,13 +263,12 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as file:
             names = list(file.keys())
-            header_size = int.from_bytes(_first_bytes(path, 8), "little")  # safe_open has checked it
-            header = json.loads(_first_bytes(path, 8 + header_size)[8:])
+            data_start, header = _safetensors_header(path)  # safe_open has checked it
             mapped = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=path.stat().st_size)
             tensors = {}
             for name in names:
                 entry, dtype = header[name], _SAFETENSORS_DTYPES.get(header[name]["dtype"])
-                offset = 8 + header_size + entry["data_offsets"][0]
+                offset = data_start + entry["data_offsets"][0]
                 item = dtype.itemsize if dtype is not None else 0
                 if dtype is None or offset % item or sys.byteorder != "little":
                     tensors[name] = file.get_tensor(name)
@@ -280,9 +279,12 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from None
 
 
-def _first_bytes(path: Path, count: int) -> bytes:
+def _safetensors_header(path: Path) -> tuple[int, dict]:
+    """(where the data begins, the JSON header) of a safetensors file: an 8-byte little-endian
+    size, then the header, then the data."""
     with path.open("rb") as file:
-        return file.read(count)
+        size = int.from_bytes(file.read(8), "little")
+        return 8 + size, json.loads(file.read(size))
 
 
 def _read_bin(path: Path) -> dict[str, torch.Tensor]:
@@ -467,7 +469,6 @@ def _copy_stored(module: torch.nn.Module, weights: dict[str, torch.Tensor], tran
             tensor = weights.pop(prefix + name, None)
             if tensor is not None:
                 target.copy_(tensor.t() if prefix + name in transposed else tensor)
-                del tensor
 
 
 def save_checkpoint(model: MambaLM, folder: str | Path) -> Path:

@@ -195,4 +195,5 @@ QUANTIZED_LINEAR = {"int8": Int8Linear, "q4": Q4Linear}
 """The same names → the layer each quantizer puts in a linear layer's place."""
 
 
-__all__ = ["QUANTIZED_LINEAR", "QUANTIZERS", "quantized_layers", "Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8", "quantize_q4"]
+__all__ = ["QUANTIZED_LINEAR", "QUANTIZERS", "Embedding", "Int8Embedding", "Int8Linear", "Q4Linear", "quantize_int8",
+           "quantize_q4", "quantized_layers"]

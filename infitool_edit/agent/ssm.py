@@ -69,15 +69,12 @@ def default_model(quantize: str | None = None) -> tuple[MambaLM, str, Decoding]:
     checkpoint in model/weights/ if one is installed (``shipped.has_trained_default``) with its
     ``generation_config.json``, else ``random_tiny_model()`` sampled plainly. ``quantize``: as
     ``load_model``'s."""
+    check_quantize(quantize)
     if shipped.has_trained_default():
         folder = shipped.weights_dir()
-        check_quantize(quantize)
         model = on_huge_pages(load_checkpoint(folder, quantize=quantize))
         return model, quantized_name(BUILTIN_MODEL_NAME, quantize), Decoding.from_folder(folder)
-    model = random_tiny_model()
-    if quantize is not None:
-        check_quantize(quantize)
-        model = QUANTIZERS[quantize](model, in_place=True)
+    model = random_tiny_model() if quantize is None else QUANTIZERS[quantize](random_tiny_model(), in_place=True)
     return on_huge_pages(model), quantized_name(DEFAULT_MODEL_NAME, quantize), Decoding()
 
 
