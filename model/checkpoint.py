@@ -135,20 +135,28 @@ SAFETENSORS_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I
 _MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
 
 
-def _safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """{name: (shape, dtype)} from a .safetensors file's JSON header: 8 bytes of length, then JSON."""
+def _safetensors_json(path: Path) -> tuple[int, dict]:
+    """(where the data begins, the JSON header) of a .safetensors file: 8 bytes of length, then JSON."""
     try:
         with path.open("rb") as file:
             size = int.from_bytes(file.read(8), "little")
             if not 2 <= size <= _MAX_HEADER_BYTES:
                 raise ValueError(f"header length {size}")
-            header = json.loads(file.read(size).decode("utf-8"))
+            return 8 + size, json.loads(file.read(size).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({error})") from None
+
+
+def _safetensors_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{name: (shape, dtype)} from a .safetensors file's JSON header."""
+    _, header = _safetensors_json(path)
+    try:
         return {
             name: (tuple(int(n) for n in entry["shape"]), str(entry["dtype"]))
             for name, entry in header.items()
             if name != "__metadata__"
         }
-    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: unreadable safetensors header ({error})") from None
 
 
@@ -263,7 +271,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as file:
             names = list(file.keys())
-            data_start, header = _safetensors_header(path)  # safe_open has checked it
+            data_start, header = _safetensors_json(path)  # safe_open has checked it
             mapped = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=path.stat().st_size)
             tensors = {}
             for name in names:
@@ -277,14 +285,6 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             return tensors
     except (SafetensorError, OSError, RuntimeError) as error:
         raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from None
-
-
-def _safetensors_header(path: Path) -> tuple[int, dict]:
-    """(where the data begins, the JSON header) of a safetensors file: an 8-byte little-endian
-    size, then the header, then the data."""
-    with path.open("rb") as file:
-        size = int.from_bytes(file.read(8), "little")
-        return 8 + size, json.loads(file.read(size))
 
 
 def _read_bin(path: Path) -> dict[str, torch.Tensor]:
