@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 from infitool_edit.errors import one_line
 from infitool_edit.learn.dataset import DataError, DataFolder, Packed, pack_prose, sample_windows
+from infitool_edit.learn.grow import grow_depth
 from infitool_edit.model import Mamba2Config, Mamba2LM, load_checkpoint, save_checkpoint
 from infitool_edit.model.tokenizer import ByteTokenizer
 from infitool_edit.model.training import TRAINING_CHUNK, TrainingLM
@@ -114,6 +115,14 @@ CONFIGS = {
     # thread here, against ~900 for 256 × 8 layers); see model/weights/README.md.
     "default": TrainConfig(
         name="default", hidden_size=192, layers=6, state_size=64, head_dim=64,
+        batch=8, seq_len=512, stream_batch=2, stream_seq_len=2048,
+        prose_mb=4.0, streams_mb=8.0, warmup_steps=50,
+    ),
+    # The default's width at twice the depth (3.05M parameters, 12.2 MB as fp32): what
+    # `--from model/weights --config deep` grows the shipped model into (learn/grow.py), to
+    # see whether copying a goal's made-up name wants capacity rather than data.
+    "deep": TrainConfig(
+        name="deep", hidden_size=192, layers=12, state_size=64, head_dim=64,
         batch=8, seq_len=512, stream_batch=2, stream_seq_len=2048,
         prose_mb=4.0, streams_mb=8.0, warmup_steps=50,
     ),
@@ -260,13 +269,17 @@ def load_training_checkpoint(out: Path) -> tuple[Mamba2LM, dict]:
 
 def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM, Progress]:
     """The weights in ``folder`` (shaped as ``config``'s model) and the progress its
-    ``training.json`` records (steps, time, bytes, held-out losses), or a fresh count without one."""
+    ``training.json`` records (steps, time, bytes, held-out losses), or a fresh count without one.
+    Weights with fewer layers of the same width are grown to the config's depth (learn/grow.py)."""
     model = load_checkpoint(folder)
     if not isinstance(model, Mamba2LM):
         raise TrainError(f"{folder}: --from takes a byte-level Mamba-2 checkpoint, not {type(model).__name__}")
     wanted = config.model_config()
     shape = ("hidden_size", "num_hidden_layers", "state_size", "head_dim", "num_heads", "vocab_size")
     found = {name: getattr(model.config, name) for name in shape}
+    if found["num_hidden_layers"] < wanted.num_hidden_layers:
+        model = grow_depth(model, wanted.num_hidden_layers)
+        found["num_hidden_layers"] = wanted.num_hidden_layers
     if found != {name: getattr(wanted, name) for name in shape}:
         raise TrainError(f"{folder}: its shape ({', '.join(f'{k} {v}' for k, v in found.items())}) "
                          f"is not config {config.name!r}'s; give --config to match")
