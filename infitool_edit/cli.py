@@ -301,7 +301,7 @@ def resume(
 def train(
     data: Annotated[Path, typer.Option(help="The training data folder (prose.jsonl, streams.jsonl).")],
     out: Annotated[Path, typer.Option(help="Where checkpoints go (OUT/latest).")],
-    config: Annotated[str, typer.Option(help="default, or smoke (about a minute).")] = "default",
+    config: Annotated[str, typer.Option(help="default, deep (twice its layers; grows --from weights), or smoke (about a minute).")] = "default",
     resume: Annotated[bool, typer.Option("--resume", help="Go on from OUT/latest.")] = False,
     phase: Annotated[str, typer.Option(help="auto, prose or streams (switch phase now).")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default 2).")] = None,
@@ -310,6 +310,7 @@ def train(
     prose_mb: Annotated[Optional[float], typer.Option(help="Phase 1 budget in MB read.")] = None,
     streams_mb: Annotated[Optional[float], typer.Option(help="Phase 2 budget in MB read.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (lower it to go on from a finished run).")] = None,
+    prose_mix: Annotated[Optional[float], typer.Option(help="Share of phase 2 batches read from prose.jsonl (default 0.2).")] = None,
     new_schedule: Annotated[bool, typer.Option("--new-schedule", help="With --resume: start the phase's budget, warm-up and cosine afresh (fine-tuning on new data).")] = False,
     start_from: Annotated[Optional[Path], typer.Option("--from", help="Start OUT from these weights (e.g. model/weights): fresh optimizer and schedule, its training.json's counters carried.")] = None,
 ) -> None:
@@ -320,7 +321,7 @@ def train(
 
     options = TrainOptions(data=data, out=out, config=config, resume=resume, phase=phase, threads=threads,
                            max_steps=max_steps, max_minutes=max_minutes, prose_mb=prose_mb, streams_mb=streams_mb, lr=lr,
-                           new_schedule=new_schedule, start_from=start_from)
+                           prose_mix=prose_mix, new_schedule=new_schedule, start_from=start_from)
     try:
         summary = run_training(options)
     except (DataError, TrainError, CheckpointError, OSError) as error:

@@ -358,6 +358,7 @@ class TrainOptions:
     prose_mb: float | None = None
     streams_mb: float | None = None
     lr: float | None = None  # peak learning rate; a lower one continues a finished run gently
+    prose_mix: float | None = None  # share of phase 2 batches from prose.jsonl (a drill mixed in there)
     # Start the phase's budget, warm-up and cosine afresh from the checkpoint (fine-tuning on a
     # new data folder): the budget then counts only what this call reads.
     new_schedule: bool = False
@@ -412,6 +413,10 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         if not 0 < options.lr < 1:
             raise TrainError(f"--lr {options.lr}: give a learning rate between 0 and 1")
         config = replace(config, lr=options.lr)
+    if options.prose_mix is not None:
+        if not 0 <= options.prose_mix < 1:
+            raise TrainError(f"--prose-mix {options.prose_mix}: give a share from 0 up to (not including) 1")
+        config = replace(config, prose_mix=options.prose_mix)
 
     if options.phase not in ("auto", *PHASES):
         raise TrainError(f"unknown phase {options.phase!r} (auto, prose or streams)")
