@@ -829,6 +829,28 @@ double read_sum(const float *x, int64_t size, int32_t threads) {
     return total;
 }
 
+/* The machine's peak rate of fp32 multiply-adds, the compute twin of read_sum: `rounds` passes of
+ * twelve independent 8-wide chains a = a·m + c per thread (more chains than the FMA units'
+ * latency × throughput, so none waits). Returns a checksum, which keeps the loop alive; the
+ * caller times the call (cpu_step.fma_gflops). Decides what a prompt's matrix products could
+ * take at best: the floor under a prefill ratio (docs/kernels.md). */
+double fma_sum(int64_t rounds, int32_t threads) {
+    double total = 0.0;
+#pragma omp parallel num_threads(threads > 0 ? threads : 1) reduction(+ : total)
+    {
+        f32x8 a[12];
+        const f32x8 m = {0.9999f, 0.9999f, 0.9999f, 0.9999f, 0.9999f, 0.9999f, 0.9999f, 0.9999f};
+        const f32x8 c = {1e-4f, 1e-4f, 1e-4f, 1e-4f, 1e-4f, 1e-4f, 1e-4f, 1e-4f};
+        for (int i = 0; i < 12; i++) a[i] = c * (float)i;
+        for (int64_t r = 0; r < rounds; r++) {
+#pragma GCC unroll 12
+            for (int i = 0; i < 12; i++) a[i] = a[i] * m + c;
+        }
+        for (int i = 0; i < 12; i++) total += (double)a[i][0];
+    }
+    return total;
+}
+
 /* ---- Mamba-2 -------------------------------------------------------------------------------
  * One Mamba-2 decode step, fused; its plain twin is `Mamba2LM.step` (model/mamba2.py). Per layer:
  *   z, xBC, dt = in_proj(norm(residual));  xBC = SiLU(conv(xBC));  x, B, C = xBC split

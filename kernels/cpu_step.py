@@ -166,6 +166,8 @@ def _library_locked() -> ctypes.CDLL | None:
                 library.rwkv7_step.argtypes = [ctypes.POINTER(RWKV7Dims), *library.mamba_step.argtypes[1:]]
                 library.read_sum.restype = ctypes.c_double
                 library.read_sum.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
+                library.fma_sum.restype = ctypes.c_double
+                library.fma_sum.argtypes = [ctypes.c_int64, ctypes.c_int32]
                 library.mamba_scan.restype = None
                 library.mamba_scan.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32,
@@ -575,3 +577,19 @@ def read_gb_s(megabytes: int = 512, threads: int = 1, repeats: int = 3) -> float
         library().read_sum(buffer.data_ptr(), buffer.numel(), threads)
         best = min(best, time.perf_counter() - start)
     return buffer.nbytes / best / 1e9
+
+
+FMA_CHAINS = 12 * 8  # fma_sum's independent lanes per thread
+
+
+def fma_gflops(threads: int = 1, rounds: int = 20_000_000, repeats: int = 3) -> float | None:
+    """Peak fp32 multiply-add rate (GFLOP/s, two per multiply-add), the best of `repeats` runs of
+    `fma_sum` with `threads` threads; None without the C library."""
+    if library() is None:
+        return None
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        library().fma_sum(rounds, threads)
+        best = min(best, time.perf_counter() - start)
+    return 2 * FMA_CHAINS * rounds * threads / best / 1e9

@@ -35,7 +35,9 @@ Figures
                                           full: see bench/model_hybrid.py (1.5B-class shapes: INFITOOL_BENCH_LARGE=1)
 
 With `--llamacpp BIN` (a llama-bench binary) it prints instead the table of issue 14: each row
-ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py.
+ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py;
+then fma_gflops_t1/t2 (the peak fp32 multiply-add rate, cpu_step.fma_gflops) and, per prefill
+row, floor_vs_llamacpp_*: the linear layers alone at that peak ÷ llama.cpp's whole prefill.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import torch
 from infitool_edit.bench import model_hybrid
 from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM, MambaConfig, MambaLM
+from infitool_edit.model.mamba import Linear
 from infitool_edit.model.checkpoint import hf_state_dict
 from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.quantize import quantize_int8, quantize_q4
@@ -340,7 +343,36 @@ def llamacpp_figures(binary: Path) -> dict[str, float]:
             cpu_step.ADAPTIVE_THREADS = True
 
     print("| row | ours | llama.cpp | ratio |\n|---|---|---|---|", flush=True)
-    return _llamacpp.compare(binary, models, ours)
+    figures = _llamacpp.compare(binary, models, ours)
+    return figures | prefill_floors(models, figures)
+
+
+def projection_flops(model: MambaLM) -> int:
+    """Floating-point operations a prompt token costs in the model's linear layers (two per
+    multiply-add), the head left out: a prompt needs the logits of its last token only."""
+    return sum(2 * m.in_features * m.out_features for m in model.modules()
+               if isinstance(m, Linear) and m is not model.lm_head)
+
+
+def prefill_floors(models: dict[str, MambaLM], figures: dict[str, float]) -> dict[str, float]:
+    """What a prompt's linear layers alone would take at the machine's peak multiply-add rate
+    (cpu_step.fma_gflops), ÷ llama.cpp's whole prefill: the lowest prefill ratio any sgemm could
+    give, before the scan and everything else is counted."""
+    floors: dict[str, float] = {}
+    for threads in (1, 2):
+        peak = cpu_step.fma_gflops(threads)
+        if peak is None:
+            return floors
+        floors[f"fma_gflops_t{threads}"] = round(peak, 1)
+        for name, model in models.items():
+            theirs = figures.get(f"llamacpp_{name}_f32_prefill_t{threads}_ms")
+            floor_ms = projection_flops(model) / (peak * 1e9) * 1e3
+            floors[f"projections_at_peak_{name}_prefill_t{threads}_ms"] = round(floor_ms, 3)
+            if theirs:
+                floors[f"floor_vs_llamacpp_{name}_f32_prefill_t{threads}"] = round(floor_ms / theirs, 3)
+                print(f"| {name}_f32_prefill_t{threads}: linear layers at the peak {peak:.0f} GFLOP/s | "
+                      f"{floor_ms:.2f} ms | {theirs:.1f} ms | {floor_ms / theirs:.2f} |", flush=True)
+    return floors
 
 
 def main(llamacpp: Path | None = None) -> dict:

@@ -159,3 +159,17 @@ def test_the_thread_chooser_keeps_to_the_faster_choice_and_probes_the_other():
 
 def test_read_bandwidth_is_measured():
     assert cpu_step.read_gb_s(megabytes=16, threads=1, repeats=1) > 0.1
+
+
+def test_peak_multiply_add_rate_and_a_prompts_linear_flops():
+    # fma_sum's chains run one multiply-add a lane per round: a slower loop (chains that wait on
+    # each other, or one left out) reads far below the ~95 GFLOP/s measured here, never 0.
+    assert cpu_step.fma_gflops(threads=1, rounds=200_000, repeats=1) > 1.0
+    from infitool_edit.bench.model import projection_flops
+    from infitool_edit.model import Mamba2Config, Mamba2LM
+
+    config = Mamba2Config(vocab_size=300, hidden_size=64, state_size=16, num_hidden_layers=2, expand=2,
+                          num_heads=4, head_dim=32, n_groups=1)
+    in_proj = 64 * (2 * 128 + 2 * 16 + 4)  # z, x, B, C, Δ
+    out_proj = 128 * 64
+    assert projection_flops(Mamba2LM(config)) == 2 * 2 * (in_proj + out_proj)  # the head is not counted
