@@ -61,6 +61,15 @@ typedef struct {
  * kind, a small integer stored in the pointer slot. */
 enum { L_W, L_B, L_S, L_KIND, LINEAR };
 enum { KIND_F32 = 0, KIND_INT8 = 1, KIND_Q4 = 2 };
+/* Quantized rows are read one after another; each row asks for the lines PREFETCH_BYTES further
+ * on, non-temporal (read once a token, so they need not stay in the caches). The hardware's
+ * stream prefetcher alone leaves part of the bandwidth unused: A/B in one process, 1 thread,
+ * new ÷ old, Mamba-2 4-bit 0.85–0.92, int8 0.89–0.94, Mamba-1 4-bit 0.85, int8 0.94, at 2 threads
+ * 0.89–0.95 (2,048 to 8,192 bytes ahead measured alike; a normal prefetch, locality 3, about
+ * the same). The same for fp32's matvec (eight rows a pass) was 1.13–1.24× slower: not there. */
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 2048
+#endif
 /* Per-layer pointers, in this order. */
 enum {
     NORM, IN_PROJ, CONV_W = IN_PROJ + LINEAR, CONV_B, X_PROJ, DT_PROJ = X_PROJ + LINEAR,
@@ -351,6 +360,7 @@ static void linear_part(const void *const *layer, const float *x, const int8_t *
     if (kind == KIND_INT8) {
         for (int o = o0; o < o1; o++) {
             const int8_t *row = (const int8_t *)layer[L_W] + (size_t)o * in + i0;
+            for (int line = 0; line < i1 - i0; line += 64) __builtin_prefetch(row + PREFETCH_BYTES + line, 0, 0);
             const float value = row_dot_int8(xq + i0, xs + b0, row, blocks) * ((const float *)layer[L_S])[o];
             y[o - o0] = value + (bias ? bias[o] : 0.0f);
         }
@@ -366,6 +376,7 @@ static void linear_part(const void *const *layer, const float *x, const int8_t *
 #endif
     for (int o = o0; o < o1; o++) {
         const uint8_t *row = (const uint8_t *)layer[L_W] + (size_t)o * (in / 2) + i0 / 2;
+        for (int line = 0; line < (i1 - i0) / 2; line += 64) __builtin_prefetch(row + PREFETCH_BYTES + line, 0, 0);
         const uint16_t *scales = (const uint16_t *)layer[L_S] + (size_t)o * (in / QBLOCK) + b0;
 #ifdef HAVE_AVX2
         const float value = row_dot_q4(x4, row, scales, blocks);
