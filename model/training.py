@@ -15,7 +15,12 @@ from scratch and needs neither state, so here:
     the chunk-end states before it: one small (chunks × chunks) matmul per head, no loop;
   * no start state, and no last state is kept.
 
-`tests/model/test_model_training.py` holds `forward` to `Mamba2LM.forward` (logits and gradients).
+A Granite-4.0-H hybrid (granite.py: Mamba-2 layers, a few attention layers, an MLP after each)
+trains through the same pieces: its Mamba-2 mixers through `mixer_forward`, its attention layers
+as one causal (banded, beyond the window) attention over the window read (`attention_from_zero`).
+
+`tests/model/test_model_training.py` holds `forward` to `Mamba2LM.forward` and to
+`GraniteHybridLM.forward` (logits and gradients).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Mamba2Config
+from .granite import GraniteAttention, GraniteHybridConfig, GraniteHybridLM
 from .mamba2 import Mamba2LM, Mamba2Mixer
 
 # Tokens per chunk of the training scan. The work inside a chunk grows with its square, the
@@ -119,10 +125,31 @@ def mixer_forward(mixer: Mamba2Mixer, hidden: torch.Tensor, chunk: int) -> torch
     return mixer.out_proj(mixer.norm(y, z))
 
 
-def forward(model: Mamba2LM, ids: torch.Tensor, chunk: int = TRAINING_CHUNK) -> torch.Tensor:
+def attention_from_zero(attention: GraniteAttention, hidden: torch.Tensor) -> torch.Tensor:
+    """`GraniteAttention.forward` from an empty ring: each token attends to itself and the
+    window - 1 tokens before it, in one fused attention call (no ring to fill)."""
+    q, k, v = attention._project(hidden)
+    length = hidden.shape[1]
+    mask = None
+    if length > attention.window:
+        at = torch.arange(length, device=hidden.device)
+        mask = (at[None, :] <= at[:, None]) & (at[None, :] > at[:, None] - attention.window)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                       scale=attention.scaling, enable_gqa=attention.heads != attention.kv_heads)
+    return attention.o_proj(y.transpose(1, 2).flatten(2))
+
+
+def forward(model: Mamba2LM | GraniteHybridLM, ids: torch.Tensor, chunk: int = TRAINING_CHUNK) -> torch.Tensor:
     """Logits (b, l, vocab) for ids (b, l) read from the empty state: `model(ids)[0]`, faster.
 
     fp32 weights; under autocast the matmuls run in the autocast dtype as they would anywhere."""
+    if isinstance(model, GraniteHybridLM):
+        x = model.embeddings(ids) * model.config.embedding_multiplier
+        for layer in model.layers:
+            h = layer.input_layernorm(x)
+            mixed = attention_from_zero(layer.self_attn, h) if layer.is_attention else mixer_forward(layer.mamba, h, chunk)
+            x = layer._mlp(x + mixed * layer.residual_multiplier)
+        return model._logits(x)
     x = model.embeddings(ids)
     for block in model.layers:
         x = x + mixer_forward(block.mixer, block.norm(x), chunk)
@@ -133,10 +160,10 @@ class TrainingLM(nn.Module):
     """The module training wraps (in DDP when there are several processes): the language model
     as its only parameters, `forward` the masked next-byte loss."""
 
-    def __init__(self, model: Mamba2LM, chunk: int = TRAINING_CHUNK):
+    def __init__(self, model: Mamba2LM | GraniteHybridLM, chunk: int = TRAINING_CHUNK):
         super().__init__()
-        if not isinstance(model.config, Mamba2Config):
-            raise TypeError("the training forward is Mamba-2's")
+        if not isinstance(model.config, (Mamba2Config, GraniteHybridConfig)):
+            raise TypeError("the training forward is Mamba-2's and Granite-4.0-H's")
         self.lm = model
         self.chunk = chunk
 

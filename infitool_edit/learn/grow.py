@@ -7,7 +7,9 @@ smaller model knew instead of from noise (LLaMA Pro's block expansion, Wu et al.
 copy's other weights are its original's, so the gradient that reaches its ``out_proj`` on the
 first step already carries a trained block's features.
 
-``train --from`` calls this when ``--config`` asks for more layers of the same width.
+``train --from`` calls this when ``--config`` asks for more layers of the same width, and
+`with_attention` when it asks for a hybrid: the same Mamba-2 layers with attention layers (and
+an MLP after each layer) between them, Granite-4.0-H's frame, the new parts silent at first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import copy
 
 import torch
 
-from infitool_edit.model import Mamba2LM
+from infitool_edit.model import Mamba2Config, Mamba2LM
+from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
 
 
 def copies_after(layers: int, wanted: int) -> list[int]:
@@ -48,3 +51,52 @@ def grow_depth(model: Mamba2LM, layers: int) -> Mamba2LM:
     if unexpected or any(not name.startswith("layers.") for name in missing):
         raise ValueError(f"grow_depth: unexpected parameters {unexpected or missing}")
     return grown
+
+
+def hybrid_config(mamba: Mamba2Config, attention_after: tuple[int, ...], heads: int, kv_heads: int,
+                  mlp_size: int) -> GraniteHybridConfig:
+    """A Granite-4.0-H shape (granite.py) around ``mamba``'s Mamba-2 layers: an attention layer
+    after each of the Mamba-2 layers ``attention_after`` names (0-based), a SwiGLU of ``mlp_size``
+    after every layer, no experts, no multipliers (all 1; attention scaled by 1/√head_dim)."""
+    types = []
+    for layer in range(mamba.num_hidden_layers):
+        types.append("mamba")
+        if layer in attention_after:
+            types.append("attention")
+    return GraniteHybridConfig(
+        vocab_size=mamba.vocab_size, hidden_size=mamba.hidden_size, num_hidden_layers=len(types),
+        num_attention_heads=heads, num_key_value_heads=kv_heads, rms_norm_eps=mamba.layer_norm_epsilon,
+        tie_word_embeddings=mamba.tie_word_embeddings, attention_multiplier=(mamba.hidden_size // heads) ** -0.5,
+        num_local_experts=0, shared_intermediate_size=mlp_size, layer_types=types,
+        mamba_n_heads=mamba.num_heads, mamba_n_groups=mamba.n_groups, mamba_d_state=mamba.state_size,
+        mamba_d_head=mamba.head_dim, mamba_d_conv=mamba.conv_kernel, mamba_expand=mamba.expand,
+        mamba_chunk_size=mamba.chunk_size, mamba_conv_bias=mamba.use_conv_bias, mamba_proj_bias=mamba.use_bias,
+        time_step_limit=mamba.time_step_limit, initializer_range=mamba.initializer_range,
+        bos_token_id=mamba.bos_token_id, eos_token_id=mamba.eos_token_id, pad_token_id=mamba.pad_token_id,
+    )
+
+
+def with_attention(model: Mamba2LM, config: GraniteHybridConfig) -> GraniteHybridLM:
+    """``model`` as the hybrid ``config`` describes (`hybrid_config`), computing exactly what it
+    computed: its Mamba-2 layers, norms, embedding and head as they were; every new part (the
+    attention layers, an MLP after each layer) freshly initialised with its output projection
+    zero, so it adds nothing until training gives it something to add. Attention is what a
+    recurrent state does badly: copying a name seen a few hundred bytes back exactly."""
+    hybrid = GraniteHybridLM(config)
+    mamba_layers = iter(model.layers)
+    with torch.no_grad():
+        for layer in hybrid.layers:
+            if layer.is_attention:
+                layer.self_attn.o_proj.weight.zero_()
+            else:
+                block = next(mamba_layers)
+                layer.input_layernorm.load_state_dict(block.norm.state_dict())
+                layer.mamba.load_state_dict(block.mixer.state_dict())
+            layer.shared_mlp.output_linear.weight.zero_()
+        if next(mamba_layers, None) is not None:
+            raise ValueError("with_attention: the config has fewer Mamba-2 layers than the model")
+        hybrid.embeddings.weight.copy_(model.embeddings.weight)
+        hybrid.norm.load_state_dict(model.norm_f.state_dict())
+        if not config.tie_word_embeddings:
+            hybrid.lm_head.weight.copy_(model.lm_head.weight)
+    return hybrid

@@ -35,8 +35,10 @@ import torch.distributed as dist
 
 from infitool_edit.errors import one_line
 from infitool_edit.learn.dataset import DataError, DataFolder, Packed, pack_prose, sample_windows
-from infitool_edit.learn.grow import grow_depth
+from infitool_edit.learn.grow import grow_depth, hybrid_config, with_attention
 from infitool_edit.model import Mamba2Config, Mamba2LM, load_checkpoint, save_checkpoint
+from infitool_edit.model.granite import GraniteHybridConfig, GraniteHybridLM
+from infitool_edit.model.hf_folder import save_folder
 from infitool_edit.model.tokenizer import ByteTokenizer
 from infitool_edit.model.training import TRAINING_CHUNK, TrainingLM
 
@@ -75,8 +77,25 @@ class TrainConfig:
     eval_minutes: float = 10.0
     eval_windows: int = 32
     seed: int = 0
+    # A hybrid (Granite-4.0-H's frame, learn/grow.py): an attention layer after each of these
+    # Mamba-2 layers (0-based), of attention_heads heads, and a SwiGLU of mlp_size after every
+    # layer. Empty: a plain Mamba-2.
+    attention_after: tuple[int, ...] = ()
+    attention_heads: int = 4
+    mlp_size: int = 0
 
-    def model_config(self) -> Mamba2Config:
+    def model_config(self) -> Mamba2Config | GraniteHybridConfig:
+        if self.attention_after:
+            return hybrid_config(self.mamba_config(), tuple(self.attention_after), self.attention_heads,
+                                 self.attention_heads, self.mlp_size)
+        return self.mamba_config()
+
+    def new_model(self) -> Mamba2LM | GraniteHybridLM:
+        config = self.model_config()
+        return GraniteHybridLM(config) if isinstance(config, GraniteHybridConfig) else Mamba2LM(config)
+
+    def mamba_config(self) -> Mamba2Config:
+        """The Mamba-2 layers' shape (the whole model's, unless it is a hybrid)."""
         d_in = 2 * self.hidden_size
         return Mamba2Config(
             vocab_size=ByteTokenizer().vocab_size,
@@ -125,6 +144,15 @@ CONFIGS = {
         name="deep", hidden_size=192, layers=12, state_size=64, head_dim=64,
         batch=8, seq_len=512, stream_batch=2, stream_seq_len=2048,
         prose_mb=4.0, streams_mb=8.0, warmup_steps=50,
+    ),
+    # The default's six Mamba-2 layers with one attention layer (4 heads) after the fourth and a
+    # SwiGLU of 256 after every layer (2.73M parameters, 10.9 MB as fp32): what `--from
+    # model/weights --config hybrid` turns the shipped model into (learn/grow.py), for copying a
+    # goal's name exactly, which the recurrent layers alone have not learnt.
+    "hybrid": TrainConfig(
+        name="hybrid", hidden_size=192, layers=6, state_size=64, head_dim=64,
+        batch=8, seq_len=512, stream_batch=2, stream_seq_len=2048,
+        prose_mb=4.0, streams_mb=8.0, warmup_steps=50, attention_after=(3,), attention_heads=4, mlp_size=256,
     ),
 }
 
@@ -212,7 +240,7 @@ def save_training_checkpoint(
     """Write ``out/latest`` whole or not at all: into a temporary folder, then renamed."""
     temporary, latest, previous = out / "latest.partial", out / "latest", out / "previous"
     shutil.rmtree(temporary, ignore_errors=True)
-    save_checkpoint(model, temporary)
+    (save_folder if isinstance(model, GraniteHybridLM) else save_checkpoint)(model, temporary)
     torch.save(
         {"optimizer": optimizer.state_dict(), "config": asdict(config), "progress": asdict(progress), "rngs": rngs},
         temporary / "trainer.pt",
@@ -256,7 +284,7 @@ def hardware() -> str:
     return f"CPU {model}, {torch.get_num_threads()} threads"
 
 
-def load_training_checkpoint(out: Path) -> tuple[Mamba2LM, dict]:
+def load_training_checkpoint(out: Path) -> tuple[Mamba2LM | GraniteHybridLM, dict]:
     folder = out / "latest"
     if not folder.exists() and (out / "previous" / "trainer.pt").is_file():
         folder = out / "previous"  # stopped between the two renames of a checkpoint write
@@ -267,14 +295,23 @@ def load_training_checkpoint(out: Path) -> tuple[Mamba2LM, dict]:
     return model, trainer
 
 
-def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM, Progress]:
+def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM | GraniteHybridLM, Progress]:
     """The weights in ``folder`` (shaped as ``config``'s model) and the progress its
     ``training.json`` records (steps, time, bytes, held-out losses), or a fresh count without one.
-    Weights with fewer layers of the same width are grown to the config's depth (learn/grow.py)."""
+    A Mamba-2 with fewer layers of the same width is grown to the config's depth, and one of the
+    config's Mamba-2 shape made the config's hybrid (learn/grow.py)."""
     model = load_checkpoint(folder)
+    hybrid = isinstance(config.model_config(), GraniteHybridConfig)
+    if isinstance(model, GraniteHybridLM):
+        shape = ("vocab_size", "hidden_size", "layer_types", "num_attention_heads", "num_key_value_heads",
+                 "shared_intermediate_size", "num_local_experts", "mamba_n_heads", "mamba_d_state", "mamba_d_head")
+        found = {name: getattr(model.config, name) for name in shape}
+        if not hybrid or found != {name: getattr(config.model_config(), name) for name in shape}:
+            raise TrainError(f"{folder}: its hybrid shape is not config {config.name!r}'s; give --config to match")
+        return model.train(), _progress_of(folder)
     if not isinstance(model, Mamba2LM):
         raise TrainError(f"{folder}: --from takes a byte-level Mamba-2 checkpoint, not {type(model).__name__}")
-    wanted = config.model_config()
+    wanted = config.mamba_config()
     shape = ("hidden_size", "num_hidden_layers", "state_size", "head_dim", "num_heads", "vocab_size")
     found = {name: getattr(model.config, name) for name in shape}
     if found["num_hidden_layers"] < wanted.num_hidden_layers:
@@ -283,6 +320,13 @@ def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM, Progress]:
     if found != {name: getattr(wanted, name) for name in shape}:
         raise TrainError(f"{folder}: its shape ({', '.join(f'{k} {v}' for k, v in found.items())}) "
                          f"is not config {config.name!r}'s; give --config to match")
+    if hybrid:
+        model = with_attention(model, config.model_config())
+    return model.train(), _progress_of(folder)
+
+
+def _progress_of(folder: Path) -> Progress:
+    """The counters a checkpoint's ``training.json`` records, or a fresh count without one."""
     progress = Progress()
     record_path = folder / "training.json"
     if record_path.is_file():
@@ -293,7 +337,7 @@ def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM, Progress]:
                                 evaluations=list(record.get("evaluations", [])))
         except (ValueError, KeyError, TypeError) as error:
             raise TrainError(f"{record_path}: not a training record ({one_line(error)})") from None
-    return model.train(), progress
+    return progress
 
 
 # --- evaluation ----------------------------------------------------------------------------
@@ -404,7 +448,7 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         if options.start_from is not None:
             model, progress = start_from(Path(options.start_from).expanduser(), config)
         else:
-            model, progress = Mamba2LM(config.model_config()), Progress()
+            model, progress = config.new_model(), Progress()
     if options.prose_mb is not None:
         config = replace(config, prose_mb=options.prose_mb)
     if options.streams_mb is not None:

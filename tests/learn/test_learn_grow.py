@@ -1,5 +1,5 @@
-"""`train --from` a shallower checkpoint: the grown model computes exactly what it did, and its
-new blocks learn."""
+"""`train --from` a shallower checkpoint, or into a hybrid: the grown model computes exactly what
+it did, its new blocks learn, and a hybrid trains, saves and resumes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from infitool_edit.learn.grow import copies_after, grow_depth
-from infitool_edit.learn.train import CONFIGS, TrainError, start_from
-from infitool_edit.model import Mamba2LM, save_checkpoint
+from infitool_edit.learn.grow import copies_after
+from infitool_edit.learn.train import CONFIGS, TrainError, TrainOptions, start_from, train
+from infitool_edit.model import Mamba2LM, load_checkpoint, save_checkpoint
+from infitool_edit.model.granite import GraniteHybridLM
+from infitool_edit.model.hf_folder import save_folder
 from infitool_edit.model.training import TrainingLM
+from infitool_edit.model.training import forward as training_forward
+
+from helpers.training_data import data_folder
 
 
 def trained_looking(config) -> Mamba2LM:
@@ -64,3 +69,36 @@ def test_a_deeper_checkpoint_is_not_cut_down(tmp_path):
     save_checkpoint(Mamba2LM(deep.model_config()), tmp_path / "deep")
     with pytest.raises(TrainError, match="is not config 'smoke'"):
         start_from(tmp_path / "deep", replace(deep, layers=2))
+
+
+def test_a_mamba2_checkpoint_becomes_a_hybrid_that_computes_what_it_did(tmp_path):
+    small = CONFIGS["smoke"]
+    model = trained_looking(small.model_config())
+    save_checkpoint(model, tmp_path / "small")
+    hybrid_config = replace(small, attention_after=(0,), attention_heads=2, mlp_size=32)
+
+    hybrid, _ = start_from(tmp_path / "small", hybrid_config)
+    hybrid.eval()
+    assert isinstance(hybrid, GraniteHybridLM)
+    assert hybrid.config.layer_types == ["mamba", "attention", "mamba"]
+    tokens = torch.randint(0, 256, (2, 70))
+    with torch.no_grad():
+        assert torch.equal(hybrid(tokens)[0], model(tokens)[0])
+        torch.testing.assert_close(training_forward(hybrid, tokens), model(tokens)[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(TrainError, match="hybrid shape"):  # a hybrid goes on only as that hybrid
+        save_folder(hybrid, tmp_path / "hybrid")
+        start_from(tmp_path / "hybrid", replace(hybrid_config, mlp_size=16))
+
+
+def test_train_grows_a_hybrid_saves_it_and_resumes_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(CONFIGS, "tiny-hybrid", replace(CONFIGS["smoke"], name="tiny-hybrid", attention_after=(1,),
+                                                        attention_heads=2, mlp_size=32))
+    save_checkpoint(trained_looking(CONFIGS["smoke"].model_config()), tmp_path / "small")
+    data, out = data_folder(tmp_path), tmp_path / "out"
+    first = train(TrainOptions(data=data, out=out, config="tiny-hybrid", start_from=tmp_path / "small",
+                               phase="streams", max_steps=3, threads=1, quiet=True))
+    assert first["steps"] == 3
+    saved = load_checkpoint(out / "latest")
+    assert isinstance(saved, GraniteHybridLM) and saved.config.layer_types[-1] == "attention"
+    again = train(TrainOptions(data=data, out=out, resume=True, max_steps=1, threads=1, quiet=True))
+    assert again["steps"] == 4
