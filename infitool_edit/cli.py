@@ -447,6 +447,7 @@ def prepare(
     jobs: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
     merge_only: Annotated[bool, typer.Option("--merge-only", help="Build nothing more: make the folder from the shards already finished.")] = False,
     mix: Annotated[Optional[str], typer.Option(help="Shares by task kind instead of the default mix, e.g. typos=4800,mechanics=2800,clean=3200,structure=8000 (traces only if named).")] = None,
+    copy_drill: Annotated[float, typer.Option(help="MB of copy drills (goals whose names commands copy) added to prose.jsonl; see train --prose-mix.", min=0)] = 0.0,
 ) -> None:
     """Build a training folder from the TRAIN split: prose.jsonl, streams.jsonl, manifest.json."""
     from infitool_edit.learn.corpus import CorpusError
@@ -458,7 +459,8 @@ def prepare(
 
     try:
         shares = None if mix is None else parse_mix(mix)
-        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown, merge_only=merge_only, mix=shares)
+        manifest = build(out, streams=streams, seed=seed, jobs=jobs, progress=shown, merge_only=merge_only, mix=shares,
+                         copy_drill_mb=copy_drill)
     except (CorpusError, PrepareError) as exc:
         raise fail(str(exc)) from None
     typer.echo(json.dumps({k: manifest[k] for k in ("counts", "traces", "replay_failures", "seconds")}))

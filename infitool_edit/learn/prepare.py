@@ -226,17 +226,33 @@ def write_prose(path: Path, *, split: str = "train") -> dict:
     return dict(counts)
 
 
+def append_copy_drill(path: Path, megabytes: float, seed: int) -> dict:
+    """Copy drills (learn/drill.py) after the prose in ``path``, from the TRAIN split's headings,
+    seeded by the folder's seed + 20 (so the folder of seed 11 holds session 11's drill)."""
+    from infitool_edit.learn.drill import copy_drill
+
+    titles = [title for source in _source_pool("train") for title, _ in source.sections]
+    documents = size = 0
+    with open(path, "a", encoding="utf-8") as out:
+        for record in copy_drill(random.Random(seed + 20), titles, megabytes):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            documents += 1
+            size += len(record["text"].encode("utf-8"))
+    return {"copy-drill": documents, "copy_drill_bytes": size}
+
+
 # --- the whole folder ---------------------------------------------------------------------
 
 
 def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None = None,
             bundles: tuple[str, ...] = ("rust-book", "peps", "rust-rfcs"), max_pairs: int | None = None,
             progress: Callable[[dict], None] | None = None, merge_only: bool = False,
-            mix: dict[str, float] | None = None) -> dict:
+            mix: dict[str, float] | None = None, copy_drill_mb: float = 0.0) -> dict:
     """Build (or finish building) the training folder ``out``; returns the
     manifest. ``merge_only``: build nothing more, make the folder from the
     shards already whole (an interrupted build, used as it stands). ``mix``:
-    shares by task kind instead of MIX (``parse_mix``); traces only if it has them."""
+    shares by task kind instead of MIX (``parse_mix``); traces only if it has them.
+    ``copy_drill_mb``: that many MB of copy drills (learn/drill.py) join prose.jsonl."""
     started = time.perf_counter()
     mix = MIX if mix is None else check_mix(mix)
     if not mix.get("traces"):
@@ -251,7 +267,8 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
         if not shards:
             raise PrepareError(f"{out}: no finished shards to merge")
         summaries = [json.loads((out / "parts" / s.name).with_suffix(".json").read_text()) for s in shards]
-        return _finish(out, shards, summaries, streams, seed, started, [s for s in heldout if _whole(out, s)], mix)
+        return _finish(out, shards, summaries, streams, seed, started, [s for s in heldout if _whole(out, s)], mix,
+                       copy_drill_mb)
     for bundle in bundles:
         corpus.checkout(bundle)  # once, before the workers race for it
     jobs = jobs or os.cpu_count() or 1
@@ -265,7 +282,7 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
         shards += fill
         summaries += _build(fill, out, jobs, progress)
     _build(heldout, out, jobs, progress)
-    return _finish(out, shards, summaries, streams, seed, started, heldout, mix)
+    return _finish(out, shards, summaries, streams, seed, started, heldout, mix, copy_drill_mb)
 
 
 def _whole(out: Path, shard: Shard) -> bool:
@@ -275,8 +292,10 @@ def _whole(out: Path, shard: Shard) -> bool:
 
 
 def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int, seed: int, started: float,
-            heldout: list[Shard] = (), mix: dict[str, float] = MIX) -> dict:
+            heldout: list[Shard] = (), mix: dict[str, float] = MIX, copy_drill_mb: float = 0.0) -> dict:
     prose = write_prose(out / "prose.jsonl")
+    if copy_drill_mb > 0:
+        prose |= append_copy_drill(out / "prose.jsonl", copy_drill_mb, seed)
     counts = _merge(out, shards, streams, seed)
     heldout_counts = {}
     if heldout:
@@ -347,6 +366,9 @@ def _sources() -> list[dict]:
               for b in corpus.BUNDLES]
     listed.append({"source": "python-docs", "description": "CPython's pydoc_data topics", "licence": "PSF-2.0"})
     listed.append({"source": "infitool-docs", "description": "this project's docs/", "licence": "MIT"})
+    listed.append({"source": "copy-drill", "description": "learn/drill.py: goals and commands built around the "
+                   "training sources' headings (prepare --copy-drill)", "licence": "MIT (this project's; the headings "
+                   "are the sources' above)"})
     listed.append({"source": "codespell", "description": "codespell's dictionary (misspellings, reversed)",
                    "licence": "CC-BY-SA-3.0 (the dictionary, from English Wikipedia; only its misspellings enter the drafts)"})
     return listed

@@ -88,3 +88,36 @@ def test_a_mix_given_by_the_caller_sets_the_kinds_and_their_counts(tmp_path, mon
                       ("typos=0", "a share above 0"), ("", "a share above 0")]:
         with pytest.raises(prepare.PrepareError, match=said):
             prepare.parse_mix(bad)
+
+
+def test_copy_drills_join_the_prose_and_every_command_in_them_copies_its_goal(tmp_path, monkeypatch):
+    from infitool_edit.commands import parse
+    from infitool_edit.learn.drill import copy_drill
+
+    monkeypatch.setattr(corpus, "documents", small_corpus)
+    monkeypatch.setattr(prepare, "_POOLS", {})
+    manifest = prepare.prepare(tmp_path / "data", streams=6, seed=3, jobs=1, mix={"typos": 1.0}, copy_drill_mb=0.02)
+    records = [json.loads(line) for line in (tmp_path / "data" / "prose.jsonl").read_text().splitlines()]
+    drills = [r for r in records if r["source"] == "copy-drill"]
+    assert drills and manifest["prose"]["copy-drill"] == len(drills)
+    assert manifest["prose"]["copy_drill_bytes"] >= 20_000
+    assert any(s["source"] == "copy-drill" for s in manifest["sources"])
+
+    # The same seed, the same drill; each goal's new name comes back exactly in its command.
+    titles = ["Part 1 of the Year", "Winter Storms", "The Harbour Light"]
+    again = list(copy_drill(random.Random(5), titles, 0.01))
+    assert again == list(copy_drill(random.Random(5), titles, 0.01))
+    commands = 0
+    for line in "".join(r["text"] for r in again).splitlines():
+        if line.startswith("> "):
+            parse(line[2:])  # a real command line
+            commands += 1
+    assert commands > 100
+    goal, copies = "", 0
+    for line in again[0]["text"].splitlines():
+        if line.startswith("@goal "):
+            goal = line
+        elif line.startswith(("> insert", "> replace")):
+            assert any(f"## {name}" in line for name in goal.split('"')[1::2]), (goal, line)
+            copies += 1
+    assert copies > 20
