@@ -696,6 +696,19 @@ static void project_out(const void *const *layer, const float *y, int8_t *xq, fl
     for (int i = 0; i < width; i++) into[i] += parts[i];
 }
 
+/* The embedding row of `token` into x (d): int8 rows with a scale each, or fp32 columns (the
+ * tails of all three steps start with the embedding and its scales). */
+static void embed(const void *const *tail, int64_t token, int d, int vocab, float *x) {
+    if (tail[EMBEDDING_S]) {
+        const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
+        const float scale = ((const float *)tail[EMBEDDING_S])[token];
+        for (int i = 0; i < d; i++) x[i] = (float)row[i] * scale;
+    } else {
+        const float *embedding = tail[EMBEDDING];
+        for (int i = 0; i < d; i++) x[i] = embedding[(size_t)i * vocab + token];
+    }
+}
+
 /* Scratch layout of `mamba_step`, in floats: shared arrays, then one private region per thread. */
 typedef struct {
     int64_t xz, x, dt, y, xq, xs, dbc_parts, out_parts, shared;            /* offsets; `shared` = size */
@@ -764,14 +777,7 @@ void mamba_step(const MambaDims *dims, const void *const *weights, int64_t token
         int c0, c1;
         share(d_in, QBLOCK, t, team, &c0, &c1); /* this thread's channels */
 
-        if (tail[EMBEDDING_S]) {
-            const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
-            const float scale = ((const float *)tail[EMBEDDING_S])[token];
-            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
-        } else {
-            const float *embedding = tail[EMBEDDING];
-            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
-        }
+        embed(tail, token, d, vocab, residual);
         for (int layer = 0; layer < dims->layers; layer++) {
             const void *const *w = weights + (size_t)layer * PER_LAYER;
             float *conv = conv_state + (size_t)layer * d_in * k, *h = ssm_state + (size_t)layer * d_in * n;
@@ -916,21 +922,90 @@ static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
 /* Read `token`: logits (vocab) out, conv_state (layers, conv_dim, k) and ssm_state
  * (layers, heads, head_dim, n) advanced in place. `weights` holds M2_PER_LAYER pointers per
  * layer, then TAIL more (Mamba's tail). */
-void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t token,
-                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads,
-                const float *logit_bias) {
-    if (threads < 1) threads = 1;
-    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, vocab = dims->vocab;
+/* The step's arrays that every thread reads, for one token through one Mamba-2 mixer. */
+typedef struct {
+    float *proj, *xbc, *y, *xs, *square_parts, *out_parts;
+    int8_t *xq;
+} Mixer2Shared;
+
+/* One token through one Mamba-2 mixer, inside a parallel region (thread t of team): norm(residual)
+ * (w[M2_NORM]) → in_proj → conv → the heads' state update → gated norm → out_proj, added into this
+ * thread's `into` (the residual itself in mamba2_step; a buffer Granite scales first). conv
+ * (conv_dim, k) and H (heads, head_dim, n) advance in place; hidden, hq, hs: private scratch. */
+static void mamba2_mixer(const Mamba2Dims *dims, const void *const *w, const float *residual, float *hidden,
+                         int8_t *hq, float *hs, float *conv, float *H, Mixer2Shared sh, int t, int team,
+                         TeamBarrier *barrier, float *into) {
+    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k;
     const int heads = dims->heads, p = dims->head_dim, groups = dims->groups;
     const int gn = groups * n, conv_dim = d_in + 2 * gn, proj_out = d_in + conv_dim + heads;
     const int per_group = heads / groups, group_size = d_in / groups;
     /* Heads per share so that channel boundaries fall on whole blocks of QBLOCK. */
     const int head_align = QBLOCK / gcd(p, QBLOCK);
+    int o0, o1, k0, k1, h0, h1;
+    share(proj_out, 16, t, team, &o0, &o1);
+    share(conv_dim, 16, t, team, &k0, &k1);
+    share(heads, head_align, t, team, &h0, &h1);
+    const int c0 = h0 * p, c1 = h1 * p; /* this thread's channels of y */
+    float *proj = sh.proj, *xbc = sh.xbc, *y = sh.y;
+
+    rms_norm(residual, w[M2_NORM], dims->eps, d, hidden);
+    if (quantized(w + M2_IN_PROJ)) quantize_q8(hidden, d, hq, hs);
+    if (o1 > o0) linear_part(w + M2_IN_PROJ, hidden, hq, hs, d, proj_out, 0, d, o0, o1, 1, proj + o0);
+    team_wait(barrier, team);
+    const float *z = proj, *xbc_in = proj + d_in, *dt_raw = proj + d_in + conv_dim;
+    const float *conv_w = w[M2_CONV_W], *conv_b = w[M2_CONV_B];
+    for (int c = k0; c < k1; c++) {
+        float *window = conv + (size_t)c * k;
+        memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
+        window[k - 1] = xbc_in[c];
+        float sum = conv_b ? conv_b[c] : 0.0f;
+        for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
+        xbc[c] = silu(sum);
+    }
+    team_wait(barrier, team);
+    const float *x = xbc, *B = xbc + d_in, *C = xbc + d_in + gn;
+    const float *dt_bias = w[M2_DT_BIAS], *A_log = w[M2_A_LOG], *D = w[M2_D];
+    float *squares = sh.square_parts + (size_t)t * groups;
+    for (int g = 0; g < groups; g++) squares[g] = 0.0f;
+    for (int h = h0; h < h1; h++) {
+        float delta = softplus(dt_raw[h] + dt_bias[h]);
+        delta = delta < dims->dt_min ? dims->dt_min : delta;
+        delta = delta > dims->dt_max ? dims->dt_max : delta;
+        const float decay = expf(-expf(A_log[h]) * delta);
+        const int g = h / per_group;
+        const float *Bg = B + (size_t)g * n, *Cg = C + (size_t)g * n;
+        float square = 0.0f;
+        for (int i = 0; i < p; i++) {
+            const int c = h * p + i;
+            const float yc = ssd_row(n, H + (size_t)c * n, decay, delta * x[c], Bg, Cg);
+            const float gated = (yc + D[h] * x[c]) * silu(z[c]);
+            y[c] = gated;
+            square += gated * gated;
+        }
+        squares[g] += square;
+    }
+    team_wait(barrier, team);
+    /* The gated RMS norm per group, then out_proj over this thread's channels. */
+    const float *gate_w = w[M2_GATE_NORM];
+    for (int c = c0; c < c1; c++) {
+        const int g = c / group_size;
+        float total = 0.0f;
+        for (int part = 0; part < team; part++) total += sh.square_parts[(size_t)part * groups + g];
+        y[c] = y[c] / sqrtf(total / (float)group_size + dims->eps) * gate_w[c];
+    }
+    project_out(w + M2_OUT_PROJ, y, sh.xq, sh.xs, d_in, d, c0, c1, t, team, sh.out_parts, barrier, into);
+}
+
+void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t token,
+                 float *conv_state, float *ssm_state, float *scratch, float *logits, int32_t threads,
+                const float *logit_bias) {
+    if (threads < 1) threads = 1;
+    const int d = dims->d, d_in = dims->d_in, n = dims->n, k = dims->k, vocab = dims->vocab;
+    const int heads = dims->heads, p = dims->head_dim, conv_dim = d_in + 2 * dims->groups * n;
     const Step2Scratch s = step2_scratch(dims, threads);
     const void *const *tail = weights + (size_t)dims->layers * M2_PER_LAYER;
-    float *proj = scratch + s.proj, *xbc = scratch + s.xbc, *y = scratch + s.y;
-    int8_t *xq = (int8_t *)(scratch + s.xq);
-    float *xs = scratch + s.xs, *square_parts = scratch + s.square_parts, *out_parts = scratch + s.out_parts;
+    const Mixer2Shared shared = {scratch + s.proj, scratch + s.xbc, scratch + s.y, scratch + s.xs,
+                                 scratch + s.square_parts, scratch + s.out_parts, (int8_t *)(scratch + s.xq)};
     TeamBarrier barrier = {0, 0};
 
 #pragma omp parallel num_threads(threads)
@@ -943,71 +1018,11 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
         float *mine = scratch + s.shared + (size_t)t * s.private_size;
         float *residual = mine + s.residual, *hidden = mine + s.hidden, *hs = mine + s.hs;
         int8_t *hq = (int8_t *)(mine + s.hq);
-        int o0, o1, k0, k1, h0, h1;
-        share(proj_out, 16, t, team, &o0, &o1);
-        share(conv_dim, 16, t, team, &k0, &k1);
-        share(heads, head_align, t, team, &h0, &h1);
-        const int c0 = h0 * p, c1 = h1 * p; /* this thread's channels of y */
-
-        if (tail[EMBEDDING_S]) {
-            const int8_t *row = (const int8_t *)tail[EMBEDDING] + (size_t)token * d;
-            const float scale = ((const float *)tail[EMBEDDING_S])[token];
-            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
-        } else {
-            const float *embedding = tail[EMBEDDING];
-            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
-        }
-        for (int layer = 0; layer < dims->layers; layer++) {
-            const void *const *w = weights + (size_t)layer * M2_PER_LAYER;
-            float *conv = conv_state + (size_t)layer * conv_dim * k;
-            float *H = ssm_state + (size_t)layer * heads * p * n;
-            rms_norm(residual, w[M2_NORM], dims->eps, d, hidden);
-            if (quantized(w + M2_IN_PROJ)) quantize_q8(hidden, d, hq, hs);
-            if (o1 > o0) linear_part(w + M2_IN_PROJ, hidden, hq, hs, d, proj_out, 0, d, o0, o1, 1, proj + o0);
-            team_wait(&barrier, team);
-            const float *z = proj, *xbc_in = proj + d_in, *dt_raw = proj + d_in + conv_dim;
-            const float *conv_w = w[M2_CONV_W], *conv_b = w[M2_CONV_B];
-            for (int c = k0; c < k1; c++) {
-                float *window = conv + (size_t)c * k;
-                memmove(window, window + 1, sizeof(float) * (size_t)(k - 1));
-                window[k - 1] = xbc_in[c];
-                float sum = conv_b ? conv_b[c] : 0.0f;
-                for (int j = 0; j < k; j++) sum += window[j] * conv_w[(size_t)c * k + j];
-                xbc[c] = silu(sum);
-            }
-            team_wait(&barrier, team);
-            const float *x = xbc, *B = xbc + d_in, *C = xbc + d_in + gn;
-            const float *dt_bias = w[M2_DT_BIAS], *A_log = w[M2_A_LOG], *D = w[M2_D];
-            float *squares = square_parts + (size_t)t * groups;
-            for (int g = 0; g < groups; g++) squares[g] = 0.0f;
-            for (int h = h0; h < h1; h++) {
-                float delta = softplus(dt_raw[h] + dt_bias[h]);
-                delta = delta < dims->dt_min ? dims->dt_min : delta;
-                delta = delta > dims->dt_max ? dims->dt_max : delta;
-                const float decay = expf(-expf(A_log[h]) * delta);
-                const int g = h / per_group;
-                const float *Bg = B + (size_t)g * n, *Cg = C + (size_t)g * n;
-                float square = 0.0f;
-                for (int i = 0; i < p; i++) {
-                    const int c = h * p + i;
-                    const float yc = ssd_row(n, H + (size_t)c * n, decay, delta * x[c], Bg, Cg);
-                    const float gated = (yc + D[h] * x[c]) * silu(z[c]);
-                    y[c] = gated;
-                    square += gated * gated;
-                }
-                squares[g] += square;
-            }
-            team_wait(&barrier, team);
-            /* The gated RMS norm per group, then out_proj over this thread's channels. */
-            const float *gate_w = w[M2_GATE_NORM];
-            for (int c = c0; c < c1; c++) {
-                const int g = c / group_size;
-                float total = 0.0f;
-                for (int part = 0; part < team; part++) total += square_parts[(size_t)part * groups + g];
-                y[c] = y[c] / sqrtf(total / (float)group_size + dims->eps) * gate_w[c];
-            }
-            project_out(w + M2_OUT_PROJ, y, xq, xs, d_in, d, c0, c1, t, team, out_parts, &barrier, residual);
-        }
+        embed(tail, token, d, vocab, residual);
+        for (int layer = 0; layer < dims->layers; layer++)
+            mamba2_mixer(dims, weights + (size_t)layer * M2_PER_LAYER, residual, hidden, hq, hs,
+                         conv_state + (size_t)layer * conv_dim * k, ssm_state + (size_t)layer * heads * p * n,
+                         shared, t, team, &barrier, residual);
         rms_norm(residual, tail[NORM_F], dims->eps, d, hidden);
         head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits, logit_bias);
     }
@@ -1145,14 +1160,7 @@ void rwkv7_step(const RWKV7Dims *dims, const void *const *weights, int64_t token
         share(ffn, QBLOCK, t, team, &f0, &f1);
         const int c0 = h0 * K, c1 = h1 * K; /* this thread's channels */
 
-        if (tail[R7_EMBEDDING_S]) {
-            const int8_t *row = (const int8_t *)tail[R7_EMBEDDING] + (size_t)token * d;
-            const float scale = ((const float *)tail[R7_EMBEDDING_S])[token];
-            for (int i = 0; i < d; i++) residual[i] = (float)row[i] * scale;
-        } else {
-            const float *embedding = tail[R7_EMBEDDING];
-            for (int i = 0; i < d; i++) residual[i] = embedding[(size_t)i * vocab + token];
-        }
+        embed(tail, token, d, vocab, residual); /* R7_EMBEDDING(_S) are EMBEDDING(_S)'s slots */
         for (int layer = 0; layer < dims->layers; layer++) {
             const void *const *w = weights + (size_t)layer * R7_PER_LAYER;
             float *shift = shift_state + (size_t)layer * 2 * d;
