@@ -1028,6 +1028,201 @@ void mamba2_step(const Mamba2Dims *dims, const void *const *weights, int64_t tok
     }
 }
 
+/* ---- Granite-4.0-H ---------------------------------------------------------------------------
+ * One decode step of a Granite-4.0-H hybrid, fused; its plain twin is `GraniteHybridLM.step`
+ * (model/granite.py). residual = embedding(token) · embedding_multiplier, then per layer
+ *   mixed = mamba2_mixer(…) or attention(norm(residual));  residual += r · mixed
+ *   residual += r · down(SiLU(gate) · up), gate and up from one projection of post_norm(residual)
+ * (r = residual_multiplier), then norm_f and the head, ÷ logits_scaling. Attention: q, k, v of the
+ * normed residual, no positions; the token's key and value go to ring slot seen mod W, and query
+ * head h reads kv head h / (heads / kv heads) over every held slot, softmax(q·k · multiplier).
+ * A layer is attention when its q_proj is given. Threads: projections by output rows, heads of
+ * attention by thread, the MLP's channels by thread, out projections as project_out does. */
+typedef struct {
+    Mamba2Dims mamba; /* the Mamba-2 mixers' shape; its `layers` counts every layer */
+    int32_t att_heads, kv_heads, att_dim, window, mlp;
+    float embedding_multiplier, residual_multiplier, logits_scaling, attention_multiplier;
+} GraniteDims;
+
+enum {
+    GR_Q = M2_PER_LAYER, GR_K = GR_Q + LINEAR, GR_V = GR_K + LINEAR, GR_O = GR_V + LINEAR,
+    GR_POST_NORM = GR_O + LINEAR, GR_MLP_IN, GR_MLP_OUT = GR_MLP_IN + LINEAR, GR_PER_LAYER = GR_MLP_OUT + LINEAR
+};
+
+typedef struct {
+    int64_t q, k, v, gate_up, scores, shared;
+    int64_t residual, hidden, hq, hs, mixed, private_size;
+    Step2Scratch m2;
+} GraniteScratch;
+
+static GraniteScratch granite_scratch(const GraniteDims *dims, int threads) {
+    const Mamba2Dims *m = &dims->mamba;
+    const int64_t d = m->d, att = (int64_t)dims->att_heads * dims->att_dim, kv = (int64_t)dims->kv_heads * dims->att_dim;
+    int64_t widest = m->d_in > att ? m->d_in : att;
+    widest = widest > dims->mlp ? widest : dims->mlp;
+    Mamba2Dims wide = *m; /* the mixers' shared arrays, y and its int8 blocks as wide as any out projection's input */
+    wide.d_in = (int32_t)widest;
+    GraniteScratch s;
+    s.m2 = step2_scratch(&wide, threads);
+    int64_t at = s.m2.shared;
+    s.q = at; at += att;
+    s.k = at; at += kv;
+    s.v = at; at += kv;
+    s.gate_up = at; at += 2 * (int64_t)dims->mlp;
+    s.scores = at; at += (int64_t)threads * dims->window;
+    s.shared = at + 16;
+    at = 0;
+    s.residual = at; at += d;
+    s.hidden = at; at += d;
+    s.hq = at; at += d / 4 + 16;
+    s.hs = at; at += d / QBLOCK + 16;
+    s.mixed = at; at += d;
+    s.private_size = (at + 15) / 16 * 16 + 16;
+    return s;
+}
+
+int64_t granite_step_scratch(const GraniteDims *dims, int32_t threads) {
+    const GraniteScratch s = granite_scratch(dims, threads);
+    return s.shared + threads * s.private_size;
+}
+
+/* One attention layer's token (see above), added into this thread's `into`. */
+static void granite_attention(const GraniteDims *g, const void *const *w, const float *residual, float *hidden,
+                              int8_t *hq, float *hs, float *keys, float *values, int64_t seen, float *q, float *k,
+                              float *v, float *scores, Mixer2Shared sh, int t, int team, TeamBarrier *barrier,
+                              float *into) {
+    const int d = g->mamba.d, heads = g->att_heads, kv = g->kv_heads, hd = g->att_dim, W = g->window;
+    rms_norm(residual, w[M2_NORM], g->mamba.eps, d, hidden);
+    if (quantized(w + GR_Q) || quantized(w + GR_K) || quantized(w + GR_V)) quantize_q8(hidden, d, hq, hs);
+    int o0, o1;
+    share(heads * hd, 16, t, team, &o0, &o1);
+    if (o1 > o0) linear_part(w + GR_Q, hidden, hq, hs, d, heads * hd, 0, d, o0, o1, 1, q + o0);
+    share(kv * hd, 16, t, team, &o0, &o1);
+    if (o1 > o0) {
+        linear_part(w + GR_K, hidden, hq, hs, d, kv * hd, 0, d, o0, o1, 1, k + o0);
+        linear_part(w + GR_V, hidden, hq, hs, d, kv * hd, 0, d, o0, o1, 1, v + o0);
+    }
+    /* This thread's rows of the token's key and value into its slot (kv heads, W, head_dim). */
+    const int64_t slot = seen % W;
+    for (int c = o0; c < o1; c++) {
+        const size_t at = ((size_t)(c / hd) * W + (size_t)slot) * hd + (size_t)(c % hd);
+        keys[at] = k[c];
+        values[at] = v[c];
+    }
+    team_wait(barrier, team);
+    const int64_t held = seen + 1 < W ? seen + 1 : W;
+    const int group = heads / kv, head_align = QBLOCK / gcd(hd, QBLOCK);
+    int h0, h1;
+    share(heads, head_align, t, team, &h0, &h1);
+    float *y = sh.y;
+    for (int h = h0; h < h1; h++) {
+        const float *qh = q + (size_t)h * hd;
+        const float *kh = keys + (size_t)(h / group) * W * hd, *vh = values + (size_t)(h / group) * W * hd;
+        float top = -INFINITY;
+        for (int64_t j = 0; j < held; j++) {
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int i = 0; i < hd; i++) dot += qh[i] * kh[(size_t)j * hd + i];
+            scores[j] = dot * g->attention_multiplier;
+            top = scores[j] > top ? scores[j] : top;
+        }
+        float total = 0.0f;
+        for (int64_t j = 0; j < held; j++) {
+            scores[j] = expf(scores[j] - top);
+            total += scores[j];
+        }
+        float *yh = y + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) yh[i] = 0.0f;
+        for (int64_t j = 0; j < held; j++) {
+            const float weight = scores[j] / total;
+#pragma omp simd
+            for (int i = 0; i < hd; i++) yh[i] += weight * vh[(size_t)j * hd + i];
+        }
+    }
+    project_out(w + GR_O, y, sh.xq, sh.xs, heads * hd, d, h0 * hd, h1 * hd, t, team, sh.out_parts, barrier, into);
+}
+
+/* The layer's MLP on post_norm(residual), added into this thread's `into`: input_linear's first
+ * `mlp` rows are the gate, the next `mlp` the up projection; this thread makes both for its
+ * channels, multiplies them and projects them down with project_out. */
+static void granite_mlp(const GraniteDims *g, const void *const *w, const float *residual, float *hidden,
+                        int8_t *hq, float *hs, float *gate_up, Mixer2Shared sh, int t, int team,
+                        TeamBarrier *barrier, float *into) {
+    const int d = g->mamba.d, m = g->mlp;
+    rms_norm(residual, w[GR_POST_NORM], g->mamba.eps, d, hidden);
+    if (quantized(w + GR_MLP_IN)) quantize_q8(hidden, d, hq, hs);
+    int c0, c1;
+    share(m, QBLOCK, t, team, &c0, &c1);
+    float *act = sh.y;
+    if (c1 > c0) {
+        linear_part(w + GR_MLP_IN, hidden, hq, hs, d, 2 * m, 0, d, c0, c1, 1, gate_up + c0);
+        linear_part(w + GR_MLP_IN, hidden, hq, hs, d, 2 * m, 0, d, m + c0, m + c1, 1, gate_up + m + c0);
+    }
+    for (int c = c0; c < c1; c++) act[c] = silu(gate_up[c]) * gate_up[m + c];
+    project_out(w + GR_MLP_OUT, act, sh.xq, sh.xs, m, d, c0, c1, t, team, sh.out_parts, barrier, into);
+}
+
+/* Read `token`: logits (vocab) out; conv_state (mamba layers, conv_dim, k), ssm_state (mamba
+ * layers, heads, head_dim, n), keys and values (attention layers, kv heads, W, head_dim) advanced
+ * in place, `seen` tokens read before this one. `weights`: GR_PER_LAYER pointers per layer, then
+ * Mamba's TAIL. */
+void granite_step(const GraniteDims *dims, const void *const *weights, int64_t token, float *conv_state,
+                  float *ssm_state, float *keys, float *values, int64_t seen, float *scratch, float *logits,
+                  int32_t threads, const float *logit_bias) {
+    if (threads < 1) threads = 1;
+    const Mamba2Dims *m = &dims->mamba;
+    const int d = m->d, vocab = m->vocab, conv_dim = m->d_in + 2 * m->groups * m->n;
+    const size_t conv_size = (size_t)conv_dim * m->k, ssm_size = (size_t)m->heads * m->head_dim * m->n;
+    const size_t ring_size = (size_t)dims->kv_heads * dims->window * dims->att_dim;
+    const float r = dims->residual_multiplier;
+    const GraniteScratch s = granite_scratch(dims, threads);
+    const void *const *tail = weights + (size_t)m->layers * GR_PER_LAYER;
+    const Mixer2Shared shared = {scratch + s.m2.proj, scratch + s.m2.xbc, scratch + s.m2.y, scratch + s.m2.xs,
+                                 scratch + s.m2.square_parts, scratch + s.m2.out_parts, (int8_t *)(scratch + s.m2.xq)};
+    TeamBarrier barrier = {0, 0};
+
+#pragma omp parallel num_threads(threads)
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *mine = scratch + s.shared + (size_t)t * s.private_size;
+        float *residual = mine + s.residual, *hidden = mine + s.hidden, *hs = mine + s.hs, *mixed = mine + s.mixed;
+        int8_t *hq = (int8_t *)(mine + s.hq);
+        embed(tail, token, d, vocab, residual);
+        for (int i = 0; i < d; i++) residual[i] *= dims->embedding_multiplier;
+        int mamba_index = 0, attention_index = 0;
+        for (int layer = 0; layer < m->layers; layer++) {
+            const void *const *w = weights + (size_t)layer * GR_PER_LAYER;
+            memset(mixed, 0, sizeof(float) * (size_t)d);
+            if (w[GR_Q + L_W]) {
+                granite_attention(dims, w, residual, hidden, hq, hs, keys + attention_index * ring_size,
+                                  values + attention_index * ring_size, seen, scratch + s.q, scratch + s.k,
+                                  scratch + s.v, scratch + s.scores + (size_t)t * dims->window, shared, t, team,
+                                  &barrier, mixed);
+                attention_index++;
+            } else {
+                mamba2_mixer(m, w, residual, hidden, hq, hs, conv_state + mamba_index * conv_size,
+                             ssm_state + mamba_index * ssm_size, shared, t, team, &barrier, mixed);
+                mamba_index++;
+            }
+            for (int i = 0; i < d; i++) residual[i] += r * mixed[i];
+            memset(mixed, 0, sizeof(float) * (size_t)d);
+            /* project_out's partial sums are still being read: the MLP's may not be written yet. */
+            team_wait(&barrier, team);
+            granite_mlp(dims, w, residual, hidden, hq, hs, scratch + s.gate_up, shared, t, team, &barrier, mixed);
+            for (int i = 0; i < d; i++) residual[i] += r * mixed[i];
+            /* The next layer's first writes to the shared arrays wait for every thread to be done here. */
+            team_wait(&barrier, team);
+        }
+        rms_norm(residual, tail[NORM_F], m->eps, d, hidden);
+        for (int i = 0; i < d; i++) hidden[i] /= dims->logits_scaling;
+        head_part(tail + HEAD, hidden, hq, hs, d, vocab, t, team, logits, logit_bias);
+    }
+}
+
 /* ---- RWKV-7 --------------------------------------------------------------------------------
  * One RWKV-7 decode step, fused; its plain twin is `RWKV7LM.step` (model/rwkv7.py, `wkv_step`
  * for the recurrence). Per layer, all LayerNorms with an optional bias:

@@ -55,6 +55,18 @@ class Mamba2Dims(ctypes.Structure):
     ] + [("eps", ctypes.c_float), ("dt_min", ctypes.c_float), ("dt_max", ctypes.c_float)]
 
 
+class GraniteDims(ctypes.Structure):
+    _fields_ = [("mamba", Mamba2Dims)] + [
+        (name, ctypes.c_int32) for name in ("att_heads", "kv_heads", "att_dim", "window", "mlp")
+    ] + [(name, ctypes.c_float) for name in ("embedding_multiplier", "residual_multiplier", "logits_scaling",
+                                              "attention_multiplier")]
+
+    # What the shared step code reads of any model's dimensions.
+    d = property(lambda self: self.mamba.d)
+    vocab = property(lambda self: self.mamba.vocab)
+    layers = property(lambda self: self.mamba.layers)
+
+
 class RWKV7Dims(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_int32)
@@ -164,6 +176,14 @@ def _library_locked() -> ctypes.CDLL | None:
                 library.rwkv7_step_scratch.argtypes = [ctypes.POINTER(RWKV7Dims), ctypes.c_int32]
                 library.rwkv7_step.restype = None
                 library.rwkv7_step.argtypes = [ctypes.POINTER(RWKV7Dims), *library.mamba_step.argtypes[1:]]
+                library.granite_step_scratch.restype = ctypes.c_int64
+                library.granite_step_scratch.argtypes = [ctypes.POINTER(GraniteDims), ctypes.c_int32]
+                library.granite_step.restype = None
+                library.granite_step.argtypes = [
+                    ctypes.POINTER(GraniteDims), ctypes.c_void_p, ctypes.c_int64,
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,  # states, seen
+                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p,
+                ]
                 library.read_sum.restype = ctypes.c_double
                 library.read_sum.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
                 library.fma_sum.restype = ctypes.c_double
@@ -226,6 +246,10 @@ RWKV7_LAYER = ("pre_norm", "pre_norm_bias", "attn_norm", "attn_norm_bias", "x_r"
                "a_lora2*", "g_lora0*", "g_lora2*", "k_k", "k_a", "r_k", "g_norm", "g_norm_bias", "o_proj*",
                "ffn_norm", "ffn_norm_bias", "ffn_x_k", "key*", "value*")
 RWKV7_TAIL = ("embedding", "embedding_scale", "norm_f", "norm_f_bias", "lm_head*")
+# Granite-4.0-H (`GraniteHybridLM.fused_weights()`): every layer has Mamba-2's slots (None but the
+# norm in an attention layer) and the attention's (None in a Mamba-2 layer), then its MLP; the tail
+# is Mamba's.
+GRANITE_LAYER = (*MAMBA2_LAYER, "q_proj*", "k_proj*", "v_proj*", "o_proj*", "post_norm", "mlp_in*", "mlp_out*")
 # weight dtype → (the C file's KIND_*, the scales' dtype, weight elements per byte-sized element)
 LINEAR_KINDS = {
     torch.float32: (0, None, 1),  # (in, out)
@@ -525,6 +549,69 @@ def mamba2_step(d: int, d_in: int, n: int, k: int, heads: int, head_dim: int, gr
         return None
     return Mamba2Step(Mamba2Dims(d=d, d_in=d_in, n=n, k=k, heads=heads, head_dim=head_dim, groups=groups,
                                  vocab=vocab, layers=layers, eps=eps, dt_min=dt_min, dt_max=dt_max))
+
+
+class GraniteStep(MambaStep):
+    """The fused decode step of a Granite-4.0-H hybrid (`GraniteHybridLM.fused_weights()`,
+    GRANITE_LAYER per layer, then MAMBA_TAIL): `step(weights, token, state, logit_bias)` with the
+    model's `HybridState` (conv and ssm of its Mamba-2 layers, keys and values of its attention
+    layers, `seen`), advanced in place except `seen`, which the model counts."""
+
+    name = "granite_step"
+    LAYER = GRANITE_LAYER
+    OPTIONAL = frozenset({"in_proj", "conv_weight", "conv_bias", "dt_bias", "A_log", "D", "gate_norm", "out_proj",
+                          "q_proj", "k_proj", "v_proj", "o_proj"})
+
+    @staticmethod
+    def _linear_shapes(dims) -> dict[str, tuple[int, int]]:
+        m = dims.mamba
+        attention, kv = dims.att_heads * dims.att_dim, dims.kv_heads * dims.att_dim
+        return {**Mamba2Step._linear_shapes(m), "q_proj": (m.d, attention), "k_proj": (m.d, kv), "v_proj": (m.d, kv),
+                "o_proj": (attention, m.d), "mlp_in": (m.d, 2 * dims.mlp), "mlp_out": (dims.mlp, m.d),
+                "lm_head": (m.d, m.vocab)}
+
+    def __call__(self, weights: list, token: torch.Tensor, state, logit_bias: torch.Tensor | None = None):
+        """Logits (1, vocab), or None (nothing changed) when these weights or this state are not
+        ones the step reads."""
+        tensors = (state.conv, state.ssm, state.keys, state.values)
+        if token.numel() != 1 or state.conv.shape[1] != 1 or not all(_readable(t) for t in tensors):
+            return None
+        if state.keys.numel() and state.keys.shape[3] != self.dims.window:
+            return None
+        if logit_bias is not None and not (_readable(logit_bias) and logit_bias.numel() == self.dims.vocab):
+            return None
+        pointers = self._pointers(weights)
+        if pointers is None:
+            return None
+        index = int(token.reshape(-1)[0])
+        if not 0 <= index < self.dims.vocab:
+            raise IndexError(f"token {index} is outside the vocabulary of {self.dims.vocab}")
+        threads = self.threads.pick(torch.get_num_threads()) if ADAPTIVE_THREADS else torch.get_num_threads()
+        scratch = torch.empty(self._scratch(ctypes.byref(self.dims), threads))
+        logits = torch.empty(1, self.dims.vocab)
+        start = time.perf_counter()
+        self._run(ctypes.byref(self.dims), pointers, index, *(t.data_ptr() for t in tensors), int(state.seen),
+                  scratch.data_ptr(), logits.data_ptr(), threads, None if logit_bias is None else logit_bias.data_ptr())
+        self.threads.record(threads, time.perf_counter() - start)
+        calls[self.name] += 1
+        return logits
+
+
+@functools.lru_cache(maxsize=16)
+def granite_step(d: int, d_in: int, n: int, k: int, heads: int, head_dim: int, groups: int, vocab: int,
+                 layers: int, eps: float, dt_min: float, dt_max: float, att_heads: int, kv_heads: int,
+                 att_dim: int, window: int, mlp: int, embedding_multiplier: float, residual_multiplier: float,
+                 logits_scaling: float, attention_multiplier: float) -> GraniteStep | None:
+    """The fused step for Granite-4.0-H models of these dimensions, or None where the C file
+    cannot be built."""
+    if library() is None:
+        return None
+    mamba = Mamba2Dims(d=d, d_in=d_in, n=n, k=k, heads=heads, head_dim=head_dim, groups=groups, vocab=vocab,
+                       layers=layers, eps=eps, dt_min=dt_min, dt_max=dt_max)
+    return GraniteStep(GraniteDims(mamba=mamba, att_heads=att_heads, kv_heads=kv_heads, att_dim=att_dim,
+                                   window=window, mlp=mlp, embedding_multiplier=embedding_multiplier,
+                                   residual_multiplier=residual_multiplier, logits_scaling=logits_scaling,
+                                   attention_multiplier=attention_multiplier))
 
 
 class RWKV7Step(MambaStep):

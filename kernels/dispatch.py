@@ -73,12 +73,13 @@ def _c_takes(tensors) -> bool:
     )
 
 
-STEPS = {"mamba": cpu_step.mamba_step, "mamba2": cpu_step.mamba2_step, "rwkv7": cpu_step.rwkv7_step}
+STEPS = {"mamba": cpu_step.mamba_step, "mamba2": cpu_step.mamba2_step, "rwkv7": cpu_step.rwkv7_step,
+         "granite": cpu_step.granite_step}
 _steps: dict[tuple, object] = {}  # (kind, dims) → step: a dict lookup per token, not lru_cache's kwargs
 
 
 def fused_step(kind: str, dims: dict, *state: torch.Tensor):
-    """The fused CPU decode step for a model of this kind ("mamba", "mamba2", "rwkv7") and dimensions,
+    """The fused CPU decode step for a model of this kind ("mamba", "mamba2", "rwkv7", "granite") and dimensions,
     when the C backend takes its state tensors; else None (the model steps in PyTorch).
     Call it as `step(model.fused_weights(), token, *state)`; it too returns None for weights
     or a state it cannot read."""

@@ -33,6 +33,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
+from infitool_edit.kernels import dispatch
+
 from .config import Mamba2Config, _json_float
 from .mamba import Embedding, Linear, RMSNorm, with_bias
 from .mamba2 import Mamba2Mixer
@@ -489,7 +491,7 @@ class GraniteHybridLM(nn.Module):
             self.lm_head.weight = self.embeddings.weight
 
     def new_state(self, batch: int = 1) -> HybridState:
-        weight = self.embeddings.weight
+        weight = self.norm.weight  # not the embedding's: a quantized one is int8 (as in MambaLM)
         return HybridState.zeros(self.config, batch, device=weight.device, dtype=weight.dtype)
 
     def _cache(self, state: HybridState, layer: int) -> tuple:
@@ -517,9 +519,19 @@ class GraniteHybridLM(nn.Module):
 
     def step(self, token: torch.Tensor | int, state: HybridState, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
         """Read one token per batch row (b,) → logits (b, vocab); advances `state` in place.
-        ``logit_bias``: added to the logits (no fused step here: the plain add)."""
+        ``logit_bias``: added to the logits.
+
+        On the CPU, one fp32 token without autograd runs the fused C step (kernels/cpu_step.c's
+        `granite_step`, not for experts) where it can be built; the loop below is its twin."""
         if isinstance(token, int):
             token = torch.tensor([token], device=self.embeddings.weight.device)
+        fused = dispatch.fused_step(self.fused_kind, self.fused_dims(), state.conv, state.ssm, state.keys, state.values)
+        if fused is not None:
+            weights = self.fused_weights()
+            logits = None if weights is None else fused(weights, token, state, logit_bias)
+            if logits is not None:
+                state.seen += 1
+                return logits
         seen = int(state.seen)
         x = self.embeddings(token) * self.config.embedding_multiplier
         for index, layer in enumerate(self.layers):
@@ -529,6 +541,54 @@ class GraniteHybridLM(nn.Module):
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return (self.lm_head(self.norm(x)) / self.config.logits_scaling).float()
+
+    fused_kind = "granite"  # which fused CPU step reads this model (dispatch.fused_step)
+
+    def fused_dims(self) -> dict:
+        """The dimensions the fused step is built for (kernels/cpu_step.py's `granite_step`)."""
+        c, m = self.config, self.config.mamba_config
+        dt_min, dt_max = m.time_step_limit
+        return dict(d=c.hidden_size, d_in=m.intermediate_size, n=m.state_size, k=m.conv_kernel, heads=m.num_heads,
+                    head_dim=m.head_dim, groups=m.n_groups, vocab=c.vocab_size, layers=c.num_hidden_layers,
+                    eps=c.rms_norm_eps, dt_min=dt_min, dt_max=dt_max, att_heads=c.num_attention_heads,
+                    kv_heads=c.num_key_value_heads, att_dim=c.head_dim, window=c.attention_window,
+                    mlp=c.shared_intermediate_size, embedding_multiplier=c.embedding_multiplier,
+                    residual_multiplier=c.residual_multiplier, logits_scaling=c.logits_scaling,
+                    attention_multiplier=c.attention_multiplier)
+
+    def fused_weights(self) -> list[torch.Tensor | None] | None:
+        """Every tensor the fused step reads, flat, in kernels/cpu_step.py's GRANITE_LAYER order per
+        layer (None for the slots of the other kind of layer) and then MAMBA_TAIL; None for a model
+        with experts, or a layer the step cannot read."""
+        if self.config.num_local_experts > 0:
+            return None
+        none_linear = [None, None, None]
+        weights: list[torch.Tensor | None] = []
+        try:
+            for layer in self._modules["layers"]:
+                modules = layer._modules
+                weights.append(modules["input_layernorm"]._parameters["weight"])
+                if layer.is_attention:
+                    attention = modules["self_attn"]._modules
+                    weights += none_linear + [None] * 6 + none_linear
+                    for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                        weights += attention[name].fused_tensors()
+                else:
+                    mixer = modules["mamba"]
+                    parts, own = mixer._modules, mixer._parameters
+                    conv = parts["conv1d"]._parameters
+                    weights += (*parts["in_proj"].fused_tensors(), conv["weight"], conv.get("bias"), own["dt_bias"],
+                                own["A_log"], own["D"], parts["norm"]._parameters["weight"],
+                                *parts["out_proj"].fused_tensors())
+                    weights += none_linear * 4
+                mlp = modules["shared_mlp"]._modules
+                weights += (modules["post_attention_layernorm"]._parameters["weight"],
+                            *mlp["input_linear"].fused_tensors(), *mlp["output_linear"].fused_tensors())
+            modules = self._modules
+            return weights + [*modules["embeddings"].fused_tensors(), modules["norm"]._parameters["weight"],
+                              *modules["lm_head"].fused_tensors()]
+        except (AttributeError, KeyError):  # a layer the fused step does not know
+            return None
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
