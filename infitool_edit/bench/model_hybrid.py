@@ -15,6 +15,10 @@ RWKV-7 (fla-hub/rwkv7-0.4B-g1's shape always; 1.5B's with INFITOOL_BENCH_LARGE=1
                                   the bytes an fp32 step must stream (every matrix once, one row of
                                   the embedding) ÷ each step's median time: how close each comes to
                                   streaming its weights at one core's bandwidth (docs/kernels.md)
+Granite-4.0-H at `train --config hybrid`'s shape (the six-layer built-in Mamba-2 with an attention
+layer and MLPs, 2.73M parameters, byte vocabulary)
+  granite_step_ms_small           our fp32 step (kernels/cpu_step.c's granite_step) 1,000 tokens in
+  granite_fused_vs_plain_small    the plain PyTorch twin ÷ the fused step, per round
 Granite-4.0-H-1B (its shape; INFITOOL_BENCH_LARGE=1 only: 6 GB of fp32 weights)
   granite_step_ms_1b_window_full  our fp32 step with all 8,192 slots of every attention layer's ring held
   granite_step_ms_1b_fresh        the same model a few tokens in, and window_full ÷ fresh
@@ -96,19 +100,7 @@ def rwkv7_rows(size: str, record, timed, interleaved) -> None:
             record(f"rwkv7_gb_s_{size}", streamed / ours_ms / 1e6, f"{streamed / 1e9:.2f} GB per fp32 step ÷ our step")
             record(f"rwkv7_reference_gb_s_{size}", streamed / theirs_ms / 1e6, "the same ÷ the reference's step")
             plain_step = _stepper(model, model.new_state())
-
-            def plain() -> float:
-                previous = os.environ.get(cpu_step.ENV_VAR)
-                os.environ[cpu_step.ENV_VAR] = "off"
-                try:
-                    return timed(plain_step)
-                finally:
-                    if previous is None:
-                        del os.environ[cpu_step.ENV_VAR]
-                    else:
-                        os.environ[cpu_step.ENV_VAR] = previous
-
-            _, _, ratio = interleaved(plain, lambda: timed(ours), rounds=3)
+            _, _, ratio = interleaved(_with_fused_off(lambda: timed(plain_step)), lambda: timed(ours), rounds=3)
             record(f"rwkv7_fused_vs_plain_{size}", ratio, "plain twin ÷ ours, per round")
             quantize_int8(model, in_place=True)  # each fp32 matrix freed as its int8 twin replaces it
             int8 = _stepper(model, model.new_state())
@@ -118,6 +110,37 @@ def rwkv7_rows(size: str, record, timed, interleaved) -> None:
             del reference
     del model
     gc.collect()
+
+
+def _with_fused_off(run: Callable[[], float]) -> Callable[[], float]:
+    """run, timed with the fused C step switched off (its plain PyTorch twin)."""
+    def plain() -> float:
+        previous = os.environ.get(cpu_step.ENV_VAR)
+        os.environ[cpu_step.ENV_VAR] = "off"
+        try:
+            return run()
+        finally:
+            if previous is None:
+                del os.environ[cpu_step.ENV_VAR]
+            else:
+                os.environ[cpu_step.ENV_VAR] = previous
+    return plain
+
+
+def small_granite_rows(record, timed, interleaved) -> None:
+    from infitool_edit.learn.train import CONFIGS
+
+    torch.manual_seed(0)
+    model = GraniteHybridLM(CONFIGS["hybrid"].model_config()).eval()
+    with torch.no_grad():
+        ours_state, plain_state = model.new_state(), model.new_state()
+        prompt = torch.randint(0, 256, (1, 1000))
+        model(prompt, ours_state)
+        model(prompt, plain_state)
+        ours, plain = _stepper(model, ours_state), _stepper(model, plain_state)
+        plain_ms, ours_ms, ratio = interleaved(_with_fused_off(lambda: timed(plain)), lambda: timed(ours), rounds=3)
+        record("granite_step_ms_small", ours_ms, f"fp32, 1,000 tokens in; plain twin {plain_ms:.2f} ms")
+        record("granite_fused_vs_plain_small", ratio, "plain twin ÷ ours, per round")
 
 
 def granite_rows(record, timed) -> None:
@@ -143,6 +166,7 @@ def granite_rows(record, timed) -> None:
 def rows(record, timed, interleaved) -> None:
     """Add the rows (see the module docstring) through `bench model`'s record and timers."""
     large = os.environ.get(LARGE_ENV) == "1"
+    small_granite_rows(record, timed, interleaved)
     rwkv7_rows("0.4b", record, timed, interleaved)
     if not large:
         print(f"{'':>22} RWKV-7 1.5B and Granite-4.0-H-1B rows skipped: set {LARGE_ENV}=1 (6 GB each)", flush=True)
