@@ -122,6 +122,14 @@ def pack_streams(streams: list[str]) -> Packed:
     return Packed(tokens, mask, np.asarray(starts, dtype=np.int64))
 
 
+def pack_drills(texts: list[str]) -> Packed:
+    """Copy drills (learn/drill.py) end to end, learnt only on the names their commands copy."""
+    from infitool_edit.learn.drill import copy_mask
+
+    packed = pack_prose(texts)
+    return Packed(packed.tokens, copy_mask(packed.tokens.tobytes()), packed.starts)
+
+
 def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Generator, *, at_starts: float = 0.0):
     """(ids (batch, length+1) int64, mask (batch, length+1) bool or None): random windows.
 
@@ -154,6 +162,7 @@ class DataFolder:
     heldout_prose: Packed | None
     heldout_streams: Packed | None
     manifest: dict
+    heldout_copy: Packed | None = None  # heldout/copy_drill.jsonl: copy drills, learnt on the copied names
 
     @classmethod
     def load(cls, path: str | Path) -> DataFolder:
@@ -170,6 +179,7 @@ class DataFolder:
             raise DataError(f"{path}: neither prose.jsonl nor streams.jsonl holds anything to train on")
         heldout_prose = read("heldout/prose.jsonl", "text")
         heldout_streams = read("heldout/streams.jsonl", "stream")
+        heldout_copy = read("heldout/copy_drill.jsonl", "text")
         manifest: dict = {}
         if (path / "manifest.json").is_file():
             try:
@@ -183,4 +193,5 @@ class DataFolder:
             pack_prose(heldout_prose) if heldout_prose else None,
             pack_streams(heldout_streams) if heldout_streams else None,
             manifest,
+            pack_drills(heldout_copy) if heldout_copy else None,
         )

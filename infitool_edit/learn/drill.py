@@ -10,7 +10,10 @@ real headings of the training sources, headings' words in new orders, and letter
 (only a copy gets those right).
 
 `prepare --copy-drill MB` appends the documents to the folder's prose.jsonl (their source is
-"copy-drill"); `train --prose-mix` sets how many phase-2 batches read prose.
+"copy-drill") and writes `heldout/copy_drill.jsonl` from the held-out files' headings, on which
+`train` reports `heldout_copy_bpb`: bits per byte on the copied names alone (`copy_mask`), the
+figure that says whether a model copies; `train --prose-mix` sets how many phase-2 batches read
+prose.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
+
+import numpy as np
 
 from infitool_edit.commands import slugify
 from infitool_edit.learn.goals import structure_goal
@@ -84,3 +89,22 @@ def copy_drill(rng: random.Random, titles: list[str], megabytes: float) -> Itera
         yield {"text": text, "source": "copy-drill", "path": f"drill/{index}", "licence": "MIT"}
         size += len(text)
         index += 1
+
+
+def copy_mask(text: bytes) -> np.ndarray:
+    """True on the bytes of each new name a drill's insert or replace command writes: after the
+    command's last `"## ` up to its closing quote, or to the escaped newline that ends an added
+    heading."""
+    mask = np.zeros(len(text), dtype=bool)
+    start = 0
+    while start < len(text):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if line.startswith((b"> insert ", b"> replace ")) and b'"## ' in line:
+            first = line.rindex(b'"## ') + 4
+            stop = line.find(b"\\n", first)
+            stop = len(line) - 1 if stop < 0 else stop
+            mask[start + first : start + stop] = True
+        start = end + 1
+    return mask

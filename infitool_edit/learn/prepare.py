@@ -226,14 +226,22 @@ def write_prose(path: Path, *, split: str = "train") -> dict:
     return dict(counts)
 
 
+HELDOUT_DRILL_MB = 0.1  # heldout/copy_drill.jsonl: what `train` measures heldout_copy_bpb on
+
+
 def append_copy_drill(path: Path, megabytes: float, seed: int) -> dict:
     """Copy drills (learn/drill.py) after the prose in ``path``, from the TRAIN split's headings,
     seeded by the folder's seed + 20 (so the folder of seed 11 holds session 11's drill)."""
+    return write_copy_drill(path, megabytes, seed, split="train", mode="a")
+
+
+def write_copy_drill(path: Path, megabytes: float, seed: int, *, split: str, mode: str = "w") -> dict:
+    """``megabytes`` of copy drills from ``split``'s headings into ``path`` (seeded by seed + 20)."""
     from infitool_edit.learn.drill import copy_drill
 
-    titles = [title for source in _source_pool("train") for title, _ in source.sections]
+    titles = [title for source in _source_pool(split) for title, _ in source.sections]
     documents = size = 0
-    with open(path, "a", encoding="utf-8") as out:
+    with open(path, mode, encoding="utf-8") as out:
         for record in copy_drill(random.Random(seed + 20), titles, megabytes):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             documents += 1
@@ -301,6 +309,8 @@ def _finish(out: Path, shards: list[Shard], summaries: list[dict], streams: int,
     if heldout:
         (out / "heldout").mkdir(exist_ok=True)
         write_prose(out / "heldout" / "prose.jsonl", split="heldout")
+        if copy_drill_mb > 0:
+            write_copy_drill(out / "heldout" / "copy_drill.jsonl", HELDOUT_DRILL_MB, seed + 1, split="heldout")
         heldout_counts = _merge(out, heldout, HELDOUT_STREAMS, seed, into=out / "heldout" / "streams.jsonl")
     stats: Counter = Counter()
     for summary in summaries:

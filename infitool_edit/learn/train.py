@@ -344,7 +344,8 @@ def _progress_of(folder: Path) -> Progress:
 
 
 def heldout_sets(data: DataFolder, config: TrainConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-    """Fixed held-out windows (the same at every evaluation): prose, and streams if there are."""
+    """Fixed held-out windows (the same at every evaluation): prose, and streams and copy drills
+    (their copied names) if the folder has them."""
     sets: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
     prose = data.heldout_prose
     if prose is None:
@@ -362,6 +363,9 @@ def heldout_sets(data: DataFolder, config: TrainConfig) -> dict[str, tuple[torch
     if data.heldout_streams is not None:
         ids, mask = sample_windows(data.heldout_streams, config.eval_windows, config.stream_seq_len, rng, at_starts=1.0)
         sets["streams"] = (torch.from_numpy(ids), torch.from_numpy(mask))
+    if data.heldout_copy is not None:
+        ids, mask = sample_windows(data.heldout_copy, config.eval_windows, config.seq_len, rng)  # a name in each
+        sets["copy"] = (torch.from_numpy(ids), torch.from_numpy(mask))
     return sets
 
 

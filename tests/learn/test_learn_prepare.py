@@ -103,6 +103,19 @@ def test_copy_drills_join_the_prose_and_every_command_in_them_copies_its_goal(tm
     assert manifest["prose"]["copy_drill_bytes"] >= 20_000
     assert any(s["source"] == "copy-drill" for s in manifest["sources"])
 
+    # The held-out drills (from held-out headings) are what train measures copying on: only the
+    # names the commands copy are learnt there.
+    from infitool_edit.learn.dataset import DataFolder
+    from infitool_edit.learn.drill import copy_mask
+    from infitool_edit.learn.train import CONFIGS, heldout_sets
+
+    folder = DataFolder.load(tmp_path / "data")
+    assert folder.heldout_copy is not None
+    line = b'> replace "## Part 1" "## Winter \\"Storms\\""\n> insert #a "## Keepers Today\\n\\n"\n'
+    assert bytes(memoryview(line)[i] for i in copy_mask(line).nonzero()[0]) == b'Winter \\"Storms\\"Keepers Today'
+    ids, mask = heldout_sets(folder, CONFIGS["smoke"])["copy"]
+    assert 0 < mask.sum() < 0.5 * mask.numel()
+
     # The same seed, the same drill; each goal's new name comes back exactly in its command.
     titles = ["Part 1 of the Year", "Winter Storms", "The Harbour Light"]
     again = list(copy_drill(random.Random(5), titles, 0.01))
