@@ -1,4 +1,5 @@
-"""``infitool-edit train``: a byte-level Mamba-2 learns prose, then the editor's command streams.
+"""``infitool-edit train``: a byte-level Mamba-2 (or a hybrid of it, ``--config hybrid``) learns
+prose, then the editor's command streams.
 
 Phase 1 ("prose") is plain language modelling on clean permissive prose: the loss is on every
 byte, and it teaches spelling and phrasing fast. Phase 2 ("streams") reads the runtime's own
