@@ -401,9 +401,16 @@ class MambaStep:
         ``logits + logit_bias`` would after it, to the same bits."""
         if token.numel() != 1 or conv.shape[1] != 1 or not (_readable(conv) and _readable(ssm)):
             return None
-        if logit_bias is not None and not (_readable(logit_bias) and logit_bias.numel() == self.dims.vocab):
-            return None
         if not self._state_fits(conv, ssm):
+            return None
+        return self._step(weights, token, logit_bias, (conv.data_ptr(), ssm.data_ptr()))
+
+    def _step(self, weights: list, token: torch.Tensor, logit_bias: torch.Tensor | None,
+              states: tuple[int, ...]) -> torch.Tensor | None:
+        """What every fused step shares once its state is checked: the bias, the weights' pointers,
+        the token, the threads, the call (``states``: the arguments the C step takes between the
+        token and the scratch)."""
+        if logit_bias is not None and not (_readable(logit_bias) and logit_bias.numel() == self.dims.vocab):
             return None
         pointers = self._pointers(weights)
         if pointers is None:
@@ -415,10 +422,8 @@ class MambaStep:
         scratch = torch.empty(self._scratch(ctypes.byref(self.dims), threads))
         logits = torch.empty(1, self.dims.vocab)
         start = time.perf_counter()
-        self._run(
-            ctypes.byref(self.dims), pointers, index, conv.data_ptr(), ssm.data_ptr(),
-            scratch.data_ptr(), logits.data_ptr(), threads, None if logit_bias is None else logit_bias.data_ptr(),
-        )
+        self._run(ctypes.byref(self.dims), pointers, index, *states, scratch.data_ptr(), logits.data_ptr(), threads,
+                  None if logit_bias is None else logit_bias.data_ptr())
         self.threads.record(threads, time.perf_counter() - start)
         calls[self.name] += 1
         return logits
@@ -578,23 +583,7 @@ class GraniteStep(MambaStep):
             return None
         if state.keys.numel() and state.keys.shape[3] != self.dims.window:
             return None
-        if logit_bias is not None and not (_readable(logit_bias) and logit_bias.numel() == self.dims.vocab):
-            return None
-        pointers = self._pointers(weights)
-        if pointers is None:
-            return None
-        index = int(token.reshape(-1)[0])
-        if not 0 <= index < self.dims.vocab:
-            raise IndexError(f"token {index} is outside the vocabulary of {self.dims.vocab}")
-        threads = self.threads.pick(torch.get_num_threads()) if ADAPTIVE_THREADS else torch.get_num_threads()
-        scratch = torch.empty(self._scratch(ctypes.byref(self.dims), threads))
-        logits = torch.empty(1, self.dims.vocab)
-        start = time.perf_counter()
-        self._run(ctypes.byref(self.dims), pointers, index, *(t.data_ptr() for t in tensors), int(state.seen),
-                  scratch.data_ptr(), logits.data_ptr(), threads, None if logit_bias is None else logit_bias.data_ptr())
-        self.threads.record(threads, time.perf_counter() - start)
-        calls[self.name] += 1
-        return logits
+        return self._step(weights, token, logit_bias, (*(t.data_ptr() for t in tensors), int(state.seen)))
 
 
 @functools.lru_cache(maxsize=16)

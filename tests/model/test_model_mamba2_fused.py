@@ -7,6 +7,7 @@ from infitool_edit.kernels import cpu_step
 from infitool_edit.model import Mamba2Config, Mamba2LM
 from infitool_edit.model.quantize import quantize_int8, quantize_q4
 from helpers.fused_decode import decode as decode_steps
+from helpers.fused_decode import stir
 
 pytestmark = pytest.mark.skipif(cpu_step.library() is None, reason=f"{cpu_step.unavailable_reason()}")
 
@@ -21,11 +22,7 @@ def small(**overrides) -> Mamba2LM:
     settings = dict(vocab_size=97, hidden_size=64, state_size=16, num_hidden_layers=2, num_heads=8, head_dim=16,
                     n_groups=2)
     model = Mamba2LM(Mamba2Config(**{**settings, **overrides})).eval()
-    with torch.no_grad():  # non-zero biases and varied decays, so every term of the step matters
-        for name, parameter in model.named_parameters():
-            if name.endswith(("bias", "A_log", ".D")):
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-    return model
+    return stir(model)
 
 
 def decode(model, monkeypatch, *, fused: bool, threads: int = 1):
