@@ -19,7 +19,6 @@ prose.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 from infitool_edit.commands import slugify
 from infitool_edit.learn.goals import structure_goal
 from infitool_edit.learn.plan import quote
-from infitool_edit.learn.synth import made_up_title
+from infitool_edit.learn.synth import heading_words, made_up_title
 
 FRAGMENTS_PER_DOCUMENT = 40
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -81,7 +80,7 @@ def copy_drill(rng: random.Random, titles: list[str], megabytes: float) -> Itera
     """prose.jsonl records of drill documents, ``megabytes`` of text in all; ``titles``: the
     training sources' section headings."""
     titles = sorted(set(titles))
-    words = sorted({w for t in titles for w in t.split() if re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w)})
+    words = heading_words(titles)
     size = 0
     index = 0
     while size < megabytes * 1e6:

@@ -330,6 +330,12 @@ class _Builder:
         return len(self.workspace.text.split("\n")) - 1
 
 
+def heading_words(titles: list[str]) -> list[str]:
+    """The plain words of these headings (letters, apostrophes, hyphens), sorted, each once: what
+    `made_up_title` draws from."""
+    return sorted({w for t in titles for w in t.split() if re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w)})
+
+
 def made_up_title(rng: random.Random, title_words: list[str]) -> str:
     """Words of real headings in an order no heading has: a name the model can
     only get right by copying it out of the goal, never by guessing how a real
@@ -541,7 +547,7 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
     """``counts[kind]`` tasks of each kind (fewer only if the pool is too thin), their
     goals worded in the held-out phrasings when ``heldout`` (``goals``)."""
     titles = sorted({t for s in pool for t, _ in s.sections})
-    title_words = sorted({w for t in titles for w in t.split() if re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w)})
+    title_words = heading_words(titles)
     prose = [s for s in pool if s.paragraphs]
     for kind, wanted in counts.items():
         made = tries = 0
