@@ -16,8 +16,14 @@ On disk (one folder per draft, beside its history: :func:`stream_dir_for`):
   new chunks). Each record carries CRC-32s of itself, of its chunk's text and
   of its state slot (layout: ``infitool_edit/stream_records.py``); a stream
   written before the checksums is read as it was and rewritten with them.
-- ``states.bin`` — fixed-size recurrent-state slots, one every
-  ``keyframe_every`` records; the records between are replayed exactly.
+- ``states.bin`` — the recurrent state after every ``keyframe_every``-th
+  record (the records between are replayed exactly), each as its length (8
+  bytes, little-endian) and its bytes; a record's ``state_slot`` is the byte
+  offset where its state starts. States may grow: a hybrid's attention
+  window fills before it wraps. ``state-size`` says which form a stream
+  uses: ``sized`` for this one, a number for the fixed-size slots (slot
+  index × size) that streams were written with before, which are read and
+  continued as they are.
 
 Writes go text, then state, then record: the record is the commit point. On
 open, anything written after the last whole record (a kill mid-write) is cut
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +58,9 @@ RECORD_DTYPE = RECORD_V2  # what this code writes
 log = logging.getLogger("infitool_edit")
 # A recurrent state bigger than this is not one we wrote (a 7B Mamba's is ~40 MB).
 MAX_STATE_BYTES = 1 << 30
+# ``state-size`` of a stream whose states carry their own length.
+SIZED = "sized"
+LENGTH = struct.Struct("<Q")
 
 
 class StreamError(InfitoolError, ValueError):
@@ -92,7 +102,7 @@ class StreamLog:
         self._state_size_path = self.directory / "state-size"
         for path in (self._text_path, self._records_path, self._states_path):
             path.touch(exist_ok=True)
-        self._state_size = self._load_state_size()
+        self._state_size = self._load_state_size()  # None: states carry their length (SIZED)
         self._records = self._load_records()
         self._repair_tails()
         versions = self._records["version"][: self._count]
@@ -169,11 +179,16 @@ class StreamLog:
         return "".join(reversed(parts))[-max_chars:]
 
     def state(self, record: Record) -> bytes:
-        if record.state_slot is None or self._state_size is None:
+        if record.state_slot is None:
             raise LookupError(f"record {record.index} holds no state")
         with open(self._states_path, "rb") as f:
-            f.seek(record.state_slot * self._state_size)
-            return f.read(self._state_size)
+            stored = self._stored_state(f, record.state_slot, os.fstat(f.fileno()).st_size)
+        if stored is None:  # checked on open; only a change to the file since then gets here
+            raise StreamError(
+                f"{self._states_path} lost record {record.index}'s state; delete the folder {self.directory} "
+                "to start the model's stream afresh (the history keeps every version)"
+            )
+        return stored if self._state_size is not None else stored[LENGTH.size:]
 
     # --- writing -----------------------------------------------------------
 
@@ -192,19 +207,23 @@ class StreamLog:
         start = self._text.tell()
         self._text.write(data)
         self._text.flush()
-        slot = -1
+        slot, stored = -1, None
         if state is not None:
-            if self._state_size is None:
-                self._state_size = len(state)
+            if not self._state_size_path.exists():
                 temporary = self._state_size_path.with_suffix(".tmp")
-                temporary.write_text(str(len(state)))
-                os.replace(temporary, self._state_size_path)  # never half a number
-            if len(state) != self._state_size:
-                raise ValueError(
-                    f"state of {len(state)} bytes, but this stream stores {self._state_size}"
+                temporary.write_text(SIZED)
+                os.replace(temporary, self._state_size_path)  # never half a word
+            if self._state_size is None:
+                slot, stored = self._states.tell(), LENGTH.pack(len(state)) + state
+            elif len(state) == self._state_size:
+                slot, stored = self._states.tell() // self._state_size, state
+            else:
+                raise StreamError(
+                    f"{self.directory} holds states of {self._state_size} bytes (fixed slots, an older stream) and "
+                    f"this model's is {len(state)}: delete the folder to start the model's stream afresh "
+                    "(the history keeps every version)"
                 )
-            slot = self._states.tell() // self._state_size
-            self._states.write(state)
+            self._states.write(stored)
             self._states.flush()
         row = np.zeros(1, dtype=RECORD_DTYPE)
         row[0] = (
@@ -217,7 +236,7 @@ class StreamLog:
             tokens,
             slot,
             stream_records.crc(data),
-            stream_records.crc(state) if state is not None else 0,
+            stream_records.crc(stored) if stored is not None else 0,
             0,
             0,
         )
@@ -290,13 +309,12 @@ class StreamLog:
                 if checked and stream_records.crc(text_view[start:end]) != int(row["text_crc"]):
                     return index, f"record {index}'s text (bytes {start}-{end} of stream.txt) fails its checksum"
                 if slot != -1:
-                    if self._state_size is None or slot != next_slot or (slot + 1) * self._state_size > states_size:
+                    stored = self._stored_state(states, slot, states_size) if slot == next_slot else None
+                    if stored is None:
                         return index, f"record {index} names state slot {slot}, which states.bin lacks"
-                    if checked:
-                        states.seek(slot * self._state_size)
-                        if stream_records.crc(states.read(self._state_size)) != int(row["state_crc"]):
-                            return index, f"record {index}'s state (slot {slot} of states.bin) fails its checksum"
-                    next_slot += 1
+                    if checked and stream_records.crc(stored) != int(row["state_crc"]):
+                        return index, f"record {index}'s state (slot {slot} of states.bin) fails its checksum"
+                    next_slot = self._slot_after(slot, stored)
                 text_end = end
         return len(rows), ""
 
@@ -309,13 +327,13 @@ class StreamLog:
             records[name] = old[name]
         text = memoryview(self._text_path.read_bytes())
         with open(self._states_path, "rb") as states:
+            states_size = os.fstat(states.fileno()).st_size
             for index in range(len(records)):
                 row = records[index : index + 1]
                 row["text_crc"] = stream_records.crc(text[int(row["start"][0]): int(row["end"][0])])
                 slot = int(row["state_slot"][0])
                 if slot >= 0:
-                    states.seek(slot * self._state_size)
-                    row["state_crc"] = stream_records.crc(states.read(self._state_size))
+                    row["state_crc"] = stream_records.crc(self._stored_state(states, slot, states_size))
                 stream_records.seal(row)
         return records
 
@@ -330,13 +348,40 @@ class StreamLog:
             os.fsync(f.fileno())
         os.replace(temporary, self._records_path)
 
+    def _stored_state(self, states, slot: int, states_size: int) -> bytes | None:
+        """State slot ``slot`` as stored (for a sized stream its length, then
+        its bytes: what ``state_crc`` covers), or None where ``states.bin``
+        (``states_size`` bytes) does not hold it whole."""
+        if self._state_size is not None:
+            if not 0 <= slot < states_size // self._state_size:
+                return None
+            states.seek(slot * self._state_size)
+            return states.read(self._state_size)
+        if not 0 <= slot <= states_size - LENGTH.size:
+            return None
+        states.seek(slot)
+        head = states.read(LENGTH.size)
+        (length,) = LENGTH.unpack(head)
+        if length > min(MAX_STATE_BYTES, states_size - slot - LENGTH.size):
+            return None
+        return head + states.read(length)
+
+    def _slot_after(self, slot: int, stored: bytes) -> int:
+        """The slot the next state goes to."""
+        return slot + 1 if self._state_size is not None else slot + len(stored)
+
     def _load_state_size(self) -> int | None:
+        """The fixed slot size of an older stream, or None for a sized one
+        (or a new one, which will be sized)."""
         if not self._state_size_path.exists():
             return None
         try:
-            size = int(self._state_size_path.read_text(encoding="ascii").strip())
+            content = self._state_size_path.read_text(encoding="ascii").strip()
+            size = None if content == SIZED else int(content)
         except (ValueError, UnicodeDecodeError, OSError):
             size = 0
+        if size is None:
+            return None
         if not 0 < size <= MAX_STATE_BYTES:
             raise StreamError(
                 f"{self._state_size_path} is damaged (not a state size); delete the folder {self.directory} "
@@ -350,7 +395,13 @@ class StreamLog:
         n = len(self._records)
         text_end = int(self._records["end"].max()) if n else 0
         slots = self._records["state_slot"]
-        state_end = (int(slots.max()) + 1) * self._state_size if n and self._state_size and slots.max() >= 0 else 0
+        state_end = 0
+        if n and slots.max() >= 0:  # the last state is whole: the records were checked against it
+            last = int(slots.max())
+            with open(self._states_path, "rb") as states:
+                state_end = self._slot_after(last, self._stored_state(states, last, os.fstat(states.fileno()).st_size))
+            if self._state_size is not None:
+                state_end *= self._state_size
         for path, size in (
             (self._records_path, len(HEADER) + n * RECORD_DTYPE.itemsize),
             (self._text_path, text_end),

@@ -137,3 +137,45 @@ def test_rewind_and_continue_equals_a_fresh_run_that_stopped_there(tmp_path: Pat
     assert live.state == fresh.state
     assert torch.equal(live.logits, fresh.logits)
     assert live_draft.read_text() == fresh_draft.read_text()
+
+
+def test_a_granite_session_inside_its_window_stores_growing_states_and_rewinds(tmp_path: Path) -> None:
+    """Within the attention window each stored state holds more keys and values than the last (the
+    ring is not full yet), so the stream must store states of any size: at the default window a
+    Granite-4.0-H session stopped at its second keyframe ("state of N bytes, but this stream
+    stores M"). A resumed session replays from them bit for bit, and a rewind lands exactly."""
+    model, _ = load_model(granite_folder(tmp_path / "granite"))  # the default window: 8,192 tokens
+    draft = _draft(tmp_path / "draft")
+    with EditingSession.open(draft, author="writer") as session:
+        backend = short_line_backend(model)
+        Runner(session, backend, "Fix the typo.", max_commands=6, seed=3, keyframe_every=2).run()
+        log = StreamLog(stream_dir_for(session.history))
+        keyframes = [log.record(n) for n in range(len(log)) if log.record(n).state_slot is not None]
+        sizes = [len(log.state(r)) for r in keyframes]
+        assert int(backend.state.seen) < model.new_state().window  # the ring never wrapped
+        assert len(keyframes) >= 3 and sizes == sorted(sizes) and sizes[0] < sizes[-1], sizes
+        since = log.chain(log.head, since_state=True)
+        resumed = short_line_backend(model)
+        resumed.load(log.state(since[0]), [Chunk(log.chunk(r), r.model_bytes) for r in since[1:]], log.head.tokens)
+        assert resumed.state == backend.state and torch.equal(resumed.logits, backend.logits)
+        log.close()
+    with EditingSession.open(draft, author="writer") as session:
+        session.execute('insert $ "Written by hand."', author="writer")
+        target = session.history.head().number
+        runner = Runner(session, short_line_backend(model), None, max_commands=4, seed=5, keyframe_every=2)
+        runner.open()  # the writer's version goes into the stream: the state there is the rewind's
+        at_target, tokens = runner.backend.state_bytes(), runner.backend.stream_tokens
+        runner.run()
+    with EditingSession.open(draft, author="writer") as session:
+        runner = Runner(session, short_line_backend(model), None, max_commands=0, seed=5, keyframe_every=2)
+        runner.open()
+        went_back = session.execute(f"rewind v{target}")
+        runner.run()
+        live = runner.backend
+    expected = short_line_backend(model)
+    expected.load(at_target, [Chunk(f"@user {went_back.line}\n@ok v{went_back.version}\n", 0)], tokens)
+    assert live.state == expected.state and torch.equal(live.logits, expected.logits)
+    with EditingSession.open(draft, author="writer") as session:
+        reopened = StreamLog(stream_dir_for(session.history))
+        assert len(reopened) > len(keyframes) and reopened.head.version == went_back.version  # nothing dropped
+        reopened.close()

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infitool_edit.agent.stream import RECORD_DTYPE, StreamLog
-from infitool_edit.stream_records import HEADER
+import numpy as np
+import pytest
+
+from infitool_edit.agent.stream import RECORD_DTYPE, StreamError, StreamLog
+from infitool_edit.stream_records import HEADER, crc, seal
+
+
+def sized(state: bytes) -> bytes:
+    """A state as states.bin stores it: its length, then its bytes."""
+    return len(state).to_bytes(8, "little") + state
 
 
 def test_a_torn_tail_is_cut_and_branches_keep_their_text(tmp_path: Path) -> None:
@@ -30,6 +38,65 @@ def test_a_torn_tail_is_cut_and_branches_keep_their_text(tmp_path: Path) -> None
     assert reopened.head.head_version == 4 and reopened.head.tokens == 42
     assert [r.index for r in reopened.chain(reopened.head, since_state=True)] == [0, 1, 3]
     assert reopened.state(reopened.record_for_version(3)) == b"S1"
-    assert (tmp_path / "states.bin").read_bytes() == b"S0S1"
+    assert (tmp_path / "states.bin").read_bytes() == sized(b"S0") + sized(b"S1")
     assert (tmp_path / "stream.txt").read_bytes().endswith(b"@ok v4\n")
     assert (tmp_path / "records.bin").stat().st_size == len(HEADER) + 4 * RECORD_DTYPE.itemsize
+
+
+def test_states_may_grow_and_each_is_read_back_whole(tmp_path: Path) -> None:
+    """A hybrid's attention window fills before it wraps, so its states grow; each keeps its length."""
+    states = [bytes([n]) * (10 + 7 * n) for n in range(4)]
+    log = StreamLog(tmp_path)
+    for n, state in enumerate(states):
+        log.append(f"> c{n}\n", tokens=n + 1, version=n + 1, state=state)
+    log.close()
+    assert (tmp_path / "state-size").read_text() == "sized"
+    assert (tmp_path / "states.bin").read_bytes() == b"".join(sized(s) for s in states)
+    reopened = StreamLog(tmp_path)
+    assert [reopened.state(reopened.record_for_version(n + 1)) for n in range(4)] == states
+    reopened.append("> c4\n", tokens=5, version=5, state=b"\x07" * 3)  # and may shrink again (a new model)
+    reopened.close()
+    last = StreamLog(tmp_path)
+    assert last.state(last.head) == b"\x07" * 3
+    last.close()
+
+
+def test_a_stream_with_fixed_slots_is_read_and_continued_as_it_is(tmp_path: Path) -> None:
+    """Streams written before states carried their length: ``state-size`` holds the slot size."""
+    log = StreamLog(tmp_path)
+    log.append("@goal g\n", tokens=1, head_version=1, state=b"A" * 16)
+    log.close()
+    (tmp_path / "state-size").write_text("16")  # as the older code wrote it, slot 0 at byte 0
+    (tmp_path / "states.bin").write_bytes(b"A" * 16)
+    records = np.fromfile(tmp_path / "records.bin", dtype=RECORD_DTYPE, offset=len(HEADER))
+    records[0]["state_crc"] = crc(b"A" * 16)
+    seal(records[0:1])
+    (tmp_path / "records.bin").write_bytes(HEADER + records.tobytes())
+
+    old = StreamLog(tmp_path)
+    assert len(old) == 1 and old.state(old.head) == b"A" * 16
+    old.append("> a\n@ok v2\n", tokens=2, version=2, state=b"B" * 16)
+    with pytest.raises(StreamError, match="delete the folder") as caught:
+        old.append("> b\n@ok v3\n", tokens=3, version=3, state=b"C" * 20)
+    assert "\n" not in str(caught.value)
+    old.close()
+    again = StreamLog(tmp_path)
+    assert len(again) == 2 and again.state(again.head) == b"B" * 16
+    assert (tmp_path / "states.bin").read_bytes() == b"A" * 16 + b"B" * 16
+    assert (tmp_path / "state-size").read_text() == "16"
+    again.close()
+
+
+def test_a_state_length_that_overruns_states_bin_ends_the_valid_prefix(tmp_path: Path) -> None:
+    log = StreamLog(tmp_path)
+    for n in range(3):
+        log.append(f"> c{n}\n", tokens=n + 1, version=n + 1, state=bytes([n]) * 12)
+    log.close()
+    states = bytearray((tmp_path / "states.bin").read_bytes())
+    states[2 * 20 + 7] = 0x40  # record 2's length: 2**62 bytes
+    (tmp_path / "states.bin").write_bytes(bytes(states))
+    before = (tmp_path / "states.bin").stat().st_size
+    reopened = StreamLog(tmp_path)
+    assert len(reopened) == 2 and reopened.state(reopened.head) == bytes([1]) * 12
+    reopened.close()
+    assert (tmp_path / "states.bin").stat().st_size == 2 * 20 < before

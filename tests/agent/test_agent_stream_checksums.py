@@ -16,6 +16,7 @@ from infitool_edit.agent.stream import StreamLog
 from infitool_edit.stream_records import HEADER, RECORD_V1, RECORD_V2
 
 CHUNKS = ["@goal g\n", "> a\n@ok v2\n", "> b\n@ok v3\n", "> c\n@ok v4\n"]
+SLOT = 8 + 16  # a 16-byte state in states.bin: its length, then its bytes
 
 
 def four_records(folder: Path) -> None:
@@ -48,7 +49,7 @@ def record_offset(index: int, field: str) -> int:
         # version 3 -> 2: still a plausible record, so only a checksum sees it
         (lambda folder: flip(folder / "records.bin", record_offset(2, "version")), "record 2 fails its checksum"),
         (lambda folder: flip(folder / "stream.txt", len("".join(CHUNKS[:2])) + 2), "record 2's text"),
-        (lambda folder: flip(folder / "states.bin", 2 * 16 + 5), "record 2's state"),
+        (lambda folder: flip(folder / "states.bin", 2 * SLOT + 8 + 5), "record 2's state"),
     ],
     ids=["record", "text", "state"],
 )
@@ -63,7 +64,9 @@ def test_damage_in_place_is_detected_and_cut_back_to_the_last_good_record(tmp_pa
     log.close()
     # The files were cut, never extended or mended: what is left is a prefix.
     assert (tmp_path / "stream.txt").read_bytes() == "".join(CHUNKS[:2]).encode()
-    assert (tmp_path / "states.bin").read_bytes() == bytes([0]) * 16 + bytes([1]) * 16
+    assert (tmp_path / "states.bin").read_bytes() == b"".join(
+        (16).to_bytes(8, "little") + bytes([n]) * 16 for n in range(2)
+    )
     again, warnings = reopened(tmp_path, caplog)
     assert len(again) == 2 and warnings == []
     again.append("> d\n@ok v5\n", tokens=9, version=5)
