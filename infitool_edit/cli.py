@@ -48,7 +48,8 @@ VersionArg = Annotated[
 AuthorOption = Annotated[str, typer.Option(help="Who the new versions are by.")]
 AttentionWindowOption = Annotated[
     Optional[int],
-    typer.Option(help="Tokens a hybrid model's attention layers keep (Granite-4.0-H; default 8192). "
+    typer.Option(help="Tokens a hybrid model's attention layers keep (Granite-4.0-H; default: the "
+                      "folder's own window, else 8192). "
                       "Beyond the window the model relies on its tools (read, outline, notes).",
                  min=1, show_default=False),
 ]
@@ -301,7 +302,8 @@ def resume(
 def train(
     data: Annotated[Path, typer.Option(help="The training data folder (prose.jsonl, streams.jsonl).")],
     out: Annotated[Path, typer.Option(help="Where checkpoints go (OUT/latest).")],
-    config: Annotated[str, typer.Option(help="default, deep (twice its layers; grows --from weights), or smoke (about a minute).")] = "default",
+    config: Annotated[str, typer.Option(help="default, deep (twice its layers; grows --from weights), hybrid (one attention "
+                                                  "layer and SwiGLUs; converts --from weights), or smoke (about a minute).")] = "default",
     resume: Annotated[bool, typer.Option("--resume", help="Go on from OUT/latest.")] = False,
     phase: Annotated[str, typer.Option(help="auto, prose or streams (switch phase now).")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default 2).")] = None,

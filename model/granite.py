@@ -52,7 +52,9 @@ ATTENTION_TYPES = ("attention", "full_attention")
 @dataclass
 class GraniteHybridConfig:
     """The shape of a Granite-4.0-H model, with the field names and defaults of transformers'
-    `GraniteMoeHybridConfig`; `attention_window` is ours (not in config.json)."""
+    `GraniteMoeHybridConfig`. `attention_window` is ours: a `config.json` names it only when its model
+    was trained for another window than the default (the editor's own hybrid: the 2,048 bytes it
+    read at a time), and `--attention-window` overrides it."""
 
     vocab_size: int = 32000
     hidden_size: int = 4096
@@ -145,7 +147,8 @@ class GraniteHybridConfig:
 
     def to_hf_dict(self) -> dict:
         values = asdict(self)
-        del values["attention_window"]
+        if self.attention_window == DEFAULT_ATTENTION_WINDOW:  # the hub's folders never name it
+            del values["attention_window"]
         values["time_step_limit"] = list(self.time_step_limit)
         return {"model_type": self.model_type, "architectures": ["GraniteMoeHybridForCausalLM"], **values,
                 "hidden_act": "silu"}
@@ -153,7 +156,7 @@ class GraniteHybridConfig:
     @classmethod
     def from_hf_dict(cls, values: dict) -> GraniteHybridConfig:
         """Read a `config.json` key by key (transformers' defaults where a key is absent)."""
-        known = {f.name for f in fields(cls)} - {"attention_window"}
+        known = {f.name for f in fields(cls)}
         kwargs = {key: value for key, value in values.items() if key in known}
         if "layers_block_type" in values and "layer_types" not in values:  # older config.json files
             kwargs["layer_types"] = values["layers_block_type"]

@@ -54,10 +54,12 @@ def grow_depth(model: Mamba2LM, layers: int) -> Mamba2LM:
 
 
 def hybrid_config(mamba: Mamba2Config, attention_after: tuple[int, ...], heads: int, kv_heads: int,
-                  mlp_size: int) -> GraniteHybridConfig:
+                  mlp_size: int, window: int) -> GraniteHybridConfig:
     """A Granite-4.0-H shape (granite.py) around ``mamba``'s Mamba-2 layers: an attention layer
     after each of the Mamba-2 layers ``attention_after`` names (0-based), a SwiGLU of ``mlp_size``
-    after every layer, no experts, no multipliers (all 1; attention scaled by 1/√head_dim)."""
+    after every layer, no experts, no multipliers (all 1; attention scaled by 1/√head_dim).
+    ``window``: the tokens attention sees at run time, saved with the folder: the longest read it
+    trains on, so it never meets more keys than it learnt to weigh (no positions tell it how far)."""
     types = []
     for layer in range(mamba.num_hidden_layers):
         types.append("mamba")
@@ -73,6 +75,7 @@ def hybrid_config(mamba: Mamba2Config, attention_after: tuple[int, ...], heads: 
         mamba_chunk_size=mamba.chunk_size, mamba_conv_bias=mamba.use_conv_bias, mamba_proj_bias=mamba.use_bias,
         time_step_limit=mamba.time_step_limit, initializer_range=mamba.initializer_range,
         bos_token_id=mamba.bos_token_id, eos_token_id=mamba.eos_token_id, pad_token_id=mamba.pad_token_id,
+        attention_window=window,
     )
 
 

@@ -88,8 +88,12 @@ class TrainConfig:
     def model_config(self) -> Mamba2Config | GraniteHybridConfig:
         if self.attention_after:
             return hybrid_config(self.mamba_config(), tuple(self.attention_after), self.attention_heads,
-                                 self.attention_heads, self.mlp_size)
+                                 self.attention_heads, self.mlp_size, self.longest_read)
         return self.mamba_config()
+
+    @property
+    def longest_read(self) -> int:
+        return max(self.seq_len, self.stream_seq_len)
 
     def new_model(self) -> Mamba2LM | GraniteHybridLM:
         config = self.model_config()
@@ -291,9 +295,15 @@ def load_training_checkpoint(out: Path) -> tuple[Mamba2LM | GraniteHybridLM, dic
         folder = out / "previous"  # stopped between the two renames of a checkpoint write
     if not (folder / "trainer.pt").is_file():
         raise TrainError(f"{out}: no checkpoint to resume (latest/trainer.pt)")
-    model = load_checkpoint(folder).train()
     trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=False)
-    return model, trainer
+    config = TrainConfig(**trainer["config"])
+    return load_checkpoint(folder, **_window_of(config)).train(), trainer
+
+
+def _window_of(config: TrainConfig) -> dict:
+    """A hybrid's attention window: the longest read it trains on. One saved before folders named
+    their window gets it here (the same computation: no read is longer), so its folders say so."""
+    return {"attention_window": config.longest_read} if config.attention_after else {}
 
 
 def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM | GraniteHybridLM, Progress]:
@@ -301,8 +311,8 @@ def start_from(folder: Path, config: TrainConfig) -> tuple[Mamba2LM | GraniteHyb
     ``training.json`` records (steps, time, bytes, held-out losses), or a fresh count without one.
     A Mamba-2 with fewer layers of the same width is grown to the config's depth, and one of the
     config's Mamba-2 shape made the config's hybrid (learn/grow.py)."""
-    model = load_checkpoint(folder)
     hybrid = isinstance(config.model_config(), GraniteHybridConfig)
+    model = load_checkpoint(folder, **_window_of(config))
     if isinstance(model, GraniteHybridLM):
         shape = ("vocab_size", "hidden_size", "layer_types", "num_attention_heads", "num_key_value_heads",
                  "shared_intermediate_size", "num_local_experts", "mamba_n_heads", "mamba_d_state", "mamba_d_head")

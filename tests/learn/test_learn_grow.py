@@ -3,6 +3,8 @@ it did, its new blocks learn, and a hybrid trains, saves and resumes."""
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 
 import pytest
@@ -103,5 +105,10 @@ def test_train_grows_a_hybrid_saves_it_and_resumes_it(tmp_path, monkeypatch):
     assert first["steps"] == 3
     saved = load_checkpoint(out / "latest")
     assert isinstance(saved, GraniteHybridLM) and saved.config.layer_types[-1] == "attention"
+    # The folder names the window it trained at (its longest read), which the editor then uses.
+    longest = CONFIGS["tiny-hybrid"].longest_read
+    assert json.loads((out / "latest" / "config.json").read_text())["attention_window"] == longest
+    assert saved.new_state().window == longest
+    assert load_checkpoint(out / "latest", attention_window=64).new_state().window == 64  # --attention-window
     again = train(TrainOptions(data=data, out=out, resume=True, max_steps=1, threads=1, quiet=True))
     assert again["steps"] == 4
