@@ -20,16 +20,33 @@ def _size_mb(folder: Path) -> str:
     return f"{weights.stat().st_size / 1e6:.1f} MB" if weights.is_file() else "—"
 
 
+def _architecture(config: dict, folder_config: dict) -> tuple[str, str]:
+    """The card's architecture line and the HuggingFace class whose names the weights use."""
+    mamba = (f"{config.get('layers', '—')} Mamba-2 layers, width {config.get('hidden_size', '—')}, "
+             f"state {config.get('state_size', '—')} per head of {config.get('head_dim', '—')} channels")
+    after = config.get("attention_after") or []
+    if not after:
+        return f"Mamba-2: {mamba}", "Mamba2ForCausalLM"
+    window = folder_config.get("attention_window", "8,192")
+    layers = ", ".join(str(layer + 1) for layer in after)
+    return (f"a Granite-4.0-H-style hybrid: {mamba}; an attention layer ({config.get('attention_heads')} heads, "
+            f"no positions, keys and values of the last {window} bytes) after Mamba-2 layer {layers}; "
+            f"a SwiGLU of {config.get('mlp_size')} after every layer", "GraniteMoeHybridForCausalLM")
+
+
 def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
     record = json.loads((checkpoint / "training.json").read_text()) if checkpoint else {}
+    folder_config = json.loads((checkpoint / "config.json").read_text()) if checkpoint else {}
     config = record.get("config", {})
+    architecture, names = _architecture(config, folder_config)
+    kind = "hybrid of Mamba-2 and attention" if config.get("attention_after") else "Mamba-2"
     manifest = record.get("manifest", {})
     seen = record.get("bytes_seen", {})
     hours = record.get("training_seconds", 0) / 3600
     lines = [
         "# The built-in model",
         "",
-        "A byte-level Mamba-2 trained by `infitool-edit train` on this project's own data: first plain",
+        f"A byte-level {kind} trained by `infitool-edit train` on this project's own data: first plain",
         "language modelling on clean permissive prose, then the editor's command streams (traces of real",
         "revision histories and synthetic tasks), learning only the bytes of its own commands. It is the",
         "model `infitool-edit` runs when no `--model` is given; the byte-level grammar mask holds its lines",
@@ -51,10 +68,9 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | Mamba-2, {config.get('layers', '—')} layers, width {config.get('hidden_size', '—')}, "
-        f"state {config.get('state_size', '—')} per head of {config.get('head_dim', '—')} channels |",
+        f"| architecture | {architecture} |",
         f"| parameters | {record.get('parameters', '—'):,} |" if record else "| parameters | — |",
-        f"| weights | {_size_mb(checkpoint) if checkpoint else '—'} (fp32 safetensors, HuggingFace `Mamba2ForCausalLM` names) |",
+        f"| weights | {_size_mb(checkpoint) if checkpoint else '—'} (fp32 safetensors, HuggingFace `{names}` names) |",
         "| tokenizer | bytes (256) + pad, bos, eos |",
         "",
         "## Training",
@@ -71,13 +87,14 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
         "",
         "Held-out losses during training (bits per learnt byte; files held out by `learn/split.py`):",
         "",
-        "| step | phase | MB read | prose bpb | streams bpb |",
-        "|---|---|---|---|---|",
+        "| step | phase | MB read | prose bpb | streams bpb | copied names bpb |",
+        "|---|---|---|---|---|---|",
     ]
     for figures in record.get("evaluations", [])[-8:]:
         lines.append(
             f"| {figures.get('step')} | {figures.get('phase')} | {figures.get('bytes', 0) / 1e6:.2f} | "
-            f"{figures.get('heldout_prose_bpb', '—')} | {figures.get('heldout_streams_bpb', '—')} |"
+            f"{figures.get('heldout_prose_bpb', '—')} | {figures.get('heldout_streams_bpb', '—')} | "
+            f"{figures.get('heldout_copy_bpb', '—')} |"
         )
     lines += ["", "## Data and licences", "", "| source | licence | documents | MB |", "|---|---|---|---|"]
     sources = manifest.get("sources", {})

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from infitool_edit.learn.card import render
 from infitool_edit.learn.grow import copies_after
 from infitool_edit.learn.train import CONFIGS, TrainError, TrainOptions, start_from, train
 from infitool_edit.model import Mamba2LM, load_checkpoint, save_checkpoint
@@ -110,5 +111,8 @@ def test_train_grows_a_hybrid_saves_it_and_resumes_it(tmp_path, monkeypatch):
     assert json.loads((out / "latest" / "config.json").read_text())["attention_window"] == longest
     assert saved.new_state().window == longest
     assert load_checkpoint(out / "latest", attention_window=64).new_state().window == 64  # --attention-window
+    card = render(out / "latest")
+    assert f"keys and values of the last {longest} bytes) after Mamba-2 layer 2" in card
+    assert "`GraniteMoeHybridForCausalLM` names" in card
     again = train(TrainOptions(data=data, out=out, resume=True, max_steps=1, threads=1, quiet=True))
     assert again["steps"] == 4
