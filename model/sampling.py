@@ -24,10 +24,13 @@ class Decoding:
     """How a checkpoint wants its tokens chosen, read from the folder's ``generation_config.json``
     as transformers' ``GenerationConfig`` writes it: ``do_sample: false`` is greedy (temperature
     0), else ``temperature`` and ``top_p``. A folder without the file samples plainly (1.0, 1.0),
-    which is what the runtime did before checkpoints could say otherwise."""
+    which is what the runtime did before checkpoints could say otherwise. ``copy_prior`` (ours,
+    0 to 1, default 0) is the strength of the editor's copy prior for byte-level models
+    (infitool_edit/agent/copy_prior.py): the built-in model's folder sets it."""
 
     temperature: float = 1.0
     top_p: float = 1.0
+    copy_prior: float = 0.0
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> Decoding:
@@ -40,14 +43,18 @@ class Decoding:
             settings = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(settings, dict):
                 raise ValueError("not a JSON object")
+            copy_prior = float(settings.get("copy_prior", 0.0))
             if settings.get("do_sample") is False:
-                return cls(temperature=0.0, top_p=1.0)
-            temperature, top_p = float(settings.get("temperature", 1.0)), float(settings.get("top_p", 1.0))
+                temperature, top_p = 0.0, 1.0
+            else:
+                temperature, top_p = float(settings.get("temperature", 1.0)), float(settings.get("top_p", 1.0))
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:
             raise CheckpointError(f"{path}: not a generation config ({error})") from None
         if not (temperature >= 0 and 0 < top_p <= 1):  # also refuses NaN
             raise CheckpointError(f"{path}: need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
-        return cls(temperature=temperature, top_p=top_p)
+        if not 0 <= copy_prior <= 1:
+            raise CheckpointError(f"{path}: need 0 <= copy_prior <= 1, got {copy_prior}")
+        return cls(temperature=temperature, top_p=top_p, copy_prior=copy_prior)
 
 
 def sample_token(

@@ -63,7 +63,8 @@ def make_backend(
         loaded, tokenizer = load_model(folder, attention_window=attention_window, quantize=quantize)
         return make_ssm_backend(loaded, tokenizer, folder, name=quantized_name(name, quantize))
     default, name, decoding = default_model(quantize)
-    return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p)
+    return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
+                      copy_prior=decoding.copy_prior)
 
 
 def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None = None) -> Backend:
@@ -75,7 +76,8 @@ def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None =
 
     name = name or Path(folder).name
     decoding = Decoding.from_folder(folder)  # the checkpoint's own generation_config.json
-    options = dict(tokenizer=tokenizer, name=name, temperature=decoding.temperature, top_p=decoding.top_p)
+    options = dict(tokenizer=tokenizer, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
+                   copy_prior=decoding.copy_prior)
     template = ChatTemplate.from_folder(folder)
     if template is None:
         return SSMBackend(model, **options)

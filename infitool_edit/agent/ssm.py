@@ -31,6 +31,7 @@ from infitool_edit.model import MambaConfig, MambaLM, State, StateError
 from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.quantize import QUANTIZERS
+from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior
 from infitool_edit.model.sampling import Decoding, sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
@@ -149,7 +150,6 @@ class _LineText:
 
 
 class SSMBackend:
-    context_chars = 0  # the recurrent state is the whole memory
     def __init__(
         self,
         model: MambaLM,
@@ -159,10 +159,12 @@ class SSMBackend:
         temperature: float = 1.0,
         top_p: float = 1.0,
         max_command_bytes: int = MAX_COMMAND_BYTES,
+        copy_prior: float = 0.0,
     ) -> None:
         """``tokenizer``: bytes by default; an ``HFTokenizer`` (a BPE checkpoint) masks through
         llguidance, which holds lines to the grammar but not to the draft (line numbers within
-        it, search strings that occur in it): those are the byte-level mask's alone."""
+        it, search strings that occur in it): those are the byte-level mask's alone.
+        ``copy_prior``: the strength of agent/copy_prior.py's prior (byte-level models only)."""
         self.model = model
         self.name = name
         self.temperature = temperature
@@ -182,6 +184,10 @@ class SSMBackend:
                 raise ModelError(
                     f"{name}: a BPE checkpoint needs llguidance: pip install 'infitool-edit[bpe]'"
                 ) from None
+        byte_level = isinstance(self.tokenizer, ByteTokenizer)
+        self.copy_prior = CopyPrior(copy_prior) if copy_prior and byte_level else None
+        # The recurrent state is the whole memory; the copy prior reads the stream's end too.
+        self.context_chars = CONTEXT_BYTES if self.copy_prior else 0
         self._device = model.embeddings.weight.device
         self.state = model.new_state()
         self.logits: torch.Tensor | None = None  # (vocab,) after the last token read (within a line: masked)
@@ -197,6 +203,8 @@ class SSMBackend:
         ids = self.tokenizer.encode(text)
         if not ids:
             return
+        if self.copy_prior:
+            self.copy_prior.read(text.encode("utf-8"))
         logits, _ = self.model(torch.tensor([ids], device=self._device), self.state, last_only=True)
         self.logits = logits[0]
         self._tokens += len(ids)
@@ -211,6 +219,15 @@ class SSMBackend:
         # Each step reads one token and hands the model the mask for the next (the constraint
         # knows it once the token is decided), which the fused step adds to the logits it
         # computes: `self.logits` comes back masked, and sampling adds nothing.
+        if self.copy_prior:
+            self.copy_prior.start_line()
+        try:
+            yield from self._command_line(constraint, generator)
+        finally:
+            if self.copy_prior:
+                self.copy_prior.end_line()
+
+    def _command_line(self, constraint, generator: torch.Generator) -> Iterator[str]:
         for token in self._prefix_ids[:-1]:
             self._step(token)
         bias, forced = constraint.mask()
@@ -228,19 +245,23 @@ class SSMBackend:
             if forced >= 0:
                 token = forced
             else:
-                token = sample_token(self.logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
+                logits = self.copy_prior.apply(self.logits) if self.copy_prior else self.logits
+                token = sample_token(logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
             constraint.advance(token)
             bias, forced = (None, -1) if constraint.finished else constraint.mask()
             self._step(token, bias)
             yield line.add(token)
 
-    def snapshot(self) -> tuple[State, torch.Tensor | None, int]:
-        return self.state.copy(), None if self.logits is None else self.logits.clone(), self._tokens
+    def snapshot(self) -> tuple[State, torch.Tensor | None, int, bytes]:
+        recent = self.copy_prior.recent if self.copy_prior else b""
+        return self.state.copy(), None if self.logits is None else self.logits.clone(), self._tokens, recent
 
-    def restore(self, mark: tuple[State, torch.Tensor | None, int]) -> None:
-        state, logits, self._tokens = mark
+    def restore(self, mark: tuple[State, torch.Tensor | None, int, bytes]) -> None:
+        state, logits, self._tokens, recent = mark
         self.state = state.copy()
         self.logits = None if logits is None else logits.clone()
+        if self.copy_prior:
+            self.copy_prior.recent = recent
 
     def state_bytes(self) -> bytes:
         """The recurrent state and the logits it leads to (so a reopened
@@ -263,6 +284,8 @@ class SSMBackend:
                 self._step(token)
             self.feed(data[chunk.model_bytes :].decode("utf-8"))
         self._tokens = tokens
+        if self.copy_prior:  # the stream's end as the live backend read it (replay included)
+            self.copy_prior.recent = context.encode("utf-8")[-CONTEXT_BYTES:]
 
     def _model_tokens(self, written: bytes) -> list[int]:
         """The tokens to step again for what the model wrote: its bytes, exactly as sampled, for
@@ -297,3 +320,5 @@ class SSMBackend:
         the logits by the model's step (inside the fused CPU step where it runs)."""
         self.logits = self.model.step(torch.tensor([token], device=self._device), self.state, mask)[0]
         self._tokens += 1
+        if self.copy_prior and token < 256:  # a byte (the byte tokenizer's specials are above)
+            self.copy_prior.read(bytes([token]))

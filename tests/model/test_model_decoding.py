@@ -15,10 +15,13 @@ def test_decoding_reads_what_transformers_writes(tmp_path):
     assert Decoding.from_folder(tmp_path) == Decoding(0.4, 0.85)
     GenerationConfig(do_sample=False).save_pretrained(tmp_path)
     assert Decoding.from_folder(tmp_path) == Decoding(0.0, 1.0)  # greedy
+    GenerationConfig(do_sample=False, copy_prior=0.9).save_pretrained(tmp_path)  # ours, kept as it is
+    assert Decoding.from_folder(tmp_path) == Decoding(0.0, 1.0, copy_prior=0.9)
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "{\"temperature\": -1}", "{\"top_p\": 0}", "{\"temperature\": \"hot\"}",
-                                  "{\"temperature\": NaN}", "not json"])
+                                  "{\"temperature\": NaN}", "not json", "{\"copy_prior\": 2}",
+                                  "{\"copy_prior\": NaN}"])
 def test_a_bad_generation_config_is_one_line_naming_the_file(tmp_path, text):
     (tmp_path / "generation_config.json").write_text(text)
     with pytest.raises(CheckpointError) as error:
@@ -30,4 +33,6 @@ def test_the_backend_of_a_folder_decodes_as_its_generation_config_says(tmp_path)
     save_checkpoint(random_tiny_model(), tmp_path)
     GenerationConfig(do_sample=True, temperature=0.3, top_p=0.9).save_pretrained(tmp_path)
     backend = make_backend(model=tmp_path)
-    assert (backend.temperature, backend.top_p) == (0.3, 0.9)
+    assert (backend.temperature, backend.top_p) == (0.3, 0.9) and backend.copy_prior is None
+    GenerationConfig(do_sample=False, copy_prior=0.5).save_pretrained(tmp_path)
+    assert make_backend(model=tmp_path).copy_prior.strength == 0.5

@@ -1,0 +1,139 @@
+"""A copy prior for byte-level models: inside a quoted argument, once its last few bytes match
+the goal, the goal's next byte gets a share of the probability.
+
+Why: the built-in model is small, and a small recurrent model copies poorly. Asked to rename a
+section to "Scala" it picks the right command and the right heading (the grammar mask holds
+slugs and search strings to the draft) and then writes "Scalability": the new name is free text
+the mask cannot hold. A writer's goal names such text ("Mentorship Team", "Windows Store
+package"), so the prior makes the goal's own bytes likelier where the model is already copying
+it. It only ever adds probability to a byte the grammar allows, and it leaves the model's choice
+alone wherever the goal says nothing.
+
+The rule, for each byte sampled inside a quoted argument of a command other than ``done`` (a
+summary, not a copy):
+
+- k: the longest run (at most ``MAX_MATCH`` bytes) ending the argument so far that also occurs in
+  the goal (the last ``@goal`` line within the stream's last ``CONTEXT_BYTES``); nothing if k is
+  under ``MIN_MATCH``: a name's first bytes are the model's to choose.
+- q: what follows that run in the goal, counted over its occurrences. Where the goal's span ends
+  there (a closing quote, the line's end, or a full stop before one), the argument may end too,
+  and q gives that share to the closing quote and the backslash of an escaped newline in the
+  proportion the model gives them (a heading inserted ends with ``\\n\\n"``).
+- the next byte is drawn from (1 - w)·p + w·q, where p is the model's masked distribution and
+  w = strength · min(1, (k - MIN_MATCH + 1) / RAMP): a longer match is stronger evidence.
+
+Held to the stream: the prior reads only the stream's last ``CONTEXT_BYTES``, which a resumed
+backend gets back from the stored stream (``context_chars``), so rewinds and resumes decode as
+the live session did.
+"""
+
+from __future__ import annotations
+
+import torch
+
+MIN_MATCH = 3
+MAX_MATCH = 48
+RAMP = 2
+CONTEXT_BYTES = 16_384
+GOAL_TAG = b"@goal "
+QUOTE, BACKSLASH, NEWLINE, FULL_STOP, SPACE = 0x22, 0x5C, 0x0A, 0x2E, 0x20
+SPAN_ENDS = (QUOTE, NEWLINE)
+
+
+def last_goal(recent: bytes) -> bytes:
+    """The last ``@goal`` line's text in ``recent`` (with its newline), or b"" without one."""
+    start = recent.rfind(b"\n" + GOAL_TAG) + 1
+    if start == 0 and not recent.startswith(GOAL_TAG):
+        return b""
+    end = recent.find(b"\n", start)
+    return recent[start + len(GOAL_TAG): len(recent) if end < 0 else end] + b"\n"
+
+
+def open_argument(line: bytes) -> int:
+    """How many bytes of a quoted argument ``line`` (a command line so far) ends inside, or -1
+    when it is not inside one. Escapes (``\\"``, ``\\n``) count as written."""
+    inside, start, escaped = False, 0, False
+    for index, byte in enumerate(line):
+        if escaped:
+            escaped = False
+        elif byte == BACKSLASH and inside:
+            escaped = True
+        elif byte == QUOTE:
+            inside, start = not inside, index + 1
+    return len(line) - start if inside else -1
+
+
+def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, int]]:
+    """(k, counts): the longest tail of ``written`` found in ``goal`` (k ≥ MIN_MATCH, else 0) and
+    how often each byte follows it there; None stands for the end of the goal's span."""
+    best = 0
+    for k in range(MIN_MATCH, min(len(written), MAX_MATCH) + 1):
+        if goal.find(written[-k:], 0, len(goal) - 1) < 0:
+            break
+        best = k
+    counts: dict[int | None, int] = {}
+    if not best:
+        return 0, counts
+    tail = written[-best:]
+    at = goal.find(tail, 0, len(goal) - 1)
+    while at >= 0:
+        after = at + best
+        byte: int | None = goal[after]
+        if byte in SPAN_ENDS or (byte == FULL_STOP and goal[after + 1: after + 2] in (b'"', b"\n", b" ")):
+            byte = None
+        counts[byte] = counts.get(byte, 0) + 1
+        at = goal.find(tail, at + 1, len(goal) - 1)
+    return best, counts
+
+
+class CopyPrior:
+    """The prior of one backend: ``recent`` holds the stream's last ``CONTEXT_BYTES`` (everything
+    the model read, its own lines included), ``line`` the command line being sampled."""
+
+    def __init__(self, strength: float) -> None:
+        if not 0 <= strength <= 1:
+            raise ValueError(f"copy_prior must be within [0, 1], not {strength!r}")
+        self.strength = strength
+        self.recent = b""
+        self.line: bytes | None = None  # None between command lines
+        self._goal = b""
+
+    def read(self, data: bytes) -> None:
+        """Bytes the model read (fed text, or a token it stepped)."""
+        self.recent = (self.recent + data)[-CONTEXT_BYTES:]
+        if self.line is not None:
+            self.line += data
+
+    def start_line(self) -> None:
+        self.line, self._goal = b"", last_goal(self.recent)
+
+    def end_line(self) -> None:
+        self.line = None
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        """The masked logits for the next byte, with the goal's continuation mixed in."""
+        line = self.line
+        if not line or not self._goal or line.lstrip(b"> ").startswith(b"done"):
+            return logits
+        written = open_argument(line)
+        if written < MIN_MATCH:
+            return logits
+        k, counts = continuations(self._goal, line[-written:])
+        if not k:
+            return logits
+        allowed = torch.isfinite(logits)
+        p = torch.softmax(logits.float(), dim=-1)
+        q = torch.zeros_like(p)
+        for byte, count in counts.items():
+            if byte is None:  # the span ends: as the model would end it
+                ends = torch.zeros_like(p)
+                ends[QUOTE], ends[BACKSLASH] = p[QUOTE], p[BACKSLASH]
+                if ends.sum() > 0:
+                    q += count * ends / ends.sum()
+            elif allowed[byte]:
+                q[byte] += count
+        if q.sum() == 0:
+            return logits
+        weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
+        mixed = (1 - weight) * p + weight * q / q.sum()
+        return torch.where(allowed, torch.log(mixed), logits.float()).to(logits.dtype)

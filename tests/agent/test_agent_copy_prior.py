@@ -1,0 +1,105 @@
+"""The copy prior (agent/copy_prior.py): inside a quoted argument whose last bytes match the goal,
+the goal's next byte gets a share of the probability; a resumed backend reads the same bytes as
+the live one; and the built-in model, which drifts off a new name, copies it with the prior."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior, continuations, last_goal, open_argument
+from infitool_edit.agent.runner import Runner
+from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
+from infitool_edit.session.editing import EditingSession
+from helpers.model_runs import write_draft
+
+GOAL = b'Change the section title "Thread Support" to "Scala".\n'
+
+
+def test_the_longest_tail_found_in_the_goal_and_what_follows_it():
+    assert continuations(GOAL, b"## Sca") == (3, {ord("l"): 1})
+    assert continuations(GOAL, b"## Scal") == (4, {ord("a"): 1})
+    assert continuations(GOAL, b"## Scala") == (5, {None: 1})  # the goal's span ends: so may the name
+    assert continuations(GOAL, b"## Sc") == (0, {})  # too short to be evidence
+    assert continuations(b"the lamp, the light\n", b"the l") == (5, {ord("a"): 1, ord("i"): 1})
+    assert continuations(b"Add the section Notes.\n", b"Notes") == (5, {None: 1})  # a full stop ends it
+
+
+def test_where_a_quoted_argument_starts_and_which_goal_is_read():
+    assert open_argument(b'> replace "## Thread Support" "## Sc') == 5
+    assert open_argument(b'> replace "a\\"b') == 4  # an escaped quote does not close it
+    assert open_argument(b'> replace "a" "b"') == -1 and open_argument(b"> move #a #b") == -1
+    recent = b"@goal First.\n> goal\n@goal Second one.\n@text 1-2 of 2\n1\xe2\x94\x82@goal not a goal\n"
+    assert last_goal(recent) == b"Second one.\n"
+    assert last_goal(b"@goal At the start.\n> outline\n") == b"At the start.\n"
+    assert last_goal(b"> outline\n") == b""
+
+
+def prior_on(line: bytes) -> CopyPrior:
+    prior = CopyPrior(0.9)
+    prior.read(b"@goal " + GOAL + b"> goal\n@goal " + GOAL)
+    prior.start_line()
+    prior.read(line)
+    return prior
+
+
+def test_the_goal_wins_where_the_model_drifts_and_the_mask_still_rules():
+    logits = torch.full((259,), -5.0)
+    logits[ord("b")], logits[ord('"')], logits[ord("\\")] = 2.0, 1.0, -1.0  # the model would go on: "Scalab…"
+    logits[ord("x")] = float("-inf")  # the grammar forbids it
+    mixed = CopyPrior.apply(prior_on(b'> replace "## Thread Support" "## Scala'), logits)
+    assert int(torch.argmax(mixed)) == ord('"')
+    assert mixed[ord("x")] == float("-inf") and torch.isfinite(mixed[ord("b")])
+    assert torch.softmax(mixed, -1).sum().item() == pytest.approx(1.0, abs=1e-5)
+    # The end is shared between the closing quote and an escaped newline as the model shares them.
+    shares = torch.softmax(mixed, -1)
+    assert shares[ord('"')] / shares[ord("\\")] > torch.softmax(logits, -1)[ord('"')] / torch.softmax(logits, -1)[ord("\\")] - 1e-3
+    # Untouched: a done line (a summary, not a copy), outside quotes, and a name's first bytes.
+    for line in (b'> done "Renamed the section title', b"> move #a", b'> replace "## Thread Support" "## Sc'):
+        assert torch.equal(prior_on(line).apply(logits), logits)
+    forbidden = logits.clone()
+    forbidden[ord('"')] = forbidden[ord("\\")] = float("-inf")  # the span may not end here: the model goes on
+    assert int(torch.argmax(prior_on(b'> replace "## Thread Support" "## Scala').apply(forbidden))) == ord("b")
+
+
+def test_a_strength_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="copy_prior"):
+        CopyPrior(1.5)
+
+
+def test_a_resumed_backend_reads_the_stream_end_the_live_one_read(tmp_path):
+    model = random_tiny_model()
+    draft = write_draft(tmp_path, "# Notes\n\nTeh first line.\n")
+    with EditingSession.open(draft, author="writer") as session:
+        live = SSMBackend(model, copy_prior=0.9, max_command_bytes=48)
+        Runner(session, live, "Rename Notes to Field Notes.", max_commands=5, seed=2, keyframe_every=2).run()
+        resumed = SSMBackend(model, copy_prior=0.9, max_command_bytes=48)
+        runner = Runner(session, resumed, None, max_commands=0, seed=2, keyframe_every=2)
+        runner.open()
+    assert resumed.context_chars == CONTEXT_BYTES
+    assert resumed.copy_prior.recent == live.copy_prior.recent
+    assert last_goal(resumed.copy_prior.recent) == b"Rename Notes to Field Notes.\n"
+    assert torch.equal(resumed.logits, live.logits) and resumed.state == live.state
+
+
+def test_the_built_in_model_copies_a_new_name_with_the_prior_and_drifts_without(monkeypatch):
+    import infitool_edit.agent.default_model as shipped
+    from infitool_edit.agent.ssm import default_model
+    from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
+    from infitool_edit.learn.tasks import check
+
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
+    assert shipped.has_trained_default(), "model/weights/ holds no trained checkpoint"
+    model, name, decoding = default_model()
+    assert decoding.copy_prior > 0  # the shipped folder turns it on
+    task = next(t for t in suite_tasks("structure", 20, seed=0) if '"Scala"' in t.goal)
+    runner = SessionRunner()
+    try:
+        outcomes = {}
+        for strength in (0.0, decoding.copy_prior):
+            backend = SSMBackend(model, name=name, temperature=0.0, copy_prior=strength)
+            out = runner.run(task, backend, budget_for(task), 0)
+            outcomes[strength] = check(task, out.text, out.notes)
+    finally:
+        runner.close()
+    assert outcomes == {0.0: False, decoding.copy_prior: True}
