@@ -9,9 +9,9 @@ import importlib.util
 import os
 from pathlib import Path
 
-# The shipped checkpoint proofreads (check, fix, done) and moves sections; it cannot yet write a
-# new heading or paragraph of its own: model/weights/README.md.
-TRAINED_DESCRIPTION = "built-in model: proofreads, moves sections"
+# The shipped checkpoint proofreads (check, fix, done) and moves, adds and renames sections (a new
+# name copied from the goal); it cannot yet write a paragraph of its own: model/weights/README.md.
+TRAINED_DESCRIPTION = "built-in model: proofreads, edits sections"
 UNTRAINED_DESCRIPTION = "untrained default model"
 FORCE_RANDOM_ENV = "INFITOOL_DEFAULT_MODEL"
 """``INFITOOL_DEFAULT_MODEL=random`` runs the random-weight model even when trained weights are

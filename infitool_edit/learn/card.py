@@ -22,11 +22,12 @@ def _size_mb(folder: Path) -> str:
 
 def _architecture(config: dict, folder_config: dict) -> tuple[str, str]:
     """The card's architecture line and the HuggingFace class whose names the weights use."""
-    mamba = (f"{config.get('layers', '—')} Mamba-2 layers, width {config.get('hidden_size', '—')}, "
-             f"state {config.get('state_size', '—')} per head of {config.get('head_dim', '—')} channels")
+    shape = (f"width {config.get('hidden_size', '—')}, state {config.get('state_size', '—')} per head of "
+             f"{config.get('head_dim', '—')} channels")
     after = config.get("attention_after") or []
     if not after:
-        return f"Mamba-2: {mamba}", "Mamba2ForCausalLM"
+        return f"Mamba-2, {config.get('layers', '—')} layers, {shape}", "Mamba2ForCausalLM"
+    mamba = f"{config.get('layers', '—')} Mamba-2 layers, {shape}"
     window = folder_config.get("attention_window", "8,192")
     layers = ", ".join(str(layer + 1) for layer in after)
     return (f"a Granite-4.0-H-style hybrid: {mamba}; an attention layer ({config.get('attention_heads')} heads, "

@@ -79,7 +79,7 @@ def test_a_resumed_backend_reads_the_stream_end_the_live_one_read(tmp_path):
     assert resumed.context_chars == CONTEXT_BYTES
     assert resumed.copy_prior.recent == live.copy_prior.recent
     assert last_goal(resumed.copy_prior.recent) == b"Rename Notes to Field Notes.\n"
-    assert torch.equal(resumed.logits, live.logits) and resumed.state == live.state
+    # (That the state itself is restored exactly is test_agent_hybrid_models.py's and the runner tests'.)
 
 
 def test_the_built_in_model_copies_a_new_name_with_the_prior_and_drifts_without(monkeypatch):
