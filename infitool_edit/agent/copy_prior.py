@@ -12,10 +12,12 @@ alone wherever the goal says nothing.
 The rule, for each byte sampled inside a quoted argument of a command other than ``done`` (a
 summary, not a copy):
 
+- the source: the goal's quoted spans, or the whole goal where it quotes nothing (the last
+  ``@goal`` line within the stream's last ``CONTEXT_BYTES``), less any span the line already
+  holds before this argument (a rename's old name, when the new one is being written).
 - k: the longest run (at most ``MAX_MATCH`` bytes) ending the argument so far that also occurs in
-  the goal (the last ``@goal`` line within the stream's last ``CONTEXT_BYTES``); nothing if k is
-  under ``MIN_MATCH``: a name's first bytes are the model's to choose.
-- q: what follows that run in the goal, counted over its occurrences. Where the goal's span ends
+  the source; nothing if k is under ``MIN_MATCH``: a name's first bytes are the model's to choose.
+- q: what follows that run in the source, counted over its occurrences. Where a span ends
   there (a closing quote, the line's end, or a full stop before one), the argument may end too,
   and q gives that share to the closing quote and the backslash of an escaped newline in the
   proportion the model gives them (a heading inserted ends with ``\\n\\n"``).
@@ -47,6 +49,14 @@ def last_goal(recent: bytes) -> bytes:
         return b""
     end = recent.find(b"\n", start)
     return recent[start + len(GOAL_TAG): len(recent) if end < 0 else end] + b"\n"
+
+
+def goal_spans(goal: bytes) -> list[bytes]:
+    """The text a goal offers to copy: its quoted spans (``Rename "Winter" to "Deep Winter"``),
+    else the whole line (``Rename Winter to Deep Winter.``)."""
+    parts = goal.rstrip(b"\n").split(b'"')
+    quoted = [part for part in parts[1:-1:2] if part]
+    return quoted if quoted else [goal.rstrip(b"\n")]
 
 
 def open_argument(line: bytes) -> int:
@@ -118,7 +128,11 @@ class CopyPrior:
         written = open_argument(line)
         if written < MIN_MATCH:
             return logits
-        k, counts = continuations(self._goal, line[-written:])
+        # A span this line already holds is not copied again: in `replace "## Old" "## New"` the
+        # second argument is the goal's other name.
+        before = line[: len(line) - written]
+        source = b"".join(span + b"\n" for span in goal_spans(self._goal) if span not in before)
+        k, counts = continuations(source, line[-written:]) if source else (0, {})
         if not k:
             return logits
         allowed = torch.isfinite(logits)

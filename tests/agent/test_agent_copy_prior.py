@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior, continuations, last_goal, open_argument
+from infitool_edit.agent.copy_prior import (
+    CONTEXT_BYTES,
+    CopyPrior,
+    continuations,
+    goal_spans,
+    last_goal,
+    open_argument,
+)
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.session.editing import EditingSession
@@ -35,9 +42,14 @@ def test_where_a_quoted_argument_starts_and_which_goal_is_read():
     assert last_goal(b"> outline\n") == b""
 
 
-def prior_on(line: bytes) -> CopyPrior:
+def test_a_goal_offers_its_quoted_spans_or_else_the_whole_line():
+    assert goal_spans(GOAL) == [b"Thread Support", b"Scala"]
+    assert goal_spans(b"Rename Winter to Deep Winter.\n") == [b"Rename Winter to Deep Winter."]
+
+
+def prior_on(line: bytes, goal: bytes = GOAL) -> CopyPrior:
     prior = CopyPrior(0.9)
-    prior.read(b"@goal " + GOAL + b"> goal\n@goal " + GOAL)
+    prior.read(b"@goal " + goal + b"> goal\n@goal " + goal)
     prior.start_line()
     prior.read(line)
     return prior
@@ -60,6 +72,16 @@ def test_the_goal_wins_where_the_model_drifts_and_the_mask_still_rules():
     forbidden = logits.clone()
     forbidden[ord('"')] = forbidden[ord("\\")] = float("-inf")  # the span may not end here: the model goes on
     assert int(torch.argmax(prior_on(b'> replace "## Thread Support" "## Scala').apply(forbidden))) == ord("b")
+
+
+def test_the_new_name_is_copied_not_the_old_one_the_line_already_holds():
+    goal = b'Change the section title "Concatenating Keyword Parameters" to "Key Concerns".\n'
+    logits = torch.full((259,), -5.0)
+    logits[ord("w")], logits[ord(" ")] = 2.0, 0.5  # the model would write the old name's "Keyword"
+    line = b'> replace "## Concatenating Keyword Parameters" "## Key'
+    assert int(torch.argmax(prior_on(line, goal).apply(logits))) == ord(" ")
+    # In the first argument both spans are candidates, and the model's own choice stands.
+    assert torch.equal(prior_on(b'> replace "## Key', goal).apply(logits).argmax(), logits.argmax())
 
 
 def test_a_strength_outside_zero_to_one_is_refused():
