@@ -385,6 +385,11 @@ class LineConstraint:
     def finished(self) -> bool:
         return self.state == -1
 
+    @property
+    def in_search_string(self) -> bool:
+        """Whether the next byte is one of a search string's (held to the draft's text)."""
+        return self._search is not None
+
     def _heading_mask(self, budget: int) -> tuple[torch.Tensor, int]:
         """The grammar's row narrowed to bytes that keep the heading path a
         prefix of one that resolves, and to the bytes that end it once it does.

@@ -13,8 +13,10 @@ The rule, for each byte sampled inside a quoted argument of a command other than
 summary, not a copy):
 
 - the source: the goal's quoted spans, or the whole goal where it quotes nothing (the last
-  ``@goal`` line within the stream's last ``CONTEXT_BYTES``), less any span the line already
-  holds before this argument (a rename's old name, when the new one is being written).
+  ``@goal`` line within the stream's last ``CONTEXT_BYTES``); for an argument that is not a
+  search string only the spans the draft does not hold (new text, not a place), and never a
+  span the line already holds before this argument (a rename's old name, when the new one is
+  being written).
 - k: the longest run (at most ``MAX_MATCH`` bytes) ending the argument so far that also occurs in
   the source; nothing if k is under ``MIN_MATCH``: a name's first bytes are the model's to choose.
 - q: what follows that run in the source, counted over its occurrences. Where a span ends
@@ -106,7 +108,8 @@ class CopyPrior:
         self.strength = strength
         self.recent = b""
         self.line: bytes | None = None  # None between command lines
-        self._goal = b""
+        self._spans: list[bytes] = []  # the goal's, for this line
+        self._new_spans: list[bytes] = []  # those the draft does not hold
 
     def read(self, data: bytes) -> None:
         """Bytes the model read (fed text, or a token it stepped)."""
@@ -114,24 +117,32 @@ class CopyPrior:
         if self.line is not None:
             self.line += data
 
-    def start_line(self) -> None:
-        self.line, self._goal = b"", last_goal(self.recent)
+    def start_line(self, draft: str | None = None) -> None:
+        """A command line begins; ``draft``: the draft's text as the line will see it."""
+        self.line, goal = b"", last_goal(self.recent)
+        self._spans = goal_spans(goal) if goal else []
+        text = draft.encode("utf-8") if draft is not None else b""
+        self._new_spans = [span for span in self._spans if span not in text]
 
     def end_line(self) -> None:
         self.line = None
 
-    def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        """The masked logits for the next byte, with the goal's continuation mixed in."""
+    def apply(self, logits: torch.Tensor, *, search_string: bool = False) -> torch.Tensor:
+        """The masked logits for the next byte, with the goal's continuation mixed in.
+        ``search_string``: the argument is one (the mask holds it to the draft's text)."""
         line = self.line
-        if not line or not self._goal or line.lstrip(b"> ").startswith(b"done"):
+        if not line or not self._spans or line.lstrip(b"> ").startswith(b"done"):
             return logits
         written = open_argument(line)
         if written < MIN_MATCH:
             return logits
-        # A span this line already holds is not copied again: in `replace "## Old" "## New"` the
-        # second argument is the goal's other name.
+        # A search string may copy any span (the old name of a rename); new text only a span
+        # the draft does not hold yet: one it holds ("Cut the paragraph starting "This PEP
+        # serves as"") says where, not what to write. And a span this line already holds is
+        # not copied again: in `replace "## Old" "## New"` the second argument is the other name.
         before = line[: len(line) - written]
-        source = b"".join(span + b"\n" for span in goal_spans(self._goal) if span not in before)
+        spans = self._spans if search_string else self._new_spans
+        source = b"".join(span + b"\n" for span in spans if span not in before)
         k, counts = continuations(source, line[-written:]) if source else (0, {})
         if not k:
             return logits

@@ -84,6 +84,27 @@ def test_the_new_name_is_copied_not_the_old_one_the_line_already_holds():
     assert torch.equal(prior_on(b'> replace "## Key', goal).apply(logits).argmax(), logits.argmax())
 
 
+def test_a_span_the_draft_holds_is_copied_into_search_strings_only():
+    """"Cut the paragraph starting "This PEP serves as"": the span says where, not what to write."""
+    goal = b'Cut the paragraph starting "This PEP serves as" in two.\n'
+    draft = "# PEP\n\nThis PEP serves as a guide to this PEP. In short, it guides.\n"
+    logits = torch.full((259,), -5.0)
+    logits[ord("\\")], logits[ord(" ")] = 2.0, 0.5  # the model would break the line here
+
+    def prior(line: bytes) -> CopyPrior:
+        copy = CopyPrior(0.9)
+        copy.read(b"@goal " + goal)
+        copy.start_line(draft)
+        copy.read(line)
+        return copy
+
+    new_text = prior(b'> replace "this PEP. In" "this PEP.')
+    assert torch.equal(new_text.apply(logits), logits)
+    search = prior(b'> replace "This PEP')
+    assert int(torch.argmax(search.apply(logits, search_string=True))) == ord(" ")
+    assert torch.equal(search.apply(logits), logits)  # the same bytes as new text: left alone
+
+
 def test_a_strength_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="copy_prior"):
         CopyPrior(1.5)
