@@ -337,6 +337,7 @@ class LineConstraint:
         self.state = table.dfa.start
         self.written = bytearray()
         self._in_quote = False
+        self._argument_start = 0  # where the quoted argument being written starts in `written`
         self._escaped = False
         self._in_heading = False  # slugs may hold digits and dashes
         self._line_digits: str | None = None  # digits of a line number being typed
@@ -389,6 +390,14 @@ class LineConstraint:
     def in_search_string(self) -> bool:
         """Whether the next byte is one of a search string's (held to the draft's text)."""
         return self._search is not None
+
+    @property
+    def open_argument(self) -> tuple[bytes, bytes] | None:
+        """(the line up to it, the quoted argument so far) while the next byte is one of a quoted
+        argument's (escapes as written), else None."""
+        if not self._in_quote:
+            return None
+        return bytes(self.written[: self._argument_start]), bytes(self.written[self._argument_start:])
 
     def _heading_mask(self, budget: int) -> tuple[torch.Tensor, int]:
         """The grammar's row narrowed to bytes that keep the heading path a
@@ -461,6 +470,7 @@ class LineConstraint:
             return
         if byte == QUOTE:
             self._in_quote = True
+            self._argument_start = len(self.written)
             self._line_digits = None
             verb = bytes(self.written[:-2])
             if self._draft is not None and self.written[-2:-1] == b" " and verb in SEARCH_VERBS:

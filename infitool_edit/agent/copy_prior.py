@@ -40,7 +40,7 @@ MAX_MATCH = 48
 RAMP = 2
 CONTEXT_BYTES = 16_384
 GOAL_TAG = b"@goal "
-QUOTE, BACKSLASH, NEWLINE, FULL_STOP, SPACE = 0x22, 0x5C, 0x0A, 0x2E, 0x20
+QUOTE, BACKSLASH, NEWLINE, FULL_STOP = 0x22, 0x5C, 0x0A, 0x2E
 SPAN_ENDS = (QUOTE, NEWLINE)
 
 
@@ -59,20 +59,6 @@ def goal_spans(goal: bytes) -> list[bytes]:
     parts = goal.rstrip(b"\n").split(b'"')
     quoted = [part for part in parts[1:-1:2] if part]
     return quoted if quoted else [goal.rstrip(b"\n")]
-
-
-def open_argument(line: bytes) -> int:
-    """How many bytes of a quoted argument ``line`` (a command line so far) ends inside, or -1
-    when it is not inside one. Escapes (``\\"``, ``\\n``) count as written."""
-    inside, start, escaped = False, 0, False
-    for index, byte in enumerate(line):
-        if escaped:
-            escaped = False
-        elif byte == BACKSLASH and inside:
-            escaped = True
-        elif byte == QUOTE:
-            inside, start = not inside, index + 1
-    return len(line) - start if inside else -1
 
 
 def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, int]]:
@@ -99,51 +85,56 @@ def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, in
 
 
 class CopyPrior:
-    """The prior of one backend: ``recent`` holds the stream's last ``CONTEXT_BYTES`` (everything
-    the model read, its own lines included), ``line`` the command line being sampled."""
+    """The prior of one backend: ``recent`` is the stream's last ``CONTEXT_BYTES`` (everything the
+    model read, its own lines included). Where a quoted argument is being written is the grammar
+    constraint's to say (``LineConstraint.open_argument``), which follows quotes and escapes."""
 
     def __init__(self, strength: float) -> None:
         if not 0 <= strength <= 1:
             raise ValueError(f"copy_prior must be within [0, 1], not {strength!r}")
         self.strength = strength
-        self.recent = b""
-        self.line: bytes | None = None  # None between command lines
+        # Grown in place and cut back only at twice the context: `read` runs for every byte the
+        # model steps, and cutting a 16 KB bytes object each time copied it each time.
+        self._recent = bytearray()
         self._spans: list[bytes] = []  # the goal's, for this line
         self._new_spans: list[bytes] = []  # those the draft does not hold
 
+    @property
+    def recent(self) -> bytes:
+        return bytes(self._recent[-CONTEXT_BYTES:])
+
+    @recent.setter
+    def recent(self, data: bytes) -> None:
+        self._recent = bytearray(data[-CONTEXT_BYTES:])
+
     def read(self, data: bytes) -> None:
         """Bytes the model read (fed text, or a token it stepped)."""
-        self.recent = (self.recent + data)[-CONTEXT_BYTES:]
-        if self.line is not None:
-            self.line += data
+        self._recent += data
+        if len(self._recent) > 2 * CONTEXT_BYTES:
+            del self._recent[:-CONTEXT_BYTES]
 
-    def start_line(self, draft: str | None = None) -> None:
-        """A command line begins; ``draft``: the draft's text as the line will see it."""
-        self.line, goal = b"", last_goal(self.recent)
+    def start_line(self, read_draft=None) -> None:
+        """A command line begins; ``read_draft()``: the draft's text as the line will see it
+        (read only when the goal quotes something)."""
+        goal = last_goal(self.recent)
         self._spans = goal_spans(goal) if goal else []
-        text = draft.encode("utf-8") if draft is not None else b""
-        self._new_spans = [span for span in self._spans if span not in text]
+        draft = read_draft() if self._spans and read_draft is not None else ""
+        self._new_spans = [span for span in self._spans if span.decode("utf-8", "replace") not in draft]
 
-    def end_line(self) -> None:
-        self.line = None
-
-    def apply(self, logits: torch.Tensor, *, search_string: bool = False) -> torch.Tensor:
-        """The masked logits for the next byte, with the goal's continuation mixed in.
+    def apply(self, logits: torch.Tensor, before: bytes, argument: bytes, *, search_string: bool = False
+              ) -> torch.Tensor:
+        """The masked logits for the next byte, with the goal's continuation mixed in. ``before``:
+        the command line up to the quoted argument being written, ``argument``: its bytes so far;
         ``search_string``: the argument is one (the mask holds it to the draft's text)."""
-        line = self.line
-        if not line or not self._spans or line.lstrip(b"> ").startswith(b"done"):
-            return logits
-        written = open_argument(line)
-        if written < MIN_MATCH:
+        if not self._spans or before.startswith(b"done") or len(argument) < MIN_MATCH:
             return logits
         # A search string may copy any span (the old name of a rename); new text only a span
         # the draft does not hold yet: one it holds ("Cut the paragraph starting "This PEP
         # serves as"") says where, not what to write. And a span this line already holds is
         # not copied again: in `replace "## Old" "## New"` the second argument is the other name.
-        before = line[: len(line) - written]
         spans = self._spans if search_string else self._new_spans
         source = b"".join(span + b"\n" for span in spans if span not in before)
-        k, counts = continuations(source, line[-written:]) if source else (0, {})
+        k, counts = continuations(source, argument) if source else (0, {})
         if not k:
             return logits
         allowed = torch.isfinite(logits)

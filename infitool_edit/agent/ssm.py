@@ -220,14 +220,7 @@ class SSMBackend:
         # knows it once the token is decided), which the fused step adds to the logits it
         # computes: `self.logits` comes back masked, and sampling adds nothing.
         if self.copy_prior:
-            self.copy_prior.start_line(turn.read_draft() if turn.read_draft else None)
-        try:
-            yield from self._command_line(constraint, generator)
-        finally:
-            if self.copy_prior:
-                self.copy_prior.end_line()
-
-    def _command_line(self, constraint, generator: torch.Generator) -> Iterator[str]:
+            self.copy_prior.start_line(turn.read_draft)
         for token in self._prefix_ids[:-1]:
             self._step(token)
         bias, forced = constraint.mask()
@@ -245,8 +238,9 @@ class SSMBackend:
             if forced >= 0:
                 token = forced
             else:
-                logits = (self.copy_prior.apply(self.logits, search_string=constraint.in_search_string)
-                          if self.copy_prior else self.logits)
+                argument = constraint.open_argument if self.copy_prior else None
+                logits = (self.copy_prior.apply(self.logits, *argument, search_string=constraint.in_search_string)
+                          if argument else self.logits)
                 token = sample_token(logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
             constraint.advance(token)
             bias, forced = (None, -1) if constraint.finished else constraint.mask()

@@ -370,6 +370,16 @@ class StreamLog:
         """The slot the next state goes to."""
         return slot + 1 if self._state_size is not None else slot + len(stored)
 
+    def _end_of_state(self, slot: int) -> int:
+        """Where a state the records were checked against ends in ``states.bin``: for a sized
+        stream its length is read, not the state (a 7B model's is ~40 MB)."""
+        if self._state_size is not None:
+            return (slot + 1) * self._state_size
+        with open(self._states_path, "rb") as states:
+            states.seek(slot)
+            (length,) = LENGTH.unpack(states.read(LENGTH.size))
+        return slot + LENGTH.size + length
+
     def _load_state_size(self) -> int | None:
         """The fixed slot size of an older stream, or None for a sized one
         (or a new one, which will be sized)."""
@@ -395,13 +405,7 @@ class StreamLog:
         n = len(self._records)
         text_end = int(self._records["end"].max()) if n else 0
         slots = self._records["state_slot"]
-        state_end = 0
-        if n and slots.max() >= 0:  # the last state is whole: the records were checked against it
-            last = int(slots.max())
-            with open(self._states_path, "rb") as states:
-                state_end = self._slot_after(last, self._stored_state(states, last, os.fstat(states.fileno()).st_size))
-            if self._state_size is not None:
-                state_end *= self._state_size
+        state_end = self._end_of_state(int(slots.max())) if n and slots.max() >= 0 else 0
         for path, size in (
             (self._records_path, len(HEADER) + n * RECORD_DTYPE.itemsize),
             (self._text_path, text_end),

@@ -7,20 +7,36 @@ from __future__ import annotations
 import pytest
 import torch
 
-from infitool_edit.agent.copy_prior import (
-    CONTEXT_BYTES,
-    CopyPrior,
-    continuations,
-    goal_spans,
-    last_goal,
-    open_argument,
-)
+from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
+from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior, continuations, goal_spans, last_goal
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.session.editing import EditingSession
 from helpers.model_runs import write_draft
 
 GOAL = b'Change the section title "Thread Support" to "Scala".\n'
+TABLE = byte_mask_table(259, 200)
+
+
+def argument_of(line: bytes) -> tuple[bytes, bytes] | None:
+    """The grammar constraint's (line before, quoted argument so far) after ``line``, as the
+    backend asks it."""
+    constraint = LineConstraint(TABLE, 100, None, None)
+    for byte in line.removeprefix(b"> "):
+        constraint.advance(byte)
+    return constraint.open_argument
+
+
+class Writing:
+    """A prior with a command line under way, applied as the backend applies it."""
+
+    def __init__(self, prior: CopyPrior, line: bytes) -> None:
+        self.prior, self.argument = prior, argument_of(line)
+
+    def apply(self, logits: torch.Tensor, search_string: bool = False) -> torch.Tensor:
+        if self.argument is None:
+            return logits
+        return self.prior.apply(logits, *self.argument, search_string=search_string)
 
 
 def test_the_longest_tail_found_in_the_goal_and_what_follows_it():
@@ -33,9 +49,9 @@ def test_the_longest_tail_found_in_the_goal_and_what_follows_it():
 
 
 def test_where_a_quoted_argument_starts_and_which_goal_is_read():
-    assert open_argument(b'> replace "## Thread Support" "## Sc') == 5
-    assert open_argument(b'> replace "a\\"b') == 4  # an escaped quote does not close it
-    assert open_argument(b'> replace "a" "b"') == -1 and open_argument(b"> move #a #b") == -1
+    assert len(argument_of(b'> replace "## Thread Support" "## Sc')[1]) == 5
+    assert len(argument_of(b'> replace "a\\"b')[1]) == 4  # an escaped quote does not close it
+    assert argument_of(b'> replace "a" "b"') is None and argument_of(b"> move #a #b") is None
     recent = b"@goal First.\n> goal\n@goal Second one.\n@text 1-2 of 2\n1\xe2\x94\x82@goal not a goal\n"
     assert last_goal(recent) == b"Second one.\n"
     assert last_goal(b"@goal At the start.\n> outline\n") == b"At the start.\n"
@@ -47,19 +63,19 @@ def test_a_goal_offers_its_quoted_spans_or_else_the_whole_line():
     assert goal_spans(b"Rename Winter to Deep Winter.\n") == [b"Rename Winter to Deep Winter."]
 
 
-def prior_on(line: bytes, goal: bytes = GOAL) -> CopyPrior:
+def prior_on(line: bytes, goal: bytes = GOAL) -> Writing:
     prior = CopyPrior(0.9)
     prior.read(b"@goal " + goal + b"> goal\n@goal " + goal)
     prior.start_line()
     prior.read(line)
-    return prior
+    return Writing(prior, line)
 
 
 def test_the_goal_wins_where_the_model_drifts_and_the_mask_still_rules():
     logits = torch.full((259,), -5.0)
     logits[ord("b")], logits[ord('"')], logits[ord("\\")] = 2.0, 1.0, -1.0  # the model would go on: "Scalab…"
     logits[ord("x")] = float("-inf")  # the grammar forbids it
-    mixed = CopyPrior.apply(prior_on(b'> replace "## Thread Support" "## Scala'), logits)
+    mixed = prior_on(b'> replace "## Thread Support" "## Scala').apply(logits)
     assert int(torch.argmax(mixed)) == ord('"')
     assert mixed[ord("x")] == float("-inf") and torch.isfinite(mixed[ord("b")])
     assert torch.softmax(mixed, -1).sum().item() == pytest.approx(1.0, abs=1e-5)
@@ -91,12 +107,12 @@ def test_a_span_the_draft_holds_is_copied_into_search_strings_only():
     logits = torch.full((259,), -5.0)
     logits[ord("\\")], logits[ord(" ")] = 2.0, 0.5  # the model would break the line here
 
-    def prior(line: bytes) -> CopyPrior:
+    def prior(line: bytes) -> Writing:
         copy = CopyPrior(0.9)
         copy.read(b"@goal " + goal)
-        copy.start_line(draft)
+        copy.start_line(lambda: draft)
         copy.read(line)
-        return copy
+        return Writing(copy, line)
 
     new_text = prior(b'> replace "this PEP. In" "this PEP.')
     assert torch.equal(new_text.apply(logits), logits)
