@@ -5,10 +5,13 @@ the findings of the ``check`` command.
   (``recieve`` → ``receive``), or a word no word list knows one keyboard slip
   away from one it does (``obbject`` → ``object``: a letter swapped, dropped,
   doubled or struck beside the right key);
-- a doubled word (``the the``), a doubled space between words;
+- a doubled word (``the the``), two spaces between words (not three or
+  more, which align a table or code, and not two after a sentence when the
+  lines looked at end their sentences so: a typist's convention, not a slip);
 - a small letter after a full stop (``ended. the`` → ``ended. The``);
 - a space before punctuation (``word ,``);
-- a paragraph whose last sentence has no full stop.
+- a paragraph whose last sentence has no full stop (not a line that leads
+  into a list or an indented block, or a caption between HTML tags).
 
 A finding is a pair of strings for ``replace LINE "old" "new"``: ``old`` is
 the slip with as much of its line around it as makes its first occurrence in
@@ -287,7 +290,10 @@ def _spelling(index: int, line: str, prose: str, used: dict[str, int]) -> list[F
 
 
 _DOUBLED_WORD = re.compile(r"\b([A-Za-z]+) \1\b", re.IGNORECASE)
-_DOUBLED_SPACE = re.compile(r"(?<=\S)  +(?=\S)")
+# Exactly two: three or more spaces inside a line align a table, code or a list.
+_DOUBLED_SPACE = re.compile(r"(?<=\S)  (?=\S)")
+# A sentence's end with its closing marks, the spaces after it, up to the next sentence's start.
+_SENTENCE_BREAK = re.compile(r"[.!?][\"')\]*_`]* +(?=[\"'(\[*_`]*[A-Z])")
 _SMALL_AFTER_STOP = re.compile(r"\b([A-Za-z]+)\. ([a-z][a-z]*)\b")
 _SPACE_BEFORE = re.compile(r"(?<=[A-Za-z]) +([,;:?!.])(?= |$)")
 # Words a writer doubles on purpose.
@@ -299,7 +305,20 @@ def doubled_words(text: str) -> Iterator[re.Match]:
     return (m for m in _DOUBLED_WORD.finditer(text) if m.group(1).lower() not in _MEANT_TWICE)
 
 
-def _mechanics(index: int, line: str, prose: str, blanked: bytearray) -> list[Finding]:
+def two_spaces_between_sentences(lines: Sequence[str]) -> bool:
+    """Whether these lines end their sentences with two spaces: at least
+    twice, or more often than with one (a PEP's and many a typist's habit)."""
+    one = two = 0
+    for line in lines:
+        for m in _SENTENCE_BREAK.finditer(line):
+            if m.group().endswith("  "):
+                two += 1
+            else:
+                one += 1
+    return two >= 2 or two > one
+
+
+def _mechanics(index: int, line: str, prose: str, blanked: bytearray, two_spaced: bool) -> list[Finding]:
     found = []
 
     def add(start: int, end: int, new_part: str, kind: str) -> None:
@@ -311,8 +330,9 @@ def _mechanics(index: int, line: str, prose: str, blanked: bytearray) -> list[Fi
 
     for m in doubled_words(prose):
         add(m.start(), m.end(), m.group(1), "doubled word")
+    sentence_breaks = {m.end() for m in _SENTENCE_BREAK.finditer(line)} if two_spaced else set()
     for m in _DOUBLED_SPACE.finditer(prose):
-        if line[m.start() : m.end()].strip(" ") == "":
+        if line[m.start() : m.end()].strip(" ") == "" and m.end() not in sentence_breaks:
             start, end = _grow_left(line, m.start()), _grow_right(line, m.end())
             add(start, end, line[start : m.start()] + " " + line[m.end() : end], "doubled space")
     for m in _SMALL_AFTER_STOP.finditer(prose):
@@ -326,16 +346,24 @@ def _mechanics(index: int, line: str, prose: str, blanked: bytearray) -> list[Fi
     return found
 
 
-def _needs_full_stop(line: str, prose: str, blanked: bytearray, before: str | None, after: str | None) -> bool:
+def _needs_full_stop(lines: Sequence[str], offset: int, prose: str, blanked: bytearray) -> bool:
     """A one-line paragraph of sentences (blank lines or the ends of the
     draft around it) whose last sentence has no end: at least eight words,
-    a capital first, a small letter last."""
-    if (before is not None and before.strip()) or (after is not None and after.strip()):
+    a capital first, a small letter last. Not one that leads into what
+    follows it (a list, an indented block: a PEP's old headings are such
+    lines) or labels what it sits in (a caption between HTML tags)."""
+    line = lines[offset]
+    if (offset > 0 and lines[offset - 1].strip()) or (offset + 1 < len(lines) and lines[offset + 1].strip()):
         return False
-    return (
+    if not (
         len(prose.split()) >= 8 and line == line.rstrip() and line[:1].isupper() and not blanked[-1]
         and line[-1:].isalpha() and line[-1:].islower() and not _LIST_OR_QUOTE.match(line)
-    )
+    ):
+        return False
+    following = next((text for text in lines[offset + 1 :] if text.strip()), "")
+    preceding = next((text for text in reversed(lines[:offset]) if text.strip()), "")
+    leads_in = bool(_LIST_OR_QUOTE.match(following)) or following[:1] in (" ", "\t")
+    return not leads_in and "<" not in (following.lstrip()[:1], preceding.lstrip()[:1])
 
 
 PROSE, HEADING = "prose", "heading"
@@ -351,6 +379,7 @@ def check(lines: list[str], kinds: list[str | None], first: int = 0) -> tuple[li
     for line in lines:
         for word in _WORD.findall(line):
             used[word.lower()] = used.get(word.lower(), 0) + 1
+    two_spaced = two_spaces_between_sentences(lines)
     findings: list[Finding] = []
     for offset, (line, kind) in enumerate(zip(lines, kinds)):
         if len(findings) >= MAX_FINDINGS:
@@ -359,10 +388,8 @@ def check(lines: list[str], kinds: list[str | None], first: int = 0) -> tuple[li
             continue
         index = first + offset
         prose, blanked = _prose_part(line)
-        on_line = _spelling(index, line, prose, used) + _mechanics(index, line, prose, blanked)
-        before = lines[offset - 1] if offset > 0 else None
-        after = lines[offset + 1] if offset + 1 < len(lines) else None
-        if kind == PROSE and _needs_full_stop(line, prose, blanked, before, after):
+        on_line = _spelling(index, line, prose, used) + _mechanics(index, line, prose, blanked, two_spaced)
+        if kind == PROSE and _needs_full_stop(lines, offset, prose, blanked):
             start, end = unique_old(line, _grow_left(line, len(line)), len(line))
             on_line.append(Finding(index, line[start:end], line[start:end] + ".", "full stop"))
         findings += _apart(line, on_line)

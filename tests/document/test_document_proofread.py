@@ -199,3 +199,27 @@ def test_fix_where_check_finds_nothing_is_refused_and_changes_nothing():
         workspace.apply(parse("fix"))
     with pytest.raises(ApplyError, match="nothing to fix"):
         Workspace("").apply(parse("fix"))
+
+
+def test_two_spaces_after_sentences_are_a_convention_when_the_lines_keep_it():
+    two_spaced = (
+        "The keeper trimmed the lamp.  Then he slept until the morning came.  The sea was calm.\n"
+    )
+    assert findings(two_spaced)[1] == []
+    # one such break among single-spaced sentences is a slip, and so is a doubled space inside one
+    slip = "The keeper trimmed the lamp.  Then he slept. The sea was calm. The gulls were loud.\n"
+    assert findings(slip)[1] == [f'1{GUTTER}"lamp.  Then" "lamp. Then"']
+    inside = "The keeper trimmed  the lamp.  Then he slept.  The sea was calm.\n"
+    assert findings(inside)[1] == [f'1{GUTTER}"trimmed  the" "trimmed the"']
+
+
+@pytest.mark.parametrize("draft", [
+    # the lead-in to a list, or to an indented block (a PEP's old-style heading)
+    "The keeper kept these rules for the lamp and the long winter watch\n\n- trim the wick\n",
+    "The keeper kept these rules for the lamp and the long winter watch\n\n 1. trim the wick\n",
+    "Relationship to the keeper and his lamp during the long winter watch\n\n    The keeper trimmed it.\n",
+    # a caption between HTML tags
+    "<figcaption>\n\nListing 3-4: The keeper trims the lamp and waits for the morning\n\n</figcaption>\n",
+])
+def test_no_full_stop_is_asked_of_a_lead_in_or_a_caption(draft):
+    assert findings(draft)[1] == []
