@@ -16,9 +16,13 @@ summary, not a copy):
   ``@goal`` line within the stream's last ``CONTEXT_BYTES``); for an argument that is not a
   search string only the spans the draft does not hold (new text, not a place), and never a
   span the line already holds before this argument (a rename's old name, when the new one is
-  being written).
+  being written). A ``notes`` argument copies instead from the goal's quoted spans and the last
+  ``@outline`` the editor showed, listed as notes list an outline (the title, then ``- `` and
+  each section's name): asked to put the outline in the notes, the model otherwise invents
+  headings; an unquoted goal's own words ("into the notes") are not notes.
 - k: the longest run (at most ``MAX_MATCH`` bytes) ending the argument so far that also occurs in
   the source; nothing if k is under ``MIN_MATCH``: a name's first bytes are the model's to choose.
+  (Notes whose first byte is the outline listing's are copied from the second byte on.)
 - q: what follows that run in the source, counted over its occurrences. Where a span ends
   there (a closing quote, the line's end, or a full stop before one), the argument may end too,
   and q gives that share to the closing quote and the backslash of an escaped newline in the
@@ -33,6 +37,8 @@ the live session did.
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 MIN_MATCH = 3
@@ -40,6 +46,10 @@ MAX_MATCH = 48
 RAMP = 2
 CONTEXT_BYTES = 16_384
 GOAL_TAG = b"@goal "
+OUTLINE_TAG = b"@outline "
+# One heading of an ``@outline`` observation: its line and its quoted text (escapes kept).
+_OUTLINE_HEADING = re.compile(rb'(\d+) "((?:[^"\\]|\\.)*)"')
+_HEADING_MARKS = re.compile(rb"^#+ ")
 QUOTE, BACKSLASH, NEWLINE, FULL_STOP = 0x22, 0x5C, 0x0A, 0x2E
 SPAN_ENDS = (QUOTE, NEWLINE)
 
@@ -53,12 +63,33 @@ def last_goal(recent: bytes) -> bytes:
     return recent[start + len(GOAL_TAG): len(recent) if end < 0 else end] + b"\n"
 
 
-def goal_spans(goal: bytes) -> list[bytes]:
-    """The text a goal offers to copy: its quoted spans (``Rename "Winter" to "Deep Winter"``),
-    else the whole line (``Rename Winter to Deep Winter.``)."""
+def outline_listing(recent: bytes) -> bytes:
+    """The last ``@outline`` in ``recent`` as the notes would list it, written as it is inside a
+    quoted argument (``Title\\n- First\\n- Second``), or b"" without one."""
+    start = recent.rfind(b"\n" + OUTLINE_TAG) + 1
+    if start == 0:
+        return b""
+    end = recent.find(b"\n", start)
+    line = recent[start: len(recent) if end < 0 else end]
+    items = []
+    for match in _OUTLINE_HEADING.finditer(line):
+        text = match.group(2)
+        level = len(text) - len(text.lstrip(b"#"))
+        title = _HEADING_MARKS.sub(b"", text)
+        items.append(title if level <= 1 else b"  " * (level - 2) + b"- " + title)
+    return b"\\n".join(items)
+
+
+def quoted_spans(goal: bytes) -> list[bytes]:
+    """A goal's quoted spans (``Rename "Winter" to "Deep Winter"``)."""
     parts = goal.rstrip(b"\n").split(b'"')
-    quoted = [part for part in parts[1:-1:2] if part]
-    return quoted if quoted else [goal.rstrip(b"\n")]
+    return [part for part in parts[1:-1:2] if part]
+
+
+def goal_spans(goal: bytes) -> list[bytes]:
+    """The text a goal offers to copy: its quoted spans, else the whole line (``Rename Winter to
+    Deep Winter.``)."""
+    return quoted_spans(goal) or ([goal.rstrip(b"\n")] if goal.strip() else [])
 
 
 def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, int]]:
@@ -98,6 +129,8 @@ class CopyPrior:
         self._recent = bytearray()
         self._spans: list[bytes] = []  # the goal's, for this line
         self._new_spans: list[bytes] = []  # those the draft does not hold
+        self._listing = b""  # the last outline, as notes list it
+        self._notes_spans: list[bytes] = []  # what a `notes` argument copies: that and quoted spans
 
     @property
     def recent(self) -> bytes:
@@ -117,24 +150,35 @@ class CopyPrior:
         """A command line begins; ``read_draft()``: the draft's text as the line will see it
         (read only when the goal quotes something)."""
         goal = last_goal(self.recent)
-        self._spans = goal_spans(goal) if goal else []
+        self._spans = goal_spans(goal)
         draft = read_draft() if self._spans and read_draft is not None else ""
         self._new_spans = [span for span in self._spans if span.decode("utf-8", "replace") not in draft]
+        self._listing = outline_listing(self.recent)
+        self._notes_spans = quoted_spans(goal) + ([self._listing] if self._listing else [])
 
     def apply(self, logits: torch.Tensor, before: bytes, argument: bytes, *, search_string: bool = False
               ) -> torch.Tensor:
         """The masked logits for the next byte, with the goal's continuation mixed in. ``before``:
         the command line up to the quoted argument being written, ``argument``: its bytes so far;
         ``search_string``: the argument is one (the mask holds it to the draft's text)."""
-        if not self._spans or before.startswith(b"done") or len(argument) < MIN_MATCH:
+        notes = before.startswith(b"notes")
+        if before.startswith(b"done") or not argument or (len(argument) < MIN_MATCH and not notes):
             return logits
         # A search string may copy any span (the old name of a rename); new text only a span
         # the draft does not hold yet: one it holds ("Cut the paragraph starting "This PEP
         # serves as"") says where, not what to write. And a span this line already holds is
         # not copied again: in `replace "## Old" "## New"` the second argument is the other name.
-        spans = self._spans if search_string else self._new_spans
+        if notes:
+            spans = self._notes_spans
+        else:
+            spans = self._spans if search_string else self._new_spans
         source = b"".join(span + b"\n" for span in spans if span not in before)
         k, counts = continuations(source, argument) if source else (0, {})
+        weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
+        if notes and len(argument) < len(self._listing) and self._listing.startswith(argument):
+            # Notes that begin as the outline's listing begins are that listing, from the second
+            # byte on (the title "It's …" is not to become "Iterators …").
+            k, counts, weight = len(argument), {self._listing[len(argument)]: 1}, self.strength
         if not k:
             return logits
         allowed = torch.isfinite(logits)
@@ -150,6 +194,5 @@ class CopyPrior:
                 q[byte] += count
         if q.sum() == 0:
             return logits
-        weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
         mixed = (1 - weight) * p + weight * q / q.sum()
         return torch.where(allowed, torch.log(mixed), logits.float()).to(logits.dtype)

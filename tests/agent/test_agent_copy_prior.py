@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
-from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior, continuations, goal_spans, last_goal
+from infitool_edit.agent.copy_prior import (
+    CONTEXT_BYTES, CopyPrior, continuations, goal_spans, last_goal, outline_listing,
+)
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.session.editing import EditingSession
@@ -121,6 +123,37 @@ def test_a_span_the_draft_holds_is_copied_into_search_strings_only():
     assert torch.equal(search.apply(logits), logits)  # the same bytes as new text: left alone
 
 
+OUTLINE = b'@outline 1 "# It\'s a \\"plan\\"" | 3 "## Proposal" | 7 "### Calendar" | 11 "## Performance"\n'
+
+
+def test_the_last_outline_is_listed_as_notes_list_it():
+    assert outline_listing(b"@goal x\n> outline\n" + OUTLINE + b"> goal\n") == (
+        b'It\'s a \\"plan\\"\\n- Proposal\\n  - Calendar\\n- Performance'
+    )
+    assert outline_listing(b"@goal x\n> outline\n@outline (no headings)\n") == b""
+    assert outline_listing(b"@goal x\n") == b""
+
+
+def test_notes_copy_the_outline_from_their_second_byte_and_not_an_unquoted_goals_words():
+    goal = b"Write the outline into the notes.\n"
+
+    def prior(line: bytes) -> Writing:
+        copy = CopyPrior(0.9)
+        copy.read(b"@goal " + goal + b"> outline\n" + OUTLINE + b"> goal\n@goal " + goal)
+        copy.start_line()
+        copy.read(line)
+        return Writing(copy, line)
+
+    logits = torch.full((259,), -5.0)
+    logits[ord("e")], logits[ord("o")] = 2.0, 0.5  # the model would write "Ite…", "Proe…"
+    assert int(torch.argmax(prior(b'> notes "I').apply(logits))) == ord("t")
+    assert int(torch.argmax(prior(b'> notes "It').apply(logits))) == ord("'")
+    assert int(torch.argmax(prior(b'> notes "It\'s a \\"plan\\"\\n- Pr').apply(logits))) == ord("o")
+    # the goal's own words are not notes, and a first byte is the model's
+    assert torch.equal(prior(b'> notes "- into the n').apply(logits), logits)
+    assert torch.equal(prior(b'> notes "').apply(logits), logits)
+
+
 def test_a_strength_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="copy_prior"):
         CopyPrior(1.5)
@@ -141,7 +174,9 @@ def test_a_resumed_backend_reads_the_stream_end_the_live_one_read(tmp_path):
     # (That the state itself is restored exactly is test_agent_hybrid_models.py's and the runner tests'.)
 
 
-def test_the_built_in_model_copies_a_new_name_with_the_prior_and_drifts_without(monkeypatch):
+@pytest.mark.parametrize("asked", ['"Scala"', "outline into the notes"])
+def test_the_built_in_model_copies_a_new_name_or_the_outline_with_the_prior_and_drifts_without(
+        monkeypatch, asked):
     import infitool_edit.agent.default_model as shipped
     from infitool_edit.agent.ssm import default_model
     from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
@@ -151,7 +186,7 @@ def test_the_built_in_model_copies_a_new_name_with_the_prior_and_drifts_without(
     assert shipped.has_trained_default(), "model/weights/ holds no trained checkpoint"
     model, name, decoding = default_model()
     assert decoding.copy_prior > 0  # the shipped folder turns it on
-    task = next(t for t in suite_tasks("structure", 20, seed=0) if '"Scala"' in t.goal)
+    task = next(t for t in suite_tasks("structure", 20, seed=0) if asked in t.goal)
     runner = SessionRunner()
     try:
         outcomes = {}
