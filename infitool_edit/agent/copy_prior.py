@@ -50,6 +50,8 @@ OUTLINE_TAG = b"@outline "
 # One heading of an ``@outline`` observation: its line and its quoted text (escapes kept).
 _OUTLINE_HEADING = re.compile(rb'(\d+) "((?:[^"\\]|\\.)*)"')
 _HEADING_MARKS = re.compile(rb"^#+ ")
+# A heading's start inside a quoted argument: ``## `` or, after a blank line, ``\\n## ``.
+_HEADING_START = re.compile(rb"^(?:\\n)*#{1,6} ")
 QUOTE, BACKSLASH, NEWLINE, FULL_STOP = 0x22, 0x5C, 0x0A, 0x2E
 SPAN_ENDS = (QUOTE, NEWLINE)
 
@@ -129,8 +131,31 @@ class CopyPrior:
         self._recent = bytearray()
         self._spans: list[bytes] = []  # the goal's, for this line
         self._new_spans: list[bytes] = []  # those the draft does not hold
+        self._quoted: list[bytes] = []  # the goal's quoted spans: names
         self._listing = b""  # the last outline, as notes list it
-        self._notes_spans: list[bytes] = []  # what a `notes` argument copies: that and quoted spans
+
+    def _anchored(self, argument: bytes, spans: list[bytes], notes: bool) -> tuple[int, dict] | None:
+        """(k, counts) where the argument so far starts as a name does: notes that begin as the
+        outline's listing begins (from their second byte: "It's …" is not to become "Iterators
+        …"), or a heading's text (``## ``, ``\\n## ``) that begins as one of the goal's quoted
+        spans does, from its first byte: the goal names the section ("Start a section
+        "Performance""), so its first letter is no longer the model's guess ("## Purroring").
+        None where the argument starts as no such name."""
+        if notes:
+            names, rest = [self._listing], argument
+            if not rest:
+                return None
+        else:
+            heading = _HEADING_START.match(argument)
+            if heading is None:
+                return None
+            names, rest = [span for span in spans if span in self._quoted], argument[heading.end():]
+        counts: dict[int | None, int] = {}
+        for name in names:
+            if name and name.startswith(rest):
+                byte = name[len(rest)] if len(rest) < len(name) else None
+                counts[byte] = counts.get(byte, 0) + 1
+        return (len(rest), counts) if counts else None
 
     @property
     def recent(self) -> bytes:
@@ -151,35 +176,36 @@ class CopyPrior:
         (read only when the goal quotes something)."""
         goal = last_goal(self.recent)
         self._spans = goal_spans(goal)
+        self._quoted = quoted_spans(goal)
         draft = read_draft() if self._spans and read_draft is not None else ""
         self._new_spans = [span for span in self._spans if span.decode("utf-8", "replace") not in draft]
         self._listing = outline_listing(self.recent)
-        self._notes_spans = quoted_spans(goal) + ([self._listing] if self._listing else [])
 
     def apply(self, logits: torch.Tensor, before: bytes, argument: bytes, *, search_string: bool = False
               ) -> torch.Tensor:
         """The masked logits for the next byte, with the goal's continuation mixed in. ``before``:
         the command line up to the quoted argument being written, ``argument``: its bytes so far;
         ``search_string``: the argument is one (the mask holds it to the draft's text)."""
-        notes = before.startswith(b"notes")
-        if before.startswith(b"done") or not argument or (len(argument) < MIN_MATCH and not notes):
+        if before.startswith(b"done"):
             return logits
+        notes = before.startswith(b"notes")
         # A search string may copy any span (the old name of a rename); new text only a span
         # the draft does not hold yet: one it holds ("Cut the paragraph starting "This PEP
         # serves as"") says where, not what to write. And a span this line already holds is
         # not copied again: in `replace "## Old" "## New"` the second argument is the other name.
         if notes:
-            spans = self._notes_spans
+            spans = self._quoted + ([self._listing] if self._listing else [])
         else:
             spans = self._spans if search_string else self._new_spans
-        source = b"".join(span + b"\n" for span in spans if span not in before)
-        k, counts = continuations(source, argument) if source else (0, {})
-        weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
-        if notes and len(argument) < len(self._listing) and self._listing.startswith(argument):
-            # Notes that begin as the outline's listing begins are that listing, from the second
-            # byte on (the title "It's …" is not to become "Iterators …").
-            k, counts, weight = len(argument), {self._listing[len(argument)]: 1}, self.strength
-        if not k:
+        spans = [span for span in spans if span not in before]
+        anchored = self._anchored(argument, spans, notes)
+        if anchored is not None:
+            (k, counts), weight = anchored, self.strength
+        else:
+            source = b"".join(span + b"\n" for span in spans)
+            k, counts = continuations(source, argument) if source else (0, {})
+            weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
+        if not counts:
             return logits
         allowed = torch.isfinite(logits)
         p = torch.softmax(logits.float(), dim=-1)

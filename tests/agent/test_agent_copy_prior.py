@@ -65,10 +65,10 @@ def test_a_goal_offers_its_quoted_spans_or_else_the_whole_line():
     assert goal_spans(b"Rename Winter to Deep Winter.\n") == [b"Rename Winter to Deep Winter."]
 
 
-def prior_on(line: bytes, goal: bytes = GOAL) -> Writing:
+def prior_on(line: bytes, goal: bytes = GOAL, draft: str = "") -> Writing:
     prior = CopyPrior(0.9)
     prior.read(b"@goal " + goal + b"> goal\n@goal " + goal)
-    prior.start_line()
+    prior.start_line(lambda: draft)
     prior.read(line)
     return Writing(prior, line)
 
@@ -84,8 +84,9 @@ def test_the_goal_wins_where_the_model_drifts_and_the_mask_still_rules():
     # The end is shared between the closing quote and an escaped newline as the model shares them.
     shares = torch.softmax(mixed, -1)
     assert shares[ord('"')] / shares[ord("\\")] > torch.softmax(logits, -1)[ord('"')] / torch.softmax(logits, -1)[ord("\\")] - 1e-3
-    # Untouched: a done line (a summary, not a copy), outside quotes, and a name's first bytes.
-    for line in (b'> done "Renamed the section title', b"> move #a", b'> replace "## Thread Support" "## Sc'):
+    # Untouched: a done line (a summary, not a copy), outside quotes, and the first bytes of
+    # text that is not a heading.
+    for line in (b'> done "Renamed the section title', b"> move #a", b'> replace "the lamp" "Sc'):
         assert torch.equal(prior_on(line).apply(logits), logits)
     forbidden = logits.clone()
     forbidden[ord('"')] = forbidden[ord("\\")] = float("-inf")  # the span may not end here: the model goes on
@@ -98,8 +99,22 @@ def test_the_new_name_is_copied_not_the_old_one_the_line_already_holds():
     logits[ord("w")], logits[ord(" ")] = 2.0, 0.5  # the model would write the old name's "Keyword"
     line = b'> replace "## Concatenating Keyword Parameters" "## Key'
     assert int(torch.argmax(prior_on(line, goal).apply(logits))) == ord(" ")
-    # In the first argument both spans are candidates, and the model's own choice stands.
-    assert torch.equal(prior_on(b'> replace "## Key', goal).apply(logits).argmax(), logits.argmax())
+    # In the first argument both names are candidates, each from its first letter.
+    first = torch.softmax(prior_on(b'> replace "## ', goal).apply(torch.zeros(259)), -1)
+    assert first[ord("C")] == pytest.approx(first[ord("K")]) and first[ord("C")] > 0.4
+
+
+def test_a_headings_name_is_copied_from_its_first_letter_but_only_a_quoted_one():
+    goal = b'Start a section "Performance" below "Tuple structs".\n'
+    draft = "# Rust\n\n## Tuple structs\n\nA struct without names.\n"
+    logits = torch.full((259,), -5.0)
+    logits[ord("T")], logits[ord("u")] = 2.0, 1.0  # the model would begin the old name again
+    for line in (b'> insert #tuple-structs "## ', b'> insert #tuple-structs "\\n## '):
+        assert int(torch.argmax(prior_on(line, goal, draft).apply(logits))) == ord("P")
+    assert int(torch.argmax(prior_on(b'> insert #tuple-structs "## P', goal, draft).apply(logits))) == ord("e")
+    # a goal that quotes nothing names nothing: its first word is not a heading
+    unquoted = b"Start a section Performance below Tuple structs.\n"
+    assert torch.equal(prior_on(b'> insert #tuple-structs "## ', unquoted, draft).apply(logits), logits)
 
 
 def test_a_span_the_draft_holds_is_copied_into_search_strings_only():
