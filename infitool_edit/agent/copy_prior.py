@@ -10,7 +10,7 @@ it. It only ever adds probability to a byte the grammar allows, and it leaves th
 alone wherever the goal says nothing.
 
 The rule, for each byte sampled inside a quoted argument of a command other than ``done`` (a
-summary, not a copy):
+summary, not a copy, except for a name it quotes: see ``_summary``):
 
 - the source: the goal's quoted spans, or the whole goal where it quotes nothing (the last
   ``@goal`` line within the stream's last ``CONTEXT_BYTES``); for an argument that is not a
@@ -117,6 +117,17 @@ def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, in
     return best, counts
 
 
+def next_bytes(names: list[bytes], written: bytes) -> dict[int | None, int]:
+    """How often each byte follows ``written`` among the names that begin with it (None: the
+    name ends there)."""
+    counts: dict[int | None, int] = {}
+    for name in names:
+        if name and name.startswith(written):
+            byte = name[len(written)] if len(written) < len(name) else None
+            counts[byte] = counts.get(byte, 0) + 1
+    return counts
+
+
 class CopyPrior:
     """The prior of one backend: ``recent`` is the stream's last ``CONTEXT_BYTES`` (everything the
     model read, its own lines included). Where a quoted argument is being written is the grammar
@@ -133,6 +144,16 @@ class CopyPrior:
         self._new_spans: list[bytes] = []  # those the draft does not hold
         self._quoted: list[bytes] = []  # the goal's quoted spans: names
         self._listing = b""  # the last outline, as notes list it
+        self._done_names: list[bytes] = []  # the goal's names written since the goal
+
+    def _summary(self, logits: torch.Tensor, argument: bytes) -> torch.Tensor:
+        """A ``done`` line is a summary, not a copy; only a name it quotes (``Added the section
+        \\"…``) is copied, from the goal's names this session wrote, so the summary names the
+        section that was added, not "Supporting dynamic advantages" for "Special case …"."""
+        if argument.count(b'\\"') % 2 == 0:
+            return logits
+        counts = next_bytes(self._done_names, argument[argument.rfind(b'\\"') + 2:])
+        return self._mix(logits, counts, self.strength) if counts else logits
 
     def _anchored(self, argument: bytes, spans: list[bytes], notes: bool) -> tuple[int, dict] | None:
         """(k, counts) where the argument so far starts as a name does: notes that begin as the
@@ -150,11 +171,7 @@ class CopyPrior:
             if heading is None:
                 return None
             names, rest = [span for span in spans if span in self._quoted], argument[heading.end():]
-        counts: dict[int | None, int] = {}
-        for name in names:
-            if name and name.startswith(rest):
-                byte = name[len(rest)] if len(rest) < len(name) else None
-                counts[byte] = counts.get(byte, 0) + 1
+        counts = next_bytes(names, rest)
         return (len(rest), counts) if counts else None
 
     @property
@@ -180,6 +197,10 @@ class CopyPrior:
         draft = read_draft() if self._spans and read_draft is not None else ""
         self._new_spans = [span for span in self._spans if span.decode("utf-8", "replace") not in draft]
         self._listing = outline_listing(self.recent)
+        # The goal's names the model has written since the goal: a summary names what was done.
+        since_goal = self.recent[self.recent.rfind(b"\n" + GOAL_TAG) + 1:]
+        written = b"\n".join(line for line in since_goal.split(b"\n") if line.startswith(b"> "))
+        self._done_names = [span for span in self._quoted if span in written]
 
     def apply(self, logits: torch.Tensor, before: bytes, argument: bytes, *, search_string: bool = False
               ) -> torch.Tensor:
@@ -187,7 +208,7 @@ class CopyPrior:
         the command line up to the quoted argument being written, ``argument``: its bytes so far;
         ``search_string``: the argument is one (the mask holds it to the draft's text)."""
         if before.startswith(b"done"):
-            return logits
+            return self._summary(logits, argument)
         notes = before.startswith(b"notes")
         # A search string may copy any span (the old name of a rename); new text only a span
         # the draft does not hold yet: one it holds ("Cut the paragraph starting "This PEP
@@ -207,6 +228,11 @@ class CopyPrior:
             weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
         if not counts:
             return logits
+        return self._mix(logits, counts, weight)
+
+    @staticmethod
+    def _mix(logits: torch.Tensor, counts: dict[int | None, int], weight: float) -> torch.Tensor:
+        """(1 - weight)·p + weight·q, q from ``counts`` (None: the span ends, as the model ends it)."""
         allowed = torch.isfinite(logits)
         p = torch.softmax(logits.float(), dim=-1)
         q = torch.zeros_like(p)

@@ -84,8 +84,8 @@ def test_the_goal_wins_where_the_model_drifts_and_the_mask_still_rules():
     # The end is shared between the closing quote and an escaped newline as the model shares them.
     shares = torch.softmax(mixed, -1)
     assert shares[ord('"')] / shares[ord("\\")] > torch.softmax(logits, -1)[ord('"')] / torch.softmax(logits, -1)[ord("\\")] - 1e-3
-    # Untouched: a done line (a summary, not a copy), outside quotes, and the first bytes of
-    # text that is not a heading.
+    # Untouched: a done line (a summary, not a copy; no name was written), outside quotes, and the
+    # first bytes of text that is not a heading.
     for line in (b'> done "Renamed the section title', b"> move #a", b'> replace "the lamp" "Sc'):
         assert torch.equal(prior_on(line).apply(logits), logits)
     forbidden = logits.clone()
@@ -167,6 +167,25 @@ def test_notes_copy_the_outline_from_their_second_byte_and_not_an_unquoted_goals
     # the goal's own words are not notes, and a first byte is the model's
     assert torch.equal(prior(b'> notes "- into the n').apply(logits), logits)
     assert torch.equal(prior(b'> notes "').apply(logits), logits)
+
+
+def test_a_summary_names_the_section_the_session_wrote_and_copies_nothing_else():
+    goal = b'Start a section "Performance" below "Tuple structs".\n'
+
+    def prior(line: bytes) -> Writing:
+        copy = CopyPrior(0.9)
+        copy.read(b"@goal " + goal + b'> insert #tuple-structs "## Performance\\n\\n"\n@ok v2\n')
+        copy.start_line()
+        copy.read(line)
+        return Writing(copy, line)
+
+    logits = torch.full((259,), -5.0)
+    logits[ord("S")], logits[ord("u")] = 2.0, 1.0  # the model would name another section
+    assert int(torch.argmax(prior(b'> done "Added the section \\"').apply(logits))) == ord("P")
+    assert int(torch.argmax(prior(b'> done "Added the section \\"Perf').apply(logits))) == ord("o")
+    # outside a quoted name, and after it, the summary is the model's own
+    assert torch.equal(prior(b'> done "Added the sec').apply(logits), logits)
+    assert torch.equal(prior(b'> done "Added the section \\"Performance\\" be').apply(logits), logits)
 
 
 def test_a_strength_outside_zero_to_one_is_refused():
