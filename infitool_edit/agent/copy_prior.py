@@ -22,7 +22,9 @@ summary, not a copy, except for a name it quotes: see ``_summary``):
   headings; an unquoted goal's own words ("into the notes") are not notes.
 - k: the longest run (at most ``MAX_MATCH`` bytes) ending the argument so far that also occurs in
   the source; nothing if k is under ``MIN_MATCH``: a name's first bytes are the model's to choose.
-  (Notes whose first byte is the outline listing's are copied from the second byte on.)
+  Two exceptions, where the source is not in doubt (``_anchored``, at full strength): a heading's
+  text that begins as one of the goal's quoted spans is copied from its first byte, and notes
+  whose first byte is the outline listing's are copied from the second byte on.
 - q: what follows that run in the source, counted over its occurrences. Where a span ends
   there (a closing quote, the line's end, or a full stop before one), the argument may end too,
   and q gives that share to the closing quote and the backslash of an escaped newline in the
