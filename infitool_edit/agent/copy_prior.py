@@ -193,14 +193,15 @@ class CopyPrior:
     def start_line(self, read_draft=None) -> None:
         """A command line begins; ``read_draft()``: the draft's text as the line will see it
         (read only when the goal quotes something)."""
-        goal = last_goal(self.recent)
+        recent = self.recent  # one copy of the stream's end for the line, not one per use
+        goal = last_goal(recent)
         self._spans = goal_spans(goal)
         self._quoted = quoted_spans(goal)
         draft = read_draft() if self._spans and read_draft is not None else ""
         self._new_spans = [span for span in self._spans if span.decode("utf-8", "replace") not in draft]
-        self._listing = outline_listing(self.recent)
+        self._listing = outline_listing(recent)
         # The goal's names the model has written since the goal: a summary names what was done.
-        since_goal = self.recent[self.recent.rfind(b"\n" + GOAL_TAG) + 1:]
+        since_goal = recent[recent.rfind(b"\n" + GOAL_TAG) + 1:]
         written = b"\n".join(line for line in since_goal.split(b"\n") if line.startswith(b"> "))
         self._done_names = [span for span in self._quoted if span in written]
 
