@@ -35,6 +35,8 @@ class Turn:
     # The draft's headings as (level, slug) (`Workspace.heading_slugs`), for heading paths that
     # must resolve (None: the constraint parses `read_draft`'s text when it needs them).
     read_headings: Callable[[], Sequence[tuple[int, str]]] | None = None
+    # The model's last line was held back (agent/held_back.py): this one must be `done`.
+    must_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class Backend(Protocol):
     def command(self, turn: Turn) -> Iterator[str]:
         """The next model line, ``MODEL_PREFIX`` first and ``\\n`` last, one
         token's text per item; each token is consumed as it is yielded."""
+
+    def doubt(self) -> str | None:
+        """Why the line just written should not be applied, when the backend doubts it (the
+        model guessed at its place in the draft, or the line was cut at the byte limit);
+        None otherwise, and always for a backend that cannot tell (agent/held_back.py)."""
 
     def snapshot(self) -> Any:
         """An in-memory mark to come back to (an abandoned partial line)."""

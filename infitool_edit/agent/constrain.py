@@ -343,6 +343,7 @@ class LineConstraint:
         self._line_digits: str | None = None  # digits of a line number being typed
         self._plain_next = True  # see `advance`
         self._plain, self._loose_until, self._transitions = table.plain, table.loose_until, table._transitions
+        self.reached_limit = False  # see `_full_mask`
 
     def mask(self) -> tuple[torch.Tensor, int]:
         """(bias row, forced token or -1) for the next token: a row of the table, never
@@ -358,6 +359,10 @@ class LineConstraint:
         """The mask for the next token, every rule looked at (``mask`` without its short path)."""
         state = self.state
         budget = self.table.max_bytes - len(self.written)
+        if budget - 2 < self.table._max_next_distance[state]:
+            # The budget now decides some bytes, not the model: the line ends because it must,
+            # and what it holds (a new text closed mid-sentence) is cut, not finished.
+            self.reached_limit = True
         if self._search is not None:
             return self._narrowed(budget, self._search.allowed())
         if self._heading is not None:
@@ -390,6 +395,12 @@ class LineConstraint:
     def in_search_string(self) -> bool:
         """Whether the next byte is one of a search string's (held to the draft's text)."""
         return self._search is not None
+
+    @property
+    def in_address(self) -> bool:
+        """Whether the next byte names a place in the draft: one of a search string's, a heading
+        path's, or a line number's after its first digit (each held to what the draft holds)."""
+        return self._search is not None or self._heading is not None or self._line_digits is not None
 
     @property
     def open_argument(self) -> tuple[bytes, bytes] | None:
@@ -516,6 +527,8 @@ class BpeLineConstraint:
         if self.matcher.is_error():
             raise ValueError(f"llguidance refused the command grammar: {self.matcher.get_error()}")
         self.finished = False
+        # Nothing here holds a line to a byte budget: the backend cuts a line that runs on.
+        self.reached_limit = False
 
     def mask(self) -> tuple[torch.Tensor, int]:
         bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)

@@ -64,7 +64,7 @@ def make_backend(
         return make_ssm_backend(loaded, tokenizer, folder, name=quantized_name(name, quantize))
     default, name, decoding = default_model(quantize)
     return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
-                      copy_prior=decoding.copy_prior)
+                      copy_prior=decoding.copy_prior, min_address_p=decoding.min_address_p)
 
 
 def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None = None) -> Backend:
@@ -77,7 +77,7 @@ def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None =
     name = name or Path(folder).name
     decoding = Decoding.from_folder(folder)  # the checkpoint's own generation_config.json
     options = dict(tokenizer=tokenizer, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
-                   copy_prior=decoding.copy_prior)
+                   copy_prior=decoding.copy_prior, min_address_p=decoding.min_address_p)
     template = ChatTemplate.from_folder(folder)
     if template is None:
         return SSMBackend(model, **options)

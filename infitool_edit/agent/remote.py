@@ -236,6 +236,9 @@ class RemoteBackend:
         self.feed("\n")
         yield "\n"
 
+    def doubt(self) -> None:
+        return None  # the server's probabilities are not asked for
+
     def snapshot(self) -> tuple[str, int]:
         return self._context, self._bytes
 

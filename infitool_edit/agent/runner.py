@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from infitool_edit.errors import InfitoolError
 from infitool_edit.agent.backend import MODEL_PREFIX, Backend, Chunk, Turn
 from infitool_edit.agent.deletion_guard import DELETION_SHARE, Answer, LargeDeletion, large_deletion, refusal
+from infitool_edit.agent.held_back import held_back
 from infitool_edit.agent.events import (
     CommandApplied,
     CommandFailed,
@@ -138,6 +139,7 @@ class Runner:
         self._since_keyframe = 0
         self._ready = False
         self._tokens_per_s = 0.0  # of the last line, for Stats
+        self._must_end = False  # the model's last line was held back (agent/held_back.py)
         self._state_size = 0  # bytes of the backend's stored state, for Stats
 
     # --- control, from any thread --------------------------------------------
@@ -253,6 +255,7 @@ class Runner:
             seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
             read_draft=lambda: self.session.workspace.text,
             read_headings=lambda: self.session.workspace.heading_slugs(),
+            must_end=self._must_end,
         )
         emit(CommandStarted())
         tokens = self.backend.command(turn)
@@ -284,7 +287,9 @@ class Runner:
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
         version = edit = summary = executed = None
         try:
-            refused = self._ask_before_deleting(line, emit)
+            refused = held_back(line, self.backend.doubt())
+            self._must_end = refused is not None
+            refused = refused or self._ask_before_deleting(line, emit)
             if refused is not None:
                 raise _Refused(refused)
             executed = self.session.execute(line, author=self.author)
@@ -333,6 +338,7 @@ class Runner:
             executed = self._writer_events.get()
             if executed.version is not None and executed.version <= self._opened_at:
                 continue  # made while the stream opened: it is in the stream already
+            self._must_end = False  # the writer changed what the model looks at
             self._writer_version(executed.line, executed.version, executed.observation, executed.back_to)
 
     def _writer_version(self, line: str, version: int | None, observation: str, back_to: int | None) -> None:

@@ -74,6 +74,9 @@ class ScriptedBackend:
             yield token
         self.position += 1
 
+    def doubt(self) -> None:
+        return None  # a script is what it is
+
     def snapshot(self) -> tuple[int, int]:
         return self.position, self._tokens
 

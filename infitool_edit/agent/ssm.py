@@ -32,6 +32,7 @@ from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.quantize import QUANTIZERS
 from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior
+from infitool_edit.agent.held_back import ENDING, cut_at_limit, unsure_of_address
 from infitool_edit.model.sampling import Decoding, sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
@@ -160,11 +161,16 @@ class SSMBackend:
         top_p: float = 1.0,
         max_command_bytes: int = MAX_COMMAND_BYTES,
         copy_prior: float = 0.0,
+        min_address_p: float = 0.0,
     ) -> None:
         """``tokenizer``: bytes by default; an ``HFTokenizer`` (a BPE checkpoint) masks through
         llguidance, which holds lines to the grammar but not to the draft (line numbers within
         it, search strings that occur in it): those are the byte-level mask's alone.
-        ``copy_prior``: the strength of agent/copy_prior.py's prior (byte-level models only)."""
+        ``copy_prior``: the strength of agent/copy_prior.py's prior (byte-level models only).
+        ``min_address_p``: an edit whose place in the draft had a byte chosen with a lower
+        probability is doubted (``doubt``, agent/held_back.py); 0: never (byte-level models only,
+        as only their places are held to the draft). A line cut at ``max_command_bytes`` is
+        doubted whatever this is."""
         self.model = model
         self.name = name
         self.temperature = temperature
@@ -186,6 +192,8 @@ class SSMBackend:
                 ) from None
         byte_level = isinstance(self.tokenizer, ByteTokenizer)
         self.copy_prior = CopyPrior(copy_prior) if copy_prior and byte_level else None
+        self.min_address_p = min_address_p if byte_level else 0.0
+        self._doubt: str | None = None  # about the last line written (`doubt`)
         # The recurrent state is the whole memory; the copy prior reads the stream's end too.
         self.context_chars = CONTEXT_BYTES if self.copy_prior else 0
         self._device = model.embeddings.weight.device
@@ -227,6 +235,11 @@ class SSMBackend:
         self._step(self._prefix_ids[-1], bias)
         yield MODEL_PREFIX
         line = _LineText(self.tokenizer)
+        # After a held line the line is ENDING, forced byte by byte (held_back.py).
+        fits = self._ll_tokenizer is None and len(ENDING) < self.max_command_bytes
+        ending = list(ENDING) if turn.must_end and fits else []
+        address_p = 1.0  # the lowest probability a byte of the line's place was chosen with
+        self._doubt = None
         while not constraint.finished:
             if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
                 # Only the byte mask counts bytes; under llguidance a line can run on (a quote that
@@ -235,17 +248,28 @@ class SSMBackend:
                     self._step(token)
                 yield "\n"
                 return
-            if forced >= 0:
+            if ending:
+                token = ending.pop(0)  # a byte the grammar allows: ENDING is a command
+            elif forced >= 0:
                 token = forced
             else:
                 argument = constraint.open_argument if self.copy_prior else None
                 logits = (self.copy_prior.apply(self.logits, *argument, search_string=constraint.in_search_string)
                           if argument else self.logits)
                 token = sample_token(logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
+                if self.min_address_p and constraint.in_address:
+                    address_p = min(address_p, float(torch.softmax(logits.float(), -1)[token]))
             constraint.advance(token)
             bias, forced = (None, -1) if constraint.finished else constraint.mask()
             self._step(token, bias)
             yield line.add(token)
+        if address_p < self.min_address_p:
+            self._doubt = unsure_of_address(address_p)
+        elif constraint.reached_limit:
+            self._doubt = cut_at_limit(self.max_command_bytes)
+
+    def doubt(self) -> str | None:
+        return self._doubt
 
     def snapshot(self) -> tuple[State, torch.Tensor | None, int, bytes]:
         recent = self.copy_prior.recent if self.copy_prior else b""

@@ -1,0 +1,65 @@
+"""Holding back an edit the model was guessing at.
+
+Asked for something beyond it (a commit message such as "Mark this PEP as
+deferred, and explain why"), a small model still writes edits, and the byte
+mask makes each one valid: a search string it was guessing at is bent, byte
+by byte, onto whatever the draft holds (`replace "Python 3.8. " "Python
+3.8.0b3 released (#1138)"`, a run of a table's spaces replaced by a longer
+run). The model's own probabilities tell such lines apart: on the built-in
+model's edits, every byte of the place a right edit names (a search string,
+a heading path) was chosen with probability 0.47 or more on 100 structure
+tasks but one, while most wrong edits on real revisions had a byte chosen at
+0.1-0.4. So before the runner applies a model's edit it asks the backend
+whether it doubts the line (``Backend.doubt``):
+
+- a byte of the edit's place in the draft was chosen with a probability
+  below the checkpoint's ``min_address_p`` (its generation_config.json); or
+- the line ran to the byte limit, so the budget closed it: its new text is
+  cut, not finished, and applying it would apply half an edit.
+
+A held line is not applied; the model reads ``@error held back: …; nothing
+was applied``, and its next line is ``ENDING`` (``Turn.must_end``), every
+byte of it forced. A model that guessed once guesses again: the built-in
+one, told its edit was held back, wrote the same line until its command
+budget ran out, and left to write its own summary after a forced ``done``
+it wrote "need the punctuation and spacing." or a run of spaces. A writer's
+command in between lifts that, as the writer has changed what the model
+looks at.
+
+`fix` is never held: it names no place, it applies what `check` found.
+"""
+
+from __future__ import annotations
+
+from infitool_edit.commands import CommandError, ast, parse
+
+HELD_BACK = "held back"
+
+# Edits that name a place in the draft the model chose byte by byte.
+PLACED_EDITS = (ast.Insert, ast.Delete, ast.Replace, ast.Move)
+
+ENDING = b'done "Stopped: I was unsure of that edit."'
+"""The line after a held one (its newline apart): the run ends, saying why. A backend whose
+lines are held to fewer bytes lets the model write that line."""
+
+
+def unsure_of_address(probability: float) -> str:
+    return f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})"
+
+
+def cut_at_limit(max_bytes: int) -> str:
+    return f"the line ran to the {max_bytes}-byte limit and was cut"
+
+
+def held_back(line: str, doubt: str | None) -> str | None:
+    """Why the model's ``line`` is not applied, or None: it is held only when it is an edit with
+    a place in the draft and its backend doubts it (``doubt``: the backend's reason)."""
+    if doubt is None:
+        return None
+    try:
+        command = parse(line)
+    except CommandError:
+        return None  # execute says what is wrong with it
+    if not isinstance(command, PLACED_EDITS):
+        return None
+    return f"{HELD_BACK}: {doubt}; nothing was applied"

@@ -1,0 +1,118 @@
+"""An edit the model guessed at is held back (agent/held_back.py): a place in the draft it chose
+a byte of with too low a probability, or a line the byte limit cut. Nothing is applied, the
+model reads why, and its next line ends the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
+from infitool_edit.agent.events import CommandApplied, CommandFailed
+from infitool_edit.agent.held_back import ENDING, HELD_BACK, held_back
+from infitool_edit.agent.runner import Runner
+from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
+from infitool_edit.session.editing import EditingSession
+from helpers.model_runs import write_draft
+
+DRAFT = "# Notes\n\nTeh first line.\nA second line.\n\n## More\n\nThe end.\n"
+PLACED = ["replace \"first\" \"last\"", "insert 2 \"A line.\"", "delete 3", "move #more 1"]
+
+
+@pytest.mark.parametrize("line", PLACED)
+def test_an_edit_with_a_place_is_held_when_its_backend_doubts_it(line):
+    assert held_back(line, None) is None
+    reason = held_back(line, "the model was unsure")
+    assert reason.startswith(f"{HELD_BACK}: the model was unsure") and reason.endswith("nothing was applied")
+
+
+@pytest.mark.parametrize("line", ["fix", "check", "read 1-3", "outline", 'done "Nothing to fix."', "replace \"x"])
+def test_lines_without_a_place_or_that_do_not_parse_are_never_held(line):
+    assert held_back(line, "the model was unsure") is None
+
+
+def _write(constraint: LineConstraint, data: bytes) -> None:
+    for byte in data:
+        constraint.advance(byte)
+        if constraint.finished:
+            return
+        constraint.mask()
+
+
+def test_a_line_that_runs_into_the_byte_limit_is_known_to_be_cut():
+    table = byte_mask_table(256, 48)
+    finished = LineConstraint(table, 8, lambda: DRAFT)
+    _write(finished, b'replace "first" "last"\n')
+    assert finished.finished and not finished.reached_limit
+    runaway = LineConstraint(table, 8, lambda: DRAFT)
+    _write(runaway, b'replace "first" "' + b" " * 40)
+    assert runaway.reached_limit
+
+
+def test_the_place_of_an_edit_is_what_the_draft_holds_it_to():
+    table = byte_mask_table(256, 64)
+    constraint = LineConstraint(table, 8, lambda: DRAFT)
+    seen = []
+    for byte in b'replace "first" "last"\n':
+        seen.append(constraint.in_address)
+        constraint.advance(byte)
+    # The search string's bytes and where it ends (its closing quote): not the verb, the
+    # opening quote or the new text.
+    assert "".join("a" if held else "." for held in seen) == "." * 9 + "a" * 6 + "." * 8
+
+
+def _run(tmp_path: Path, min_address_p: float, name: str) -> tuple[list, str]:
+    draft = write_draft(tmp_path / name, DRAFT)
+    events: list = []
+    backend = SSMBackend(random_tiny_model(0, hidden_size=32, layers=1), max_command_bytes=48,
+                         min_address_p=min_address_p)
+    with EditingSession.open(draft, author="writer") as session:
+        Runner(session, backend, "Tidy the draft.", emit=events.append, max_commands=40, seed=4).run()
+        return events, session.workspace.text
+
+
+def test_a_random_model_that_guesses_every_place_is_held_back_and_ends(tmp_path: Path):
+    # Random weights choose no byte with certainty: with min_address_p 1.0 every edit that
+    # names a place is doubted, so none is applied and the line after the first held one is done.
+    events, text = _run(tmp_path, 1.0, "held")
+    held = [i for i, event in enumerate(events)
+            if isinstance(event, CommandFailed) and event.message.startswith(HELD_BACK)]
+    assert held, "the run never wrote an edit with a place: choose another seed"
+    applied = [event.line for event in events if isinstance(event, CommandApplied)]
+    assert not any(line.split(" ")[0] in ("replace", "insert", "delete", "move") for line in applied)
+    after = [event for event in events[held[0] + 1 :] if isinstance(event, (CommandApplied, CommandFailed))]
+    assert after and after[0].line == ENDING.decode()
+    # The same run without the guard applies that very line: the guard, not chance, held it.
+    unguarded, _ = _run(tmp_path, 0.0, "free")
+    line = events[held[0]].line
+    assert any(isinstance(event, CommandApplied) and event.line == line for event in unguarded)
+
+
+def test_the_built_in_model_asked_beyond_it_applies_its_guess_without_the_guard_and_nothing_with(
+        monkeypatch):
+    # A real revision's commit message as the goal (held-out PEPs): the model, unable to do it,
+    # replaces "Python 3.8. " with the goal's own words. Its folder turns the guard on.
+    import infitool_edit.agent.default_model as shipped
+    from infitool_edit.agent.ssm import default_model
+    from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
+
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
+    model, name, decoding = default_model()
+    assert decoding.min_address_p > 0
+    task = next(t for t in suite_tasks("revisions", 20, seed=0) if t.goal.startswith("PEP 569: Python 3.8.0b3"))
+    runner = SessionRunner()
+    try:
+        outcomes = {}
+        for min_address_p in (0.0, decoding.min_address_p):
+            backend = SSMBackend(model, name=name, temperature=0.0, copy_prior=decoding.copy_prior,
+                                 min_address_p=min_address_p)
+            outcomes[min_address_p] = runner.run(task, backend, budget_for(task), 0)
+    finally:
+        runner.close()
+    guessed, guarded = outcomes[0.0], outcomes[decoding.min_address_p]
+    assert guessed.text != task.draft and "3.8.0b3 released (#1138)" in guessed.text
+    assert guarded.text == task.draft
+    lines = guarded.stream.rstrip("\n").split("\n")
+    held = next(i for i, line in enumerate(lines) if line.startswith(f"@error {HELD_BACK}"))
+    assert lines[held + 1] == f"> {ENDING.decode()}" and lines[-1] == "@done"
