@@ -301,8 +301,15 @@ _MEANT_TWICE = frozenset({"had", "bye", "very", "so", "no", "yes", "really", "fa
 
 
 def doubled_words(text: str) -> Iterator[re.Match]:
-    """Each word written twice in a row that a writer would not double on purpose."""
-    return (m for m in _DOUBLED_WORD.finditer(text) if m.group(1).lower() not in _MEANT_TWICE)
+    """Each word written twice in a row that a writer would not double on purpose: not one of
+    ``_MEANT_TWICE``, not three times or more ("STOP STOP STOP" is meant), and not the end of a
+    compound followed by the word itself ("opt-in in some form")."""
+    for m in _DOUBLED_WORD.finditer(text):
+        word = m.group(1).lower()
+        before, after = text[: m.start()].lower(), text[m.end() :].lower()
+        if word in _MEANT_TWICE or before.endswith(("-", f"{word} ")) or re.match(rf" {word}\b", after):
+            continue
+        yield m
 
 
 def two_spaces_between_sentences(lines: Sequence[str]) -> bool:
@@ -332,7 +339,9 @@ def _mechanics(index: int, line: str, prose: str, blanked: bytearray, two_spaced
         add(m.start(), m.end(), m.group(1), "doubled word")
     sentence_breaks = {m.end() for m in _SENTENCE_BREAK.finditer(line)} if two_spaced else set()
     for m in _DOUBLED_SPACE.finditer(prose):
-        if line[m.start() : m.end()].strip(" ") == "" and m.end() not in sentence_breaks:
+        # Where sentences end with two spaces, a colon is followed by two as well (typewriter style).
+        after_colon = two_spaced and line[m.start() - 1] == ":"
+        if line[m.start() : m.end()].strip(" ") == "" and m.end() not in sentence_breaks and not after_colon:
             start, end = _grow_left(line, m.start()), _grow_right(line, m.end())
             add(start, end, line[start : m.start()] + " " + line[m.end() : end], "doubled space")
     for m in _SMALL_AFTER_STOP.finditer(prose):
@@ -351,7 +360,8 @@ def _needs_full_stop(lines: Sequence[str], offset: int, prose: str, blanked: byt
     draft around it) whose last sentence has no end: at least eight words,
     a capital first, a small letter last. Not one that leads into what
     follows it (a list, an indented block: a PEP's old headings are such
-    lines) or labels what it sits in (a caption between HTML tags)."""
+    lines; a fenced code block; reStructuredText's ``::``) or labels what it
+    sits in (a caption between HTML tags)."""
     line = lines[offset]
     if (offset > 0 and lines[offset - 1].strip()) or (offset + 1 < len(lines) and lines[offset + 1].strip()):
         return False
@@ -362,7 +372,8 @@ def _needs_full_stop(lines: Sequence[str], offset: int, prose: str, blanked: byt
         return False
     following = next((text for text in lines[offset + 1 :] if text.strip()), "")
     preceding = next((text for text in reversed(lines[:offset]) if text.strip()), "")
-    leads_in = bool(_LIST_OR_QUOTE.match(following)) or following[:1] in (" ", "\t")
+    leads_in = (bool(_LIST_OR_QUOTE.match(following)) or following[:1] in (" ", "\t")
+                or following.startswith(("```", "~~~", "::")))
     return not leads_in and "<" not in (following.lstrip()[:1], preceding.lstrip()[:1])
 
 

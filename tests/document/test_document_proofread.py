@@ -211,6 +211,16 @@ def test_two_spaces_after_sentences_are_a_convention_when_the_lines_keep_it():
     assert findings(slip)[1] == [f'1{GUTTER}"lamp.  Then" "lamp. Then"']
     inside = "The keeper trimmed  the lamp.  Then he slept.  The sea was calm.\n"
     assert findings(inside)[1] == [f'1{GUTTER}"trimmed  the" "trimmed the"']
+    # where sentences end with two spaces, so does a colon; elsewhere two after it are a slip
+    assert findings("The keeper had one rule:  trim the lamp.  Then he slept.  The sea was calm.\n")[1] == []
+    assert findings("The keeper had one rule:  trim the lamp. Then he slept.\n")[1] == [
+        f'1{GUTTER}"rule:  trim" "rule: trim"']
+
+
+def test_a_word_meant_three_times_or_after_a_compound_is_no_doubled_word():
+    assert findings("The sign said STOP STOP STOP STOP in red letters.\n")[1] == []
+    assert findings("Should we make it opt-in in some form for the keepers?\n")[1] == []
+    assert findings("The keeper trimmed the the lamp at dusk.\n")[1] == [f'1{GUTTER}"the the" "the"']
 
 
 @pytest.mark.parametrize("draft", [
@@ -218,6 +228,9 @@ def test_two_spaces_after_sentences_are_a_convention_when_the_lines_keep_it():
     "The keeper kept these rules for the lamp and the long winter watch\n\n- trim the wick\n",
     "The keeper kept these rules for the lamp and the long winter watch\n\n 1. trim the wick\n",
     "Relationship to the keeper and his lamp during the long winter watch\n\n    The keeper trimmed it.\n",
+    # the lead-in to a fenced code block, or to reStructuredText's literal block
+    "If you define a trait for the keeper and his lamp with a supertrait\n\n```rust\ntrait Lamp {}\n```\n",
+    "Before the change there was no difference between the lamp and the wick\n\n::\n\n    lamp = wick\n",
     # a caption between HTML tags
     "<figcaption>\n\nListing 3-4: The keeper trims the lamp and waits for the morning\n\n</figcaption>\n",
 ])
