@@ -35,7 +35,7 @@ class Turn:
     # The draft's headings as (level, slug) (`Workspace.heading_slugs`), for heading paths that
     # must resolve (None: the constraint parses `read_draft`'s text when it needs them).
     read_headings: Callable[[], Sequence[tuple[int, str]]] | None = None
-    # The model's last line was held back (agent/held_back.py): this one must be `done`.
+    # The model's last line was held back (agent/held_back.py): this one is its forced ENDING.
     must_end: bool = False
 
 

@@ -359,7 +359,7 @@ class LineConstraint:
         """The mask for the next token, every rule looked at (``mask`` without its short path)."""
         state = self.state
         budget = self.table.max_bytes - len(self.written)
-        if budget - 2 < self.table._max_next_distance[state]:
+        if len(self.written) > self._loose_until[state]:  # `row`'s `tight`, as `mask` reads it
             # The budget now decides some bytes, not the model: the line ends because it must,
             # and what it holds (a new text closed mid-sentence) is cut, not finished.
             self.reached_limit = True

@@ -306,7 +306,9 @@ def doubled_words(text: str) -> Iterator[re.Match]:
     compound followed by the word itself ("opt-in in some form")."""
     for m in _DOUBLED_WORD.finditer(text):
         word = m.group(1).lower()
-        before, after = text[: m.start()].lower(), text[m.end() :].lower()
+        # Only the few bytes around the match: a third time, or a compound's hyphen.
+        before = text[max(0, m.start() - len(word) - 1) : m.start()].lower()
+        after = text[m.end() : m.end() + len(word) + 2].lower()
         if word in _MEANT_TWICE or before.endswith(("-", f"{word} ")) or re.match(rf" {word}\b", after):
             continue
         yield m
