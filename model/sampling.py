@@ -28,12 +28,16 @@ class Decoding:
     0 to 1, default 0) is the strength of the editor's copy prior for byte-level models
     (infitool_edit/agent/copy_prior.py): the built-in model's folder sets it. ``min_address_p``
     (ours, 0 to 1, default 0: off): an edit whose place in the draft the model chose a byte of
-    with a lower probability is held back, not applied (infitool_edit/agent/held_back.py)."""
+    with a lower probability is held back, not applied (infitool_edit/agent/held_back.py).
+    ``min_plan_p`` (ours, 0 to 1, default 0: off): when the model chooses its first command since
+    the goal with a lower probability, it stops and leaves the goal to the writer (the same
+    module)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
     copy_prior: float = 0.0
     min_address_p: float = 0.0
+    min_plan_p: float = 0.0
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> Decoding:
@@ -48,6 +52,7 @@ class Decoding:
                 raise ValueError("not a JSON object")
             copy_prior = float(settings.get("copy_prior", 0.0))
             min_address_p = float(settings.get("min_address_p", 0.0))
+            min_plan_p = float(settings.get("min_plan_p", 0.0))
             if settings.get("do_sample") is False:
                 temperature, top_p = 0.0, 1.0
             else:
@@ -56,10 +61,11 @@ class Decoding:
             raise CheckpointError(f"{path}: not a generation config ({error})") from None
         if not (temperature >= 0 and 0 < top_p <= 1):  # also refuses NaN
             raise CheckpointError(f"{path}: need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
-        for key, value in (("copy_prior", copy_prior), ("min_address_p", min_address_p)):
+        for key, value in (("copy_prior", copy_prior), ("min_address_p", min_address_p), ("min_plan_p", min_plan_p)):
             if not 0 <= value <= 1:
                 raise CheckpointError(f"{path}: need 0 <= {key} <= 1, got {value}")
-        return cls(temperature=temperature, top_p=top_p, copy_prior=copy_prior, min_address_p=min_address_p)
+        return cls(temperature=temperature, top_p=top_p, copy_prior=copy_prior, min_address_p=min_address_p,
+                   min_plan_p=min_plan_p)
 
 
 def sample_token(

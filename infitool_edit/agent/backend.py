@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from infitool_edit.agent.held_back import Doubt
 from infitool_edit.errors import InfitoolError
 
 MODEL_PREFIX = "> "
@@ -35,8 +36,12 @@ class Turn:
     # The draft's headings as (level, slug) (`Workspace.heading_slugs`), for heading paths that
     # must resolve (None: the constraint parses `read_draft`'s text when it needs them).
     read_headings: Callable[[], Sequence[tuple[int, str]]] | None = None
-    # The model's last line was held back (agent/held_back.py): this one is its forced ENDING.
-    must_end: bool = False
+    # The model's last line was held back (agent/held_back.py): this one is forced to be
+    # `ending` (the held line's Doubt.ending); None: the model writes it.
+    ending: bytes | None = None
+    # The first command since the goal was given: how surely the model chose it tells a goal
+    # it knows from one it is guessing at (`min_plan_p`, agent/held_back.py).
+    opens_goal: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,11 @@ class Backend(Protocol):
         """The next model line, ``MODEL_PREFIX`` first and ``\\n`` last, one
         token's text per item; each token is consumed as it is yielded."""
 
-    def doubt(self) -> str | None:
+    def doubt(self) -> Doubt | None:
         """Why the line just written should not be applied, when the backend doubts it (the
-        model guessed at its place in the draft, or the line was cut at the byte limit);
-        None otherwise, and always for a backend that cannot tell (agent/held_back.py)."""
+        model guessed at its place in the draft or at what the goal asks, or the line was cut
+        at the byte limit); None otherwise, and always for a backend that cannot tell
+        (agent/held_back.py)."""
 
     def snapshot(self) -> Any:
         """An in-memory mark to come back to (an abandoned partial line)."""

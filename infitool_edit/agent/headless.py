@@ -63,8 +63,13 @@ def make_backend(
         loaded, tokenizer = load_model(folder, attention_window=attention_window, quantize=quantize)
         return make_ssm_backend(loaded, tokenizer, folder, name=quantized_name(name, quantize))
     default, name, decoding = default_model(quantize)
-    return SSMBackend(default, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
-                      copy_prior=decoding.copy_prior, min_address_p=decoding.min_address_p)
+    return SSMBackend(default, name=name, **decoding_options(decoding))
+
+
+def decoding_options(decoding) -> dict:
+    """SSMBackend's keyword arguments for a checkpoint's ``Decoding``."""
+    return dict(temperature=decoding.temperature, top_p=decoding.top_p, copy_prior=decoding.copy_prior,
+                min_address_p=decoding.min_address_p, min_plan_p=decoding.min_plan_p)
 
 
 def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None = None) -> Backend:
@@ -76,8 +81,7 @@ def make_ssm_backend(model, tokenizer, folder: Path | str, *, name: str | None =
 
     name = name or Path(folder).name
     decoding = Decoding.from_folder(folder)  # the checkpoint's own generation_config.json
-    options = dict(tokenizer=tokenizer, name=name, temperature=decoding.temperature, top_p=decoding.top_p,
-                   copy_prior=decoding.copy_prior, min_address_p=decoding.min_address_p)
+    options = dict(tokenizer=tokenizer, name=name, **decoding_options(decoding))
     template = ChatTemplate.from_folder(folder)
     if template is None:
         return SSMBackend(model, **options)

@@ -17,9 +17,22 @@ whether it doubts the line (``Backend.doubt``):
 - the line ran to the byte limit, so the budget closed it: its new text is
   cut, not finished, and applying it would apply half an edit.
 
+The same probabilities tell a goal the model knows from one it does not. On
+the goals it was taught (proofreading, sections, notes) the built-in model
+chooses its first command with probability 0.99 or more almost every time;
+on real commit messages ("Strengthen summary", "Many PEPs: Remove the
+Version header") it often hesitates, and what it does then is seldom what the
+commit did. So the first command after a goal is doubted too when the model
+chose its verb with a probability below the checkpoint's ``min_plan_p``:
+
+- a doubt about a place holds back an edit with a place (below);
+- a doubt about the goal holds back any command but ``done``: the model has
+  not understood what it was asked, so it should not look, proofread or edit
+  on a guess of its own.
+
 A held line is not applied; the model reads ``@error held back: …; nothing
-was applied``, and its next line is ``ENDING`` (``Turn.must_end``), every
-byte of it forced. A model that guessed once guesses again: the built-in
+was applied``, and its next line is the doubt's ``ending`` (``Turn.ending``),
+every byte of it forced. A model that guessed once guesses again: the built-in
 one, told its edit was held back, wrote the same line until its command
 budget ran out, and left to write its own summary after a forced ``done``
 it wrote "need the punctuation and spacing." or a run of spaces. A writer's
@@ -31,6 +44,8 @@ looks at.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from infitool_edit.commands import CommandError, ast, parse
 
 HELD_BACK = "held back"
@@ -38,28 +53,43 @@ HELD_BACK = "held back"
 # Edits that name a place in the draft the model chose byte by byte.
 PLACED_EDITS = (ast.Insert, ast.Delete, ast.Replace, ast.Move)
 
-ENDING = b'done "Stopped: I was unsure of that edit."'
-"""The line after a held one (its newline apart): the run ends, saying why. A backend whose
-lines are held to fewer bytes lets the model write that line."""
+EDIT_ENDING = b'done "Stopped: I was unsure of that edit."'
+GOAL_ENDING = b'done "Left for the writer: I was unsure what the goal asks."'
 
 
-def unsure_of_address(probability: float) -> str:
-    return f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})"
+@dataclass(frozen=True)
+class Doubt:
+    """Why a backend doubts the line it just wrote (``reason``, in the model's ``@error``), and
+    the line forced after it if the runner holds it back (``ending``, without its newline; a
+    backend whose lines are held to fewer bytes lets the model write that line)."""
+
+    reason: str
+    ending: bytes = EDIT_ENDING
+    of_goal: bool = False  # about what the goal asks: every command but `done` is held
 
 
-def cut_at_limit(max_bytes: int) -> str:
-    return f"the line ran to the {max_bytes}-byte limit and was cut"
+def unsure_of_address(probability: float) -> Doubt:
+    return Doubt(f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})")
 
 
-def held_back(line: str, doubt: str | None) -> str | None:
-    """Why the model's ``line`` is not applied, or None: it is held only when it is an edit with
-    a place in the draft and its backend doubts it (``doubt``: the backend's reason)."""
+def cut_at_limit(max_bytes: int) -> Doubt:
+    return Doubt(f"the line ran to the {max_bytes}-byte limit and was cut")
+
+
+def unsure_of_goal(verb: str, probability: float) -> Doubt:
+    return Doubt(f"the model was unsure what the goal asks (it chose its first command, {verb}, at "
+                 f"p={probability:.2f})", GOAL_ENDING, of_goal=True)
+
+
+def held_back(line: str, doubt: Doubt | None) -> str | None:
+    """Why the model's ``line`` is not applied, or None. A doubt about the goal holds every
+    command but ``done``; any other doubt holds only an edit with a place in the draft."""
     if doubt is None:
         return None
     try:
         command = parse(line)
     except CommandError:
         return None  # execute says what is wrong with it
-    if not isinstance(command, PLACED_EDITS):
+    if isinstance(command, ast.Done) or not (doubt.of_goal or isinstance(command, PLACED_EDITS)):
         return None
-    return f"{HELD_BACK}: {doubt}; nothing was applied"
+    return f"{HELD_BACK}: {doubt.reason}; nothing was applied"

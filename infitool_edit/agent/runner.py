@@ -139,7 +139,8 @@ class Runner:
         self._since_keyframe = 0
         self._ready = False
         self._tokens_per_s = 0.0  # of the last line, for Stats
-        self._must_end = False  # the model's last line was held back (agent/held_back.py)
+        self._ending: bytes | None = None  # the line forced after a held one (agent/held_back.py)
+        self._opens_goal = False  # the next line is the first since the goal was given
         self._state_size = 0  # bytes of the backend's stored state, for Stats
 
     # --- control, from any thread --------------------------------------------
@@ -220,6 +221,7 @@ class Runner:
             prompt = self._prompt()
             self._opened_at = self._head_version() or 0
             self._append_runtime(prompt, head_version=self._opened_at or None)
+            self._opens_goal = True
         else:
             self._load_backend(head)
             try:
@@ -237,6 +239,7 @@ class Runner:
                 # model taught on such openings to act blind, and the built-in one rewrote
                 # good text ("for forty" → "formatters") when asked to move a section.
                 self._append_runtime(self._prompt())
+                self._opens_goal = True
         meta = self._stored_meta()
         self.goal, self.seed = meta["goal"], meta["seed"]
         self.session.goal = self.goal
@@ -255,7 +258,8 @@ class Runner:
             seed=command_seed(self.seed, head.head_version if head else None, self.backend.stream_tokens),
             read_draft=lambda: self.session.workspace.text,
             read_headings=lambda: self.session.workspace.heading_slugs(),
-            must_end=self._must_end,
+            ending=self._ending,
+            opens_goal=self._opens_goal,
         )
         emit(CommandStarted())
         tokens = self.backend.command(turn)
@@ -287,8 +291,10 @@ class Runner:
         line = text[len(MODEL_PREFIX) :].rstrip("\n")
         version = edit = summary = executed = None
         try:
-            refused = held_back(line, self.backend.doubt())
-            self._must_end = refused is not None
+            doubt = self.backend.doubt()
+            refused = held_back(line, doubt)
+            self._ending = doubt.ending if refused else None
+            self._opens_goal = False
             refused = refused or self._ask_before_deleting(line, emit)
             if refused is not None:
                 raise _Refused(refused)
@@ -338,7 +344,7 @@ class Runner:
             executed = self._writer_events.get()
             if executed.version is not None and executed.version <= self._opened_at:
                 continue  # made while the stream opened: it is in the stream already
-            self._must_end = False  # the writer changed what the model looks at
+            self._ending = None  # the writer changed what the model looks at
             self._writer_version(executed.line, executed.version, executed.observation, executed.back_to)
 
     def _writer_version(self, line: str, version: int | None, observation: str, back_to: int | None) -> None:

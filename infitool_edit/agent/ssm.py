@@ -32,7 +32,7 @@ from infitool_edit.model.checkpoint import load_checkpoint
 from infitool_edit.model.memory import on_huge_pages
 from infitool_edit.model.quantize import QUANTIZERS
 from infitool_edit.agent.copy_prior import CONTEXT_BYTES, CopyPrior
-from infitool_edit.agent.held_back import ENDING, cut_at_limit, unsure_of_address
+from infitool_edit.agent.held_back import Doubt, cut_at_limit, unsure_of_address, unsure_of_goal
 from infitool_edit.model.sampling import Decoding, sample_token
 from infitool_edit.model.tokenizer import ByteTokenizer, HFTokenizer, RWKVWorldTokenizer
 
@@ -42,6 +42,8 @@ weights, built the same way from the same seed on every machine."""
 
 BUILTIN_MODEL_NAME = "builtin-byte"
 """The trained model shipped in model/weights/ (the author "model:builtin-byte")."""
+
+VERB_ENDS = frozenset(b" \n")  # the bytes that end a command's verb
 
 
 class ModelError(InfitoolError, ValueError):
@@ -150,6 +152,11 @@ class _LineText:
         return piece
 
 
+def _chosen_p(logits: torch.Tensor, token: int) -> float:
+    """The probability ``token`` had in the distribution it was chosen from."""
+    return float(torch.softmax(logits.float(), -1)[token])
+
+
 class SSMBackend:
     def __init__(
         self,
@@ -162,6 +169,7 @@ class SSMBackend:
         max_command_bytes: int = MAX_COMMAND_BYTES,
         copy_prior: float = 0.0,
         min_address_p: float = 0.0,
+        min_plan_p: float = 0.0,
     ) -> None:
         """``tokenizer``: bytes by default; an ``HFTokenizer`` (a BPE checkpoint) masks through
         llguidance, which holds lines to the grammar but not to the draft (line numbers within
@@ -170,7 +178,9 @@ class SSMBackend:
         ``min_address_p``: an edit whose place in the draft had a byte chosen with a lower
         probability is doubted (``doubt``, agent/held_back.py); 0: never (byte-level models only,
         as only their places are held to the draft). A line cut at ``max_command_bytes`` is
-        doubted whatever this is."""
+        doubted whatever this is. ``min_plan_p``: the first command since the goal was given is
+        doubted when its verb was chosen with a lower probability (a goal the model does not
+        know); 0: never (byte-level models only, where a verb is its bytes up to a space)."""
         self.model = model
         self.name = name
         self.temperature = temperature
@@ -193,7 +203,8 @@ class SSMBackend:
         byte_level = isinstance(self.tokenizer, ByteTokenizer)
         self.copy_prior = CopyPrior(copy_prior) if copy_prior and byte_level else None
         self.min_address_p = min_address_p if byte_level else 0.0
-        self._doubt: str | None = None  # about the last line written (`doubt`)
+        self.min_plan_p = min_plan_p if byte_level else 0.0
+        self._doubt: Doubt | None = None  # about the last line written (`doubt`)
         # The recurrent state is the whole memory; the copy prior reads the stream's end too.
         self.context_chars = CONTEXT_BYTES if self.copy_prior else 0
         self._device = model.embeddings.weight.device
@@ -235,10 +246,13 @@ class SSMBackend:
         self._step(self._prefix_ids[-1], bias)
         yield MODEL_PREFIX
         line = _LineText(self.tokenizer)
-        # After a held line the line is ENDING, forced byte by byte (held_back.py).
-        fits = self._ll_tokenizer is None and len(ENDING) < self.max_command_bytes
-        ending = list(ENDING) if turn.must_end and fits else []
+        # After a held line the line is the doubt's ending, forced byte by byte (held_back.py).
+        fits = self._ll_tokenizer is None and turn.ending and len(turn.ending) < self.max_command_bytes
+        ending = list(turn.ending) if fits else []
         address_p = 1.0  # the lowest probability a byte of the line's place was chosen with
+        # The first command's verb (its bytes up to a space or the newline) and the probability
+        # it was chosen with, when that is asked (`min_plan_p`).
+        verb, verb_p, in_verb = bytearray(), 1.0, bool(turn.opens_goal and self.min_plan_p and not ending)
         self._doubt = None
         while not constraint.finished:
             if self._ll_tokenizer is not None and line.byte_count >= self.max_command_bytes:
@@ -258,17 +272,24 @@ class SSMBackend:
                           if argument else self.logits)
                 token = sample_token(logits, temperature=self.temperature, top_p=self.top_p, generator=generator)
                 if self.min_address_p and constraint.in_address:
-                    address_p = min(address_p, float(torch.softmax(logits.float(), -1)[token]))
+                    address_p = min(address_p, _chosen_p(logits, token))
+                if in_verb and token not in VERB_ENDS:
+                    verb_p *= _chosen_p(logits, token)
+            if in_verb:
+                in_verb = token not in VERB_ENDS
+                verb += bytes([token]) if in_verb else b""
             constraint.advance(token)
             bias, forced = (None, -1) if constraint.finished else constraint.mask()
             self._step(token, bias)
             yield line.add(token)
-        if address_p < self.min_address_p:
+        if verb_p < self.min_plan_p:
+            self._doubt = unsure_of_goal(verb.decode("utf-8", "replace"), verb_p)
+        elif address_p < self.min_address_p:
             self._doubt = unsure_of_address(address_p)
         elif constraint.reached_limit:
             self._doubt = cut_at_limit(self.max_command_bytes)
 
-    def doubt(self) -> str | None:
+    def doubt(self) -> Doubt | None:
         return self._doubt
 
     def snapshot(self) -> tuple[State, torch.Tensor | None, int, bytes]:

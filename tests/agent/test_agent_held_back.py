@@ -1,6 +1,7 @@
-"""An edit the model guessed at is held back (agent/held_back.py): a place in the draft it chose
-a byte of with too low a probability, or a line the byte limit cut. Nothing is applied, the
-model reads why, and its next line ends the run."""
+"""What the model guessed at is held back (agent/held_back.py): an edit whose place in the draft
+it chose a byte of with too low a probability, a line the byte limit cut, or the first command
+of a goal it chose with too low a probability. Nothing is applied, the model reads why, and its
+next line ends the run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 
 from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
 from infitool_edit.agent.events import CommandApplied, CommandFailed
-from infitool_edit.agent.held_back import ENDING, HELD_BACK, held_back
+from infitool_edit.agent.held_back import EDIT_ENDING, GOAL_ENDING, HELD_BACK, Doubt, held_back, unsure_of_goal
 from infitool_edit.agent.runner import Runner
+from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
 from infitool_edit.session.editing import EditingSession
 from helpers.model_runs import write_draft
@@ -23,13 +25,22 @@ PLACED = ["replace \"first\" \"last\"", "insert 2 \"A line.\"", "delete 3", "mov
 @pytest.mark.parametrize("line", PLACED)
 def test_an_edit_with_a_place_is_held_when_its_backend_doubts_it(line):
     assert held_back(line, None) is None
-    reason = held_back(line, "the model was unsure")
+    reason = held_back(line, Doubt("the model was unsure"))
     assert reason.startswith(f"{HELD_BACK}: the model was unsure") and reason.endswith("nothing was applied")
 
 
 @pytest.mark.parametrize("line", ["fix", "check", "read 1-3", "outline", 'done "Nothing to fix."', "replace \"x"])
 def test_lines_without_a_place_or_that_do_not_parse_are_never_held(line):
-    assert held_back(line, "the model was unsure") is None
+    assert held_back(line, Doubt("the model was unsure")) is None
+
+
+@pytest.mark.parametrize("line", [*PLACED, "fix", "check", "read 1-3", "outline", "notes \"Plan\""])
+def test_a_doubt_about_the_goal_holds_any_command_but_done(line):
+    doubt = unsure_of_goal("check", 0.42)
+    assert doubt.ending == GOAL_ENDING and doubt.ending != EDIT_ENDING
+    assert held_back(line, doubt) == (f"{HELD_BACK}: the model was unsure what the goal asks (it chose its "
+                                      "first command, check, at p=0.42); nothing was applied")
+    assert held_back('done "Nothing to fix."', doubt) is None
 
 
 def _write(constraint: LineConstraint, data: bytes) -> None:
@@ -62,11 +73,11 @@ def test_the_place_of_an_edit_is_what_the_draft_holds_it_to():
     assert "".join("a" if held else "." for held in seen) == "." * 9 + "a" * 6 + "." * 8
 
 
-def _run(tmp_path: Path, min_address_p: float, name: str) -> list:
+def _run(tmp_path: Path, min_address_p: float, name: str, min_plan_p: float = 0.0, line_bytes: int = 48) -> list:
     draft = write_draft(tmp_path / name, DRAFT)
     events: list = []
-    backend = SSMBackend(random_tiny_model(0, hidden_size=32, layers=1), max_command_bytes=48,
-                         min_address_p=min_address_p)
+    backend = SSMBackend(random_tiny_model(0, hidden_size=32, layers=1), max_command_bytes=line_bytes,
+                         min_address_p=min_address_p, min_plan_p=min_plan_p)
     with EditingSession.open(draft, author="writer") as session:
         Runner(session, backend, "Tidy the draft.", emit=events.append, max_commands=40, seed=4).run()
     return events
@@ -82,7 +93,7 @@ def test_a_random_model_that_guesses_every_place_is_held_back_and_ends(tmp_path:
     applied = [event.line for event in events if isinstance(event, CommandApplied)]
     assert not any(line.split(" ")[0] in ("replace", "insert", "delete", "move") for line in applied)
     after = [event for event in events[held[0] + 1 :] if isinstance(event, (CommandApplied, CommandFailed))]
-    assert after and after[0].line == ENDING.decode()
+    assert after and after[0].line == EDIT_ENDING.decode()
     # The same run without the guard applies that very line: the guard, not chance, held it.
     unguarded = _run(tmp_path, 0.0, "free")
     line = events[held[0]].line
@@ -115,4 +126,78 @@ def test_the_built_in_model_asked_beyond_it_applies_its_guess_without_the_guard_
     assert guarded.text == task.draft
     lines = guarded.stream.rstrip("\n").split("\n")
     held = next(i for i, line in enumerate(lines) if line.startswith(f"@error {HELD_BACK}"))
-    assert lines[held + 1] == f"> {ENDING.decode()}" and lines[-1] == "@done"
+    assert lines[held + 1] == f"> {EDIT_ENDING.decode()}" and lines[-1] == "@done"
+
+
+def _lines(events: list) -> list:
+    return [event for event in events if isinstance(event, (CommandApplied, CommandFailed))]
+
+
+def test_a_random_model_unsure_of_its_first_command_stops_before_it_runs(tmp_path: Path):
+    # Random weights choose no verb with certainty: with min_plan_p 1.0 the first command of the
+    # goal is held, whatever it is, and the next line leaves the goal to the writer.
+    first, then, *rest = _lines(_run(tmp_path, 0.0, "plan", min_plan_p=1.0, line_bytes=80))
+    assert isinstance(first, CommandFailed) and "unsure what the goal asks" in first.message
+    assert first.message.startswith(HELD_BACK) and not first.line.startswith("done")
+    assert isinstance(then, CommandApplied) and then.line == GOAL_ENDING.decode() and not rest
+    # Without it the same first line is carried out: the guard held it, not chance.
+    assert _lines(_run(tmp_path, 0.0, "free", line_bytes=80))[0].line == first.line
+
+
+class _TurnRecorder(ScriptedBackend):
+    """A script that notes, for each line it writes, whether the runner said it opens the goal."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(lines)
+        self.opens: list[bool] = []
+
+    def command(self, turn):
+        self.opens.append(turn.opens_goal)
+        return super().command(turn)
+
+
+def test_only_the_first_command_since_a_goal_is_asked_how_sure_it_was(tmp_path: Path):
+    draft = write_draft(tmp_path / "goals", DRAFT)
+    stream_dir = tmp_path / "stream"
+    # One script for the three runs: a resumed script moves past the lines the stream holds.
+    script = ["outline", "check", "read 1-2", "check", "outline", 'done "ok"']
+    with EditingSession.open(draft, author="writer") as session:
+        first = _TurnRecorder(script)
+        Runner(session, first, "Tidy the draft.", stream_dir=stream_dir, max_commands=2).run()
+        assert first.opens == [True, False]
+        # Resumed with the same goal: its first command was written long ago.
+        resumed = _TurnRecorder(script)
+        Runner(session, resumed, None, stream_dir=stream_dir, max_commands=1).run()
+        assert resumed.opens == [False]
+        # A new goal is read as a new start: its first command is asked again.
+        redirected = _TurnRecorder(script)
+        Runner(session, redirected, "Fix the typos.", stream_dir=stream_dir, max_commands=2).run()
+        assert redirected.opens == [True, False]
+
+
+def test_the_built_in_model_unsure_what_a_real_goal_asks_leaves_it_to_the_writer(monkeypatch):
+    # A real commit message (held-out Rust book): the model hesitates over its first command
+    # (outline, p≈0.34) and then renames "Summary" with the goal's words. Its folder holds that.
+    import infitool_edit.agent.default_model as shipped
+    from infitool_edit.agent.ssm import default_model
+    from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
+
+    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
+    model, name, decoding = default_model()
+    assert decoding.min_plan_p > 0
+    task = next(t for t in suite_tasks("revisions", 20, seed=2) if t.goal.startswith("nostarch: update Word"))
+    runner = SessionRunner()
+    try:
+        outcomes = {}
+        for min_plan_p in (0.0, decoding.min_plan_p):
+            backend = SSMBackend(model, name=name, temperature=0.0, copy_prior=decoding.copy_prior,
+                                 min_address_p=decoding.min_address_p, min_plan_p=min_plan_p)
+            outcomes[min_plan_p] = runner.run(task, backend, budget_for(task), 0)
+    finally:
+        runner.close()
+    guessed, guarded = outcomes[0.0], outcomes[decoding.min_plan_p]
+    assert guessed.text != task.draft
+    assert guarded.text == task.draft
+    lines = [line for line in guarded.stream.rstrip("\n").split("\n") if line.startswith((">", "@error", "@done"))]
+    assert lines[0] == "> outline" and lines[1].startswith(f"@error {HELD_BACK}: the model was unsure what the goal asks")
+    assert lines[2:] == [f"> {GOAL_ENDING.decode()}", "@done"]
