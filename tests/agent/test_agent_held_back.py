@@ -100,28 +100,33 @@ def test_a_random_model_that_guesses_every_place_is_held_back_and_ends(tmp_path:
     assert any(isinstance(event, CommandApplied) and event.line == line for event in unguarded)
 
 
-def test_the_built_in_model_asked_beyond_it_applies_its_guess_without_the_guard_and_nothing_with(
-        monkeypatch):
-    # A real revision's commit message as the goal (held-out PEPs): the model, unable to do it,
-    # replaces "Python 3.8. " with the goal's own words. Its folder turns the guard on.
+def _built_in_on_a_real_revision(monkeypatch, seed: int, goal: str, guard: str) -> tuple:
+    """The built-in model, greedy, on the held-out real revision whose goal starts with ``goal``,
+    with its folder's ``guard`` (``min_address_p`` or ``min_plan_p``) alone off and then on:
+    (task, outcome without, outcome with)."""
     import infitool_edit.agent.default_model as shipped
     from infitool_edit.agent.ssm import default_model
     from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
 
     monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
     model, name, decoding = default_model()
-    assert decoding.min_address_p > 0
-    task = next(t for t in suite_tasks("revisions", 20, seed=0) if t.goal.startswith("PEP 569: Python 3.8.0b3"))
+    assert getattr(decoding, guard) > 0
+    task = next(t for t in suite_tasks("revisions", 20, seed=seed) if t.goal.startswith(goal))
     runner = SessionRunner()
     try:
-        outcomes = {}
-        for min_address_p in (0.0, decoding.min_address_p):
-            backend = SSMBackend(model, name=name, temperature=0.0, copy_prior=decoding.copy_prior,
-                                 min_address_p=min_address_p)
-            outcomes[min_address_p] = runner.run(task, backend, budget_for(task), 0)
+        outcomes = [runner.run(task, SSMBackend(model, name=name, temperature=0.0, copy_prior=decoding.copy_prior,
+                                                **{guard: value}), budget_for(task), 0)
+                    for value in (0.0, getattr(decoding, guard))]
     finally:
         runner.close()
-    guessed, guarded = outcomes[0.0], outcomes[decoding.min_address_p]
+    return task, *outcomes
+
+
+def test_the_built_in_model_asked_beyond_it_applies_its_guess_without_the_guard_and_nothing_with(
+        monkeypatch):
+    # A real revision's commit message as the goal (held-out PEPs): the model, unable to do it,
+    # replaces "Python 3.8. " with the goal's own words. Its folder turns the guard on.
+    task, guessed, guarded = _built_in_on_a_real_revision(monkeypatch, 0, "PEP 569: Python 3.8.0b3", "min_address_p")
     assert guessed.text != task.draft and "3.8.0b3 released (#1138)" in guessed.text
     assert guarded.text == task.draft
     lines = guarded.stream.rstrip("\n").split("\n")
@@ -178,24 +183,7 @@ def test_only_the_first_command_since_a_goal_is_asked_how_sure_it_was(tmp_path: 
 def test_the_built_in_model_unsure_what_a_real_goal_asks_leaves_it_to_the_writer(monkeypatch):
     # A real commit message (held-out Rust book): the model hesitates over its first command
     # (outline, p≈0.34) and then renames "Summary" with the goal's words. Its folder holds that.
-    import infitool_edit.agent.default_model as shipped
-    from infitool_edit.agent.ssm import default_model
-    from infitool_edit.learn.evaluate import SessionRunner, budget_for, suite_tasks
-
-    monkeypatch.delenv(shipped.FORCE_RANDOM_ENV, raising=False)
-    model, name, decoding = default_model()
-    assert decoding.min_plan_p > 0
-    task = next(t for t in suite_tasks("revisions", 20, seed=2) if t.goal.startswith("nostarch: update Word"))
-    runner = SessionRunner()
-    try:
-        outcomes = {}
-        for min_plan_p in (0.0, decoding.min_plan_p):
-            backend = SSMBackend(model, name=name, temperature=0.0, copy_prior=decoding.copy_prior,
-                                 min_address_p=decoding.min_address_p, min_plan_p=min_plan_p)
-            outcomes[min_plan_p] = runner.run(task, backend, budget_for(task), 0)
-    finally:
-        runner.close()
-    guessed, guarded = outcomes[0.0], outcomes[decoding.min_plan_p]
+    task, guessed, guarded = _built_in_on_a_real_revision(monkeypatch, 2, "nostarch: update Word", "min_plan_p")
     assert guessed.text != task.draft
     assert guarded.text == task.draft
     lines = [line for line in guarded.stream.rstrip("\n").split("\n") if line.startswith((">", "@error", "@done"))]
