@@ -31,6 +31,10 @@ summary, not a copy, except for a name it quotes: see ``_summary``):
   proportion the model gives them (a heading inserted ends with ``\\n\\n"``).
 - the next byte is drawn from (1 - w)·p + w·q, where p is the model's masked distribution and
   w = strength · min(1, (k - MIN_MATCH + 1) / RAMP): a longer match is stronger evidence.
+- where the goal offers nothing, a ``replace``'s new text copies the words of its own search
+  string the same way, at ``SEARCH_COPY_STRENGTH`` (``copied_from``: no span ends but the
+  string's own, and where the words break — a space, a new line — is left to the model): asked
+  to split a paragraph, the model wrote ``replace "the developer. As" "the devguide.\n\nAs"``.
 
 Held to the stream: the prior reads only the stream's last ``CONTEXT_BYTES``, which a resumed
 backend gets back from the stored stream (``context_chars``), so rewinds and resumes decode as
@@ -44,6 +48,7 @@ import re
 import torch
 
 MIN_MATCH = 3
+SEARCH_COPY_STRENGTH = 0.4
 MAX_MATCH = 48
 RAMP = 2
 CONTEXT_BYTES = 16_384
@@ -54,8 +59,11 @@ _OUTLINE_HEADING = re.compile(rb'(\d+) "((?:[^"\\]|\\.)*)"')
 _HEADING_MARKS = re.compile(rb"^#+ ")
 # A heading's start inside a quoted argument: ``## `` or, after a blank line, ``\\n## ``.
 _HEADING_START = re.compile(rb"^(?:\\n)*#{1,6} ")
+# A replace's line up to its new text: its search string (escapes as written).
+_REPLACING = re.compile(rb'replace "((?:[^"\\]|\\.)*)" "$')
 QUOTE, BACKSLASH, NEWLINE, FULL_STOP = 0x22, 0x5C, 0x0A, 0x2E
 SPAN_ENDS = (QUOTE, NEWLINE)
+WORD_BREAKS = (0x20, BACKSLASH)  # a space; an escape (``\n``) as written inside quotes
 
 
 def last_goal(recent: bytes) -> bytes:
@@ -116,6 +124,28 @@ def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, in
             byte = None
         counts[byte] = counts.get(byte, 0) + 1
         at = goal.find(tail, at + 1, len(goal) - 1)
+    return best, counts
+
+
+def copied_from(old: bytes, written: bytes) -> tuple[int, dict[int | None, int]]:
+    """(k, counts) as ``continuations`` gives them, from a search string ``old`` that ``written``
+    rewrites: None only at its end, and nothing where it has a space or an escape next: where
+    the words break (a space, a new line, a paragraph) is the model's to choose."""
+    best = 0
+    for k in range(MIN_MATCH, min(len(written), MAX_MATCH) + 1):
+        if old.find(written[-k:]) < 0:
+            break
+        best = k
+    counts: dict[int | None, int] = {}
+    if not best:
+        return 0, counts
+    tail = written[-best:]
+    at = old.find(tail)
+    while at >= 0:
+        byte = old[at + best] if at + best < len(old) else None
+        if byte not in WORD_BREAKS:
+            counts[byte] = counts.get(byte, 0) + 1
+        at = old.find(tail, at + 1)
     return best, counts
 
 
@@ -228,7 +258,12 @@ class CopyPrior:
         else:
             source = b"".join(span + b"\n" for span in spans)
             k, counts = continuations(source, argument) if source else (0, {})
-            weight = self.strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
+            strength = self.strength
+            replacing = None if counts or search_string else _REPLACING.match(before)
+            if replacing:
+                k, counts = copied_from(replacing.group(1), argument)
+                strength = min(strength, SEARCH_COPY_STRENGTH)
+            weight = strength * min(1.0, (k - MIN_MATCH + 1) / RAMP)
         if not counts:
             return logits
         return self._mix(logits, counts, weight)

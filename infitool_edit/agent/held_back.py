@@ -39,7 +39,9 @@ it wrote "need the punctuation and spacing." or a run of spaces. A writer's
 command in between lifts that, as the writer has changed what the model
 looks at.
 
-`fix` is never held: it names no place, it applies what `check` found.
+`fix` is never held: it names no place, it applies what `check` found. Nor is
+a paragraph split (a replace that only turns one space into a break) for an
+unsure place: a split's goal rarely says at which sentence, and no word changes.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ class Doubt:
     reason: str
     ending: bytes = EDIT_ENDING
     of_goal: bool = False  # about what the goal asks: every command but `done` is held
+    of_place: bool = False  # about where an edit goes: one that only breaks a line is not held
 
 
 def unsure_of_address(probability: float) -> Doubt:
-    return Doubt(f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})")
+    return Doubt(f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})",
+                 of_place=True)
 
 
 def cut_at_limit(max_bytes: int) -> Doubt:
@@ -92,4 +96,18 @@ def held_back(line: str, doubt: Doubt | None) -> str | None:
         return None  # execute says what is wrong with it
     if isinstance(command, ast.Done) or not (doubt.of_goal or isinstance(command, PLACED_EDITS)):
         return None
+    if doubt.of_place and only_breaks_a_line(command):
+        return None
     return f"{HELD_BACK}: {doubt.reason}; nothing was applied"
+
+
+def only_breaks_a_line(command: ast.Command) -> bool:
+    """A replace that turns one space between two words into a line or paragraph break and
+    changes nothing else (a paragraph split in two): its place may be a guess, as a split's
+    goal rarely says at which sentence, and no word or run of spaces changes."""
+    if not (isinstance(command, ast.Replace) and isinstance(command.target, ast.Search) and command.old is None):
+        return False
+    old, new = command.target.text, command.new
+    at = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), len(old))
+    words_meet = 0 < at < len(old) - 1 and old[at] == " " and not old[at - 1].isspace() and not old[at + 1].isspace()
+    return words_meet and any(new == old[:at] + brk + old[at + 1:] for brk in ("\n", "\n\n"))

@@ -9,7 +9,7 @@ import torch
 
 from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
 from infitool_edit.agent.copy_prior import (
-    CONTEXT_BYTES, CopyPrior, continuations, goal_spans, last_goal, outline_listing,
+    CONTEXT_BYTES, CopyPrior, continuations, copied_from, goal_spans, last_goal, outline_listing,
 )
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
@@ -136,6 +136,23 @@ def test_a_span_the_draft_holds_is_copied_into_search_strings_only():
     search = prior(b'> replace "This PEP')
     assert int(torch.argmax(search.apply(logits, search_string=True))) == ord(" ")
     assert torch.equal(search.apply(logits), logits)  # the same bytes as new text: left alone
+
+
+def test_a_replaces_new_text_copies_the_words_of_its_search_string_and_leaves_the_breaks():
+    assert copied_from(b"the developer. As", b"the dev") == (7, {ord("e"): 1})
+    assert copied_from(b"the developer. As", b"the developer.") == (14, {})  # a space next: the model's
+    assert copied_from(b"one\\ntwo", b"one") == (3, {})  # an escaped new line next: the model's too
+    assert copied_from(b"the developer. As", b"r. As") == (5, {None: 1})  # the string ends: so may the text
+    assert copied_from(b"the developer. As", b"th") == (0, {})  # too short to be evidence
+    goal = b'Cut the paragraph starting "Python defines names" in two.\n'
+    draft = "# PEP\n\nPython defines names in many ways, not always clear to the developer. As a result.\n"
+    logits = torch.full((259,), -5.0)
+    logits[ord("g")], logits[ord("e")] = 2.0, 1.0  # the model drifts: "the devguide"
+    drifting = prior_on(b'> replace "the developer. As" "the dev', goal, draft).apply(logits)
+    assert int(torch.argmax(drifting)) == ord("e")
+    assert torch.equal(prior_on(b'> replace "the developer. As" "the developer.', goal, draft).apply(logits), logits)
+    # Not in a search string (the mask holds that to the draft), and the goal's own words first.
+    assert torch.equal(prior_on(b'> replace "the dev', goal, draft).apply(logits, search_string=True), logits)
 
 
 OUTLINE = b'@outline 1 "# It\'s a \\"plan\\"" | 3 "## Proposal" | 7 "### Calendar" | 11 "## Performance"\n'

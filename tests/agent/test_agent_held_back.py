@@ -11,7 +11,9 @@ import pytest
 
 from infitool_edit.agent.constrain import LineConstraint, byte_mask_table
 from infitool_edit.agent.events import CommandApplied, CommandFailed
-from infitool_edit.agent.held_back import EDIT_ENDING, GOAL_ENDING, HELD_BACK, Doubt, held_back, unsure_of_goal
+from infitool_edit.agent.held_back import (
+    EDIT_ENDING, GOAL_ENDING, HELD_BACK, Doubt, cut_at_limit, held_back, unsure_of_address, unsure_of_goal,
+)
 from infitool_edit.agent.runner import Runner
 from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.ssm import SSMBackend, random_tiny_model
@@ -41,6 +43,19 @@ def test_a_doubt_about_the_goal_holds_any_command_but_done(line):
     assert held_back(line, doubt) == (f"{HELD_BACK}: the model was unsure what the goal asks (it chose its "
                                       "first command, check, at p=0.42); nothing was applied")
     assert held_back('done "Nothing to fix."', doubt) is None
+
+
+def test_a_split_only_breaks_a_line_so_only_a_cut_line_or_a_doubted_goal_holds_it():
+    split = 'replace "this PEP. In" "this PEP.\\n\\nIn"'
+    assert held_back(split, unsure_of_address(0.22)) is None
+    assert held_back(split, cut_at_limit(48)) and held_back(split, unsure_of_goal("replace", 0.3))
+    assert held_back('replace "this PEP. In" "this PEP.\\nIn"', unsure_of_address(0.22)) is None
+    # A word changed or added, a run of spaces made longer or shorter (a table's columns), a
+    # break where no space was: held as before.
+    for line in ('replace "this PEP. In" "this PEP.\\n\\nAn"', 'replace "this PEP. In" "this PEP.\\n\\nIn it"',
+                 'replace "a    b" "a  b"', 'replace "        " "    "', 'replace "a  b" "a\\n\\n b"',
+                 'replace "ab" "a\\nb"', 'replace " In" "\\nIn"'):
+        assert held_back(line, unsure_of_address(0.22)), line
 
 
 def _write(constraint: LineConstraint, data: bytes) -> None:
