@@ -104,26 +104,34 @@ def goal_spans(goal: bytes) -> list[bytes]:
     return quoted_spans(goal) or ([goal.rstrip(b"\n")] if goal.strip() else [])
 
 
+def _longest_tail(source: bytes, written: bytes, stop: int) -> tuple[int, list[int]]:
+    """The longest tail of ``written`` (``MIN_MATCH`` to ``MAX_MATCH`` bytes) found in
+    ``source[:stop]``: (its length, where each occurrence of it ends), or (0, []) if none is."""
+    best = 0
+    for k in range(MIN_MATCH, min(len(written), MAX_MATCH) + 1):
+        if source.find(written[-k:], 0, stop) < 0:
+            break
+        best = k
+    if not best:
+        return 0, []
+    tail, ends = written[-best:], []
+    at = source.find(tail, 0, stop)
+    while at >= 0:
+        ends.append(at + best)
+        at = source.find(tail, at + 1, stop)
+    return best, ends
+
+
 def continuations(goal: bytes, written: bytes) -> tuple[int, dict[int | None, int]]:
     """(k, counts): the longest tail of ``written`` found in ``goal`` (k ≥ MIN_MATCH, else 0) and
     how often each byte follows it there; None stands for the end of the goal's span."""
-    best = 0
-    for k in range(MIN_MATCH, min(len(written), MAX_MATCH) + 1):
-        if goal.find(written[-k:], 0, len(goal) - 1) < 0:
-            break
-        best = k
+    best, ends = _longest_tail(goal, written, len(goal) - 1)  # the goal ends with a newline
     counts: dict[int | None, int] = {}
-    if not best:
-        return 0, counts
-    tail = written[-best:]
-    at = goal.find(tail, 0, len(goal) - 1)
-    while at >= 0:
-        after = at + best
+    for after in ends:
         byte: int | None = goal[after]
         if byte in SPAN_ENDS or (byte == FULL_STOP and goal[after + 1: after + 2] in (b'"', b"\n", b" ")):
             byte = None
         counts[byte] = counts.get(byte, 0) + 1
-        at = goal.find(tail, at + 1, len(goal) - 1)
     return best, counts
 
 
@@ -131,21 +139,12 @@ def copied_from(old: bytes, written: bytes) -> tuple[int, dict[int | None, int]]
     """(k, counts) as ``continuations`` gives them, from a search string ``old`` that ``written``
     rewrites: None only at its end, and nothing where it has a space or an escape next: where
     the words break (a space, a new line, a paragraph) is the model's to choose."""
-    best = 0
-    for k in range(MIN_MATCH, min(len(written), MAX_MATCH) + 1):
-        if old.find(written[-k:]) < 0:
-            break
-        best = k
+    best, ends = _longest_tail(old, written, len(old))
     counts: dict[int | None, int] = {}
-    if not best:
-        return 0, counts
-    tail = written[-best:]
-    at = old.find(tail)
-    while at >= 0:
-        byte = old[at + best] if at + best < len(old) else None
+    for after in ends:
+        byte = old[after] if after < len(old) else None
         if byte not in WORD_BREAKS:
             counts[byte] = counts.get(byte, 0) + 1
-        at = old.find(tail, at + 1)
     return best, counts
 
 
