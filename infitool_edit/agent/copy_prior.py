@@ -48,9 +48,9 @@ import re
 import torch
 
 MIN_MATCH = 3
-SEARCH_COPY_STRENGTH = 0.4
 MAX_MATCH = 48
 RAMP = 2
+SEARCH_COPY_STRENGTH = 0.4  # a replace's new text copying its search string
 CONTEXT_BYTES = 16_384
 GOAL_TAG = b"@goal "
 OUTLINE_TAG = b"@outline "

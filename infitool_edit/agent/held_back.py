@@ -61,19 +61,24 @@ GOAL_ENDING = b'done "Left for the writer: I was unsure what the goal asks."'
 
 @dataclass(frozen=True)
 class Doubt:
-    """Why a backend doubts the line it just wrote (``reason``, in the model's ``@error``), and
-    the line forced after it if the runner holds it back (``ending``, without its newline; a
-    backend whose lines are held to fewer bytes lets the model write that line)."""
+    """Why a backend doubts the line it just wrote (``reason``, in the model's ``@error``) and
+    what it doubts (``about``): "goal", what the goal asks (every command but ``done`` is held);
+    "place", where an edit goes (one that only breaks a line is not held); "line", the line
+    itself (cut at the byte limit)."""
 
     reason: str
-    ending: bytes = EDIT_ENDING
-    of_goal: bool = False  # about what the goal asks: every command but `done` is held
-    of_place: bool = False  # about where an edit goes: one that only breaks a line is not held
+    about: str = "line"
+
+    @property
+    def ending(self) -> bytes:
+        """The line forced after this one if the runner holds it back (without its newline; a
+        backend whose lines are held to fewer bytes lets the model write that line)."""
+        return GOAL_ENDING if self.about == "goal" else EDIT_ENDING
 
 
 def unsure_of_address(probability: float) -> Doubt:
     return Doubt(f"the model was unsure where this edit goes (it chose a byte of the place at p={probability:.2f})",
-                 of_place=True)
+                 "place")
 
 
 def cut_at_limit(max_bytes: int) -> Doubt:
@@ -82,7 +87,7 @@ def cut_at_limit(max_bytes: int) -> Doubt:
 
 def unsure_of_goal(verb: str, probability: float) -> Doubt:
     return Doubt(f"the model was unsure what the goal asks (it chose its first command, {verb}, at "
-                 f"p={probability:.2f})", GOAL_ENDING, of_goal=True)
+                 f"p={probability:.2f})", "goal")
 
 
 def held_back(line: str, doubt: Doubt | None) -> str | None:
@@ -94,9 +99,9 @@ def held_back(line: str, doubt: Doubt | None) -> str | None:
         command = parse(line)
     except CommandError:
         return None  # execute says what is wrong with it
-    if isinstance(command, ast.Done) or not (doubt.of_goal or isinstance(command, PLACED_EDITS)):
+    if isinstance(command, ast.Done) or not (doubt.about == "goal" or isinstance(command, PLACED_EDITS)):
         return None
-    if doubt.of_place and only_breaks_a_line(command):
+    if doubt.about == "place" and only_breaks_a_line(command):
         return None
     return f"{HELD_BACK}: {doubt.reason}; nothing was applied"
 

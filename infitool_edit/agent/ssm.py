@@ -275,9 +275,9 @@ class SSMBackend:
                     address_p = min(address_p, _chosen_p(logits, token))
                 if in_verb and token not in VERB_ENDS:
                     verb_p *= _chosen_p(logits, token)
+            in_verb = in_verb and token not in VERB_ENDS
             if in_verb:
-                in_verb = token not in VERB_ENDS
-                verb += bytes([token]) if in_verb else b""
+                verb.append(token)
             constraint.advance(token)
             bias, forced = (None, -1) if constraint.finished else constraint.mask()
             self._step(token, bias)
