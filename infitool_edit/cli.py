@@ -448,7 +448,7 @@ def prepare(
     streams: Annotated[int, typer.Option(help="Command streams to make.", min=1)] = 20_000,
     jobs: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).", min=1)] = None,
     merge_only: Annotated[bool, typer.Option("--merge-only", help="Build nothing more: make the folder from the shards already finished.")] = False,
-    mix: Annotated[Optional[str], typer.Option(help="Shares by task kind instead of the default mix, e.g. typos=4800,mechanics=2800,clean=3200,structure=8000 (traces only if named).")] = None,
+    mix: Annotated[Optional[str], typer.Option(help="Shares by task kind instead of the default mix, e.g. typos=4800,mechanics=2800,clean=3200,structure=8000 (traces, and the real-commit lessons realtypos, decline and realdrafts, only if named).")] = None,
     copy_drill: Annotated[float, typer.Option(help="MB of copy drills (goals whose names commands copy) added to prose.jsonl; see train --prose-mix.", min=0)] = 0.0,
 ) -> None:
     """Build a training folder from the TRAIN split: prose.jsonl, streams.jsonl, manifest.json."""

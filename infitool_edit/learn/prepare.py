@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infitool_edit.learn import corpus
+from infitool_edit.learn.real import REAL_KINDS, real_tasks
 from infitool_edit.learn.render import Renderer
 from infitool_edit.learn.split import HELD_OUT_PERCENT
 from infitool_edit.learn.tasks import StreamMismatch, render_task
@@ -43,6 +44,9 @@ from infitool_edit.learn.tasks import StreamMismatch, render_task
 # Shares of the streams by task. Traces are capped by what the histories hold;
 # whatever they cannot fill goes to the synthetic tasks in these proportions.
 MIX = {"traces": 0.30, "typos": 0.24, "mechanics": 0.14, "clean": 0.08, "structure": 0.14, "process": 0.10}
+# Kinds read from the bundles' revision pairs (a shard per slice of a bundle's files); the
+# real-commit lessons (learn/real.py) are asked for by name in --mix, never by default.
+HISTORY_KINDS = ("traces", *REAL_KINDS)
 SHARD_STREAMS = 250
 HELDOUT_STREAMS = 300  # validation streams in heldout/, in the same mix
 TRACE_PARTS = {"peps": 6, "rust-rfcs": 3, "rust-book": 1}
@@ -78,13 +82,14 @@ def plan_shards(streams: int, seed: int, *, bundles: tuple[str, ...] = ("rust-bo
         return [replace(shard, name=f"heldout-{shard.name}", seed=f"heldout:{shard.seed}", split="heldout")
                 for shard in plan_shards(streams, seed, bundles=bundles, max_pairs=max_pairs, mix=mix)]
     shards: list[Shard] = []
-    mix = dict(mix) if bundles else {k: v for k, v in mix.items() if k != "traces"}
+    mix = dict(mix) if bundles else {k: v for k, v in mix.items() if k not in HISTORY_KINDS}
     counts = _apportion(streams, mix)
-    traces = counts.pop("traces", 0)
     slices = [(b, p, TRACE_PARTS.get(b, 1)) for b in bundles for p in range(TRACE_PARTS.get(b, 1))]
-    for bundle, part, parts in slices:
-        shards.append(Shard(f"traces-{bundle}-{part}.jsonl", "traces", -(-traces // len(slices)),
-                            f"{seed}:traces:{bundle}:{part}", bundle, part, parts, max_pairs))
+    for kind in HISTORY_KINDS:
+        wanted = counts.pop(kind, 0)
+        for bundle, part, parts in slices if wanted else ():
+            shards.append(Shard(f"{kind}-{bundle}-{part}.jsonl", kind, -(-wanted // len(slices)),
+                                f"{seed}:{kind}:{bundle}:{part}", bundle, part, parts, max_pairs))
     for kind, count in counts.items():
         for j in range(0, count, SHARD_STREAMS):
             shards.append(Shard(f"{kind}-{j // SHARD_STREAMS}.jsonl", kind, min(SHARD_STREAMS, count - j),
@@ -105,9 +110,9 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def check_mix(mix: dict[str, float]) -> dict[str, float]:
-    unknown = sorted(set(mix) - set(MIX))
+    unknown = sorted(set(mix) - set(MIX) - set(REAL_KINDS))
     if unknown:
-        raise PrepareError(f"--mix: unknown task kind {unknown[0]!r} (one of {', '.join(MIX)})")
+        raise PrepareError(f"--mix: unknown task kind {unknown[0]!r} (one of {', '.join((*MIX, *REAL_KINDS))})")
     if not mix or any(not share > 0 for share in mix.values()):
         raise PrepareError("--mix: give each kind a share above 0, e.g. typos=4800,structure=8000")
     return dict(mix)
@@ -138,21 +143,15 @@ def _source_pool(split: str):
 
 def _shard_tasks(shard: Shard, stats: Counter):
     rng = random.Random(shard.seed)
-    if shard.kind == "traces":
-        from infitool_edit.learn.traces import pairs, trace_task
+    if shard.kind in HISTORY_KINDS:
+        candidates = _slice_pairs(shard, stats)
+        rng.shuffle(candidates)
+        if shard.kind in REAL_KINDS:
+            return real_tasks(shard.kind, candidates, shard.count, rng, stats)
+        from infitool_edit.learn.traces import trace_task
 
-        bundle = next(b for b in corpus.BUNDLES if b.name == shard.bundle)
-        repo = corpus.checkout(bundle.name)
         # Sample before planning: a slice holds thousands of pairs and a
         # shard needs hundreds, and planning is the expensive part.
-        candidates = []
-        for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split=shard.split)):
-            if shard.max_pairs is not None and n >= shard.max_pairs:
-                break
-            if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts == shard.part:
-                candidates.append(pair)
-        rng.shuffle(candidates)
-        stats["pairs in the slice"] += len(candidates)
         tasks = []
         for pair in candidates:
             if len(tasks) >= shard.count:
@@ -168,6 +167,22 @@ def _shard_tasks(shard: Shard, stats: Counter):
 
     return list(synthetic_tasks(rng, _source_pool(shard.split), {shard.kind: shard.count},
                                 heldout=shard.split == "heldout"))
+
+
+def _slice_pairs(shard: Shard, stats: Counter) -> list:
+    """The revision pairs of the shard's slice of its bundle's files (of its split)."""
+    from infitool_edit.learn.traces import pairs
+
+    bundle = next(b for b in corpus.BUNDLES if b.name == shard.bundle)
+    repo = corpus.checkout(bundle.name)
+    candidates = []
+    for n, pair in enumerate(pairs(repo, bundle.globs, source=bundle.name, split=shard.split)):
+        if shard.max_pairs is not None and n >= shard.max_pairs:
+            break
+        if int(hashlib.sha256(pair.path.encode()).hexdigest()[:8], 16) % shard.parts == shard.part:
+            candidates.append(pair)
+    stats["pairs in the slice"] += len(candidates)
+    return candidates
 
 
 def build_shard(args: tuple[Shard, str]) -> dict:
@@ -259,11 +274,12 @@ def prepare(out: Path, *, streams: int = 20_000, seed: int = 0, jobs: int | None
     """Build (or finish building) the training folder ``out``; returns the
     manifest. ``merge_only``: build nothing more, make the folder from the
     shards already whole (an interrupted build, used as it stands). ``mix``:
-    shares by task kind instead of MIX (``parse_mix``); traces only if it has them.
+    shares by task kind instead of MIX (``parse_mix``); the bundles are read only for the kinds in
+    HISTORY_KINDS.
     ``copy_drill_mb``: that many MB of copy drills (learn/drill.py) join prose.jsonl."""
     started = time.perf_counter()
     mix = MIX if mix is None else check_mix(mix)
-    if not mix.get("traces"):
+    if not any(mix.get(kind) for kind in HISTORY_KINDS):
         bundles = ()
     out = Path(out)
     (out / "parts").mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from infitool_edit.learn.render import Renderer
 
-TASK_KINDS = ("typos", "mechanics", "structure", "process", "clean", "traces")
+TASK_KINDS = ("typos", "mechanics", "structure", "process", "clean", "traces", "decline")
 
 
 @dataclass(frozen=True)
