@@ -90,6 +90,22 @@ def test_a_mix_given_by_the_caller_sets_the_kinds_and_their_counts(tmp_path, mon
             prepare.parse_mix(bad)
 
 
+def test_real_commit_lessons_are_asked_for_by_name_and_read_a_slice_of_each_bundle(tmp_path):
+    mix = prepare.parse_mix("decline=1,typos=1")
+    shards = prepare.plan_shards(40, 0, mix=mix)
+    declines = [s for s in shards if s.kind == "decline"]
+    assert {(s.bundle, s.part) for s in declines} == {(b, p) for b, n in prepare.TRACE_PARTS.items() for p in range(n)}
+    assert sum(s.count for s in declines) >= 20 and not [s for s in shards if s.kind == "traces"]
+    if not (corpus.data_dir() / "rust-rfcs.bundle").is_file():
+        pytest.skip(f"rust-rfcs.bundle is not in {corpus.data_dir()}")
+    shard = prepare.Shard("decline-rust-rfcs-0.jsonl", "decline", 2, "0:decline", "rust-rfcs", 0, 3, max_pairs=400)
+    (tmp_path / "parts").mkdir()
+    summary = prepare.build_shard((shard, str(tmp_path)))
+    rows = [json.loads(line) for line in (tmp_path / "parts" / shard.name).read_text().splitlines()]
+    assert summary["streams"] == len(rows) == 2 and {r["task"] for r in rows} == {"decline"}
+    assert all(r["stream"].endswith("@done\n") and r["path"].startswith("decline/") for r in rows)
+
+
 def test_copy_drills_join_the_prose_and_every_command_in_them_copies_its_goal(tmp_path, monkeypatch):
     from infitool_edit.commands import parse
     from infitool_edit.learn.drill import copy_drill
