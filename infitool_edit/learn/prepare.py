@@ -145,13 +145,13 @@ def _shard_tasks(shard: Shard, stats: Counter):
     rng = random.Random(shard.seed)
     if shard.kind in HISTORY_KINDS:
         candidates = _slice_pairs(shard, stats)
-        rng.shuffle(candidates)
         if shard.kind in REAL_KINDS:
-            return real_tasks(shard.kind, candidates, shard.count, rng, stats)
+            return real_tasks(shard.kind, candidates, shard.count, rng, stats)  # it shuffles them
         from infitool_edit.learn.traces import trace_task
 
         # Sample before planning: a slice holds thousands of pairs and a
         # shard needs hundreds, and planning is the expensive part.
+        rng.shuffle(candidates)
         tasks = []
         for pair in candidates:
             if len(tasks) >= shard.count:
