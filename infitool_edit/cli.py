@@ -313,6 +313,7 @@ def train(
     streams_mb: Annotated[Optional[float], typer.Option(help="Phase 2 budget in MB read.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (lower it to go on from a finished run).")] = None,
     prose_mix: Annotated[Optional[float], typer.Option(help="Share of phase 2 batches read from prose.jsonl (default 0.2).")] = None,
+    decisions: Annotated[Optional[float], typer.Option(help="Share of phase 2 windows at a stream's first command, its decision about the goal (default 0; up to 0.5).")] = None,
     new_schedule: Annotated[bool, typer.Option("--new-schedule", help="With --resume: start the phase's budget, warm-up and cosine afresh (fine-tuning on new data).")] = False,
     start_from: Annotated[Optional[Path], typer.Option("--from", help="Start OUT from these weights (e.g. model/weights): fresh optimizer and schedule, its training.json's counters carried.")] = None,
 ) -> None:
@@ -323,12 +324,29 @@ def train(
 
     options = TrainOptions(data=data, out=out, config=config, resume=resume, phase=phase, threads=threads,
                            max_steps=max_steps, max_minutes=max_minutes, prose_mb=prose_mb, streams_mb=streams_mb, lr=lr,
-                           prose_mix=prose_mix, new_schedule=new_schedule, start_from=start_from)
+                           prose_mix=prose_mix, decisions=decisions, new_schedule=new_schedule, start_from=start_from)
     try:
         summary = run_training(options)
     except (DataError, TrainError, CheckpointError, OSError) as error:
         raise fail(one_line(error)) from None
     typer.echo(json.dumps(summary))
+
+
+@app.command()
+def merge(
+    base: Annotated[Path, typer.Argument(help="The checkpoint the fine-tuning started from (e.g. model/weights).")],
+    tuned: Annotated[Path, typer.Argument(help="The fine-tuned checkpoint (e.g. OUT/latest).")],
+    out: Annotated[Path, typer.Option(help="Where the merged checkpoint goes.")],
+    share: Annotated[float, typer.Option(help="The tuned weights' share, 0 to 1: (1 - share) * BASE + share * TUNED.")] = 0.5,
+) -> None:
+    """Merge a fine-tuned checkpoint with the weights it started from, tensor by tensor (WiSE-FT): keep a lesson and what it wore away; choose the share with eval."""
+    from infitool_edit.learn.merge import MergeError, merge as merge_checkpoints
+
+    try:
+        record = merge_checkpoints(base, tuned, share, out)
+    except (MergeError, OSError) as error:
+        raise fail(one_line(error)) from None
+    typer.echo(json.dumps(record))
 
 
 def bench_suites() -> list[str]:

@@ -22,7 +22,7 @@ import sys
 
 # Every subcommand of cli.py (tests/ui/test_ui_launch.py holds the two lists
 # equal): a first argument named like one is not a draft.
-SUBCOMMANDS = {"apply", "bench", "diff", "edit", "eval", "fork", "inspect", "log", "models", "prepare",
+SUBCOMMANDS = {"apply", "bench", "diff", "edit", "eval", "fork", "inspect", "log", "merge", "models", "prepare",
                "pull", "repair", "resume", "rewind", "run", "show", "traces", "train"}
 NOT_DRAFTS = (SUBCOMMANDS - {"edit"}) | {"--help", "-h", "--version", "--install-completion",
                                         "--show-completion"}

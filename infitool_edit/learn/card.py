@@ -44,6 +44,7 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
     manifest = record.get("manifest", {})
     seen = record.get("bytes_seen", {})
     hours = record.get("training_seconds", 0) / 3600
+    merged = record.get("merge")
     lines = [
         "# The built-in model",
         "",
@@ -83,6 +84,8 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
         f"| phase 2, streams | {seen.get('streams', 0) / 1e6:.2f} MB read, loss on the model's command bytes; "
         f"{config.get('prose_mix', '—')} of its batches prose |",
         f"| steps | {record.get('steps', '—')} |",
+        *([f"| merged | {merged['share']:g} of these weights with {1 - merged['share']:g} of step {merged.get('base_steps')}'s, "
+           f"the weights this fine-tuning started from (`infitool-edit merge`, WiSE-FT) |"] if merged else []),
         f"| training time | {hours:.2f} h |",
         f"| hardware | {record.get('hardware', '—')} |",
         "",

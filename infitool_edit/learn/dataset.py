@@ -92,6 +92,18 @@ class Packed:
         return len(self.tokens)
 
     @property
+    def decisions(self) -> np.ndarray:
+        """Where each text's first learnt run begins: a stream's first command, the decision of
+        what to do with its goal (texts without one are left out)."""
+        if self.commands is None or not len(self.commands):
+            return np.zeros(0, dtype=np.int64)
+        firsts = np.searchsorted(self.commands, self.starts)
+        ends = np.append(self.starts[1:], len(self.tokens))
+        inside = firsts < len(self.commands)
+        inside[inside] = self.commands[firsts[inside]] < ends[inside]
+        return self.commands[firsts[inside]]
+
+    @property
     def learnt_bytes(self) -> int:
         return len(self.tokens) if self.mask is None else int(self.mask.sum())
 
@@ -130,24 +142,37 @@ def pack_drills(texts: list[str]) -> Packed:
     return Packed(packed.tokens, copy_mask(packed.tokens.tobytes()), packed.starts)
 
 
-def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Generator, *, at_starts: float = 0.0):
+def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Generator, *, at_starts: float = 0.0,
+                   at_decisions: float = 0.0):
     """(ids (batch, length+1) int64, mask (batch, length+1) bool or None): random windows.
 
     ``at_starts``: the share of windows that begin where a text begins (a stream read from its
-    first byte, as the runtime reads it). The rest begin anywhere in prose; in streams, so that a
-    command falls in the second half of the window (every window teaches something, after some
-    context). A window runs on into the next text, and wraps from the end of the array."""
+    first byte, as the runtime reads it). ``at_decisions``: the share whose command is a
+    stream's first (``Packed.decisions``). A stream's first command is its one decision about
+    the goal -- take it on, or decline it -- and it can stand past the end of a window read from
+    the stream's start (after a long draft), while anchors drawn over all commands meet it once
+    in a stream's many. The rest begin anywhere in prose; in streams, so that a command falls in
+    the second half of the window (every window teaches something, after some context). A
+    window runs on into the next text, and wraps from the end of the array."""
     size = len(packed.tokens)
     if size < 2:
         raise DataError("no text to train on")
+    if at_starts + at_decisions > 1:
+        raise DataError(f"windows at starts ({at_starts}) and at decisions ({at_decisions}) add up past 1")
     if packed.commands is not None and len(packed.commands):
         anchors = packed.commands[rng.integers(0, len(packed.commands), batch)]
         offsets = (anchors - rng.integers(length // 2, length, batch)) % size
     else:
         offsets = rng.integers(0, size, batch)
-    if at_starts > 0 and len(packed.starts):
-        from_start = rng.random(batch) < at_starts
+    kind = rng.random(batch)  # below at_starts: from a start; then at_decisions: at a decision
+    from_start = kind < at_starts
+    if from_start.any() and len(packed.starts):
         offsets[from_start] = packed.starts[rng.integers(0, len(packed.starts), int(from_start.sum()))]
+    decide = (kind >= at_starts) & (kind < at_starts + at_decisions)
+    decisions = packed.decisions
+    if decide.any() and len(decisions):
+        anchors = decisions[rng.integers(0, len(decisions), int(decide.sum()))]
+        offsets[decide] = (anchors - rng.integers(length // 2, length, int(decide.sum()))) % size
     index = (offsets[:, None] + np.arange(length + 1)[None, :]) % size
     ids = packed.tokens[index].astype(np.int64)
     mask = None if packed.mask is None else packed.mask[index]

@@ -73,6 +73,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     prose_mix: float = 0.2  # share of phase 2 batches that are prose
     stream_starts: float = 0.5  # share of phase 2 windows that begin where a stream begins
+    stream_decisions: float = 0.0  # share of phase 2 windows at a stream's first command (dataset.sample_windows)
     chunk: int = TRAINING_CHUNK
     checkpoint_minutes: float = 5.0
     eval_minutes: float = 10.0
@@ -418,6 +419,7 @@ class TrainOptions:
     streams_mb: float | None = None
     lr: float | None = None  # peak learning rate; a lower one continues a finished run gently
     prose_mix: float | None = None  # share of phase 2 batches from prose.jsonl (a drill mixed in there)
+    decisions: float | None = None  # share of phase 2 windows at a stream's first command
     # Start the phase's budget, warm-up and cosine afresh from the checkpoint (fine-tuning on a
     # new data folder): the budget then counts only what this call reads.
     new_schedule: bool = False
@@ -476,6 +478,11 @@ def _train(options: TrainOptions, world: World, report) -> dict:
         if not 0 <= options.prose_mix < 1:
             raise TrainError(f"--prose-mix {options.prose_mix}: give a share from 0 up to (not including) 1")
         config = replace(config, prose_mix=options.prose_mix)
+    if options.decisions is not None:
+        if not 0 <= options.decisions <= 1 - config.stream_starts:
+            raise TrainError(f"--decisions {options.decisions}: give a share from 0 to {1 - config.stream_starts:g} "
+                             f"(the other {config.stream_starts:g} of windows begin at a stream's start)")
+        config = replace(config, stream_decisions=options.decisions)
 
     if options.phase not in ("auto", *PHASES):
         raise TrainError(f"unknown phase {options.phase!r} (auto, prose or streams)")
@@ -635,7 +642,8 @@ def _stop_requested(world: World, stop: dict) -> bool:
 def _batch(config: TrainConfig, data: DataFolder, phase: str, rng: np.random.Generator):
     if phase == "streams" and (data.prose is None or rng.random() >= config.prose_mix):
         ids, mask = sample_windows(
-            data.streams, config.stream_batch, config.stream_seq_len, rng, at_starts=config.stream_starts
+            data.streams, config.stream_batch, config.stream_seq_len, rng, at_starts=config.stream_starts,
+            at_decisions=config.stream_decisions,
         )
         return torch.from_numpy(ids), torch.from_numpy(mask)
     if data.prose is None:

@@ -16,7 +16,7 @@ from infitool_edit.agent.backend import MODEL_PREFIX
 from infitool_edit.agent.headless import run_headless
 from infitool_edit.agent.scripted import ScriptedBackend
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
-from infitool_edit.learn.dataset import DataError, DataFolder, command_mask, sample_windows
+from infitool_edit.learn.dataset import DataError, DataFolder, command_mask, pack_streams, sample_windows
 from infitool_edit.session.editing import EditingSession
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -78,3 +78,17 @@ def test_a_data_folder_is_read_and_sampled(tmp_path):
     (tmp_path / "streams.jsonl").write_text("{not json\n")
     with pytest.raises(DataError, match="streams.jsonl:1: not JSON"):
         DataFolder.load(tmp_path)
+
+
+def test_windows_at_decisions_hold_each_streams_first_command():
+    # A first command past a window read from the stream's start (a long draft before it) is
+    # what at_decisions is for: each such window ends in the stream's first command, not a later one.
+    long_draft = "@text 1-1 of 1\n1│" + "word " * 40 + "\n"
+    streams = [f"@goal g{n}\n{long_draft}> first{n}\n@ok\n> second{n}\n@ok\n> done\n@done\n" for n in range(3)]
+    packed = pack_streams(streams)
+    assert [bytes(packed.tokens[d:d + 6]) for d in packed.decisions] == [b"first0", b"first1", b"first2"]
+    ids, mask = sample_windows(packed, 64, 64, np.random.default_rng(0), at_decisions=1.0)
+    for row, learnt in zip(ids, mask):
+        assert row[np.flatnonzero(learnt)[0]] == ord("f")  # the first learnt byte: the first command's
+    with pytest.raises(DataError, match="add up past 1"):
+        sample_windows(packed, 2, 64, np.random.default_rng(0), at_starts=0.5, at_decisions=0.6)
