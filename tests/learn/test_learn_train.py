@@ -43,11 +43,13 @@ def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, 
 
     # Fine-tuning on new data: a lower peak and the phase's schedule started afresh.
     third = train(TrainOptions(data=data, out=out, resume=True, phase="streams", max_steps=2, threads=1,
-                               lr=1e-3, new_schedule=True, streams_mb=0.01, prose_mix=0.5), report=lines.append)
+                               lr=1e-3, new_schedule=True, streams_mb=0.01, prose_mix=0.5, decisions=0.25),
+                   report=lines.append)
     assert third["steps"] == 65
     trainer = torch.load(out / "latest" / "trainer.pt", map_location="cpu", weights_only=False)
     assert trainer["progress"]["phase_step"] == 2 and trainer["config"]["lr"] == 1e-3
     assert trainer["config"]["streams_mb"] == 0.01 and trainer["config"]["prose_mix"] == 0.5
+    assert trainer["config"]["stream_decisions"] == 0.25
     record = json.loads((out / "latest" / "training.json").read_text())
     card = render(out / "latest", "typos_f05 0.5")  # the model card is written from that record
     assert f"| parameters | {record['parameters']:,} |" in card and "typos_f05 0.5" in card
@@ -60,6 +62,8 @@ def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, 
         shutil.copyfile(out / "latest" / name, shipped / name)
     with pytest.raises(TrainError, match="--prose-mix 1.5"):
         train(TrainOptions(data=data, out=tmp_path / "again", config="smoke", prose_mix=1.5, threads=1))
+    with pytest.raises(TrainError, match="--decisions 0.6: give a share from 0 to 0.5"):
+        train(TrainOptions(data=data, out=tmp_path / "again", config="smoke", decisions=0.6, threads=1))
     with pytest.raises(TrainError, match="give one"):
         train(TrainOptions(data=data, out=tmp_path / "again", resume=True, start_from=shipped, threads=1))
     with pytest.raises(TrainError, match="is not config 'default'"):
