@@ -71,7 +71,7 @@ def render(checkpoint: Path | None, evaluation: str | None = None) -> str:
         "| | |",
         "|---|---|",
         f"| architecture | {architecture} |",
-        f"| parameters | {record.get('parameters', '—'):,} |" if record else "| parameters | — |",
+        f"| parameters | {record['parameters']:,} |" if "parameters" in record else "| parameters | — |",
         f"| weights | {_size_mb(checkpoint) if checkpoint else '—'} (fp32 safetensors, HuggingFace `{names}` names) |",
         "| tokenizer | bytes (256) + pad, bos, eos |",
         "",

@@ -62,6 +62,9 @@ def test_share_zero_is_the_base_bit_for_bit(pair, tmp_path):
     merge(base, tuned, 0.0, tmp_path / "same")
     a, same = load_checkpoint(base).state_dict(), load_checkpoint(tmp_path / "same").state_dict()
     assert all(torch.equal(a[name], same[name]) for name in a)
+    (tuned / "training.json").unlink()  # a tuned folder without a record: the card still renders
+    merge(base, tuned, 0.5, tmp_path / "bare")
+    assert "| parameters | — |" in render(tmp_path / "bare") and "| merged | 0.5 of these weights" in render(tmp_path / "bare")
 
 
 def test_different_models_or_a_share_past_one_are_refused_and_nothing_is_written(pair, tmp_path):
