@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ class Packed:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    @property
+    @cached_property  # read by every training step's sample_windows
     def decisions(self) -> np.ndarray:
         """Where each text's first learnt run begins: a stream's first command, the decision of
         what to do with its goal (texts without one are left out)."""
@@ -159,9 +160,11 @@ def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Gener
         raise DataError("no text to train on")
     if at_starts + at_decisions > 1:
         raise DataError(f"windows at starts ({at_starts}) and at decisions ({at_decisions}) add up past 1")
+    def before(anchors: np.ndarray) -> np.ndarray:  # so the anchor falls in the window's second half
+        return (anchors - rng.integers(length // 2, length, len(anchors))) % size
+
     if packed.commands is not None and len(packed.commands):
-        anchors = packed.commands[rng.integers(0, len(packed.commands), batch)]
-        offsets = (anchors - rng.integers(length // 2, length, batch)) % size
+        offsets = before(packed.commands[rng.integers(0, len(packed.commands), batch)])
     else:
         offsets = rng.integers(0, size, batch)
     kind = rng.random(batch)  # below at_starts: from a start; then at_decisions: at a decision
@@ -171,8 +174,7 @@ def sample_windows(packed: Packed, batch: int, length: int, rng: np.random.Gener
     decide = (kind >= at_starts) & (kind < at_starts + at_decisions)
     decisions = packed.decisions
     if decide.any() and len(decisions):
-        anchors = decisions[rng.integers(0, len(decisions), int(decide.sum()))]
-        offsets[decide] = (anchors - rng.integers(length // 2, length, int(decide.sum()))) % size
+        offsets[decide] = before(decisions[rng.integers(0, len(decisions), int(decide.sum()))])
     index = (offsets[:, None] + np.arange(length + 1)[None, :]) % size
     ids = packed.tokens[index].astype(np.int64)
     mask = None if packed.mask is None else packed.mask[index]

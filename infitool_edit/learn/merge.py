@@ -32,20 +32,22 @@ class MergeError(ValueError):
     """Two checkpoints that cannot be merged, or a share outside 0..1 (one line)."""
 
 
-def _config(folder: Path) -> dict:
-    path = folder / "config.json"
+def _json(path: Path) -> dict:
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise MergeError(f"{path}: cannot read ({error.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MergeError(f"{path}: not JSON ({error})") from None
-    return {key: value for key, value in values.items() if key not in STORAGE_KEYS}
+
+
+def _config(folder: Path) -> dict:
+    return {key: value for key, value in _json(folder / "config.json").items() if key not in STORAGE_KEYS}
 
 
 def _record(folder: Path) -> dict:
     path = folder / "training.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return _json(path) if path.is_file() else {}
 
 
 def _write(path: Path, write) -> None:
