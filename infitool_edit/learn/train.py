@@ -277,8 +277,12 @@ def training_record(config: TrainConfig, progress: Progress, data: DataFolder, m
 
 
 def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
+    """The machine and the precision it trained in: a CPU with native bf16 trains in bf16
+    autocast, one without in fp32 (``training_dtype``), and the card should say which."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = "bf16 autocast" if training_dtype(device) == torch.bfloat16 else "fp32"
+    if device.type == "cuda":
+        return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}, {precision}"
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -287,7 +291,7 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"CPU {model}, {torch.get_num_threads()} threads"
+    return f"CPU {model}, {torch.get_num_threads()} threads, {precision}"
 
 
 def load_training_checkpoint(out: Path) -> tuple[Mamba2LM | GraniteHybridLM, dict]:

@@ -18,7 +18,7 @@ from infitool_edit.agent.headless import run_headless
 from infitool_edit.agent.ssm import SSMBackend
 from infitool_edit.agent.stream import StreamLog, stream_dir_for
 from infitool_edit.learn.card import render
-from infitool_edit.learn.train import TrainError, TrainOptions, train
+from infitool_edit.learn.train import TrainError, TrainOptions, train, training_dtype
 from infitool_edit.model import load_checkpoint
 from infitool_edit.session.editing import EditingSession
 
@@ -40,6 +40,9 @@ def test_smoke_training_learns_streams_resumes_and_runs_in_the_editor(tmp_path, 
     assert second["bytes_seen"]["streams"] == first["bytes_seen"]["streams"]
     record = json.loads((out / "latest" / "training.json").read_text())
     assert record["steps"] == 63 and record["parameters"] > 0
+    # The card's hardware row says the precision the run trained in, as chosen from the CPU's flags.
+    precision = "bf16 autocast" if training_dtype(torch.device("cpu")) == torch.bfloat16 else "fp32"
+    assert record["hardware"].startswith("CPU ") and record["hardware"].endswith(f", {precision}")
 
     # Fine-tuning on new data: a lower peak and the phase's schedule started afresh.
     third = train(TrainOptions(data=data, out=out, resume=True, phase="streams", max_steps=2, threads=1,
