@@ -493,7 +493,7 @@ def eval_(
     prose: Annotated[Optional[Path], typer.Option(help="Build the synthetic suites from this folder of markdown.")] = None,
     revisions: Annotated[Optional[Path], typer.Option(help="Build the revisions suite from this git repository.")] = None,
     tasks: Annotated[int, typer.Option(help="Tasks per suite.", min=1)] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the tasks and of the model's sampling.")] = 0,
+    seed: Annotated[Optional[list[int]], typer.Option(help="Seed of the tasks and of the model's sampling (default 0); repeat it to pool several seeds' tasks into each suite, e.g. --seed 13 --seed 14.")] = None,
     expert: Annotated[bool, typer.Option("--expert", help="Score the tasks' own expert sessions instead (a check of the checkers).")] = False,
     quantize: QuantizeOption = None,
 ) -> None:
@@ -511,7 +511,7 @@ def eval_(
         factory = lambda task: make_backend(model=model, quantize=quantize)  # noqa: E731  a fresh state per task
     console = Console(stderr=True)
     try:
-        report = evaluate(suite or SUITES, make_backend=factory, system=system, tasks=tasks, seed=seed,
+        report = evaluate(suite or SUITES, make_backend=factory, system=system, tasks=tasks, seed=seed or [0],
                           prose=prose, revisions=revisions)
     except (EvalError, CorpusError, *expected_errors()) as exc:
         raise fail(one_line(exc)) from None

@@ -195,6 +195,30 @@ def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp
     assert report.suites["structure"]["copy"]["by_kind"] != kinds  # the copy baseline solves none
 
 
+def test_several_seeds_pool_their_tasks_into_one_score(prose):
+    """`eval --seed 1 --seed 2`: each seed's tasks, run with their own seed, scored as one suite."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from infitool_edit.cli import app
+
+    one = evaluate(["typos"], make_backend=expert_backend, system="expert", tasks=2, seed=1, prose=prose)
+    twice = evaluate(["typos"], make_backend=expert_backend, system="expert", tasks=2, seed=[1, 1], prose=prose)
+    assert twice.suites["typos"]["expert"]["tasks"] == 4
+    # Counts are pooled before the rates: the same set twice gives the same rates.
+    for system in ("dictionary", "copy"):
+        assert {k: v for k, v in twice.suites["typos"][system].items() if k not in ("tasks", "by_kind")} == \
+            {k: v for k, v in one.suites["typos"][system].items() if k not in ("tasks", "by_kind")}
+    pooled = evaluate(["typos"], make_backend=expert_backend, system="expert", tasks=2, seed=[1, 2], prose=prose)
+    goals = [t.goal for each in (1, 2) for t in suite_tasks("typos", 2, seed=each, prose=prose)]
+    assert pooled.suites["typos"]["expert"]["tasks"] == len(goals) == 4 and len(set(goals)) > 2
+    result = CliRunner().invoke(app, ["eval", "--expert", "--suite", "typos", "--prose", str(prose), "--tasks", "2",
+                                      "--seed", "1", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["tasks"] == 4
+
+
 def test_the_built_in_model_runs_through_the_same_evaluation(prose):
     from infitool_edit.agent.headless import make_backend
 
