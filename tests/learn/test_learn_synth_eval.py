@@ -162,6 +162,20 @@ def test_corruptions_change_words_and_keep_the_rest(pool):
 def test_word_edits_align_like_errant():
     assert word_edits("the lamp was lit", "the lamp was lit") == set()
     assert word_edits("teh lamp was lit", "the lamp was lit") == {(0, 1, "the")}
+    # The same as difflib's alignment, token for token, on a long text where most tokens repeat.
+    import difflib
+
+    from infitool_edit.learn.evaluate import similarity
+    from infitool_edit.learn.plan import tokens
+
+    long = " ".join(f"the lamp was lit at {i % 7} and, again, the lamp was lit." for i in range(60))
+    changed = long.replace("lit at 3", "lit near 3").replace("again, ", "")
+    a, b = tokens(long), tokens(changed)
+    plain = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    assert word_edits(long, changed) == {(i1, i2, "".join(b[j1:j2])) for tag, i1, i2, j1, j2 in plain.get_opcodes()
+                                         if tag != "equal"}
+    assert similarity(changed, long) == difflib.SequenceMatcher(None, b, a, autojunk=False).ratio() < 1.0
+    assert similarity(long, long) == 1.0 and word_edits(long, long) == set()
 
 
 def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp_path):
