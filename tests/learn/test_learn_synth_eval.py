@@ -1,21 +1,27 @@
 """Synthetic tasks, their checkers, and the evaluation's scoring."""
 
+import difflib
+import json
 import random
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from infitool_edit.cli import app
 from infitool_edit.commands import slugify
 from infitool_edit.learn import corpus
 from infitool_edit.learn.evaluate import (
     dictionary_fix,
     evaluate,
     expert_backend,
+    similarity,
     suite_tasks,
     word_edits,
 )
+from infitool_edit.learn.plan import tokens
 from infitool_edit.learn.render import Renderer
 from infitool_edit.learn.synth import add_mechanics, add_typos, sources, synthetic_tasks
 from infitool_edit.learn.tasks import check, render_task
@@ -163,11 +169,6 @@ def test_word_edits_align_like_errant():
     assert word_edits("the lamp was lit", "the lamp was lit") == set()
     assert word_edits("teh lamp was lit", "the lamp was lit") == {(0, 1, "the")}
     # The same as difflib's alignment, token for token, on a long text where most tokens repeat.
-    import difflib
-
-    from infitool_edit.learn.evaluate import similarity
-    from infitool_edit.learn.plan import tokens
-
     long = " ".join(f"the lamp was lit at {i % 7} and, again, the lamp was lit." for i in range(60))
     changed = long.replace("lit at 3", "lit near 3").replace("again, ", "")
     a, b = tokens(long), tokens(changed)
@@ -211,12 +212,6 @@ def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp
 
 def test_several_seeds_pool_their_tasks_into_one_score(prose):
     """`eval --seed 1 --seed 2`: each seed's tasks, run with their own seed, scored as one suite."""
-    import json
-
-    from typer.testing import CliRunner
-
-    from infitool_edit.cli import app
-
     one = evaluate(["typos"], make_backend=expert_backend, system="expert", tasks=2, seed=1, prose=prose)
     twice = evaluate(["typos"], make_backend=expert_backend, system="expert", tasks=2, seed=[1, 1], prose=prose)
     assert twice.suites["typos"]["expert"]["tasks"] == 4
