@@ -203,6 +203,11 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
                 ]
+                library.mamba2_gate_norm.restype = None
+                library.mamba2_gate_norm.argtypes = [
+                    ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                    ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_int32,
+                ]
                 library.mamba_conv.restype = None
                 library.mamba_conv.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64,
@@ -519,6 +524,21 @@ def mamba2_scan(x: torch.Tensor, dt: torch.Tensor, A2: torch.Tensor, B: torch.Te
     if state is not h:
         h.copy_(state)
     return y
+
+
+def mamba2_gate_norm(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
+    """Mamba-2's gated RMS norm of a prompt: y · SiLU(z) over each group of d_in / groups
+    channels, divided by its RMS, times weight. y, z: (b, l, d_in) (z may be a view with rows
+    apart); weight: (d_in,). Returns (b, l, d_in). For fp32 CPU tensors, outside autograd."""
+    y, z = y.contiguous(), _rows(z)
+    batch, length, d_in = y.shape
+    weight = weight.contiguous()
+    out = torch.empty(batch, length, d_in)
+    for row in range(batch):
+        library().mamba2_gate_norm(length, d_in, groups, y[row].data_ptr(), z[row].data_ptr(), z.stride(1),
+                                   weight.data_ptr(), eps, out[row].data_ptr(), torch.get_num_threads())
+    calls["mamba2_gate_norm"] += 1
+    return out
 
 
 @functools.lru_cache(maxsize=16)

@@ -156,14 +156,16 @@ class Mamba2Mixer(nn.Module):
         """hidden (b, l, d) → (b, l, d), continuing from (and then overwriting) the given states."""
         z, xBC, dt = self._split(self.in_proj(hidden))
         A = -torch.exp(self.A_log.float())
-        if dispatch.backend_for(hidden, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias) == "c":
+        if dispatch.backend_for(hidden, conv_state, ssm_state, self.conv1d.weight, self.conv1d.bias,
+                                self.norm.weight) == "c":
             # The same numbers through C loops (kernels/cpu_step.c): the scan token by token with
             # each head's state in the cache, not ssd_scan's chunk products (a prompt reads in
-            # ~0.7× the CPU time; docs/kernels.md).
+            # ~0.7× the CPU time; docs/kernels.md), and the gated norm in one pass where PyTorch
+            # takes six.
             xBC = cpu_step.causal_conv_silu(xBC, self.conv1d.weight, self.conv1d.bias, conv_state)
             x, dt, B, C = self._ssm_inputs(xBC, dt)
             y = cpu_step.mamba2_scan(x, dt, A * LOG2_E, B, C, self.D.float(), ssm_state).flatten(-2)
-            return self.out_proj(self.norm(y.to(hidden.dtype), z))
+            return self.out_proj(cpu_step.mamba2_gate_norm(y, z, self.norm.weight, self.norm.groups, self.norm.eps))
         x, dt, B, C = self._ssm_inputs(causal_conv_silu(xBC, self.conv1d, conv_state), dt)
         y, h = ssd_scan(x * dt[..., None], dt * A, self._per_head(B), self._per_head(C), ssm_state.float(),
                         self.scan_chunk(x))

@@ -117,10 +117,10 @@ def test_the_c_scan_of_a_prompt_equals_its_plain_twin(overrides, monkeypatch):
         monkeypatch.setenv(cpu_step.ENV_VAR, kernels)
         state = model.new_state(batch=2)
         model(ids[:, :5], state)  # a state that is not zero
-        before = cpu_step.calls["mamba2_scan"]
-        results[kernels] = (*model(ids[:, 5:], state), cpu_step.calls["mamba2_scan"] - before)
+        before = +cpu_step.calls
+        results[kernels] = (*model(ids[:, 5:], state), cpu_step.calls - before)
     (c_logits, c_state, c_calls), (plain_logits, plain_state, plain_calls) = results["on"], results["off"]
-    assert c_calls == len(model.layers) and plain_calls == 0
+    assert c_calls["mamba2_scan"] == c_calls["mamba2_gate_norm"] == len(model.layers) and not plain_calls
     torch.testing.assert_close(c_logits, plain_logits, atol=1e-5, rtol=1e-5)
     assert c_state.matches(plain_state, atol=1e-5)
     monkeypatch.setenv(cpu_step.ENV_VAR, "on")
@@ -134,6 +134,30 @@ def test_the_c_scan_of_a_prompt_equals_its_plain_twin(overrides, monkeypatch):
         finally:
             torch.set_num_threads(threads_before)
         torch.testing.assert_close(logits, c_logits, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+@torch.no_grad()
+def test_the_c_gated_norm_of_a_prompt_equals_its_plain_twin(groups):
+    """mamba2_gate_norm (one pass per token, tokens across threads) against GatedRMSNorm.forward,
+    z a view into a wider projection as the mixer hands it over, at 1 to 3 threads."""
+    from infitool_edit.model.mamba2 import GatedRMSNorm
+
+    torch.manual_seed(groups)
+    norm = GatedRMSNorm(48, groups, 1e-5)
+    norm.weight.copy_(torch.randn(48))
+    y, projected = torch.randn(2, 23, 48) * 3, torch.randn(2, 23, 100)
+    z = projected[..., 7:55]
+    plain = norm(y, z)
+    threads_before = torch.get_num_threads()
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        try:
+            fused = cpu_step.mamba2_gate_norm(y, z, norm.weight, groups, norm.eps)
+        finally:
+            torch.set_num_threads(threads_before)
+        torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(cpu_step.mamba2_gate_norm(y, z, norm.weight, groups, 1.0), plain)  # eps is read
 
 
 @torch.no_grad()
