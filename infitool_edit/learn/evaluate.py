@@ -41,9 +41,9 @@ from pathlib import Path
 from infitool_edit.learn import corpus
 from infitool_edit.learn.plan import tokens
 from infitool_edit.learn.render import count_commands
-from infitool_edit.learn.tasks import Task, check
+from infitool_edit.learn.tasks import Task, check, done_summary
 
-SUITES = ("typos", "mechanics", "structure", "revisions", "clean")
+SUITES = ("typos", "mechanics", "structure", "revisions", "clean", "asks")
 BASELINES = ("copy", "dictionary", "check")
 DEFAULT_TASKS = 20
 
@@ -262,7 +262,7 @@ class Score:
 
         gold, made = word_edits(task.draft, task.target), word_edits(task.draft, outcome.text)
         kind = self.kinds.setdefault(task.path, [0, 0])
-        kind[0] += check(task, outcome.text, outcome.notes)
+        kind[0] += check(task, outcome.text, outcome.notes, done_summary(outcome.stream))
         kind[1] += 1
         self.true_edits += len(gold & made)
         self.proposed_edits += len(made)
@@ -341,6 +341,7 @@ class Report:
             "mechanics_success": get("mechanics", "success"),
             "structure_success": get("structure", "success"),
             "structure_by_kind": get("structure", "by_kind"),
+            "asks_declined": get("asks", "success"),
             "revisions_precision": get("revisions", "precision"),
             "revisions_recall": get("revisions", "recall"),
             "revisions_f05": get("revisions", "f05"),

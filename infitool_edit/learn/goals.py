@@ -69,8 +69,12 @@ _STRUCTURE = {
         heldout=('Retitle "{old}" as "{new}"', 'Change the section title "{old}" to "{new}"'),
     ),
     "move": Phrasings(
+        # "after the section" in moves too: with it only in adds' wordings, a model asked the held-out
+        # 'Place "X" after the section "Y"' added a section instead of moving X (session 18).
         train=('Move the section "{which}" after "{after}"', 'Move "{which}" after "{after}"',
-               'Put the section "{which}" after "{after}"'),
+               'Put the section "{which}" after "{after}"', 'Move "{which}" after the section "{after}"',
+               'Put "{which}" after the section "{after}"', 'Relocate "{which}" after "{after}"',
+               'Shift the section "{which}" to after "{after}"', 'Reorder so that "{which}" comes after "{after}"'),
         heldout=('Place "{which}" after the section "{after}"', 'Move "{which}" so it follows "{after}"'),
     ),
     "move to end": Phrasings(
@@ -90,6 +94,19 @@ _STRUCTURE = {
                  'Cut the paragraph starting "{opening}" in two'),
     ),
 }
+# Requests for new prose. The built-in model proofreads and edits sections; it cannot write, so
+# it learns to decline these (``synth.asks_task``) rather than answer with what it can do (asked
+# "Write a paragraph about the fog signal.", a model trained without them copied the outline
+# into the notes). ``{topic}`` is a section's title as a sentence names it, ``{section}`` as it is.
+_ASKS = Phrasings(
+    train=("Write a paragraph about {topic}", "Write a few sentences about {topic}", "Write a new paragraph on {topic}",
+           "Describe {topic} in more detail", "Write an introduction", "Write a conclusion", "Continue the draft",
+           "Draft the next section", 'Expand the section "{section}"', 'Add more detail to "{section}"',
+           'Rewrite "{section}" to be more vivid', 'Add an example to "{section}"', "Make the opening more engaging",
+           "Make the tone more formal", "Summarize the draft in a closing paragraph", "Write the rest of the draft"),
+    heldout=("Compose a paragraph on {topic}", 'Flesh out "{section}"', "Elaborate on {topic}",
+             'Give "{section}" a stronger ending', "Write more about {topic}", "Draft an opening paragraph"),
+)
 # The goal families that name a kind of mistake, by the task kind they ask for.
 _NAMED = {"typos": _TYPOS, "mechanics": _MECHANICS}
 PROOFREADING_KINDS = ("typos", "mechanics", "clean")
@@ -115,3 +132,10 @@ def proofreading_goal(kind: str, rng: random.Random, *, heldout: bool = False) -
 def structure_goal(kind: str, rng: random.Random, *, heldout: bool = False, **names: str) -> str:
     """A goal for a structural edit; ``names`` fill the template (``new``, ``old``, ``after``, ...)."""
     return _finish(rng, _STRUCTURE[kind].pick(rng, heldout).format(**names))
+
+
+def ask_goal(rng: random.Random, *, heldout: bool = False, section: str) -> str:
+    """A request for new prose about ``section`` (a heading's title), which the model declines."""
+    # As a writer names it in a sentence: "The Fog Signal" → "the fog signal", "API Design" → "API design".
+    topic = " ".join(word if any(c.isupper() for c in word[1:]) else word.lower() for word in section.split())
+    return _finish(rng, _ASKS.pick(rng, heldout).format(topic=topic, section=section))

@@ -47,6 +47,8 @@ MIX = {"traces": 0.30, "typos": 0.24, "mechanics": 0.14, "clean": 0.08, "structu
 # Kinds read from the bundles' revision pairs (a shard per slice of a bundle's files); the
 # real-commit lessons (learn/real.py) are asked for by name in --mix, never by default.
 HISTORY_KINDS = ("traces", *REAL_KINDS)
+# Synthetic kinds outside the default mix, asked for by name in --mix too (learn/synth.py).
+NAMED_KINDS = (*REAL_KINDS, "asks")
 SHARD_STREAMS = 250
 HELDOUT_STREAMS = 300  # validation streams in heldout/, in the same mix
 TRACE_PARTS = {"peps": 6, "rust-rfcs": 3, "rust-book": 1}
@@ -110,9 +112,9 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def check_mix(mix: dict[str, float]) -> dict[str, float]:
-    unknown = sorted(set(mix) - set(MIX) - set(REAL_KINDS))
+    unknown = sorted(set(mix) - set(MIX) - set(NAMED_KINDS))
     if unknown:
-        raise PrepareError(f"--mix: unknown task kind {unknown[0]!r} (one of {', '.join((*MIX, *REAL_KINDS))})")
+        raise PrepareError(f"--mix: unknown task kind {unknown[0]!r} (one of {', '.join((*MIX, *NAMED_KINDS))})")
     if not mix or any(not share > 0 for share in mix.values()):
         raise PrepareError("--mix: give each kind a share above 0, e.g. typos=4800,structure=8000")
     return dict(mix)

@@ -34,12 +34,11 @@ from collections.abc import Iterable, Iterator
 from infitool_edit.commands.grammar import slugify
 from infitool_edit.learn.goals import proofreading_goal, structure_goal
 from infitool_edit.learn.plan import PlanError, play, proofreading_script, quote
-from infitool_edit.learn.synth import FIXED_SUMMARY, add_typos
+from infitool_edit.learn.synth import DECLINE_SUMMARY, FIXED_SUMMARY, add_typos
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import Pair, trace_task
 
 REAL_KINDS = ("realtypos", "decline", "realdrafts")
-DECLINE_SUMMARY = "Left for the writer: I proofread and edit sections."
 PROOFREADING_MESSAGE = re.compile(
     r"typo|spell|grammar|proofread|misspel|copy-?edit|wording|punctuat|\bnits?\b", re.I)
 SECTION_MESSAGE = re.compile(r"section|heading|rename|move|outline|notes|split|paragraph|title", re.I)

@@ -10,6 +10,9 @@
   the editor wants work to go: headings, a plan, first sentences, the rest,
   revisions on the way.
 - clean: nothing to do; the expert reads it through and says done.
+- asks: a request for new prose ("Write a paragraph about ..."), which the
+  model cannot serve; the expert declines at once (``done`` with
+  ``DECLINE_SUMMARY``), the draft and the notes untouched.
 
 Drafts are short (a few paragraphs) so a stream is mostly decisions. The
 expert reads a small window, acts on it, and moves on: what a recurrent model
@@ -28,12 +31,14 @@ from dataclasses import dataclass
 from infitool_edit.commands import parse, slugify
 from infitool_edit.document import Workspace
 from infitool_edit.document.proofread import NEIGHBOURS, codespell_pairs, doubled_words, match_case
-from infitool_edit.learn.goals import PROOFREADING_KINDS, proofreading_goal, structure_goal
+from infitool_edit.learn.goals import PROOFREADING_KINDS, ask_goal, proofreading_goal, structure_goal
 from infitool_edit.learn.plan import PlanError, edit_script, normalize, proofreading_script, quote, writable
 from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
 
 FIXED_SUMMARY = {"typos": "Fixed the typos.", "mechanics": "Fixed the punctuation and spacing."}
+# What the model says when it leaves a goal to the writer: what it does instead.
+DECLINE_SUMMARY = "Left for the writer: I proofread and edit sections."
 
 MIN_PARAGRAPH, MAX_PARAGRAPH = 80, 380  # a read shows a line of up to 400 characters whole
 MAX_SNIPPET = 1500
@@ -454,6 +459,19 @@ def structure_task(rng: random.Random, pool: list[Source], extra_titles: list[st
     return task if passes(task, b.workspace.text, b.workspace.notes) else None
 
 
+def asks_task(rng: random.Random, pool: list[Source], *, heldout: bool = False) -> Task | None:
+    """A request for new prose on a short document of the same make as the structure tasks', so
+    that what decides between declining and acting is the goal, not the draft."""
+    made = structured_document(rng, pool, rng.randint(2, 4))
+    if made is None:
+        return None
+    title, secs = made
+    draft = render_document(title, secs)
+    goal = ask_goal(rng, heldout=heldout, section=rng.choice(secs)[0])
+    return Task("decline", goal, draft, draft, (f"done {quote(DECLINE_SUMMARY)}",), "synthetic", "asks",
+                check="declined", detail=(DECLINE_SUMMARY,))
+
+
 def _sentences(paragraph: str) -> list[str]:
     return re.split(r"(?<=[.!?])\s+(?=[A-Z])", paragraph)
 
@@ -560,9 +578,11 @@ def synthetic_tasks(rng: random.Random, pool: list[Source], counts: dict[str, in
                         if titles else None)
             elif kind == "process":
                 task = _or_none(process_task, rng, pool)
+            elif kind == "asks":
+                task = asks_task(rng, pool, heldout=heldout)
             else:
                 raise ValueError(f"unknown task kind {kind!r}")
-            if task is None or (kind != "clean" and kind != "typos" and task.draft == task.target and kind != "structure"):
+            if task is None or (kind not in ("clean", "typos", "structure", "asks") and task.draft == task.target):
                 continue
             made += 1
             yield task

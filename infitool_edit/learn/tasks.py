@@ -39,7 +39,7 @@ def render_task(renderer: Renderer, task: Task) -> dict:
     if rendered.errors:
         line = next(l for l in rendered.stream.split("\n") if l.startswith("@error"))
         raise StreamMismatch(f"{task.source}/{task.path}: a command was refused: {line}")
-    if not check(task, rendered.text, rendered.notes):
+    if not check(task, rendered.text, rendered.notes, done_summary(rendered.stream)):
         raise StreamMismatch(f"{task.source}/{task.path}: the session does not reach the target")
     if not rendered.finished:
         raise StreamMismatch(f"{task.source}/{task.path}: the session does not end with done")
@@ -71,16 +71,16 @@ def paragraphs(text: str) -> list[str]:
     return [squeeze(block) for block in re.split(r"\n\s*\n", text) if block.strip()]
 
 
-def _check_exact(task: Task, text: str, notes: str) -> bool:
+def _check_exact(task: Task, text: str, notes: str, said: str | None) -> bool:
     return text == task.target
 
 
-def _check_sections(task: Task, text: str, notes: str) -> bool:
+def _check_sections(task: Task, text: str, notes: str, said: str | None) -> bool:
     """The same headings and section bodies, in the same order (blank lines free)."""
     return sections(text) == sections(task.target)
 
 
-def _check_notes_outline(task: Task, text: str, notes: str) -> bool:
+def _check_notes_outline(task: Task, text: str, notes: str, said: str | None) -> bool:
     """The draft untouched and every heading title in the notes, in order."""
     if squeeze(text) != squeeze(task.draft):
         return False
@@ -93,7 +93,7 @@ def _check_notes_outline(task: Task, text: str, notes: str) -> bool:
     return True
 
 
-def _check_split(task: Task, text: str, notes: str) -> bool:
+def _check_split(task: Task, text: str, notes: str, said: str | None) -> bool:
     """The same words; the paragraph named in ``detail`` now two, cut at a
     sentence end, neither part under a fifth of the whole."""
     if squeeze(text) != squeeze(task.draft):
@@ -109,14 +109,37 @@ def _check_split(task: Task, text: str, notes: str) -> bool:
     return False
 
 
+def _check_declined(task: Task, text: str, notes: str, said: str | None) -> bool:
+    """A goal left to the writer, and the writer told so: the draft as it was, nothing in the
+    notes, and ``done`` said ``detail[0]``. A model that answers a request for prose with the
+    outline in the notes, or with a look and "Nothing to fix.", has not declined; nor has a
+    baseline, which says nothing."""
+    return text == task.draft and not notes.strip() and said == task.detail[0]
+
+
 CHECKS = {
     "exact": _check_exact,
     "sections": _check_sections,
     "notes-outline": _check_notes_outline,
     "split": _check_split,
+    "declined": _check_declined,
 }
 
 
-def check(task: Task, text: str, notes: str = "") -> bool:
-    """Did an outcome (the draft and notes after a session) solve the task?"""
-    return CHECKS[task.check](task, text, notes)
+def check(task: Task, text: str, notes: str = "", said: str | None = None) -> bool:
+    """Did an outcome (the draft and notes after a session, and what its ``done`` said: see
+    ``done_summary``) solve the task?"""
+    return CHECKS[task.check](task, text, notes, said)
+
+
+def done_summary(stream: str) -> str | None:
+    """What a session's last ``done`` said, or None (no ``done``, or no session)."""
+    from infitool_edit.commands import CommandError, parse
+
+    for line in reversed(stream.split("\n")):
+        if line.startswith("> done"):
+            try:
+                return parse(line[2:]).summary
+            except CommandError:
+                return None
+    return None

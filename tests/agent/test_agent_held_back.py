@@ -145,7 +145,7 @@ def test_the_built_in_model_asked_beyond_it_leaves_the_goal_to_the_writer_by_its
     # the guards held the guesses. The present ones were taught to decline what they cannot do
     # (learn/real.py's decline lessons): their first line leaves the goal to the writer, with the
     # guard off as with it on, so the learnt decision, not the guard, keeps the draft.
-    from infitool_edit.learn.real import DECLINE_SUMMARY
+    from infitool_edit.learn.synth import DECLINE_SUMMARY
 
     task, unguarded, guarded = _built_in_on_a_real_revision(monkeypatch, seed, goal, guard)
     for outcome in (unguarded, guarded):

@@ -84,6 +84,8 @@ def test_a_mix_given_by_the_caller_sets_the_kinds_and_their_counts(tmp_path, mon
     assert mix == {"typos": 2.0, "structure": 1.0}
     manifest = prepare.prepare(tmp_path / "data", streams=12, seed=3, jobs=1, mix=mix)  # no traces asked: no bundle read
     assert manifest["counts"] == {"total": 12, "structure": 4, "typos": 8} and manifest["mix"] == mix
+    assert prepare.parse_mix("asks=1,typos=2") == {"asks": 1.0, "typos": 2.0}  # named, never in the default mix
+    assert "asks" not in prepare.MIX
     for bad, said in [("typos=two", "a share is a number"), ("spelling=3", "unknown task kind 'spelling'"),
                       ("typos=0", "a share above 0"), ("", "a share above 0")]:
         with pytest.raises(prepare.PrepareError, match=said):

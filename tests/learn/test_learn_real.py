@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 
 from infitool_edit.learn import corpus
-from infitool_edit.learn.real import DECLINE_SUMMARY, lesson_kind, real_tasks, respelling
+from infitool_edit.learn.real import lesson_kind, real_tasks, respelling
 from infitool_edit.learn.render import Renderer
+from infitool_edit.learn.synth import DECLINE_SUMMARY
 from infitool_edit.learn.tasks import Task, render_task
 from infitool_edit.learn.traces import pairs
 

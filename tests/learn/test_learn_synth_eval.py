@@ -23,8 +23,8 @@ from infitool_edit.learn.evaluate import (
 )
 from infitool_edit.learn.plan import tokens
 from infitool_edit.learn.render import Renderer
-from infitool_edit.learn.synth import add_mechanics, add_typos, sources, synthetic_tasks
-from infitool_edit.learn.tasks import check, render_task
+from infitool_edit.learn.synth import DECLINE_SUMMARY, add_mechanics, add_typos, sources, synthetic_tasks
+from infitool_edit.learn.tasks import check, done_summary, render_task
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -129,6 +129,33 @@ def test_training_asks_for_made_up_names_to_teach_copying_and_held_out_data_only
     assert len(trained) >= 10 and len(heldout) >= 10
     assert len(made_up(trained)) >= len(trained) / 4
     assert made_up(heldout) == []
+
+
+def test_a_request_for_new_prose_is_declined_at_once_and_only_an_untouched_draft_passes(pool):
+    """The model proofreads and edits sections; asked to write, it says so instead of answering
+    with what it can do (the outline copied into the notes was a built-in model's answer)."""
+    from infitool_edit.learn import goals
+
+    assert goals._ASKS.train and goals._ASKS.heldout and not set(goals._ASKS.train) & set(goals._ASKS.heldout)
+    trained = list(synthetic_tasks(random.Random(4), pool, {"asks": 12}))
+    heldout = list(synthetic_tasks(random.Random(4), pool, {"asks": 12}, heldout=True))
+    assert len(trained) == len(heldout) == 12
+    with Renderer() as renderer:
+        for task in trained + heldout:
+            assert task.kind == "decline" and task.path == "asks" and task.target == task.draft
+            assert task.script == (f'done "{DECLINE_SUMMARY}"',) and task.draft.count("\n## ") >= 2
+            record = render_task(renderer, task)
+            assert record["stream"].startswith(f"@goal {task.goal}")
+            assert check(task, task.draft, "", DECLINE_SUMMARY)
+            assert check(task, task.draft, "", done_summary(record["stream"]))
+            assert not check(task, task.draft, "Sections: Part 1 0 of the Year", DECLINE_SUMMARY)  # the outline in the notes
+            assert not check(task, task.draft, "", "Nothing to fix.")  # a look is not a decline
+            assert not check(task, task.draft, "")  # nor is saying nothing (a baseline)
+            assert not check(task, task.draft.replace("\n## ", "\n### ", 1), "", DECLINE_SUMMARY)
+    shape = lambda tasks: {re.sub(r'"[^"]*"', '""', t.goal).rstrip(".").lower() for t in tasks}  # noqa: E731
+    assert not shape(trained) & shape(heldout)
+    asked = {goals.ask_goal(random.Random(seed), section="The Fog Signal of API Design") for seed in range(40)}
+    assert {"Write a paragraph about the fog signal of API design.", 'Expand the section "The Fog Signal of API Design".'} & asked
 
 
 def test_prose_with_a_slip_of_its_own_is_not_taken_as_clean():
