@@ -215,7 +215,7 @@ def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp
         (repo / "notes.md").write_text(new)
         subprocess.run([*git, "add", "."], check=True)
         subprocess.run([*git, "commit", "-qm", f"Edit {i}"], check=True)
-    report = evaluate(["typos", "mechanics", "structure", "clean", "revisions"], make_backend=expert_backend,
+    report = evaluate(["typos", "mechanics", "structure", "clean", "revisions", "asks"], make_backend=expert_backend,
                       system="expert", tasks=3, seed=1, prose=prose, revisions=repo)
     for suite, systems in report.suites.items():
         expert = systems["expert"]
@@ -225,7 +225,9 @@ def test_the_expert_scores_one_and_the_baselines_score_as_they_should(prose, tmp
         assert systems["copy"]["edits_per_1k_words"] == 0.0
     assert report.suites["typos"]["copy"]["recall"] < 1.0
     assert report.suites["clean"]["copy"]["success"] == 1.0
+    assert report.suites["asks"]["copy"]["success"] == 0.0  # the draft kept, but the writer not told
     figures = report.figures()
+    assert figures["asks_declined"] == 1.0
     assert figures["typos_f05"] == figures["mechanics_success"] == figures["structure_success"] == 1.0
     assert figures["false_edits_per_1k_words"] == 0.0 and figures["revisions_precision"] == 1.0
     assert figures["revisions_copy_similarity"] < 1.0
