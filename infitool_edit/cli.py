@@ -489,7 +489,7 @@ def prepare(
 @app.command(name="eval")
 def eval_(
     model: ModelOption = None,
-    suite: Annotated[Optional[list[str]], typer.Option(help="typos, mechanics, structure, revisions, clean (repeatable; default all).")] = None,
+    suite: Annotated[Optional[list[str]], typer.Option(help="typos, mechanics, structure, revisions, clean, asks (repeatable; default all).")] = None,
     prose: Annotated[Optional[Path], typer.Option(help="Build the synthetic suites from this folder of markdown.")] = None,
     revisions: Annotated[Optional[Path], typer.Option(help="Build the revisions suite from this git repository.")] = None,
     tasks: Annotated[int, typer.Option(help="Tasks per suite.", min=1)] = 20,

@@ -37,8 +37,11 @@ from infitool_edit.learn.tasks import Task
 from infitool_edit.learn.traces import unwrap
 
 FIXED_SUMMARY = {"typos": "Fixed the typos.", "mechanics": "Fixed the punctuation and spacing."}
-# What the model says when it leaves a goal to the writer: what it does instead.
-DECLINE_SUMMARY = "Left for the writer: I proofread and edit sections."
+# What the model says when it leaves a goal to the writer: what it does instead. Every summary
+# that leaves a goal to the writer begins with LEFT_FOR_THE_WRITER (the editor's goal hold too:
+# agent/held_back.py), and that is what the asks suite looks for.
+LEFT_FOR_THE_WRITER = "Left for the writer:"
+DECLINE_SUMMARY = f"{LEFT_FOR_THE_WRITER} I proofread and edit sections."
 
 MIN_PARAGRAPH, MAX_PARAGRAPH = 80, 380  # a read shows a line of up to 400 characters whole
 MAX_SNIPPET = 1500
@@ -469,7 +472,7 @@ def asks_task(rng: random.Random, pool: list[Source], *, heldout: bool = False) 
     draft = render_document(title, secs)
     goal = ask_goal(rng, heldout=heldout, section=rng.choice(secs)[0])
     return Task("decline", goal, draft, draft, (f"done {quote(DECLINE_SUMMARY)}",), "synthetic", "asks",
-                check="declined", detail=(DECLINE_SUMMARY,))
+                check="declined", detail=(LEFT_FOR_THE_WRITER,))
 
 
 def _sentences(paragraph: str) -> list[str]:

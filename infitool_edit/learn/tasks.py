@@ -111,10 +111,11 @@ def _check_split(task: Task, text: str, notes: str, said: str | None) -> bool:
 
 def _check_declined(task: Task, text: str, notes: str, said: str | None) -> bool:
     """A goal left to the writer, and the writer told so: the draft as it was, nothing in the
-    notes, and ``done`` said ``detail[0]``. A model that answers a request for prose with the
-    outline in the notes, or with a look and "Nothing to fix.", has not declined; nor has a
+    notes, and ``done``'s summary beginning ``detail[0]`` ("Left for the writer:", whether the
+    model said it or the editor's goal hold did). A model that answers a request for prose with
+    the outline in the notes, or with a look and "Nothing to fix.", has not declined; nor has a
     baseline, which says nothing."""
-    return text == task.draft and not notes.strip() and said == task.detail[0]
+    return text == task.draft and not notes.strip() and said is not None and said.startswith(task.detail[0])
 
 
 CHECKS = {

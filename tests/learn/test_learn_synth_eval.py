@@ -23,7 +23,7 @@ from infitool_edit.learn.evaluate import (
 )
 from infitool_edit.learn.plan import tokens
 from infitool_edit.learn.render import Renderer
-from infitool_edit.learn.synth import DECLINE_SUMMARY, add_mechanics, add_typos, sources, synthetic_tasks
+from infitool_edit.learn.synth import DECLINE_SUMMARY, LEFT_FOR_THE_WRITER, add_mechanics, add_typos, sources, synthetic_tasks
 from infitool_edit.learn.tasks import check, done_summary, render_task
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -150,10 +150,14 @@ def test_a_request_for_new_prose_is_declined_at_once_and_only_an_untouched_draft
             assert check(task, task.draft, "", done_summary(record["stream"]))
             assert not check(task, task.draft, "Sections: Part 1 0 of the Year", DECLINE_SUMMARY)  # the outline in the notes
             assert not check(task, task.draft, "", "Nothing to fix.")  # a look is not a decline
+            assert check(task, task.draft, "", "Left for the writer: I was unsure what the goal asks.")
             assert not check(task, task.draft, "")  # nor is saying nothing (a baseline)
             assert not check(task, task.draft.replace("\n## ", "\n### ", 1), "", DECLINE_SUMMARY)
     shape = lambda tasks: {re.sub(r'"[^"]*"', '""', t.goal).rstrip(".").lower() for t in tasks}  # noqa: E731
     assert not shape(trained) & shape(heldout)
+    from infitool_edit.agent.held_back import GOAL_ENDING  # the editor's goal hold declines in the same words
+
+    assert GOAL_ENDING.decode().startswith(f'done "{LEFT_FOR_THE_WRITER}')
     asked = {goals.ask_goal(random.Random(seed), section="The Fog Signal of API Design") for seed in range(40)}
     assert {"Write a paragraph about the fog signal of API design.", 'Expand the section "The Fog Signal of API Design".'} & asked
 
