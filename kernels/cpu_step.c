@@ -637,9 +637,10 @@ void mamba2_scan(int64_t l, int32_t heads, int32_t p, int32_t n, int32_t groups,
  * per token and per group of d_in / groups channels, g = y · SiLU(z), then g / rms(g) · weight.
  * Rows of y and out are d_in floats apart, of z `z_stride` (a view into in_proj's output). In
  * PyTorch this is six passes over (l, d_in) -- SiLU, two products, the square, the mean and the
- * scale -- about a quarter of a prompt's time on the built-in model's small shapes; here it is
- * one pass that writes g and sums its squares, and a second over the row still in the cache.
- * Tokens are shared across the team. */
+ * scale; here it is one pass that writes g and sums its squares, and a second over the row still
+ * in the cache. Tokens are shared across the team. A 512-token prompt, 1 thread, CPU time, old
+ * and new alternating in one process: 0.92-0.96x the time on the built-in model's shapes (d_in
+ * 384), 0.96-0.98x on mamba2-130m's, where in_proj and out_proj are most of it. */
 void mamba2_gate_norm(int64_t l, int32_t d_in, int32_t groups, const float *y, const float *z,
                       int64_t z_stride, const float *weight, float eps, float *out, int32_t threads) {
     const int size = d_in / groups;
