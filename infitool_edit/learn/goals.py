@@ -33,20 +33,16 @@ def _compose(verbs: tuple[str, ...], objects: tuple[str, ...]) -> tuple[str, ...
     return tuple(f"{verb} {thing}" for verb, thing in product(verbs, objects))
 
 
-# Many verbs in training, so that a verb the model never saw beside "the typos" still reads as
-# proofreading: with four, a model also taught to decline requests for prose declined
-# "Tidy up the spelling" and "Give it a proofread" (held-out wordings) as if they asked for prose.
 _TYPOS = Phrasings(
-    train=_compose(("Fix", "Correct", "Find and fix", "Clean up", "Fix up", "Straighten out", "Weed out", "Mend"),
+    train=_compose(("Fix", "Correct", "Find and fix", "Clean up"),
                    ("the typos", "typos", "any typos", "the spelling mistakes", "spelling mistakes",
                     "misspelled words", "any misspelled words", "the spelling", "spelling errors"))
-    + ("Proofread for typos", "Check the spelling", "Spellcheck the draft", "Check for typos and fix them",
-       "Hunt down the typos", "Scan for typos and fix them", "Run a spellcheck", "Make sure the spelling is right"),
+    + ("Proofread for typos", "Check the spelling", "Spellcheck the draft", "Check for typos and fix them"),
     heldout=("Repair the misspellings", "Catch the typos", "Go through and fix any typos", "Tidy up the spelling",
              "Correct the misspellings", "Look for spelling slips and fix them"),
 )
 _MECHANICS = Phrasings(
-    train=_compose(("Fix", "Correct", "Clean up", "Fix up", "Straighten out", "Neaten"),
+    train=_compose(("Fix", "Correct", "Clean up"),
                    ("the punctuation and spacing", "the spacing", "the punctuation", "doubled words and stray spaces",
                     "the mechanics", "capitals and full stops", "doubled words, stray spaces, capitals and full stops"))
     + ("Proofread the mechanics: spacing, punctuation, capitals",),
@@ -56,9 +52,7 @@ _MECHANICS = Phrasings(
 # Goals that name no kind of mistake: a proofreader answers them all with the same look.
 _PROOFREAD = Phrasings(
     train=("Proofread this", "Proofread the draft", "Proofread", "Check the draft for mistakes", "Fix any mistakes",
-           "Look for mistakes and fix them", "Fix the mistakes in the draft", "Proof the draft", "Copyedit the draft",
-           "Check it over for mistakes", "Give the draft a once-over", "Read it through and fix what is wrong",
-           "Edit for errors", "Find the errors and fix them", "Clean up any mistakes"),
+           "Look for mistakes and fix them", "Fix the mistakes in the draft"),
     heldout=("Give it a proofread", "Correct any errors", "Go over the draft for errors"),
 )
 _STRUCTURE = {
