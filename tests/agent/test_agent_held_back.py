@@ -201,13 +201,13 @@ def test_only_the_first_command_since_a_goal_is_asked_how_sure_it_was(tmp_path: 
 
 
 def test_the_built_in_model_unsure_what_a_real_goal_asks_leaves_it_to_the_writer(monkeypatch):
-    # A real commit message (held-out Rust RFCs) that asks for neither proofreading nor sections:
-    # the model answers it with `check`, chosen with p below its folder's min_plan_p, and without
-    # the guard takes findings the commit never made. Its folder holds the `check`.
+    # A real commit message of a held-out file that asks for no proofreading the model can do
+    # ("Fix markup."): the model answers it with `check`, chosen with p below its folder's
+    # min_plan_p, and without the guard takes a finding the commit never made. Its folder holds
+    # the `check`.
     from infitool_edit.learn.evaluate import word_edits
 
-    task, guessed, guarded = _built_in_on_a_real_revision(
-        monkeypatch, 18, "revert to the more elaborate deprecation/transition names", "min_plan_p")
+    task, guessed, guarded = _built_in_on_a_real_revision(monkeypatch, 13, "Fix markup.", "min_plan_p")
     made = word_edits(task.draft, guessed.text)
     assert made and not made & word_edits(task.draft, task.target)  # every changed word wrong
     assert guarded.text == task.draft
