@@ -299,6 +299,18 @@ static inline float row_dot_int8(const int8_t *restrict xq, const float *restric
 /* The same for 4-bit weights with a bf16 scale per block: x as q4_input laid it out (AVX2), or
  * xq, xs as they are (the portable loop). */
 #ifdef HAVE_AVX2
+/* A 4-bit row's last block b when the blocks are odd in number: 16 bytes, [low nibbles | high
+ * nibbles], against x's block in its natural order (q4_input leaves it so). */
+static inline float q4_odd_block(Q4Input x, const uint8_t *restrict w, const uint16_t *restrict ws, int b) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m128i packed = _mm_loadu_si128((const __m128i *)(w + (size_t)b * (QBLOCK / 2)));
+    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(x.q + (size_t)b * QBLOCK));
+    const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1)),
+                                          _mm256_set1_epi32(x.corr4[4 * b] / 2)); /* 8·Σa over 8 lanes */
+    return x.scale4[4 * b] * bf16_to_float(ws[b]) * hsum(_mm256_cvtepi32_ps(dots));
+}
+
 static inline float row_dot_q4(Q4Input x, const uint8_t *restrict w, const uint16_t *restrict ws, int blocks) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     /* Two accumulators, alternate pairs: one fma chain would wait on its own latency. */
@@ -318,14 +330,7 @@ static inline float row_dot_q4(Q4Input x, const uint8_t *restrict w, const uint1
         else acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc1);
     }
     float sum = hsum(_mm256_add_ps(acc0, acc1));
-    if (b < blocks) { /* the last odd block: 16 bytes, [low nibbles | high nibbles] */
-        const __m128i packed = _mm_loadu_si128((const __m128i *)(w + (size_t)b * (QBLOCK / 2)));
-        const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(x.q + (size_t)b * QBLOCK));
-        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones),
-                                              _mm256_set1_epi32(x.corr4[4 * b] / 2)); /* 8·Σa over 8 lanes */
-        sum += x.scale4[4 * b] * bf16_to_float(ws[b]) * hsum(_mm256_cvtepi32_ps(dots));
-    }
+    if (b < blocks) sum += q4_odd_block(x, w, ws, b);
     return sum;
 }
 #else
@@ -660,6 +665,325 @@ void mamba2_gate_norm(int64_t l, int32_t d_in, int32_t groups, const float *y, c
             const float scale = 1.0f / sqrtf(square / (float)size + eps);
 #pragma omp simd
             for (int c = c0; c < c0 + size; c++) os[c] = os[c] * scale * weight[c];
+        }
+    }
+}
+
+/* A prompt through an int8 or 4-bit linear layer (its twin: `Int8Linear.forward` and
+ * `Q4Linear.forward`, `_blockwise` in model/quantize.py): y (rows, out) = x (rows, in) · Wᵀ
+ * (+ bias), every row of x quantized per block of 32 as the decode step quantizes its token
+ * (quantize_q8), every block's dot product an integer one, so a prompt and the steps after it
+ * read the same numbers. The step's linear_part reads each weight row once per token, which for
+ * a prompt is a pass over all the weights per token; here the rows are taken a panel at a time
+ * (PROMPT_PANEL_BYTES, so the panel stays in L1) and every tile of PROMPT_TOKENS tokens runs
+ * against it PROMPT_ROWS rows at a time: a weight vector is loaded once per tile of tokens and an
+ * activation vector once per tile of rows. The team first quantizes the tokens together, then
+ * splits the output rows, so every weight is read by one thread.
+ *
+ * With AVX-512 VNNI (vpdpbusd: unsigned by signed bytes straight into 32-bit sums) the vectors
+ * are 512 bits, two int8 blocks or four 4-bit blocks a load, and an int8 token is stored as
+ * q + 128, unsigned, each row's blocks starting their sums at -128·Σw. With AVX2 alone, 256 bits,
+ * maddubs, an int8 token stored as |q| and q (q's signs moved onto w, as row_dot_int8 does).
+ * 4-bit weights are unsigned already (u = q + 8; the token's 8·Σa is taken off, as in q4_input).
+ * The integer sums are exact, so only the order of the float sums differs from the twin. */
+#if defined(HAVE_AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define HAVE_VNNI512 1
+#endif
+#ifndef PROMPT_TOKENS
+#define PROMPT_TOKENS 4
+#endif
+#ifndef PROMPT_ROWS
+#define PROMPT_ROWS 2
+#endif
+#ifndef PROMPT_PANEL_BYTES
+#define PROMPT_PANEL_BYTES 16384
+#endif
+
+/* One token of a prompt as the quantized rows read it (its part of the scratch). */
+typedef struct {
+    const int8_t *q;        /* the int8 values (4-bit rows: laid out by prompt_token_fill) */
+    const uint8_t *aux;     /* int8 rows: q + 128 (VNNI) or |q| (AVX2) */
+    const float *scale;     /* per block */
+    const float *scale8;    /* int8 rows under VNNI: each block's scale 8 times (a 512-bit load is two blocks) */
+#ifdef HAVE_AVX2
+    Q4Input q4;             /* 4-bit rows (q4.q is q) */
+#endif
+} PromptToken;
+
+static size_t prompt_token_bytes(int in) {
+    const size_t blocks = (size_t)in / QBLOCK, bytes = 2 * (size_t)in + 52 * blocks;
+    return (bytes + 63) & ~(size_t)63;
+}
+
+/* Token s's parts in the scratch: q (in bytes), aux (in), scale (blocks floats), scale8 / scale4
+ * (8·blocks floats; 4-bit rows use the first half), corr4 (4·blocks int32). */
+static PromptToken prompt_token(uint8_t *scratch, int in, int64_t s) {
+    uint8_t *base = scratch + (size_t)s * prompt_token_bytes(in);
+    const size_t blocks = (size_t)in / QBLOCK, scales = 2 * (size_t)in + 4 * blocks;
+    PromptToken token;
+    token.q = (const int8_t *)base;
+    token.aux = base + in;
+    token.scale = (const float *)(base + 2 * (size_t)in);
+    token.scale8 = (const float *)(base + scales);
+#ifdef HAVE_AVX2
+    token.q4.q = (int8_t *)base;
+    token.q4.scale4 = (float *)(base + scales);
+    token.q4.corr4 = (int32_t *)(base + scales + 32 * blocks);
+#endif
+    return token;
+}
+
+/* Quantize x (in) into token s's scratch, laid out for `kind`'s rows. 4-bit rows under VNNI read
+ * four blocks a load: each quad of blocks is stored as its four low halves (elements 0..15 of each,
+ * which meet a weight byte's low nibbles) and then its four high halves; the blocks after the last
+ * quad are laid out by q4_input, for the 256-bit code. */
+static void prompt_token_fill(uint8_t *scratch, int in, int64_t s, const float *x, intptr_t kind) {
+    const PromptToken token = prompt_token(scratch, in, s);
+    int8_t *q = (int8_t *)token.q;
+    uint8_t *aux = (uint8_t *)token.aux;
+    float *scale = (float *)token.scale;
+#ifdef HAVE_AVX2
+    const int blocks = in / QBLOCK;
+    if (kind == KIND_Q4) {
+        const int8_t *natural = (const int8_t *)aux;
+        quantize_q8(x, in, (int8_t *)aux, scale);
+        q4_input(natural, scale, blocks, token.q4); /* every block's scale4 and corr4, and the pairs' order */
+#ifdef HAVE_VNNI512
+        for (int b = 0; b + 3 < blocks; b += 4)
+            for (int k = 0; k < 4; k++) {
+                memcpy(q + (size_t)b * QBLOCK + 16 * k, natural + (size_t)(b + k) * QBLOCK, 16);
+                memcpy(q + (size_t)b * QBLOCK + 64 + 16 * k, natural + (size_t)(b + k) * QBLOCK + 16, 16);
+            }
+#endif
+        return;
+    }
+    quantize_q8(x, in, q, scale);
+    for (int i = 0; i < in; i++) {
+#ifdef HAVE_VNNI512
+        aux[i] = (uint8_t)(q[i] + 128);
+#else
+        aux[i] = (uint8_t)(q[i] < 0 ? -q[i] : q[i]);
+#endif
+    }
+#ifdef HAVE_VNNI512
+    float *scale8 = (float *)token.scale8;
+    for (int b = 0; b < blocks; b++)
+        for (int lane = 0; lane < 8; lane++) scale8[8 * b + lane] = scale[b];
+#endif
+#else
+    (void)kind;
+    (void)aux;
+    quantize_q8(x, in, q, scale);
+#endif
+}
+
+#ifdef HAVE_VNNI512
+/* Four bf16 scales (8 bytes) → a 512-bit vector, the k-th scale in the k-th 128-bit lane, 4 times. */
+static inline __m512 bf16_quad_x4(const uint16_t *scales) {
+    int64_t four;
+    memcpy(&four, scales, sizeof four);
+    /* Per 128-bit lane k, each dword takes bytes 2k, 2k+1 into its high half (0x80: a zero byte). */
+    const __m512i spread = _mm512_set_epi32(
+        0x07068080, 0x07068080, 0x07068080, 0x07068080, 0x05048080, 0x05048080, 0x05048080, 0x05048080,
+        0x03028080, 0x03028080, 0x03028080, 0x03028080, 0x01008080, 0x01008080, 0x01008080, 0x01008080);
+    return _mm512_castsi512_ps(_mm512_shuffle_epi8(_mm512_set1_epi64(four), spread));
+}
+
+/* The int8 dot product of block b of a token (as q + 128) and of a row: 256 bits, for a last odd block. */
+static inline float int8_block_vnni(const PromptToken *token, const int8_t *w, int b) {
+    const __m256i weights = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * QBLOCK));
+    const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                           _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80), weights));
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(token->aux + (size_t)b * QBLOCK));
+    return token->scale[b] * hsum(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, a, weights)));
+}
+#endif
+
+/* out[t][r] = Σ_b scale_t[b] · (token t's block b · row r's block b), PROMPT_TOKENS tokens by
+ * PROMPT_ROWS int8 rows. */
+static inline void int8_tile(const PromptToken *tokens, const int8_t *const *rows, int blocks,
+                             float out[PROMPT_TOKENS][PROMPT_ROWS]) {
+#if defined(HAVE_VNNI512)
+    __m512 acc[PROMPT_TOKENS][PROMPT_ROWS];
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++) acc[t][r] = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 1 < blocks; b += 2) {
+        __m512i w[PROMPT_ROWS], start[PROMPT_ROWS];
+        for (int r = 0; r < PROMPT_ROWS; r++) {
+            w[r] = _mm512_loadu_si512(rows[r] + (size_t)b * QBLOCK);
+            start[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), w[r]));
+        }
+        for (int t = 0; t < PROMPT_TOKENS; t++) {
+            const __m512 scale = _mm512_loadu_ps(tokens[t].scale8 + 8 * b);
+            const __m512i a = _mm512_loadu_si512(tokens[t].aux + (size_t)b * QBLOCK);
+            for (int r = 0; r < PROMPT_ROWS; r++)
+                acc[t][r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[r], a, w[r])), acc[t][r]);
+        }
+    }
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++)
+            out[t][r] = _mm512_reduce_add_ps(acc[t][r]) + (b < blocks ? int8_block_vnni(&tokens[t], rows[r], b) : 0.0f);
+#elif defined(HAVE_AVX2)
+    __m256 acc[PROMPT_TOKENS][PROMPT_ROWS];
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++) acc[t][r] = _mm256_setzero_ps();
+    for (int b = 0; b < blocks; b++) {
+        __m256i w[PROMPT_ROWS];
+        for (int r = 0; r < PROMPT_ROWS; r++) w[r] = _mm256_loadu_si256((const __m256i *)(rows[r] + (size_t)b * QBLOCK));
+        for (int t = 0; t < PROMPT_TOKENS; t++) {
+            const __m256 scale = _mm256_broadcast_ss(tokens[t].scale + b);
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(tokens[t].aux + (size_t)b * QBLOCK));
+            const __m256i signs = _mm256_loadu_si256((const __m256i *)(tokens[t].q + (size_t)b * QBLOCK));
+            for (int r = 0; r < PROMPT_ROWS; r++) {
+                const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(a, _mm256_sign_epi8(w[r], signs)),
+                                                      _mm256_set1_epi16(1));
+                acc[t][r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++) out[t][r] = hsum(acc[t][r]);
+#else
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++) out[t][r] = row_dot_int8(tokens[t].q, tokens[t].scale, rows[r], blocks);
+#endif
+}
+
+/* The same for PROMPT_ROWS 4-bit rows (bytes, and bf16 scales per block). */
+static inline void q4_tile(const PromptToken *tokens, const uint8_t *const *rows, const uint16_t *const *scales,
+                           int blocks, float out[PROMPT_TOKENS][PROMPT_ROWS]) {
+#ifdef HAVE_AVX2
+    int b = 0;
+    float sums[PROMPT_TOKENS][PROMPT_ROWS] = {{0.0f}};
+#ifdef HAVE_VNNI512
+    {
+        const __m512i low4 = _mm512_set1_epi8(0x0f);
+        __m512 acc[PROMPT_TOKENS][PROMPT_ROWS];
+        for (int t = 0; t < PROMPT_TOKENS; t++)
+            for (int r = 0; r < PROMPT_ROWS; r++) acc[t][r] = _mm512_setzero_ps();
+        for (; b + 3 < blocks; b += 4) { /* a quad of blocks a load: 64 bytes, element j and j+16 in byte j */
+            __m512i lo[PROMPT_ROWS], hi[PROMPT_ROWS];
+            __m512 row_scale[PROMPT_ROWS];
+            for (int r = 0; r < PROMPT_ROWS; r++) {
+                const __m512i packed = _mm512_loadu_si512(rows[r] + (size_t)b * (QBLOCK / 2));
+                lo[r] = _mm512_and_si512(packed, low4);
+                hi[r] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
+                row_scale[r] = bf16_quad_x4(scales[r] + b);
+            }
+            for (int t = 0; t < PROMPT_TOKENS; t++) {
+                const int8_t *a = tokens[t].q4.q + (size_t)b * QBLOCK;
+                const __m512i a_lo = _mm512_loadu_si512(a), a_hi = _mm512_loadu_si512(a + 64);
+                const __m512i corr = _mm512_loadu_si512(tokens[t].q4.corr4 + 4 * b);
+                const __m512 token_scale = _mm512_loadu_ps(tokens[t].q4.scale4 + 4 * b);
+                for (int r = 0; r < PROMPT_ROWS; r++) {
+                    const __m512i dots = _mm512_sub_epi32(
+                        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], a_lo), hi[r], a_hi), corr);
+                    acc[t][r] = _mm512_fmadd_ps(_mm512_mul_ps(row_scale[r], token_scale), _mm512_cvtepi32_ps(dots),
+                                                acc[t][r]);
+                }
+            }
+        }
+        for (int t = 0; t < PROMPT_TOKENS; t++)
+            for (int r = 0; r < PROMPT_ROWS; r++) sums[t][r] = _mm512_reduce_add_ps(acc[t][r]);
+    }
+#endif
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[PROMPT_TOKENS][PROMPT_ROWS];
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++) acc[t][r] = _mm256_setzero_ps();
+    for (; b + 1 < blocks; b += 2) { /* a pair of blocks a load, as in row_dot_q4 */
+        __m256i lo[PROMPT_ROWS], hi[PROMPT_ROWS];
+        __m256 row_scale[PROMPT_ROWS];
+        for (int r = 0; r < PROMPT_ROWS; r++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(rows[r] + (size_t)b * (QBLOCK / 2)));
+            lo[r] = _mm256_and_si256(packed, low4);
+            hi[r] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            row_scale[r] = bf16_pair_x4(scales[r] + b);
+        }
+        for (int t = 0; t < PROMPT_TOKENS; t++) {
+            const int8_t *a = tokens[t].q4.q + (size_t)b * QBLOCK;
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)a);
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a + 32));
+            const __m256i corr = _mm256_loadu_si256((const __m256i *)(tokens[t].q4.corr4 + 4 * b));
+            const __m256 token_scale = _mm256_loadu_ps(tokens[t].q4.scale4 + 4 * b);
+            for (int r = 0; r < PROMPT_ROWS; r++) {
+                const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], a0), _mm256_maddubs_epi16(hi[r], a1));
+                const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), corr);
+                acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(row_scale[r], token_scale), _mm256_cvtepi32_ps(dots),
+                                            acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++)
+            out[t][r] = sums[t][r] + hsum(acc[t][r])
+                      + (b < blocks ? q4_odd_block(tokens[t].q4, rows[r], scales[r], b) : 0.0f);
+#else
+    for (int t = 0; t < PROMPT_TOKENS; t++)
+        for (int r = 0; r < PROMPT_ROWS; r++)
+            out[t][r] = row_dot_q4(tokens[t].q, tokens[t].scale, rows[r], scales[r], blocks);
+#endif
+}
+
+/* Bytes of scratch quantized_rows needs for `rows` tokens of `in` features. */
+int64_t quantized_rows_scratch(int64_t rows, int32_t in) { return rows * (int64_t)prompt_token_bytes(in) + 64; }
+
+/* layer: a linear layer's four pointers (weight, bias, scales, kind), int8 or 4-bit;
+ * x: rows of `in` floats, x_stride apart; y: rows of `out` floats, y_stride apart. */
+void quantized_rows(const void *const *layer, int64_t rows, int32_t in, int32_t out, const float *x,
+                    int64_t x_stride, float *y, int64_t y_stride, void *scratch_, int32_t threads) {
+    uint8_t *scratch = (uint8_t *)(((uintptr_t)scratch_ + 63) & ~(uintptr_t)63);
+    const intptr_t kind = (intptr_t)layer[L_KIND];
+    const float *bias = layer[L_B];
+    const int blocks = in / QBLOCK;
+    const size_t row_bytes = kind == KIND_INT8 ? (size_t)in : (size_t)in / 2;
+    int panel = (int)(PROMPT_PANEL_BYTES / row_bytes) / PROMPT_ROWS * PROMPT_ROWS;
+    if (panel < PROMPT_ROWS) panel = PROMPT_ROWS;
+#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t s = 0; s < rows; s++) prompt_token_fill(scratch, in, s, x + s * x_stride, kind);
+        /* (the for's barrier: every token is quantized before any row reads it) */
+        int o0, o1;
+        team_share(out, PROMPT_ROWS, &o0, &o1);
+        for (int p0 = o0; p0 < o1; p0 += panel) {
+            const int p1 = p0 + panel < o1 ? p0 + panel : o1;
+            for (int64_t s0 = 0; s0 < rows; s0 += PROMPT_TOKENS) {
+                /* A short last tile repeats its last token, and a short last run of rows its last
+                 * row; the repeats' sums are not stored. */
+                PromptToken tokens[PROMPT_TOKENS];
+                for (int t = 0; t < PROMPT_TOKENS; t++)
+                    tokens[t] = prompt_token(scratch, in, s0 + t < rows ? s0 + t : rows - 1);
+                const int stored = rows - s0 < PROMPT_TOKENS ? (int)(rows - s0) : PROMPT_TOKENS;
+                for (int o = p0; o < p1; o += PROMPT_ROWS) {
+                    int index[PROMPT_ROWS];
+                    for (int r = 0; r < PROMPT_ROWS; r++) index[r] = o + r < p1 ? o + r : p1 - 1;
+                    float sums[PROMPT_TOKENS][PROMPT_ROWS];
+                    if (kind == KIND_INT8) {
+                        const int8_t *w = (const int8_t *)layer[L_W], *tile_rows[PROMPT_ROWS];
+                        for (int r = 0; r < PROMPT_ROWS; r++) tile_rows[r] = w + (size_t)index[r] * in;
+                        int8_tile(tokens, tile_rows, blocks, sums);
+                        const float *row_scale = (const float *)layer[L_S];
+                        for (int t = 0; t < stored; t++)
+                            for (int r = 0; r < PROMPT_ROWS; r++) sums[t][r] *= row_scale[index[r]];
+                    } else {
+                        const uint8_t *w = (const uint8_t *)layer[L_W], *tile_rows[PROMPT_ROWS];
+                        const uint16_t *ws = (const uint16_t *)layer[L_S], *tile_scales[PROMPT_ROWS];
+                        for (int r = 0; r < PROMPT_ROWS; r++) {
+                            tile_rows[r] = w + (size_t)index[r] * (in / 2);
+                            tile_scales[r] = ws + (size_t)index[r] * blocks;
+                        }
+                        q4_tile(tokens, tile_rows, tile_scales, blocks, sums);
+                    }
+                    for (int t = 0; t < stored; t++) {
+                        float *ys = y + (s0 + t) * y_stride;
+                        for (int r = 0; r < PROMPT_ROWS && o + r < p1; r++)
+                            ys[o + r] = sums[t][r] + (bias ? bias[o + r] : 0.0f);
+                    }
+                }
+            }
         }
     }
 }

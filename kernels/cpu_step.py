@@ -208,6 +208,13 @@ def _library_locked() -> ctypes.CDLL | None:
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
                     ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_int32,
                 ]
+                library.quantized_rows_scratch.restype = ctypes.c_int64
+                library.quantized_rows_scratch.argtypes = [ctypes.c_int64, ctypes.c_int32]
+                library.quantized_rows.restype = None
+                library.quantized_rows.argtypes = [
+                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p,
+                    ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32,
+                ]
                 library.mamba_conv.restype = None
                 library.mamba_conv.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64,
@@ -539,6 +546,35 @@ def mamba2_gate_norm(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, gro
                                    weight.data_ptr(), eps, out[row].data_ptr(), torch.get_num_threads())
     calls["mamba2_gate_norm"] += 1
     return out
+
+
+def quantized_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     scale: torch.Tensor) -> torch.Tensor | None:
+    """x (..., in) fp32 through an int8 or 4-bit layer as model/quantize.py stores it (weight, bias,
+    scales: `Int8Linear` / `Q4Linear`'s buffers) → (..., out), every row of x quantized per block
+    of 32 as the decode step quantizes its token; None where the C code cannot read these tensors.
+    For CPU tensors outside autograd (dispatch.backend_for(x, bias) says "c")."""
+    in_features = x.shape[-1]
+    kind = LINEAR_KINDS.get(weight.dtype)
+    if kind is None:
+        return None
+    out_features = weight.shape[0]
+    pointers = _linear_pointers(weight, bias, scale, (in_features, out_features))
+    if pointers is None:
+        return None
+    rows = x.reshape(-1, in_features)
+    if rows.stride(-1) != 1:
+        rows = rows.contiguous()
+    y = torch.empty(rows.shape[0], out_features)
+    if rows.shape[0]:
+        # Named, so it outlives the call (a temporary's memory would be freed before the C code writes it).
+        scratch = torch.empty(library().quantized_rows_scratch(rows.shape[0], in_features), dtype=torch.uint8)
+        library().quantized_rows(
+            (ctypes.c_void_p * 4)(*pointers), rows.shape[0], in_features, out_features, rows.data_ptr(),
+            rows.stride(0), y.data_ptr(), out_features, scratch.data_ptr(), torch.get_num_threads(),
+        )
+    calls["quantized_rows"] += 1
+    return y.reshape(*x.shape[:-1], out_features)
 
 
 @functools.lru_cache(maxsize=16)

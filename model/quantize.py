@@ -9,8 +9,10 @@ head is the largest single matrix of a small model, and is read whole every toke
 
 The activations entering a quantized layer are quantized too, on the fly, in blocks of 32 with
 one fp32 scale each (`quantize_activations`), and every block's dot product is an integer one:
-that is what the fused C step does (kernels/cpu_step.c, AVX2 `maddubs`), and the `forward`s
-here are its plain twins — the same integers and scales, summed by PyTorch in another order.
+that is what the fused C step does (kernels/cpu_step.c, AVX2 `maddubs`), and `_blockwise` here
+is its plain twin — the same integers and scales, summed by PyTorch in another order. A prompt
+(many rows at once) goes through the C code's `quantized_rows` where it can run (fp32 rows on
+the CPU, outside autograd), and through `_blockwise` elsewhere.
 Layers whose input width is not a multiple of 32 (a small dt_proj) stay fp32.
 
 Accuracy against fp32 (logit RMS error, top-1 agreement) is printed beside each path's speed
@@ -23,6 +25,8 @@ import copy
 
 import torch
 from torch import nn
+
+from infitool_edit.kernels import cpu_step, dispatch
 
 from .mamba import Embedding, Linear, MambaLM
 
@@ -55,6 +59,13 @@ def _blockwise(x: torch.Tensor, weight: torch.Tensor, block_scales: torch.Tensor
     return (dots * scales).sum(-1)  # (r, out)
 
 
+def _in_c(x: torch.Tensor, layer: nn.Module, weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor | None:
+    """x through `layer` by cpu_step.quantized_rows, or None where it does not run (its twin runs then)."""
+    if dispatch.backend_for(x, layer.bias) != "c":
+        return None
+    return cpu_step.quantized_linear(x, weight, layer.bias, scale)
+
+
 class Int8Linear(nn.Module):
     """y = x Wᵀ (+ bias) with W stored as int8 rows (out, in) times one fp32 scale per row, and x
     quantized per block of 32 (`quantize_activations`)."""
@@ -71,6 +82,9 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = _in_c(x, self, self.weight_int8, self.scale)
+        if fused is not None:
+            return fused
         rows = x.reshape(-1, self.in_features)
         y = _blockwise(rows, self.weight_int8.float(), None) * self.scale
         y = y.reshape(*x.shape[:-1], self.out_features)
@@ -116,6 +130,9 @@ class Q4Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = _in_c(x, self, self.weight_q4, self.scale)
+        if fused is not None:
+            return fused
         rows = x.reshape(-1, self.in_features)
         y = _blockwise(rows, unpack_q4(self.weight_q4), self.scale.float())
         y = y.reshape(*x.shape[:-1], self.out_features)

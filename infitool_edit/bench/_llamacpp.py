@@ -180,8 +180,8 @@ def llama_bench_ms(llama_bin: Path, model_file: Path, threads: int, *, prompt: i
 def compare(llama_bin: Path, models: dict[str, MambaLM], ours: Callable[[str, str, int, int], float],
             rounds: int = 3) -> dict[str, float]:
     """The issue's table as ratios. `ours(model_name, kind, threads, prompt)` times our engine
-    in ms per token (prompt > 0: prefill). Rows: each model × F32/Q8_0/Q4_0 × 1 and 2 threads
-    decode, and F32 prefill of 512 tokens at 1 and 2 threads."""
+    in ms per token (prompt > 0: prefill). Rows: each model × F32/Q8_0/Q4_0 × 1 and 2 threads,
+    decode and then prefill of 512 tokens."""
     if not llama_bin.exists():
         raise LlamaCppError(f"{llama_bin} does not exist")
     figures: dict[str, float] = {}
@@ -190,7 +190,7 @@ def compare(llama_bin: Path, models: dict[str, MambaLM], ours: Callable[[str, st
         for name, model in models.items():
             f32 = write_gguf(model, folder / f"{name}.gguf")
             files = {"f32": f32, "q8_0": quantize_gguf(f32, "Q8_0", llama_bin), "q4_0": quantize_gguf(f32, "Q4_0", llama_bin)}
-            rows = [(kind, threads, 0) for kind in files for threads in (1, 2)] + [("f32", t, 512) for t in (1, 2)]
+            rows = [(kind, threads, prompt) for prompt in (0, 512) for kind in files for threads in (1, 2)]
             for kind, threads, prompt in rows:
                 ratios, mine, theirs = [], [], []
                 for _ in range(rounds):

@@ -36,8 +36,8 @@ Figures
 
 With `--llamacpp BIN` (a llama-bench binary) it prints instead the table of issue 14: each row
 ours ÷ llama.cpp's ms per token (vs_llamacpp_*; below 1 we are faster), see bench/_llamacpp.py;
-then fma_gflops_t1/t2 (the peak fp32 multiply-add rate, cpu_step.fma_gflops) and, per prefill
-row, floor_vs_llamacpp_*: the linear layers alone at that peak ÷ llama.cpp's whole prefill.
+then fma_gflops_t1/t2 (the peak fp32 multiply-add rate, cpu_step.fma_gflops) and, per
+F32 prefill row, floor_vs_llamacpp_*: the linear layers alone at that peak ÷ llama.cpp's whole prefill.
 """
 
 from __future__ import annotations
