@@ -84,23 +84,35 @@ def _first_row_is_v2(raw: bytes) -> bool:
     return row_checks_out(first, row)
 
 
-def self_consistent_prefix(raw: bytes) -> np.ndarray:
-    """The leading rows of a records.bin that check out on their own (their
-    checksum in v2; parents and text offsets in order in both formats),
-    without looking at stream.txt or states.bin: what the history may take
-    as evidence of the versions the stream saw."""
-    form, rows, offset = parse(raw)
+def rows_check_out(raw: bytes, rows: np.ndarray, offset: int) -> np.ndarray:
+    """Per v2 row of ``raw`` (``rows`` parsed from it, the first at ``offset``): whether its own
+    checksum matches its bytes. One CRC call a row, no other Python work: a 100,000-record
+    stream is opened in a few tens of milliseconds."""
     size = rows.dtype.itemsize
-    text_end = 0
-    for index, row in enumerate(rows):
-        if form == 2 and not row_checks_out(raw[offset + index * size: offset + (index + 1) * size], row):
-            return rows[:index]
-        if not -1 <= row["parent"] < index or row["start"] != text_end or row["end"] < row["start"]:
-            return rows[:index]
-        if row["version"] < -1 or row["head_version"] < -1:
-            return rows[:index]
-        text_end = row["end"]
-    return rows
+    body = np.frombuffer(raw, dtype=np.uint8, count=len(rows) * size, offset=offset).reshape(len(rows), size)
+    computed = np.fromiter((zlib.crc32(row) for row in body[:, :CHECKED_BYTES]), dtype=np.uint32, count=len(rows))
+    return (computed == rows["crc"]) & (rows["zero"] == 0)
+
+
+def first_inconsistent_row(form: int, rows: np.ndarray, raw: bytes, offset: int) -> int:
+    """The index of the first row that does not check out on its own (its checksum in v2;
+    parents and text offsets in order, versions not below -1, in both formats), or len(rows)."""
+    index = np.arange(len(rows))
+    ends_before = np.concatenate(([0], rows["end"][:-1]))  # each row's text starts where the last ended
+    bad = ((rows["parent"] < -1) | (rows["parent"] >= index) | (rows["start"] != ends_before)
+           | (rows["end"] < rows["start"]) | (rows["version"] < -1) | (rows["head_version"] < -1))
+    if form == 2:
+        bad |= ~rows_check_out(raw, rows, offset)
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if len(hits) else len(rows)
+
+
+def self_consistent_prefix(raw: bytes) -> np.ndarray:
+    """The leading rows of a records.bin that check out on their own
+    (`first_inconsistent_row`), without looking at stream.txt or states.bin:
+    what the history may take as evidence of the versions the stream saw."""
+    form, rows, offset = parse(raw)
+    return rows[:first_inconsistent_row(form, rows, raw, offset)]
 
 
 def newest_version_named(raw: bytes) -> int:

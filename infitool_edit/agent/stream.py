@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,41 +283,59 @@ class StreamLog:
     def _valid_prefix(self, rows: np.ndarray, raw: bytes, offset: int) -> tuple[int, str]:
         """How many leading records are consistent with each other and with
         the files (and, for records with checksums, match them), and why the
-        next one is not."""
+        next one is not.
+
+        The checks of each record on its own and against stream.txt run over
+        all records at once (numpy, one CRC call a record); only the records
+        with a state are walked one by one, since each slot must follow the
+        last. The reason is then `_record_problem`'s, record by record."""
         checked = rows.dtype == RECORD_V2
-        size = rows.dtype.itemsize
         text = self._text_path.read_bytes()
         text_view = memoryview(text)
-        text_size = len(text)
+        limit = stream_records.first_inconsistent_row(2 if checked else 1, rows, raw, offset)
+        head = rows[:limit]
+        impossible = ((head["end"] > len(text)) | (head["model_bytes"] < 0)
+                      | (head["model_bytes"] > head["end"] - head["start"]) | (head["tokens"] < 0))
+        if checked:
+            text_crcs = np.fromiter(
+                (zlib.crc32(text_view[start:end]) for start, end in zip(head["start"].tolist(), head["end"].tolist())),
+                dtype=np.uint32, count=len(head))
+            impossible |= text_crcs != head["text_crc"]
+        hits = np.flatnonzero(impossible)
+        limit = int(hits[0]) if len(hits) else limit
         states_size = self._states_path.stat().st_size
-        text_end = 0
         next_slot = 0
         with open(self._states_path, "rb") as states:
-            for index, row in enumerate(rows):
-                parent, start, end, model_bytes, version, head_version, tokens, slot = (
-                    int(row[name]) for name in RECORD_V1.names
-                )
-                if checked and not stream_records.row_checks_out(
-                    raw[offset + index * size: offset + (index + 1) * size], row
-                ):
-                    return index, f"record {index} fails its checksum"
-                if not -1 <= parent < index:
-                    return index, f"record {index} names parent {parent}"
-                if start != text_end or not start <= end <= text_size:
-                    return index, f"record {index} claims bytes {start}-{end} of a {text_size}-byte stream.txt"
-                if not 0 <= model_bytes <= end - start or version < -1 or head_version < -1 or tokens < 0:
-                    return index, f"record {index} holds impossible counts"
-                if checked and stream_records.crc(text_view[start:end]) != int(row["text_crc"]):
-                    return index, f"record {index}'s text (bytes {start}-{end} of stream.txt) fails its checksum"
-                if slot != -1:
-                    stored = self._stored_state(states, slot, states_size) if slot == next_slot else None
-                    if stored is None:
-                        return index, f"record {index} names state slot {slot}, which states.bin lacks"
-                    if checked and stream_records.crc(stored) != int(row["state_crc"]):
-                        return index, f"record {index}'s state (slot {slot} of states.bin) fails its checksum"
-                    next_slot = self._slot_after(slot, stored)
-                text_end = end
-        return len(rows), ""
+            for index in np.flatnonzero(rows["state_slot"][:limit] != -1).tolist():
+                row, slot = rows[index], int(rows["state_slot"][index])
+                stored = self._stored_state(states, slot, states_size) if slot == next_slot else None
+                if stored is None:
+                    return index, f"record {index} names state slot {slot}, which states.bin lacks"
+                if checked and stream_records.crc(stored) != int(row["state_crc"]):
+                    return index, f"record {index}'s state (slot {slot} of states.bin) fails its checksum"
+                next_slot = self._slot_after(slot, stored)
+        if limit == len(rows):
+            return limit, ""
+        return limit, self._record_problem(limit, rows, raw, offset, text_view)
+
+    @staticmethod
+    def _record_problem(index: int, rows: np.ndarray, raw: bytes, offset: int, text_view: memoryview) -> str:
+        """Why record ``index`` fails a check of its own or against stream.txt (the records
+        before it pass them), in the order the checks are made."""
+        row = rows[index]
+        parent, start, end, model_bytes, version, head_version, tokens, _ = (int(row[name]) for name in RECORD_V1.names)
+        size = rows.dtype.itemsize
+        checked = rows.dtype == RECORD_V2
+        text_end = int(rows["end"][index - 1]) if index else 0
+        if checked and not stream_records.row_checks_out(raw[offset + index * size: offset + (index + 1) * size], row):
+            return f"record {index} fails its checksum"
+        if not -1 <= parent < index:
+            return f"record {index} names parent {parent}"
+        if start != text_end or not start <= end <= len(text_view):
+            return f"record {index} claims bytes {start}-{end} of a {len(text_view)}-byte stream.txt"
+        if not 0 <= model_bytes <= end - start or version < -1 or head_version < -1 or tokens < 0:
+            return f"record {index} holds impossible counts"
+        return f"record {index}'s text (bytes {start}-{end} of stream.txt) fails its checksum"
 
     def _with_checksums(self, old: np.ndarray) -> np.ndarray:
         """Records of a stream written before the checksums, as checksummed
