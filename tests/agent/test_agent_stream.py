@@ -100,3 +100,30 @@ def test_a_state_length_that_overruns_states_bin_ends_the_valid_prefix(tmp_path:
     assert len(reopened) == 2 and reopened.state(reopened.head) == bytes([1]) * 12
     reopened.close()
     assert (tmp_path / "states.bin").stat().st_size == 2 * 20 < before
+
+
+def test_a_stream_this_process_closed_is_reopened_without_checking_every_record_again(tmp_path, monkeypatch):
+    """A runner per goal reopens the session's stream: records this process wrote, in files not
+    changed since, are taken as they are (checking them all made every new goal cost the length
+    of the session). Damage after the close, even the same size, is checked in full."""
+    log = StreamLog(tmp_path)
+    for n in range(5):
+        log.append(f"> c{n}\n@ok v{n + 2}\n", model_bytes=5, version=n + 2, tokens=10 * (n + 1),
+                   state=bytes([n]) * 4 if n % 2 == 0 else None)
+    log.close()
+    checked = []
+    real = StreamLog._valid_prefix
+    monkeypatch.setattr(StreamLog, "_valid_prefix", lambda self, *a: checked.append(1) or real(self, *a))
+
+    again = StreamLog(tmp_path)
+    assert checked == [] and len(again) == 5 and again.state(again.head) == bytes([4]) * 4
+    again.append("> c5\n", model_bytes=5, tokens=60)
+    again.close()
+    assert len(StreamLog(tmp_path)) == 6 and checked == []  # what it wrote since is its own too
+
+    text = tmp_path / "stream.txt"
+    damaged = bytearray(text.read_bytes())
+    damaged[damaged.index(b"c3")] = ord("x")  # the same size, in place
+    text.write_bytes(bytes(damaged))
+    reopened = StreamLog(tmp_path)
+    assert checked == [1] and len(reopened) == 3  # record 3's text fails its checksum: 3 and after dropped
