@@ -895,11 +895,12 @@ static inline void q4_tile(const PromptToken *tokens, const uint8_t *const *rows
             for (int t = 0; t < PROMPT_TOKENS; t++) {
                 const int8_t *a = tokens[t].q4.q + (size_t)b * QBLOCK;
                 const __m512i a_lo = _mm512_loadu_si512(a), a_hi = _mm512_loadu_si512(a + 64);
-                const __m512i corr = _mm512_loadu_si512(tokens[t].q4.corr4 + 4 * b);
+                /* Each row's sums start at -8·Σa, so no subtraction follows them. */
+                const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                       _mm512_loadu_si512(tokens[t].q4.corr4 + 4 * b));
                 const __m512 token_scale = _mm512_loadu_ps(tokens[t].q4.scale4 + 4 * b);
                 for (int r = 0; r < PROMPT_ROWS; r++) {
-                    const __m512i dots = _mm512_sub_epi32(
-                        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[r], a_lo), hi[r], a_hi), corr);
+                    const __m512i dots = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, lo[r], a_lo), hi[r], a_hi);
                     acc[t][r] = _mm512_fmadd_ps(_mm512_mul_ps(row_scale[r], token_scale), _mm512_cvtepi32_ps(dots),
                                                 acc[t][r]);
                 }
