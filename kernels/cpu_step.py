@@ -554,12 +554,8 @@ def quantized_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     scales: `Int8Linear` / `Q4Linear`'s buffers) → (..., out), every row of x quantized per block
     of 32 as the decode step quantizes its token; None where the C code cannot read these tensors.
     For CPU tensors outside autograd (dispatch.backend_for(x, bias) says "c")."""
-    in_features = x.shape[-1]
-    kind = LINEAR_KINDS.get(weight.dtype)
-    if kind is None:
-        return None
-    out_features = weight.shape[0]
-    pointers = _linear_pointers(weight, bias, scale, (in_features, out_features))
+    in_features, out_features = x.shape[-1], weight.shape[0]
+    pointers = _linear_pointers(weight, bias, scale, (in_features, out_features))  # None: a layout it cannot read
     if pointers is None:
         return None
     rows = x.reshape(-1, in_features)
