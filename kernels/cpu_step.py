@@ -519,7 +519,7 @@ def mamba2_scan(x: torch.Tensor, dt: torch.Tensor, A2: torch.Tensor, B: torch.Te
     state = h if h.is_contiguous() else h.contiguous()
     y = torch.empty(batch, length, heads, p)
     threads = torch.get_num_threads()
-    scratch = torch.empty(threads * SSD_TILE * (n + 1))  # each thread's tile of a head's state, transposed
+    scratch = torch.empty(threads * SSD_TILE * (n + 2))  # each thread's tile of a head's state, transposed, and two rows of Δ x
     for row in range(batch):
         library().mamba2_scan(
             length, heads, p, n, groups,

@@ -136,6 +136,42 @@ def test_the_c_scan_of_a_prompt_equals_its_plain_twin(overrides, monkeypatch):
         torch.testing.assert_close(logits, c_logits, atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@torch.no_grad()
+def test_the_c_scan_holds_to_its_twin_at_extreme_decays(threads):
+    """mamba2_scan keeps each tile of the state divided by the decays since it was last made whole
+    and folds them back before they fall below 2^-24: heads whose decay is 0, tiny, or 1 (and
+    between), over a prompt long enough to fold many times, an odd length (a token left after
+    the pairs), a head of 40 rows (a tile of 32 and one of 8) and 3 groups, from a state."""
+    from infitool_edit.model.mamba2 import ssd_scan
+
+    torch.manual_seed(threads)
+    length, heads, p, n, groups = 301, 6, 40, 16, 3
+    x = torch.randn(1, length, heads, p)
+    dt = torch.rand(1, length, heads) * 0.2
+    dt[..., 0] = 0.0  # decay 1 throughout
+    dt[..., 1] = 50.0  # decay exp(-50·8): 0 in fp32
+    dt[:, ::7, 2] = 3.0  # now and then tiny, otherwise ordinary
+    A = -torch.tensor([1.0, 8.0, 4.0, 0.01, 16.0, 2.0])
+    B, C = torch.randn(1, length, groups, n), torch.randn(1, length, groups, n)
+    D, h = torch.randn(heads), torch.randn(1, heads, p, n)
+    per_head = lambda t: t.repeat_interleave(heads // groups, dim=-2).double()  # noqa: E731
+    # The twin in float64: what both fp32 loops are held to, each head to its own scale.
+    exact_y, exact_h = ssd_scan((x * dt[..., None]).double(), (dt * A).double(), per_head(B), per_head(C),
+                                h.double(), 64)
+    exact_y = exact_y + x.double() * D.double()[:, None]
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        state = h.clone()
+        y = cpu_step.mamba2_scan(x, dt, A * 1.4426950408889634, B, C, D, state)
+    finally:
+        torch.set_num_threads(threads_before)
+    for head in range(heads):
+        for ours, exact in ((y[:, :, head], exact_y[:, :, head]), (state[:, head], exact_h[:, head])):
+            assert (ours.double() - exact).abs().max() <= 1e-5 * exact.abs().max(), head
+
+
 @pytest.mark.parametrize("groups", [1, 2, 3])
 @torch.no_grad()
 def test_the_c_gated_norm_of_a_prompt_equals_its_plain_twin(groups):
