@@ -510,23 +510,66 @@ void mamba_conv(int64_t l, int32_t d_in, int32_t k, const float *x, int64_t x_st
 }
 
 /* The selective scan of a prompt (its twin: `selective_scan` in model/mamba.py, plus the softplus,
- * skip and gate around it), one batch row: ssm_token over l tokens in order. Rows of x, dt, z, y
- * (d_in floats) and of B, C (n floats) are `*_stride` floats apart; h (d_in, n) is advanced in
- * place; delta: d_in floats of scratch. Channels are independent, so each of `threads` threads
- * walks the whole prompt for its own channels. */
+ * skip and gate around it), one batch row: ssm_token's update over l tokens in order. Rows of x,
+ * dt, z, y (d_in floats) and of B, C (n floats) are `*_stride` floats apart; h (d_in, n) is
+ * advanced in place. Channels are independent, so the prompt is walked once per tile of
+ * SCAN_TILE channels, the tile's state and A held transposed (state by state, channels within)
+ * in the thread's region of scratch, threads × SCAN_TILE·(2n + 2) floats, where they stay in L1:
+ * a vector then holds 8 channels of one state, and y's sum over the states is a sum of vectors.
+ * ssm_token, channel by channel with the n states in a vector, ends every channel with a sum
+ * across the vector's lanes and keeps the layer's whole state (96 KB at mamba-130m's shape) in
+ * L2; walking the prompt a tile at a time, mamba-130m's 512-token prompt scans in 0.43–0.47× the
+ * time at 1 thread (A/B in one process, best of 10, 9 rounds). Threads take whole tiles. */
+enum { SCAN_TILE = 128 };
 void mamba_scan(int64_t l, int32_t d_in, int32_t n,
                 const float *x, int64_t x_stride, const float *dt, int64_t dt_stride,
                 const float *A2_, const float *B, const float *C, int64_t bc_stride,
                 const float *D, const float *z, int64_t z_stride,
-                float *h, float *delta, float *y, int64_t y_stride, int32_t threads) {
+                float *h, float *scratch, float *y, int64_t y_stride, int32_t threads) {
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
     {
-        int c0, c1;
-        team_share(d_in, 16, &c0, &c1);
-        for (int64_t s = 0; s < l && c1 > c0; s++)
-            ssm_token(c1 - c0, n, x + s * x_stride + c0, dt + s * dt_stride + c0, A2_ + (size_t)c0 * n,
-                      B + s * bc_stride, C + s * bc_stride, D + c0, z + s * z_stride + c0,
-                      h + (size_t)c0 * n, delta + c0, y + s * y_stride + c0);
+        int t = 0, c0, c1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        team_share(d_in, 16, &c0, &c1); /* in lines of 16 floats; the last tile of a share may be narrower */
+        float *restrict hT = scratch + (size_t)t * SCAN_TILE * (2 * n + 2), *restrict aT = hT + (size_t)SCAN_TILE * n;
+        float *restrict delta = aT + (size_t)SCAN_TILE * n, *restrict dx = delta + SCAN_TILE;
+        for (int tile = c0; tile < c1; tile += SCAN_TILE) {
+            const int width = c1 - tile < SCAN_TILE ? c1 - tile : SCAN_TILE;
+            for (int i = 0; i < width; i++)
+                for (int j = 0; j < n; j++) {
+                    hT[(size_t)j * width + i] = h[(size_t)(tile + i) * n + j];
+                    aT[(size_t)j * width + i] = A2_[(size_t)(tile + i) * n + j];
+                }
+            for (int64_t s = 0; s < l; s++) {
+                const float *restrict xs = x + s * x_stride + tile, *restrict dts = dt + s * dt_stride + tile;
+                const float *restrict b = B + s * bc_stride, *restrict c = C + s * bc_stride;
+                float *restrict ys = y + s * y_stride + tile;
+#pragma omp simd
+                for (int i = 0; i < width; i++) {
+                    delta[i] = softplus(dts[i]);
+                    dx[i] = delta[i] * xs[i];
+                    ys[i] = D[tile + i] * xs[i];
+                }
+                for (int j = 0; j < n; j++) {
+                    float *restrict row = hT + (size_t)j * width;
+                    const float *restrict a = aT + (size_t)j * width;
+                    const float bj = b[j], cj = c[j];
+#pragma omp simd
+                    for (int i = 0; i < width; i++) {
+                        const float value = row[i] * exp2_fast(delta[i] * a[i]) + dx[i] * bj;
+                        row[i] = value;
+                        ys[i] += value * cj;
+                    }
+                }
+                const float *restrict zs = z + s * z_stride + tile;
+#pragma omp simd
+                for (int i = 0; i < width; i++) ys[i] *= silu(zs[i]);
+            }
+            for (int i = 0; i < width; i++)
+                for (int j = 0; j < n; j++) h[(size_t)(tile + i) * n + j] = hT[(size_t)j * width + i];
+        }
     }
 }
 

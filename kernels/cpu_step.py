@@ -269,6 +269,7 @@ LINEAR_KINDS = {
     torch.uint8: (2, torch.bfloat16, 2),  # (out, in/2), two 4-bit weights a byte, a scale per 32
 }
 QBLOCK = 32  # cpu_step.c's block of quantized activations and 4-bit weights
+SCAN_TILE = 128  # cpu_step.c's channels of a Mamba-1 state that its prompt scan walks the prompt with
 SSD_TILE = 32  # cpu_step.c's rows of a Mamba-2 head that its prompt scan walks the prompt with
 
 # INFITOOL_CPU_THREADS=fixed: always use torch.get_num_threads() threads (benchmarks comparing 1 and 2).
@@ -486,14 +487,15 @@ def selective_scan(
     state = h if h.is_contiguous() else h.contiguous()
     batch, length, d_in = x.shape
     y = torch.empty(batch, length, d_in)
-    delta = torch.empty(d_in)
+    threads = torch.get_num_threads()
+    scratch = torch.empty(threads * SCAN_TILE * (2 * A2.shape[1] + 2))  # each thread's tile: state, A, Δ, Δ x
     for row in range(batch):
         library().mamba_scan(
             length, d_in, A2.shape[1],
             x[row].data_ptr(), x.stride(1), dt[row].data_ptr(), dt.stride(1),
             A2.data_ptr(), B[row].data_ptr(), C[row].data_ptr(), B.stride(1),
             D.data_ptr(), z[row].data_ptr(), z.stride(1),
-            state[row].data_ptr(), delta.data_ptr(), y[row].data_ptr(), y.stride(1), torch.get_num_threads(),
+            state[row].data_ptr(), scratch.data_ptr(), y[row].data_ptr(), y.stride(1), threads,
         )
     calls["mamba_scan"] += 1
     if state is not h:

@@ -91,6 +91,37 @@ def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, l
     assert fused_state.matches(plain_state, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [16, 5])
+@torch.no_grad()
+def test_the_prompt_scan_in_tiles_of_channels_gives_the_twins_numbers(n):
+    """mamba_scan walks the prompt once per tile of SCAN_TILE channels (state and A transposed in
+    the thread's scratch): 396 channels (threads' shares in lines of 16 but the last, tiles of 128 and
+    a narrower last one), n = 16 and another, z a view into a wider row as in_proj's output hands
+    it over, from a state, at 1 to 3 threads, against model/mamba.py's selective_scan with the
+    softplus, skip and gate around it."""
+    from infitool_edit.model.mamba import selective_scan
+
+    torch.manual_seed(n)
+    length, d_in = 37, 396
+    xz = torch.randn(1, length, 2 * d_in)
+    x, z = xz[..., :d_in], xz[..., d_in:]
+    dt, B, C = torch.randn(1, length, d_in) - 1, torch.randn(1, length, n), torch.randn(1, length, n)
+    A = -torch.exp(torch.randn(d_in, n) * 1.5)
+    D, h = torch.randn(d_in), torch.randn(1, d_in, n)
+    y, plain_h = selective_scan(x, torch.nn.functional.softplus(dt), A, B, C, h.clone())
+    plain_y = (y + x * D) * torch.nn.functional.silu(z)
+    threads_before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            state = h.clone()
+            fused = cpu_step.selective_scan(x, dt, A * 1.4426950408889634, B, C, D, z, state)
+            torch.testing.assert_close(fused, plain_y, atol=ATOL, rtol=RTOL)
+            torch.testing.assert_close(state, plain_h, atol=ATOL, rtol=RTOL)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
 @torch.no_grad()
 def test_the_fused_step_reads_int8_layers_as_their_own_matmul_does(monkeypatch):
     """quantize_int8 leaves a tiny model's dt_proj fp32 (its width is not a multiple of 32), so this
