@@ -481,30 +481,39 @@ static void ssm_token(int d_in, int n, const float *x, const float *dt, const fl
 /* The causal depthwise convolution of a prompt and its SiLU (the twin: `F.conv1d` over the window
  * in `MambaMixer.forward`), one batch row: x (l rows of d_in, `x_stride` floats apart) → out (l, d_in).
  * The k-1 inputs before the prompt come from conv_state (d_in, k), which ends holding the last k
- * inputs. scratch: (2k-1)·d_in floats. */
+ * inputs. scratch: (2k-1)·d_in floats. Channels never meet, so the team shares them in lines of
+ * 16 floats, each thread its own columns of the scratch and of every row (a prompt of fewer than
+ * CONV_ALONE values is left to one thread, for which the team would cost more than it saves). */
+enum { CONV_ALONE = 1 << 16 };
 void mamba_conv(int64_t l, int32_t d_in, int32_t k, const float *x, int64_t x_stride,
-                const float *weight, const float *bias, float *conv_state, float *scratch, float *out) {
+                const float *weight, const float *bias, float *conv_state, float *scratch, float *out,
+                int32_t threads) {
     float *taps = scratch;                     /* (k, d_in): the kernel, one row per tap */
     float *history = scratch + (size_t)k * d_in; /* (k-1, d_in): the inputs before the prompt */
-    for (int j = 0; j < k; j++)
-        for (int c = 0; c < d_in; c++) taps[(size_t)j * d_in + c] = weight[(size_t)c * k + j];
-    for (int j = 0; j + 1 < k; j++)
-        for (int c = 0; c < d_in; c++) history[(size_t)j * d_in + c] = conv_state[(size_t)c * k + j + 1];
 #define INPUT(tau) ((tau) < 0 ? history + (size_t)((tau) + k - 1) * d_in : x + (size_t)(tau) * x_stride)
-    for (int64_t t = 0; t < l; t++) {
-        float *row = out + (size_t)t * d_in;
-        for (int c = 0; c < d_in; c++) row[c] = bias ? bias[c] : 0.0f;
-        for (int j = 0; j < k; j++) {
-            const float *input = INPUT(t - (k - 1) + j), *tap = taps + (size_t)j * d_in;
+#pragma omp parallel num_threads(threads > 1 && l * d_in >= CONV_ALONE ? threads : 1)
+    {
+        int c0, c1;
+        team_share(d_in, 16, &c0, &c1);
+        for (int j = 0; j < k; j++)
+            for (int c = c0; c < c1; c++) taps[(size_t)j * d_in + c] = weight[(size_t)c * k + j];
+        for (int j = 0; j + 1 < k; j++)
+            for (int c = c0; c < c1; c++) history[(size_t)j * d_in + c] = conv_state[(size_t)c * k + j + 1];
+        for (int64_t t = 0; t < l && c1 > c0; t++) {
+            float *row = out + (size_t)t * d_in;
+            for (int c = c0; c < c1; c++) row[c] = bias ? bias[c] : 0.0f;
+            for (int j = 0; j < k; j++) {
+                const float *input = INPUT(t - (k - 1) + j), *tap = taps + (size_t)j * d_in;
 #pragma omp simd
-            for (int c = 0; c < d_in; c++) row[c] += tap[c] * input[c];
+                for (int c = c0; c < c1; c++) row[c] += tap[c] * input[c];
+            }
+#pragma omp simd
+            for (int c = c0; c < c1; c++) row[c] = silu(row[c]);
         }
-#pragma omp simd
-        for (int c = 0; c < d_in; c++) row[c] = silu(row[c]);
-    }
-    for (int j = 0; j < k; j++) {
-        const float *input = INPUT(l - k + j);
-        for (int c = 0; c < d_in; c++) conv_state[(size_t)c * k + j] = input[c];
+        for (int j = 0; j < k; j++) {
+            const float *input = INPUT(l - k + j);
+            for (int c = c0; c < c1; c++) conv_state[(size_t)c * k + j] = input[c];
+        }
     }
 #undef INPUT
 }

@@ -219,6 +219,7 @@ def _library_locked() -> ctypes.CDLL | None:
                 library.mamba_conv.argtypes = [
                     ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64,
                     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                    ctypes.c_int32,
                 ]
                 return library
     _failure = error  # the last flag set's
@@ -464,7 +465,7 @@ def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         library().mamba_conv(
             length, d_in, k, x[row].data_ptr(), x.stride(1), weight.data_ptr(),
             None if bias is None else bias.data_ptr(), state[row].data_ptr(), scratch.data_ptr(),
-            out[row].data_ptr(),
+            out[row].data_ptr(), torch.get_num_threads(),
         )
     if state is not conv_state:
         conv_state.copy_(state)

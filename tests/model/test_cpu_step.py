@@ -122,6 +122,33 @@ def test_the_prompt_scan_in_tiles_of_channels_gives_the_twins_numbers(n):
         torch.set_num_threads(threads_before)
 
 
+@pytest.mark.parametrize("length", [200, 2])
+@torch.no_grad()
+def test_the_prompt_convolution_shared_by_channels_gives_the_twins_numbers(length):
+    """mamba_conv shares the channels across the team for a prompt of at least CONV_ALONE values
+    (396 channels × 200 tokens; 2 tokens, fewer than the window, stay on one thread): x a view
+    into a wider row, from a state, at 1 to 3 threads, against model/mamba.py's causal_conv_silu."""
+    from infitool_edit.model.mamba import causal_conv_silu
+
+    torch.manual_seed(length)
+    d_in = 396
+    conv = torch.nn.Conv1d(d_in, d_in, 4, groups=d_in)
+    xz = torch.randn(1, length, 2 * d_in)
+    x, state = xz[..., :d_in], torch.randn(1, d_in, 4)
+    plain_state = state.clone()
+    plain = causal_conv_silu(x, conv, plain_state)
+    threads_before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            fused_state = state.clone()
+            fused = cpu_step.causal_conv_silu(x, conv.weight, conv.bias, fused_state)
+            torch.testing.assert_close(fused, plain, atol=ATOL, rtol=RTOL)
+            torch.testing.assert_close(fused_state, plain_state, atol=0, rtol=0)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
 @torch.no_grad()
 def test_the_fused_step_reads_int8_layers_as_their_own_matmul_does(monkeypatch):
     """quantize_int8 leaves a tiny model's dt_proj fp32 (its width is not a multiple of 32), so this
