@@ -95,14 +95,15 @@ def test_the_fused_prompt_path_gives_the_plain_forward(monkeypatch, overrides, l
 @torch.no_grad()
 def test_the_prompt_scan_in_tiles_of_channels_gives_the_twins_numbers(n):
     """mamba_scan walks the prompt once per tile of SCAN_TILE channels (state and A transposed in
-    the thread's scratch): 396 channels (threads' shares in lines of 16 but the last, tiles of 128 and
-    a narrower last one), n = 16 and another, z a view into a wider row as in_proj's output hands
-    it over, from a state, at 1 to 3 threads, against model/mamba.py's selective_scan with the
-    softplus, skip and gate around it."""
+    the thread's scratch), SCAN_TOKENS tokens at a time: 396 channels (threads' shares in lines of
+    16 but the last, tiles of 128 and a narrower last one), 300 tokens (a whole run and part of
+    one), n = 16 and another, z a view into a wider row as in_proj's output hands it over, from a
+    state, at 1 to 3 threads, against model/mamba.py's selective_scan with the softplus, skip and
+    gate around it."""
     from infitool_edit.model.mamba import selective_scan
 
     torch.manual_seed(n)
-    length, d_in = 37, 396
+    length, d_in = 300, 396
     xz = torch.randn(1, length, 2 * d_in)
     x, z = xz[..., :d_in], xz[..., d_in:]
     dt, B, C = torch.randn(1, length, d_in) - 1, torch.randn(1, length, n), torch.randn(1, length, n)
