@@ -549,42 +549,43 @@ void mamba_scan(int64_t l, int32_t d_in, int32_t n,
         team_share(d_in, 16, &c0, &c1); /* in lines of 16 floats; the last tile of a share may be narrower */
         float *restrict hT = scratch + (size_t)t * SCAN_TILE * (2 * n + 2), *restrict aT = hT + (size_t)SCAN_TILE * n;
         float *restrict delta = aT + (size_t)SCAN_TILE * n, *restrict dx = delta + SCAN_TILE;
-        for (int64_t s0 = 0; s0 < l; s0 += SCAN_TOKENS)
-        for (int tile = c0; tile < c1; tile += SCAN_TILE) {
-            const int width = c1 - tile < SCAN_TILE ? c1 - tile : SCAN_TILE;
+        for (int64_t s0 = 0; s0 < l; s0 += SCAN_TOKENS) {
             const int64_t s1 = l - s0 < SCAN_TOKENS ? l : s0 + SCAN_TOKENS;
-            for (int i = 0; i < width; i++)
-                for (int j = 0; j < n; j++) {
-                    hT[(size_t)j * width + i] = h[(size_t)(tile + i) * n + j];
-                    aT[(size_t)j * width + i] = A2_[(size_t)(tile + i) * n + j];
-                }
-            for (int64_t s = s0; s < s1; s++) {
-                const float *restrict xs = x + s * x_stride + tile, *restrict dts = dt + s * dt_stride + tile;
-                const float *restrict b = B + s * bc_stride, *restrict c = C + s * bc_stride;
-                float *restrict ys = y + s * y_stride + tile;
-#pragma omp simd
-                for (int i = 0; i < width; i++) {
-                    delta[i] = softplus(dts[i]);
-                    dx[i] = delta[i] * xs[i];
-                    ys[i] = D[tile + i] * xs[i];
-                }
-                for (int j = 0; j < n; j++) {
-                    float *restrict row = hT + (size_t)j * width;
-                    const float *restrict a = aT + (size_t)j * width;
-                    const float bj = b[j], cj = c[j];
+            for (int tile = c0; tile < c1; tile += SCAN_TILE) {
+                const int width = c1 - tile < SCAN_TILE ? c1 - tile : SCAN_TILE;
+                for (int i = 0; i < width; i++)
+                    for (int j = 0; j < n; j++) {
+                        hT[(size_t)j * width + i] = h[(size_t)(tile + i) * n + j];
+                        aT[(size_t)j * width + i] = A2_[(size_t)(tile + i) * n + j];
+                    }
+                for (int64_t s = s0; s < s1; s++) {
+                    const float *restrict xs = x + s * x_stride + tile, *restrict dts = dt + s * dt_stride + tile;
+                    const float *restrict b = B + s * bc_stride, *restrict c = C + s * bc_stride;
+                    float *restrict ys = y + s * y_stride + tile;
 #pragma omp simd
                     for (int i = 0; i < width; i++) {
-                        const float value = row[i] * exp2_fast(delta[i] * a[i]) + dx[i] * bj;
-                        row[i] = value;
-                        ys[i] += value * cj;
+                        delta[i] = softplus(dts[i]);
+                        dx[i] = delta[i] * xs[i];
+                        ys[i] = D[tile + i] * xs[i];
                     }
-                }
-                const float *restrict zs = z + s * z_stride + tile;
+                    for (int j = 0; j < n; j++) {
+                        float *restrict row = hT + (size_t)j * width;
+                        const float *restrict a = aT + (size_t)j * width;
+                        const float bj = b[j], cj = c[j];
 #pragma omp simd
-                for (int i = 0; i < width; i++) ys[i] *= silu(zs[i]);
+                        for (int i = 0; i < width; i++) {
+                            const float value = row[i] * exp2_fast(delta[i] * a[i]) + dx[i] * bj;
+                            row[i] = value;
+                            ys[i] += value * cj;
+                        }
+                    }
+                    const float *restrict zs = z + s * z_stride + tile;
+#pragma omp simd
+                    for (int i = 0; i < width; i++) ys[i] *= silu(zs[i]);
+                }
+                for (int i = 0; i < width; i++)
+                    for (int j = 0; j < n; j++) h[(size_t)(tile + i) * n + j] = hT[(size_t)j * width + i];
             }
-            for (int i = 0; i < width; i++)
-                for (int j = 0; j < n; j++) h[(size_t)(tile + i) * n + j] = hT[(size_t)j * width + i];
         }
     }
 }
@@ -634,25 +635,23 @@ typedef float f32x8 __attribute__((vector_size(32)));
 static inline f32x8 load8(const float *from) { f32x8 v; memcpy(&v, from, sizeof v); return v; }
 static inline void store8(float *to, f32x8 v) { memcpy(to, &v, sizeof v); }
 
-/* ssd_tile for 32 rows; `decays` 0 leaves out the product by decay (the caller's decay is 1). */
-static inline __attribute__((always_inline)) void
-ssd_tile32_body(int n, int stride, float *restrict hT, float decay, const float *restrict dx,
-                const float *restrict b, const float *restrict c, float *restrict y, const int decays) {
+static inline void ssd_tile32(int n, int stride, float *restrict hT, float decay, const float *restrict dx,
+                              const float *restrict b, const float *restrict c, float *restrict y) {
     const f32x8 dx0 = load8(dx), dx1 = load8(dx + 8), dx2 = load8(dx + 16), dx3 = load8(dx + 24);
     f32x8 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
     for (int j = 0; j < n; j++) {
         float *restrict row = hT + (size_t)j * stride;
         const float bj = b[j], cj = c[j];
-        f32x8 v0 = load8(row), v1 = load8(row + 8), v2 = load8(row + 16), v3 = load8(row + 24);
-        if (decays) v0 *= decay, v1 *= decay, v2 *= decay, v3 *= decay;
-        v0 += dx0 * bj, v1 += dx1 * bj, v2 += dx2 * bj, v3 += dx3 * bj;
+        const f32x8 v0 = load8(row) * decay + dx0 * bj, v1 = load8(row + 8) * decay + dx1 * bj;
+        const f32x8 v2 = load8(row + 16) * decay + dx2 * bj, v3 = load8(row + 24) * decay + dx3 * bj;
         store8(row, v0), store8(row + 8, v1), store8(row + 16, v2), store8(row + 24, v3);
         acc0 += v0 * cj, acc1 += v1 * cj, acc2 += v2 * cj, acc3 += v3 * cj;
     }
     store8(y, acc0), store8(y + 8, acc1), store8(y + 16, acc2), store8(y + 24, acc3);
 }
 
-/* Two tokens' ssd_tile32_body without decays: the tile is read and written once for both. */
+/* Two tokens' ssd_tile32 with no decay between them (mamba2_scan's tile carries it): the tile is
+ * read and written once for both. */
 static inline void ssd_tile32_pair(int n, float *restrict hT, const float *restrict dx, const float *restrict dx_next,
                                    const float *restrict b, const float *restrict c, const float *restrict b_next,
                                    const float *restrict c_next, float *restrict y, float *restrict y_next) {
@@ -671,12 +670,6 @@ static inline void ssd_tile32_pair(int n, float *restrict hT, const float *restr
     }
     store8(y, acc0), store8(y + 8, acc1), store8(y + 16, acc2), store8(y + 24, acc3);
     store8(y_next, bcc0), store8(y_next + 8, bcc1), store8(y_next + 16, bcc2), store8(y_next + 24, bcc3);
-}
-
-static inline void ssd_tile32(int n, int stride, float *restrict hT, float decay, const float *restrict dx,
-                              const float *restrict b, const float *restrict c, float *restrict y) {
-    if (decay == 1.0f) ssd_tile32_body(n, stride, hT, 1.0f, dx, b, c, y, 0);
-    else ssd_tile32_body(n, stride, hT, decay, dx, b, c, y, 1);
 }
 
 /* How small the decay carried outside a tile may grow before it is folded back into the tile
